@@ -1,0 +1,87 @@
+"""Outbox rows for an article's matches. Pure: the store writes them with the article.
+
+An alert's identity is (watchlist, subject, channel); the subject is the article today.
+Its message id (the ``webhook-id``) is derived from that key, so it is the same on every
+attempt, after restarts, and in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from crawler.article import Article
+from crawler.clock import iso
+from crawler.match import Match
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One alert to deliver on one channel, with the event data captured now."""
+
+    key: str
+    message_id: str
+    watchlist: str
+    channel: str
+    subject: str
+    payload: dict[str, Any]
+
+
+def alert_key(watchlist: str, subject: str, channel: str) -> str:
+    return "\x1f".join((watchlist, subject, channel))
+
+
+def message_id(key: str) -> str:
+    return "msg_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def article_subject(article: Article) -> str:
+    return f"article:{article.url}"
+
+
+def is_alertable(article: Article, now: datetime, max_age: timedelta) -> bool:
+    """Undated items count as new; older ones are stored and matched but not alerted."""
+    return article.published_at is None or article.published_at >= now - max_age
+
+
+def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequence[str]],
+         now: datetime, max_age: timedelta) -> list[OutboxRow]:
+    """One row per (watchlist with matches, enabled channel of that watchlist)."""
+    if not matches or not is_alertable(article, now, max_age):
+        return []
+    subject = article_subject(article)
+    rows = []
+    for watchlist in dict.fromkeys(m.watchlist for m in matches):
+        data = event_data(article, [m for m in matches if m.watchlist == watchlist], now)
+        for channel in routes.get(watchlist, ()):
+            key = alert_key(watchlist, subject, channel)
+            rows.append(OutboxRow(key, message_id(key), watchlist, channel, subject, data))
+    return rows
+
+
+def event_data(article: Article, matches: Sequence[Match], now: datetime) -> dict[str, Any]:
+    """The ``article.matched`` event as delivered (see docs/webhooks.md)."""
+    return {
+        "type": "article.matched",
+        "version": 1,
+        "timestamp": iso(now)[:19] + "Z",
+        "data": {
+            "watchlist": matches[0].watchlist,
+            "article": {
+                "url": article.url,
+                "title": article.title,
+                "source": article.source,
+                "published_at": iso(article.published_at)[:19] + "Z"
+                if article.published_at else None,
+                "summary": article.summary,
+            },
+            "matches": [
+                {"watch": m.watch, "alias": m.alias, "matched": m.matched, "field": m.field,
+                 "start": m.start, "end": m.end, "snippet": m.snippet}
+                for m in matches
+            ],
+        },
+    }

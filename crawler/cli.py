@@ -1,0 +1,264 @@
+"""The ``newswatch`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from crawler import __version__
+from crawler.clock import SystemClock
+from crawler.config import Config, load_config
+from crawler.daemon import Runner
+from crawler.errors import ConfigError, StoreError
+from crawler.pipeline import PollResult
+from crawler.store import Store
+
+EXIT_CONFIG = 1
+EXIT_DATABASE = 2
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _SourceFormatter(logging.Formatter):
+    """Puts the source (or channel) an event concerns at the front of the line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        subject = getattr(record, "source", None) or getattr(record, "channel", None)
+        if subject:
+            kind = "source" if getattr(record, "source", None) else "channel"
+            prefix, sep, rest = line.partition("] ")
+            return f"{prefix}] [{kind} {subject}] {rest}" if sep else f"[{subject}] {line}"
+        return line
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SourceFormatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class _Context:
+    def __init__(self, config_dir: Path) -> None:
+        self.config_dir = config_dir
+
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_dir)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                err.print(str(problem), markup=False, highlight=False)
+            err.print(f"{len(exc.problems)} problem(s) in the config; nothing was run.",
+                      style="red")
+            raise SystemExit(EXIT_CONFIG) from exc
+
+    @contextmanager
+    def store(self, config: Config) -> Iterator[Store]:
+        try:
+            store = Store(config.database_path)
+        except StoreError as exc:
+            err.print(f"database error: {exc}", style="red", markup=False)
+            raise SystemExit(EXIT_DATABASE) from exc
+        try:
+            yield store
+        except StoreError as exc:
+            err.print(f"database error: {exc}", style="red", markup=False)
+            raise SystemExit(EXIT_DATABASE) from exc
+        finally:
+            store.close()
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_dir", type=click.Path(path_type=Path), default="config",
+              envvar="NEWSWATCH_CONFIG", show_default=True, show_envvar=True,
+              help="Config directory holding newswatch.yaml, sources.yaml, watchlists.yaml.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              help="How much the log on stderr says.")
+@click.version_option(__version__, prog_name="newswatch")
+@click.pass_context
+def cli(ctx: click.Context, config_dir: Path, log_level: str) -> None:
+    """newswatch: watch news sources for people and terms, and alert on every match once."""
+    _setup_logging(log_level)
+    ctx.obj = _Context(config_dir)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def check(obj: _Context, as_json: bool) -> None:
+    """Validate the config and summarise it; exits 1 listing every problem."""
+    config = obj.config()
+    summary = {
+        "config": str(config.directory), "version": config.version,
+        "database": str(config.database_path),
+        "sources": [{"name": s.name, "feed": s.feed, "enabled": s.enabled}
+                    for s in config.sources],
+        "watchlists": [{"name": w.name, "items": len(w.watch), "channels": w.channels}
+                       for w in config.watchlists],
+        "channels": [{"name": n, "type": c.type, "enabled": c.enabled}
+                     for n, c in config.settings.channels.items()],
+    }
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(f"[green]config OK[/green] {config.directory} (version {config.version})")
+    out.print(f"database: {config.database_path}")
+    out.print(f"{len(config.active_sources())} active source(s) of {len(config.sources)}, "
+              f"{len(config.watchlists)} watchlist(s) with "
+              f"{sum(len(w.watch) for w in config.watchlists)} watch item(s)")
+    _table("channels", ["name", "type", "state"],
+           [(n, c.type, "enabled" if c.enabled else "disabled (no url)")
+            for n, c in config.settings.channels.items()])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the per-source results as JSON.")
+@click.pass_obj
+def once(obj: _Context, as_json: bool) -> None:
+    """One pass: poll every source, store and match, deliver due alerts, then exit.
+
+    Exits 0 even when sources fail (each failure is listed and kept on its source);
+    non-zero only for a config (1) or database (2) error.
+    """
+    config = obj.config()
+    with obj.store(config) as store:
+        runner = Runner(config, store)
+        total = len(config.active_sources())
+        if err.is_terminal and not as_json and total:
+            with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.description}"), console=err,
+                          transient=True) as bar:
+                task = bar.add_task("", total=total)
+
+                def advance(result: PollResult) -> None:
+                    bar.update(task, advance=1, description=result.source)
+
+                report = asyncio.run(runner.once(advance))
+        else:
+            report = asyncio.run(runner.once())
+    polls = sorted(report.polls, key=lambda p: p.source)
+    if as_json:
+        _print_json({"sources": [dataclasses.asdict(p) for p in polls],
+                     "delivered": report.delivery.delivered,
+                     "retrying": report.delivery.retrying, "dead": report.delivery.dead})
+        return
+    _table("sources", ["source", "items", "new", "matched", "alerts", "result"], [
+        (p.source, p.items, p.new, p.matched, p.queued,
+         f"error: {p.error}" if p.error else "not modified" if p.not_modified else "ok")
+        for p in polls])
+    d = report.delivery
+    out.print(f"alerts: {d.delivered} delivered, {d.retrying} to retry, {len(d.dead)} dead")
+    for line in d.dead:
+        out.print(f"  dead: {line}", markup=False)
+
+
+@cli.command()
+@click.pass_obj
+def run(obj: _Context) -> None:
+    """Run the daemon until SIGTERM or SIGINT (Ctrl-C)."""
+    config = obj.config()
+    with obj.store(config) as store:
+        asyncio.run(_run_until_signal(Runner(config, store)))
+
+
+async def _run_until_signal(runner: Runner) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runner.run(stop)
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="How many matches to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
+@click.pass_obj
+def matches(obj: _Context, limit: int, as_json: bool) -> None:
+    """The most recent matches, newest first."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.recent_matches(limit)
+    if as_json:
+        _print_json(rows)
+        return
+    _table("matches", ["when", "watchlist", "watch", "matched", "field", "source", "title"],
+           [(r["created_at"][:19], r["watchlist"], r["watch"], r["matched"], r["field"],
+             r["source"], r["title"]) for r in rows])
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending", "delivered", "dead"]),
+              help="Only alerts in this state.")
+@click.option("--limit", default=50, show_default=True, help="How many alerts to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
+@click.pass_obj
+def alerts(obj: _Context, status: str | None, limit: int, as_json: bool) -> None:
+    """Alerts in the outbox: pending (and retrying), delivered, dead."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.alerts(status, limit)
+        counts = store.alert_counts()
+    if as_json:
+        _print_json({"counts": counts, "alerts": rows})
+        return
+    _table("alerts", ["id", "channel", "watchlist", "status", "tries", "next / delivered",
+                      "title", "last error"],
+           [(r["id"], r["channel"], r["watchlist"], r["status"], r["attempts"],
+             (r["delivered_at"] or r["next_attempt_at"] or "")[:19], r["title"],
+             r["last_error"]) for r in rows])
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no alerts yet")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
+@click.pass_obj
+def status(obj: _Context, as_json: bool) -> None:
+    """Every source's health: last success, last error, failures, next poll."""
+    config = obj.config()
+    with obj.store(config) as store:
+        store.sync_sources(config.active_sources(), SystemClock().now())
+        rows = store.sources()
+    if as_json:
+        _print_json(rows)
+        return
+    _table("sources", ["source", "active", "last success", "failures", "last error",
+                       "next poll"],
+           [(r["name"], "yes" if r["active"] else "no", (r["last_success_at"] or "never")[:19],
+             r["error_count"], r["last_error"], (r["next_check_at"] or "")[:19])
+            for r in rows])
+
+
+def main() -> None:
+    cli(prog_name="newswatch")

@@ -1,0 +1,441 @@
+"""Load and validate the config directory: newswatch.yaml, sources.yaml, watchlists.yaml.
+
+Every problem is reported as ``FILE:LINE:COL: message``, all of them at once, so a user
+who edits the files by hand fixes everything in one round. Values may use ``${VAR}`` and
+``${VAR:-default}`` to take secrets from the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from crawler.errors import ConfigError, ConfigProblem
+
+SETTINGS_FILE = "newswatch.yaml"
+SOURCES_FILE = "sources.yaml"
+WATCHLISTS_FILE = "watchlists.yaml"
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9,
+               "gib": 2**30}
+M = TypeVar("M", bound="BaseModel")
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _DurationError(ValueError):
+    pass
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"30s"``, ``"15m"``, ``"1h30m"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise _DurationError(f"bad duration {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = _DURATION_PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            raise _DurationError(
+                f"bad duration {value!r}: write a number and a unit such as 30s, 15m, 2h or 1d"
+            )
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise _DurationError(f"bad duration {value!r}: write it as text such as 15m")
+    if seconds <= 0:
+        raise _DurationError(f"bad duration {value!r}: it must be longer than zero")
+    return seconds
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``1048576``, ``"10MB"``, ``"5 MiB"``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.fullmatch(str(value).strip())
+    if not match or isinstance(value, bool):
+        raise ValueError(f"bad size {value!r}: write a number of bytes or e.g. 10MB")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
+def _http_url(value: Any) -> str:
+    text = str(value).strip()
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return text
+
+
+def _optional_http_url(value: Any) -> str:
+    return "" if value is None or str(value).strip() == "" else _http_url(value)
+
+
+def _non_empty(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty text")
+    return value.strip()
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Url = Annotated[str, BeforeValidator(_http_url)]
+Text = Annotated[str, BeforeValidator(_non_empty)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Model):
+    """Per-source settings that a source may override."""
+
+    interval: Duration = 900.0
+    timeout: Duration = 20.0
+    user_agent: Text = "newswatch/0.1 (+https://example.org/newswatch)"
+    max_bytes: Size = 10 * 2**20
+
+
+class RetryPolicy(_Model):
+    """Delivery attempts for one channel; the defaults span about a day."""
+
+    attempts: int = Field(default=15, ge=1, le=100)
+    base_delay: Duration = 30.0
+    max_delay: Duration = 4 * 3600.0
+
+
+class WebhookChannel(_Model):
+    """A Standard Webhooks endpoint; an empty ``url`` disables the channel."""
+
+    type: Literal["webhook"]
+    url: Annotated[str, BeforeValidator(_optional_http_url)] = ""
+    secret: str = ""
+    timeout: Duration = 15.0
+    retry: RetryPolicy = RetryPolicy()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+class DaemonSettings(_Model):
+    """How the daemon looks for due work."""
+
+    tick: Duration = 5.0
+    concurrency: int = Field(default=8, ge=1, le=256)
+
+
+class Settings(_Model):
+    """newswatch.yaml."""
+
+    database: Text = "newswatch.db"
+    defaults: Defaults = Defaults()
+    alert_max_age: Duration = 48 * 3600.0
+    allow_private_networks: bool = False
+    daemon: DaemonSettings = DaemonSettings()
+    channels: dict[str, WebhookChannel] = {}
+
+
+class SourceConfig(_Model):
+    """One entry of sources.yaml."""
+
+    name: Text
+    feed: Url
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    user_agent: Text | None = None
+    enabled: bool = True
+
+
+class SourcesFile(_Model):
+    sources: list[SourceConfig] = []
+
+
+class WatchItem(_Model):
+    """A person or term to watch for."""
+
+    name: Text
+    aliases: list[Text] = []
+    exclude: list[Text] = []
+
+
+class WatchlistConfig(_Model):
+    """A named list of watch items and the channels its alerts go to."""
+
+    name: Text
+    channels: list[Text] = []
+    watch: list[WatchItem] = Field(min_length=1)
+
+
+class WatchlistsFile(_Model):
+    watchlists: list[WatchlistConfig] = []
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source with its defaults applied: what the pipeline polls."""
+
+    name: str
+    url: str
+    interval: float
+    timeout: float
+    user_agent: str
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated config directory."""
+
+    directory: Path
+    settings: Settings
+    sources: tuple[SourceConfig, ...]
+    watchlists: tuple[WatchlistConfig, ...]
+    version: str
+
+    @property
+    def database_path(self) -> Path:
+        path = Path(os.path.expanduser(self.settings.database))
+        return path if path.is_absolute() else (self.directory / path).resolve()
+
+    def active_sources(self) -> list[Source]:
+        d = self.settings.defaults
+        return [
+            Source(s.name, s.feed, s.interval or d.interval, s.timeout or d.timeout,
+                   s.user_agent or d.user_agent, d.max_bytes)
+            for s in self.sources
+            if s.enabled
+        ]
+
+    def enabled_channels(self) -> dict[str, WebhookChannel]:
+        return {n: c for n, c in self.settings.channels.items() if c.enabled}
+
+    def disabled_channels(self) -> list[str]:
+        return [n for n, c in self.settings.channels.items() if not c.enabled]
+
+
+def default_config_dir() -> Path:
+    return Path(os.environ.get("NEWSWATCH_CONFIG", "config"))
+
+
+# --- loading -------------------------------------------------------------------------------
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class _Loaded:
+    """One YAML file as plain data, with the line and column of every key and value."""
+
+    file: str
+    data: Any
+    values: dict[Path_, tuple[int, int]]
+    keys: dict[Path_, tuple[int, int]]
+
+    def where(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Position of the deepest known prefix of ``path`` (pydantic adds union tags)."""
+        known: Path_ = ()
+        for part in path:
+            if (*known, part) in self.values:
+                known = (*known, part)
+        if key and known in self.keys:
+            return self.keys[known]
+        return self.values.get(known, (1, 1))
+
+    def problem(self, path: Path_, message: str, *, key: bool = False) -> ConfigProblem:
+        line, col = self.where(path, key=key)
+        return ConfigProblem(self.file, line, col, message)
+
+
+def _read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> _Loaded | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(ConfigProblem(shown, 1, 1, "file not found: create it (see "
+                                      "docs/configuration.md)"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(ConfigProblem(shown, 1, 1, f"cannot read file: {exc}"))
+        return None
+    try:
+        raw = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = (exc.problem or "invalid YAML").replace('"', "'")
+        if "duplicate key" in problem and exc.context_mark is not None:
+            problem = problem.split(" with value")[0]
+            problem += f" (the mapping starts at line {exc.context_mark.line + 1}); " \
+                       "remove or rename one of them"
+        problems.append(ConfigProblem(shown, line, col, f"YAML: {problem}"))
+        return None
+    loaded = _Loaded(shown, None, {(): (1, 1)}, {})
+    loaded.data = _plain(raw, (), loaded, problems)
+    if loaded.data is None:
+        loaded.data = {}
+    if not isinstance(loaded.data, dict):
+        problems.append(ConfigProblem(shown, 1, 1, "the file must be a mapping of keys"))
+        return None
+    return loaded
+
+
+def _plain(node: Any, path: Path_, loaded: _Loaded, problems: list[ConfigProblem]) -> Any:
+    """Turn ruamel nodes into plain data, recording positions and expanding ``${VAR}``."""
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key in node:
+            child = (*path, str(key))
+            kl, kc = node.lc.key(key)
+            vl, vc = node.lc.value(key)
+            loaded.keys[child] = (kl + 1, kc + 1)
+            loaded.values[child] = (vl + 1, vc + 1)
+            out[str(key)] = _plain(node[key], child, loaded, problems)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, item in enumerate(node):
+            line, col = node.lc.item(index)
+            loaded.values[(*path, index)] = (line + 1, col + 1)
+            items.append(_plain(item, (*path, index), loaded, problems))
+        return items
+    if isinstance(node, str):
+        return _expand_env(str(node), path, loaded, problems)
+    return node
+
+
+def _expand_env(text: str, path: Path_, loaded: _Loaded, problems: list[ConfigProblem]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is not None:
+            return value
+        if default is not None:
+            return default
+        problems.append(loaded.problem(
+            path, f"environment variable {name} is not set: set it, or write "
+                  f"${{{name}:-default}} to give a default"))
+        return ""
+
+    return _ENV.sub(substitute, text)
+
+
+def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel]) -> ConfigProblem:
+    loc: Path_ = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = sorted(_fields_at(model, loc[:-1]))
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        message = f"unknown key '{key}'"
+        message += f": did you mean '{hint[0]}'?" if hint else ""
+        message += f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return loaded.problem(loc, message, key=True)
+    if kind == "missing":
+        return loaded.problem(loc[:-1], f"missing required key '{loc[-1]}'")
+    text = str(error.get("msg", "invalid value"))
+    text = text.removeprefix("Value error, ")
+    if kind == "literal_error":
+        text = f"must be {error['ctx']['expected']}"
+    field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+    return loaded.problem(loc, f"{field}: {text}" if field else text)
+
+
+def _fields_at(model: type[BaseModel], loc: Path_) -> set[str]:
+    """The keys a model accepts at ``loc``, for the 'allowed here' hint."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            # dict values (channels) or union tags: look inside the annotation
+            continue
+        current = _model_in(field.annotation)
+    return set(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _validate(model: type[M], loaded: _Loaded | None,
+              problems: list[ConfigProblem]) -> M | None:
+    if loaded is None:
+        return None
+    try:
+        return model.model_validate(loaded.data)
+    except ValidationError as exc:
+        problems.extend(_describe(e, loaded, model) for e in exc.errors())
+        return None
+
+
+def _duplicates(items: list[Any], what: str, path: str, loaded: _Loaded) -> list[ConfigProblem]:
+    seen: dict[str, int] = {}
+    found = []
+    for index, item in enumerate(items):
+        if item.name in seen:
+            first_line = loaded.where((path, seen[item.name], "name"))[0]
+            found.append(loaded.problem(
+                (path, index, "name"),
+                f"duplicate {what} name '{item.name}' (first defined at line {first_line}): "
+                "names must be unique"))
+        else:
+            seen[item.name] = index
+    return found
+
+
+def load_config(directory: Path | str | None = None) -> Config:
+    """Read and validate the config directory, or raise ConfigError listing every problem."""
+    root = Path(directory) if directory is not None else default_config_dir()
+    problems: list[ConfigProblem] = []
+    if not root.is_dir():
+        raise ConfigError([ConfigProblem(str(root), 1, 1, "config directory not found: pass "
+                                         "--config DIR or set NEWSWATCH_CONFIG")])
+    files = {name: _read_yaml(root / name, str(root / name), problems)
+             for name in (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)}
+    settings = _validate(Settings, files[SETTINGS_FILE], problems)
+    sources = _validate(SourcesFile, files[SOURCES_FILE], problems)
+    watchlists = _validate(WatchlistsFile, files[WATCHLISTS_FILE], problems)
+
+    if sources is not None and (src := files[SOURCES_FILE]):
+        problems += _duplicates(sources.sources, "source", "sources", src)
+    if watchlists is not None and (wl := files[WATCHLISTS_FILE]):
+        problems += _duplicates(watchlists.watchlists, "watchlist", "watchlists", wl)
+        if settings is not None:
+            defined = sorted(settings.channels)
+            for i, watchlist in enumerate(watchlists.watchlists):
+                for j, channel in enumerate(watchlist.channels):
+                    if channel not in settings.channels:
+                        hint = difflib.get_close_matches(channel, defined, n=1)
+                        problems.append(wl.problem(
+                            ("watchlists", i, "channels", j),
+                            f"watchlist '{watchlist.name}' names channel '{channel}', which "
+                            f"{SETTINGS_FILE} does not define"
+                            + (f": did you mean '{hint[0]}'?" if hint else "")
+                            + f" (defined: {', '.join(defined) or 'none'})"))
+    if problems or settings is None or sources is None or watchlists is None:
+        raise ConfigError(problems)
+    digest = hashlib.sha256()
+    for name in (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE):
+        digest.update((root / name).read_bytes())
+    return Config(root.resolve(), settings, tuple(sources.sources),
+                  tuple(watchlists.watchlists), digest.hexdigest()[:12])

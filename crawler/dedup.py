@@ -1,0 +1,55 @@
+"""Which collected items are new: canonical URLs and per-source GUIDs. Pure, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from crawler.article import Article
+
+# Query parameters that only track the reader, never change the page.
+_TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "hmsr", "__hs")
+_TRACKING = frozenset({
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+    "mc_cid", "mc_eid", "_ga", "_gl", "ocid", "cmpid", "ref_src", "ref_url", "s_cid",
+    "smid", "at_medium", "at_campaign", "spm", "share", "ito",
+})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_url(url: str) -> str:
+    """The identity of a URL: lower-case scheme and host, no default port, no fragment,
+    no tracking parameters, and an explicit root path."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in _TRACKING and not key.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query, doseq=True), ""))
+
+
+def keys(article: Article) -> list[str]:
+    """The dedup keys an article claims: its canonical URL and its source's GUID for it."""
+    found = [f"url:{article.url}"]
+    if article.guid:
+        found.append(f"guid:{article.source}\x1f{article.guid}")
+    return found
+
+
+def select_new(articles: Sequence[Article], known: Iterable[str]) -> list[Article]:
+    """The articles none of whose keys are known, each only once (first one wins)."""
+    seen = set(known)
+    fresh = []
+    for article in articles:
+        article_keys = keys(article)
+        if seen.isdisjoint(article_keys):
+            fresh.append(article)
+        seen.update(article_keys)
+    return fresh

@@ -1,0 +1,102 @@
+"""Every error newswatch raises on purpose, each carrying what it concerns.
+
+    NewswatchError
+    ├── ConfigError          one or more FILE:LINE:COL problems in the config directory
+    ├── StoreError           the database cannot be opened, migrated or written
+    │   └── SchemaTooNewError
+    ├── SourceError          one poll of one source failed; the source keeps it as data
+    │   ├── FetchError
+    │   │   ├── BlockedAddressError   a private/loopback target while that is not allowed
+    │   │   ├── HTTPStatusError       a status that is neither 2xx nor 304
+    │   │   ├── BodyTooLargeError
+    │   │   └── FetchTimeoutError
+    │   └── ParseError       the body is not a feed we can read
+    └── DeliveryError        one attempt to deliver one alert on one channel failed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NewswatchError(Exception):
+    """Base of every deliberate newswatch error."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem found in a config file, with where to look."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class ConfigError(NewswatchError):
+    """The config directory has problems; all of them are listed, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StoreError(NewswatchError):
+    """The database cannot be opened, migrated or written."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was migrated by a newer newswatch than this one."""
+
+
+class SourceError(NewswatchError):
+    """A poll of one source failed; the message is what the source row keeps."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        self.message = message
+        super().__init__(f"{source}: {message}")
+
+
+class FetchError(SourceError):
+    """The source could not be fetched."""
+
+
+class BlockedAddressError(FetchError):
+    """The target resolves to a loopback, private or link-local address."""
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with a status that is neither 2xx nor 304."""
+
+    def __init__(self, source: str, status: int, url: str) -> None:
+        self.status = status
+        super().__init__(source, f"HTTP {status} from {url}")
+
+
+class BodyTooLargeError(FetchError):
+    """The body is larger than the configured cap."""
+
+
+class FetchTimeoutError(FetchError):
+    """The request did not complete within its deadline."""
+
+
+class ParseError(SourceError):
+    """The body is not an RSS, Atom or JSON feed that can be read."""
+
+
+class DeliveryError(NewswatchError):
+    """One attempt to deliver one alert on one channel failed."""
+
+    def __init__(self, channel: str, message: str, *, status: int | None = None,
+                 retryable: bool = True, retry_after: float | None = None) -> None:
+        self.channel = channel
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(f"channel {channel}: {message}")

@@ -1,0 +1,121 @@
+"""Articles from a feed body: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON Feed 1.x.
+
+Bytes and headers come from the fetcher; feedparser never touches the network here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from crawler.article import Article
+from crawler.dedup import canonical_url
+from crawler.errors import ParseError
+
+log = logging.getLogger(__name__)
+
+
+def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> list[Article]:
+    """Every item with a web link, in feed order; ParseError if the body is no feed at all."""
+    content_type = headers.get("content-type", "").lower()
+    stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if "json" in content_type or stripped.startswith(b"{"):
+        return _parse_json_feed(source, stripped, url)
+    return _parse_xml_feed(source, body, headers, url)
+
+
+def _article(source: str, base: str, link: Any, **fields: Any) -> Article | None:
+    if not isinstance(link, str) or not link.strip():
+        return None
+    absolute = urljoin(base, link.strip())
+    if not absolute.startswith(("http://", "https://")):
+        return None
+    return Article(source=source, url=canonical_url(absolute), link=absolute, **fields)
+
+
+def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str],
+                    url: str) -> list[Article]:
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    response_headers.setdefault("content-location", url)
+    parsed = feedparser.parse(body, response_headers=response_headers)
+    if not parsed.entries and (parsed.bozo or not parsed.version):
+        reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON feed found"
+        raise ParseError(source, f"not a readable feed: {reason}")
+    if parsed.bozo:
+        log.warning("feed is not well-formed, keeping the %d items read: %s",
+                    len(parsed.entries), parsed.get("bozo_exception"),
+                    extra={"source": source})
+    articles = []
+    for entry in parsed.entries:
+        content = entry.get("content") or []
+        article = _article(
+            source, url, entry.get("link") or _guid_link(entry),
+            title=entry.get("title", ""),
+            guid=entry.get("id") or None,
+            published_at=_struct_time(entry.get("published_parsed")
+                                      or entry.get("updated_parsed")),
+            summary_html=entry.get("summary", ""),
+            content_html=content[0].get("value", "") if content else "",
+        )
+        if article is not None:
+            articles.append(article)
+    return articles
+
+
+def _guid_link(entry: Mapping[str, Any]) -> str | None:
+    guid = entry.get("id")
+    return guid if isinstance(guid, str) and guid.startswith(("http://", "https://")) else None
+
+
+def _struct_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(source, f"not a readable JSON Feed: {exc}") from exc
+    version = document.get("version", "") if isinstance(document, dict) else ""
+    if not str(version).startswith("https://jsonfeed.org/version/1"):
+        raise ParseError(source, "JSON body is not a JSON Feed 1.x (no jsonfeed.org version)")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise ParseError(source, "JSON Feed has no 'items' list")
+    articles = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        article = _article(
+            source, url, item.get("url") or item.get("external_url"),
+            title=str(item.get("title") or ""),
+            guid=str(item["id"]) if item.get("id") not in (None, "") else None,
+            published_at=_iso_date(item.get("date_published") or item.get("date_modified")),
+            summary_html=str(item.get("summary") or ""),
+            content_html=str(item.get("content_html") or item.get("content_text") or ""),
+        )
+        if article is not None:
+            articles.append(article)
+    return articles
+
+
+def _iso_date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,140 @@
+"""Real HTTP servers on 127.0.0.1 for the tests: a site serving feeds, a webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Page:
+    """What the site answers on one path. ``etag`` turns on conditional GET."""
+
+    body: bytes
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    etag: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Base:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.hits: list[Hit] = []
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                hit = Hit(self.command, self.path, {k.lower(): v for k, v in
+                                                     self.headers.items()},
+                          self.rfile.read(length) if length else b"")
+                status, headers, body = owner.answer(hit)
+                hit.status = status
+                with owner.lock:
+                    owner.hits.append(hit)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_HEAD = _serve
+
+        self.server = _Server((host, 0), Handler)
+        self.host = host
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Site(_Base):
+    """Serves ``pages`` by path; 404 for anything else. Tests edit ``pages`` live."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.pages: dict[str, Page] = {}
+        super().__init__(host)
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        page = self.pages.get(hit.path)
+        if page is None:
+            return 404, {"content-type": "text/plain"}, b"not found"
+        headers = {"content-type": page.content_type, **page.headers}
+        if page.etag:
+            headers["etag"] = page.etag
+            if hit.headers.get("if-none-match") == page.etag:
+                return 304, headers, b""
+        return page.status, headers, page.body
+
+    def requests_to(self, path: str) -> list[Hit]:
+        with self.lock:
+            return [h for h in self.hits if h.path == path]
+
+
+class Receiver(_Base):
+    """A webhook receiver: records every POST; ``script`` lists answers to give first."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.script: list[tuple[int, dict[str, str]]] = []
+        self.default: tuple[int, dict[str, str]] = (200, {})
+        self.answerer: Callable[[Hit], tuple[int, dict[str, str]] | None] | None = None
+        super().__init__(host)
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            chosen = self.answerer(hit) if self.answerer else None
+            if chosen is None:
+                chosen = self.script.pop(0) if self.script else self.default
+        status, headers = chosen
+        return status, {"content-type": "text/plain", **headers}, b"ok" if status < 300 \
+            else b"nope"
+
+    def delivered(self) -> list[Hit]:
+        """The POSTs that were answered 2xx."""
+        with self.lock:
+            return [h for h in self.hits if 200 <= h.status < 300]
+
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(h.body) for h in self.delivered()]
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Hit]:
+        """Wait (bounded) until ``count`` deliveries arrived; returns them either way."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.delivered()) < count:
+            time.sleep(0.05)
+        return self.delivered()
