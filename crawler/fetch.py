@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,12 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
-    """Resolves each host itself and connects only to public addresses."""
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves each host itself and connects only to addresses ``allowed`` accepts."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
-        self._inner = inner or httpcore.AnyIOBackend()
+    def __init__(self, allowed: Callable[[str], bool] = is_public_address) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._allowed = allowed
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
@@ -54,7 +55,7 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         addresses = [str(info[4][0]) for info in infos]
-        blocked = [a for a in addresses if not is_public_address(a)]
+        blocked = [a for a in addresses if not self._allowed(a)]
         if blocked or not addresses:
             raise _Blocked(f"{host} resolves to {', '.join(blocked) or 'nothing'}, a "
                            "loopback, private or link-local address; set "
@@ -67,14 +68,16 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class _PublicOnlyTransport(httpx.AsyncHTTPTransport):
-    def __init__(self) -> None:
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, connecting through a :class:`GuardedBackend`."""
+
+    def __init__(self, allowed: Callable[[str], bool] = is_public_address) -> None:
         super().__init__()
         # httpx builds its pool without a way to pass a network backend; rebuild it with one.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(), max_connections=100,
             max_keepalive_connections=20, keepalive_expiry=5.0,
-            network_backend=PublicOnlyBackend())
+            network_backend=GuardedBackend(allowed))
 
 
 def make_client(*, allow_private_networks: bool,
@@ -82,7 +85,7 @@ def make_client(*, allow_private_networks: bool,
     """The collection client; ``transport`` replaces the network (and the address rule)."""
     if transport is None:
         transport = (httpx.AsyncHTTPTransport() if allow_private_networks
-                     else _PublicOnlyTransport())
+                     else GuardedTransport())
     return httpx.AsyncClient(transport=transport, follow_redirects=True, max_redirects=5,
                              trust_env=False)
 

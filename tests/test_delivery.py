@@ -1,0 +1,123 @@
+"""Webhook delivery against a real local receiver: retries, dead alerts, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import UTC, datetime
+
+from crawler.daemon import Runner
+from tests.conftest import FakeClock, Project
+from tests.feeds import Item, rss
+from tests.servers import Page, Receiver, Site
+from tests.test_end_to_end import verify
+
+
+def feed_with(site: Site, *titles: str) -> None:
+    now = datetime.now(UTC)
+    site.pages["/rss.xml"] = Page(rss([Item(t, site.url(f"/a/{n}"), "", f"g{n}", now)
+                                       for n, t in enumerate(titles)]))
+
+
+def runner(project: Project, clock: FakeClock) -> Runner:
+    config = project.config()
+    return Runner(config, project.store(), clock=clock)
+
+
+def test_503_with_retry_after_then_200_same_id_fresh_signature(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    feed_with(site, "Atta Mohammad Noor speaks")
+    project.hook(receiver.url("/hook"), retry={"attempts": 5, "base_delay": "1s"})
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    receiver.script = [(503, {"Retry-After": "120"})]
+    clock = FakeClock()
+    nw = runner(project, clock)
+
+    report = asyncio.run(nw.once()).delivery
+    assert (report.delivered, report.retrying) == (0, 1)
+    assert [h.status for h in receiver.hits] == [503]
+
+    clock.advance(60)  # Retry-After is a floor: not yet
+    asyncio.run(nw.once())
+    assert len(receiver.hits) == 1
+
+    clock.advance(61)
+    assert asyncio.run(nw.once()).delivery.delivered == 1
+    failed, delivered = receiver.hits
+    assert delivered.status == 200
+    assert failed.headers["webhook-id"] == delivered.headers["webhook-id"]
+    assert failed.headers["webhook-timestamp"] != delivered.headers["webhook-timestamp"]
+    assert failed.headers["webhook-signature"] != delivered.headers["webhook-signature"]
+    verify(delivered)
+
+    clock.advance(3600)
+    asyncio.run(nw.once())
+    assert len(receiver.hits) == 2, "nothing is sent again after delivery was recorded"
+
+
+def test_400_is_dead_at_once_and_failing_channel_blocks_no_other(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    feed_with(site, "Atta Mohammad Noor speaks", "Ahmad Massoud replies")
+    retry = {"attempts": 3, "base_delay": "10s"}
+    project.settings["channels"] = {
+        name: {"type": "webhook", "url": receiver.url(f"/{name}"), "retry": retry}
+        for name in ("rejects", "down", "fine")}
+    project.watchlists = [{**project.watchlists[0], "channels": ["rejects", "down", "fine"]}]
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    receiver.answerer = lambda hit: {"/rejects": (400, {}), "/down": (500, {})}.get(hit.path)
+    clock = FakeClock()
+    nw = runner(project, clock)
+
+    first = asyncio.run(nw.once()).delivery
+    assert first.delivered == 2  # "fine" got both articles in the first pass
+    assert len(first.dead) == 2 and all("HTTP 400" in d for d in first.dead)
+    for _ in range(5):
+        clock.advance(3600)
+        asyncio.run(nw.once())
+
+    paths = [h.path for h in receiver.hits]
+    assert paths.count("/rejects") == 2, "a 400 is permanent: one attempt per alert"
+    assert paths.count("/down") == 6, "3 attempts per alert, then dead"
+    assert paths.count("/fine") == 2
+    store = project.store()
+    counts = store.alert_counts()
+    assert counts == {"delivered": 2, "dead": 4}
+    dead = store.alerts("dead")
+    assert {a["channel"] for a in dead} == {"rejects", "down"}
+    assert all(a["last_error"].startswith("HTTP ") for a in dead)
+
+
+def test_redirect_is_not_followed(project: Project, site: Site, receiver: Receiver) -> None:
+    feed_with(site, "Atta Mohammad Noor speaks")
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    receiver.default = (302, {"Location": receiver.url("/elsewhere")})
+    report = asyncio.run(runner(project, FakeClock()).once()).delivery
+    assert [h.path for h in receiver.hits] == ["/hook"]
+    assert len(report.dead) == 1 and "redirects are not followed" in report.dead[0]
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound and released at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_receiver_retries_until_it_answers(project: Project, site: Site,
+                                                      receiver: Receiver) -> None:
+    feed_with(site, "Atta Mohammad Noor speaks")
+    project.hook(f"http://127.0.0.1:{free_port()}/hook")
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    clock = FakeClock()
+    report = asyncio.run(runner(project, clock).once()).delivery
+    assert (report.delivered, report.retrying, report.dead) == (0, 1, [])
+    pending = project.store().alerts("pending")
+    assert pending[0]["attempts"] == 1 and "cannot reach" in pending[0]["last_error"]
+
+    # The operator fixes the URL; the queued alert (keyed by channel name) goes out.
+    project.hook(receiver.url("/hook"))
+    clock.advance(3600)
+    assert asyncio.run(runner(project, clock).once()).delivery.delivered == 1
+    assert len(receiver.delivered()) == 1
+    assert receiver.delivered()[0].headers["webhook-id"] == pending[0]["message_id"]
