@@ -65,7 +65,7 @@ class _Context:
             return load_config(self.config_dir)
         except ConfigError as exc:
             for problem in exc.problems:
-                err.print(str(problem), markup=False, highlight=False)
+                click.echo(str(problem), err=True)
             err.print(f"{len(exc.problems)} problem(s) in the config; nothing was run.",
                       style="red")
             raise SystemExit(EXIT_CONFIG) from exc
@@ -75,12 +75,12 @@ class _Context:
         try:
             store = Store(config.database_path)
         except StoreError as exc:
-            err.print(f"database error: {exc}", style="red", markup=False)
+            click.echo(f"database error: {exc}", err=True)
             raise SystemExit(EXIT_DATABASE) from exc
         try:
             yield store
         except StoreError as exc:
-            err.print(f"database error: {exc}", style="red", markup=False)
+            click.echo(f"database error: {exc}", err=True)
             raise SystemExit(EXIT_DATABASE) from exc
         finally:
             store.close()

@@ -48,7 +48,8 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str],
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON feed found"
         raise ParseError(source, f"not a readable feed: {reason}")
-    if parsed.bozo:
+    benign = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+    if parsed.bozo and not isinstance(parsed.get("bozo_exception"), benign):
         log.warning("feed is not well-formed, keeping the %d items read: %s",
                     len(parsed.entries), parsed.get("bozo_exception"),
                     extra={"source": source})

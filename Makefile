@@ -1,0 +1,44 @@
+# newswatch: `make run` starts the daemon on config/, `make test` runs the whole suite.
+# Both create .venv on first use; only Python 3.11+ with pip and venv is needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: help run once check test lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+		"newswatch needs Python 3.11 or newer; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run  ## set up, then run the daemon on config/ (Ctrl-C stops it)
+	$(BIN)/newswatch --config config run
+
+once: $(VENV)/.installed-run  ## set up, then make one pass over every source
+	$(BIN)/newswatch --config config once
+
+check: $(VENV)/.installed-run  ## validate config/
+	$(BIN)/newswatch --config config check
+
+test: $(VENV)/.installed-test  ## set up, then run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:  ## remove the virtualenv and caches (not data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

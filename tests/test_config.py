@@ -1,0 +1,192 @@
+"""Config errors name FILE:LINE:COL and say what to change, all of them at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crawler.config import load_config, parse_duration
+from crawler.errors import ConfigError
+
+ROOT = Path(__file__).parent.parent
+
+SETTINGS = """\
+database: ../data/nw.db
+defaults: {interval: 15m, timeout: 20s, user_agent: "newswatch/test"}
+alert_max_age: 48h
+channels:
+  team-webhook: {type: webhook, url: "${NW_TEST_URL:-}", secret: "${NW_TEST_SECRET:-}"}
+"""
+SOURCES = """\
+sources:
+  - {name: BBC Asia, feed: "https://feeds.bbci.co.uk/news/world/asia/rss.xml", interval: 10m}
+  - {name: Khaama Press, feed: "https://www.khaama.com/feed/"}
+"""
+WATCHLISTS = """\
+watchlists:
+  - name: afghan-opposition
+    channels: [team-webhook]
+    watch:
+      - {name: Ahmad Massoud, aliases: [Ahmad Masoud], exclude: [Ahmad Shah Massoud]}
+"""
+
+
+def write(tmp_path: Path, settings: str = SETTINGS, sources: str = SOURCES,
+          watchlists: str = WATCHLISTS) -> Path:
+    for name, text in (("newswatch.yaml", settings), ("sources.yaml", sources),
+                       ("watchlists.yaml", watchlists)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def problems(directory: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory)
+    return [f"{Path(p.file).name}:{p.line}:{p.column}: {p.message}"
+            for p in caught.value.problems]
+
+
+def test_the_shapes_from_the_issue_load(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path))
+    assert [s.name for s in config.active_sources()] == ["BBC Asia", "Khaama Press"]
+    assert config.active_sources()[0].interval == 600
+    assert config.active_sources()[1].interval == 900
+    assert config.disabled_channels() == ["team-webhook"]
+    assert config.database_path == (tmp_path / "../data/nw.db").resolve()
+
+
+def test_shipped_config_checks_clean_without_environment() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    result = subprocess.run([sys.executable, "-m", "crawler", "--config",
+                             str(ROOT / "config"), "check"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "config OK" in result.stdout and "disabled (no url)" in result.stdout
+    config = load_config(ROOT / "config")
+    names = {item.name for w in config.watchlists for item in w.watch}
+    for leader in ("Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
+                   "Mohammad Mohaqiq", "Abdul Rashid Dostum", "intra-Afghan dialogue"):
+        assert leader in names
+
+
+def test_environment_values_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         ) -> None:
+    monkeypatch.setenv("NW_TEST_URL", "https://hooks.example.org/x")
+    config = load_config(write(tmp_path))
+    channel = config.settings.channels["team-webhook"]
+    assert channel.url == "https://hooks.example.org/x" and channel.secret == ""
+    assert config.enabled_channels() == {"team-webhook": channel}
+
+
+def test_missing_environment_variable_is_named(tmp_path: Path) -> None:
+    settings = SETTINGS.replace("${NW_TEST_SECRET:-}", "${NW_SURELY_UNSET_VAR}")
+    assert problems(write(tmp_path, settings=settings)) == [
+        "newswatch.yaml:5:66: environment variable NW_SURELY_UNSET_VAR is not set: set it, "
+        "or write ${NW_SURELY_UNSET_VAR:-default} to give a default"]
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    sources = SOURCES.replace("interval: 10m", "intervall: 10m")
+    [problem] = problems(write(tmp_path, sources=sources))
+    assert problem.startswith("sources.yaml:2:80: unknown key 'intervall': did you mean "
+                              "'interval'? (allowed here: ")
+
+
+def test_unknown_key_in_nested_channel(tmp_path: Path) -> None:
+    settings = SETTINGS.replace("secret:", "secrett:")
+    [problem] = problems(write(tmp_path, settings=settings))
+    assert problem.startswith("newswatch.yaml:5:58: unknown key 'secrett': did you mean "
+                              "'secret'?")
+
+
+def test_duplicate_yaml_key(tmp_path: Path) -> None:
+    settings = SETTINGS + "alert_max_age: 12h\n"
+    [problem] = problems(write(tmp_path, settings=settings))
+    assert problem.startswith("newswatch.yaml:6:1: YAML: found duplicate key 'alert_max_age'")
+
+
+def test_bad_duration(tmp_path: Path) -> None:
+    sources = SOURCES.replace("interval: 10m", "interval: 10 minutes")
+    [problem] = problems(write(tmp_path, sources=sources))
+    assert problem == ("sources.yaml:2:90: interval: bad duration '10 minutes': write a "
+                       "number and a unit such as 30s, 15m, 2h or 1d")
+
+
+def test_duplicate_source_and_watchlist_names(tmp_path: Path) -> None:
+    sources = SOURCES + '  - {name: BBC Asia, feed: "https://example.org/feed"}\n'
+    watchlists = WATCHLISTS + WATCHLISTS.removeprefix("watchlists:\n")
+    assert problems(write(tmp_path, sources=sources, watchlists=watchlists)) == [
+        "sources.yaml:4:12: duplicate source name 'BBC Asia' (first defined at line 2): "
+        "names must be unique",
+        "watchlists.yaml:6:11: duplicate watchlist name 'afghan-opposition' (first defined "
+        "at line 2): names must be unique",
+    ]
+
+
+def test_channel_that_does_not_exist(tmp_path: Path) -> None:
+    watchlists = WATCHLISTS.replace("[team-webhook]", "[team-webhok]")
+    assert problems(write(tmp_path, watchlists=watchlists)) == [
+        "watchlists.yaml:3:16: watchlist 'afghan-opposition' names channel 'team-webhok', "
+        "which newswatch.yaml does not define: did you mean 'team-webhook'? "
+        "(defined: team-webhook)"]
+
+
+def test_missing_key_bad_url_and_wrong_type(tmp_path: Path) -> None:
+    sources = 'sources:\n  - {name: No feed}\n  - {name: Bad, feed: "ftp://x.org/f"}\n'
+    settings = SETTINGS.replace("type: webhook", "type: pager")
+    assert problems(write(tmp_path, settings=settings, sources=sources)) == [
+        "newswatch.yaml:5:24: type: must be 'webhook'",
+        "sources.yaml:2:5: missing required key 'feed'",
+        "sources.yaml:3:23: feed: 'ftp://x.org/f' is not an http:// or https:// URL",
+    ]
+
+
+def test_yaml_syntax_error_and_other_files_still_checked(tmp_path: Path) -> None:
+    sources = "sources:\n  - {name: A, feed: [unclosed\n"
+    watchlists = WATCHLISTS.replace("name: Ahmad Massoud", "nam: Ahmad Massoud")
+    found = problems(write(tmp_path, sources=sources, watchlists=watchlists))
+    assert len(found) == 3
+    assert found[0].startswith("sources.yaml:3:1: YAML: ")
+    assert found[1] == "watchlists.yaml:5:9: missing required key 'name'"
+    assert found[2].startswith("watchlists.yaml:5:10: unknown key 'nam': did you mean 'name'?")
+
+
+def test_missing_file_and_empty_watch_list(tmp_path: Path) -> None:
+    write(tmp_path, watchlists="watchlists:\n  - {name: empty, watch: []}\n")
+    (tmp_path / "sources.yaml").unlink()
+    assert problems(tmp_path) == [
+        "sources.yaml:1:1: file not found: create it (see docs/configuration.md)",
+        "watchlists.yaml:2:26: watch: List should have at least 1 item after validation, "
+        "not 0",
+    ]
+
+
+def test_check_command_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
+    sources = SOURCES.replace("interval: 10m", "interval: soon")
+    watchlists = WATCHLISTS.replace("[team-webhook]", "[nowhere]")
+    write(tmp_path, sources=sources, watchlists=watchlists)
+    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(tmp_path),
+                             "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"{tmp_path}/sources.yaml:2:90: interval: bad duration")
+    assert lines[1].startswith(f"{tmp_path}/watchlists.yaml:3:16: watchlist "
+                               "'afghan-opposition' names channel 'nowhere'")
+    assert "2 problem(s)" in lines[2]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("15m", 900), ("1h30m", 5400), ("2d", 172800), ("0.5s", 0.5), (90, 90),
+])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "15x", "m", "-5m", "0s", True])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError, match="bad duration"):
+        parse_duration(text)
