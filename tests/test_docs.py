@@ -1,0 +1,52 @@
+"""The docs stay true to the code: every config key documented, the payload example valid."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel
+
+from crawler.config import Settings, SourceConfig, WatchlistConfig
+from tests.test_end_to_end import SCHEMA
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def keys_of(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """The leaf keys a model accepts, dotted (``defaults.interval``)."""
+    found = set()
+    for name, field in model.model_fields.items():
+        inner = _models(field.annotation)
+        if not inner or name == "channels":
+            found.add(prefix + name)
+        for nested in inner:
+            found |= keys_of(nested, f"{prefix}{name}.")
+    return found
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models(arg)]
+
+
+def test_every_config_key_is_documented() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_.\[\]]+)`", text, re.MULTILINE))
+    documented = {d.replace("watch[].", "watch.") for d in documented}
+    channel_keys = {k.removeprefix("channels.") for k in keys_of(Settings)
+                    if k.startswith("channels.")}
+    expected = ({k for k in keys_of(Settings) if not k.startswith("channels.")}
+                | channel_keys | keys_of(SourceConfig) | keys_of(WatchlistConfig))
+    assert expected - documented == set()
+
+
+def test_webhook_doc_example_matches_the_schema() -> None:
+    text = (DOCS / "webhooks.md").read_text()
+    example = re.search(r"```json\n(.*?)```", text, re.DOTALL)
+    assert example is not None
+    jsonschema.validate(json.loads(example.group(1)), SCHEMA)
