@@ -91,7 +91,8 @@ def test_once_delivers_each_alert_exactly_once(project: Project, site: Site,
     assert first_alert["type"] == "article.matched"
     data = first_alert["data"]
     assert data["watchlist"] == "afghan-opposition"  # type: ignore[index]
-    assert data["article"]["source"] == "RSS One"  # type: ignore[index]
+    # Both feeds carry /a/1 and are polled concurrently: whichever stores it first owns it.
+    assert data["article"]["source"] in {"RSS One", "JSON Three"}  # type: ignore[index]
     watched = {(m["watch"], m["matched"]) for m in data["matches"]}  # type: ignore[index]
     assert ("Ahmad Massoud", "Ahmad Masoud") in watched
     assert ("intra-Afghan dialogue", "intra-Afghan dialogue") in watched
