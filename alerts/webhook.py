@@ -11,14 +11,14 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from crawler.config import WebhookChannel
 from crawler.errors import DeliveryError
+from crawler.headers import parse_retry_after
 
 RETRYABLE_STATUS = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 USER_AGENT = "newswatch-webhooks/0.1"
@@ -43,22 +43,6 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 def render(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 async def send(client: httpx.AsyncClient, name: str, channel: WebhookChannel,

@@ -105,6 +105,7 @@ class Defaults(_Model):
     timeout: Duration = 20.0
     user_agent: Text = "newswatch/0.1 (+https://example.org/newswatch)"
     max_bytes: Size = 10 * 2**20
+    respect_cache_hints: bool = True
 
 
 class RetryPolicy(_Model):
@@ -155,6 +156,7 @@ class SourceConfig(_Model):
     interval: Duration | None = None
     timeout: Duration | None = None
     user_agent: Text | None = None
+    respect_cache_hints: bool | None = None
     enabled: bool = True
 
 
@@ -192,6 +194,7 @@ class Source:
     timeout: float
     user_agent: str
     max_bytes: int
+    respect_cache_hints: bool = True
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,9 @@ class Config:
         d = self.settings.defaults
         return [
             Source(s.name, s.feed, s.interval or d.interval, s.timeout or d.timeout,
-                   s.user_agent or d.user_agent, d.max_bytes)
+                   s.user_agent or d.user_agent, d.max_bytes,
+                   d.respect_cache_hints if s.respect_cache_hints is None
+                   else s.respect_cache_hints)
             for s in self.sources
             if s.enabled
         ]

@@ -8,6 +8,8 @@
     │   ├── FetchError
     │   │   ├── BlockedAddressError   a private/loopback target while that is not allowed
     │   │   ├── HTTPStatusError       a status that is neither 2xx nor 304
+    │   │   │   └── GoneError         410: the source is retired
+    │   │   ├── RedirectError         a redirect loop, or too many redirects
     │   │   ├── BodyTooLargeError
     │   │   └── FetchTimeoutError
     │   └── ParseError       the body is not a feed we can read
@@ -72,9 +74,23 @@ class BlockedAddressError(FetchError):
 class HTTPStatusError(FetchError):
     """The server answered with a status that is neither 2xx nor 304."""
 
-    def __init__(self, source: str, status: int, url: str) -> None:
+    def __init__(self, source: str, status: int, url: str,
+                 retry_after: float | None = None) -> None:
         self.status = status
-        super().__init__(source, f"HTTP {status} from {url}")
+        self.url = url
+        self.retry_after = retry_after
+        message = f"HTTP {status} from {url}"
+        if retry_after is not None:
+            message += f" (Retry-After {retry_after:g}s)"
+        super().__init__(source, message)
+
+
+class GoneError(HTTPStatusError):
+    """410 Gone: the feed was removed on purpose; polling it again is pointless."""
+
+
+class RedirectError(FetchError):
+    """A redirect loop, or more redirects than allowed."""
 
 
 class BodyTooLargeError(FetchError):

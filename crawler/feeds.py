@@ -9,6 +9,7 @@ import calendar
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -18,16 +19,26 @@ import feedparser
 from crawler.article import Article
 from crawler.dedup import canonical_url
 from crawler.errors import ParseError
+from crawler.xmlsafe import refuse_entities
 
 log = logging.getLogger(__name__)
 
 
-def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> list[Article]:
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A parsed feed: its items, and how long it asks readers to wait (RSS ``ttl``)."""
+
+    articles: list[Article]
+    ttl: float | None = None
+
+
+def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
     """Every item with a web link, in feed order; ParseError if the body is no feed at all."""
     content_type = headers.get("content-type", "").lower()
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if "json" in content_type or stripped.startswith(b"{"):
-        return _parse_json_feed(source, stripped, url)
+        return Feed(_parse_json_feed(source, stripped, url))
+    refuse_entities(source, body)
     return _parse_xml_feed(source, body, headers, url)
 
 
@@ -40,8 +51,7 @@ def _article(source: str, base: str, link: Any, **fields: Any) -> Article | None
     return Article(source=source, url=canonical_url(absolute), link=absolute, **fields)
 
 
-def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str],
-                    url: str) -> list[Article]:
+def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
     parsed = feedparser.parse(body, response_headers=response_headers)
@@ -67,7 +77,8 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str],
         )
         if article is not None:
             articles.append(article)
-    return articles
+    ttl = str(parsed.feed.get("ttl", "")).strip()
+    return Feed(articles, float(ttl) * 60 if ttl.isdigit() else None)
 
 
 def _guid_link(entry: Mapping[str, Any]) -> str | None:

@@ -13,18 +13,24 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import httpcore
 import httpx
 
+from crawler.decompress import ACCEPT_ENCODING, DecodeError, decoder
 from crawler.errors import (
     BlockedAddressError,
     BodyTooLargeError,
     FetchError,
     FetchTimeoutError,
+    GoneError,
     HTTPStatusError,
+    RedirectError,
 )
+from crawler.headers import parse_retry_after
 
 
 class _Blocked(Exception):
@@ -86,22 +92,38 @@ def make_client(*, allow_private_networks: bool,
     if transport is None:
         transport = (httpx.AsyncHTTPTransport() if allow_private_networks
                      else GuardedTransport())
-    return httpx.AsyncClient(transport=transport, follow_redirects=True, max_redirects=5,
-                             trust_env=False)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_REDIRECTS = frozenset({301, 308})
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What a fetch brought back; ``body`` is empty for a 304."""
+    """What a fetch brought back; ``body`` is empty for a 304.
+
+    ``redirects`` lists each hop as (status, target URL), so the caller can tell a
+    permanent move (every hop 301/308) from a temporary one.
+    """
 
     url: str
     status: int
     headers: dict[str, str]
     body: bytes
+    redirects: tuple[tuple[int, str], ...] = ()
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+    @property
+    def moved_permanently_to(self) -> str | None:
+        """The final URL when every redirect on the way was permanent."""
+        if self.redirects and all(s in PERMANENT_REDIRECTS for s, _ in self.redirects):
+            return self.url
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +140,12 @@ class Request:
 
 
 async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
-    """GET ``request.url`` within its deadline; raises a FetchError naming the source."""
-    headers = {"User-Agent": request.user_agent,
+    """GET ``request.url`` within its deadline; raises a FetchError naming the source.
+
+    The deadline covers every redirect hop and the whole body, so a server trickling
+    one byte a second is cut off. Bodies are decompressed here with bounded output.
+    """
+    headers = {"User-Agent": request.user_agent, "Accept-Encoding": ACCEPT_ENCODING,
                "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
                          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"}
     if request.etag:
@@ -128,7 +154,7 @@ async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
         headers["If-Modified-Since"] = request.last_modified
     try:
         async with asyncio.timeout(request.timeout):
-            return await _get(client, request, headers)
+            return await _follow(client, request, headers)
     except TimeoutError as exc:
         raise FetchTimeoutError(request.source, f"no complete answer from {request.url} "
                                 f"within {request.timeout:g}s") from exc
@@ -137,9 +163,6 @@ async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
                                 f"{type(exc).__name__}") from exc
     except _Blocked as exc:
         raise BlockedAddressError(request.source, f"refused {request.url}: {exc}") from exc
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(request.source, f"redirect loop or more than 5 redirects from "
-                         f"{request.url}") from exc
     except httpx.ConnectError as exc:
         raise FetchError(request.source, f"cannot connect to {request.url}: "
                          f"{exc or type(exc).__name__}") from exc
@@ -148,29 +171,60 @@ async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
                          f"{exc}") from exc
 
 
-async def _get(client: httpx.AsyncClient, request: Request,
-               headers: dict[str, str]) -> Response:
+async def _follow(client: httpx.AsyncClient, request: Request,
+                  headers: dict[str, str]) -> Response:
+    url = request.url
+    hops: list[tuple[int, str]] = []
     timeout = httpx.Timeout(request.timeout)
-    async with client.stream("GET", request.url, headers=headers, timeout=timeout) as answer:
-        final_url = str(answer.url)
-        answer_headers = {k.lower(): v for k, v in answer.headers.items()}
-        if answer.status_code == 304:
-            return Response(final_url, 304, answer_headers, b"")
-        if not 200 <= answer.status_code < 300:
-            raise HTTPStatusError(request.source, answer.status_code, final_url)
-        declared = answer.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > request.max_bytes:
-            raise _too_large(request, final_url)
+    while True:
+        async with client.stream("GET", url, headers=headers, timeout=timeout,
+                                 follow_redirects=False) as answer:
+            status = answer.status_code
+            answer_headers = {k.lower(): v for k, v in answer.headers.items()}
+            location = answer.headers.get("location")
+            if status in REDIRECT_STATUSES and location:
+                target = urljoin(url, location)
+                if target == request.url or any(target == h for _, h in hops):
+                    raise RedirectError(request.source, f"redirect loop: {url} → {target}")
+                if len(hops) == MAX_REDIRECTS:
+                    raise RedirectError(request.source, f"more than {MAX_REDIRECTS} "
+                                        f"redirects from {request.url}")
+                hops.append((status, target))
+                url = target
+                continue
+            if status == 304:
+                return Response(url, 304, answer_headers, b"", tuple(hops))
+            if not 200 <= status < 300:
+                error = GoneError if status == 410 else HTTPStatusError
+                raise error(request.source, status, url, parse_retry_after(
+                    answer.headers.get("retry-after"), datetime.now(UTC))
+                    if status in (429, 503) else None)
+            body = await _read_bounded(answer, request, url)
+            return Response(url, status, answer_headers, body, tuple(hops))
+
+
+async def _read_bounded(answer: httpx.Response, request: Request, url: str) -> bytes:
+    """The decoded body, refused as soon as it would pass ``max_bytes`` (after decoding)."""
+    declared = answer.headers.get("content-length", "")
+    encoded = answer.headers.get("content-encoding")
+    if not encoded and declared.isdigit() and int(declared) > request.max_bytes:
+        raise _too_large(request, url)
+    try:
+        decode = decoder(encoded)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in answer.aiter_bytes():
-            size += len(chunk)
-            if size > request.max_bytes:
-                raise _too_large(request, final_url)
-            chunks.append(chunk)
-        return Response(final_url, answer.status_code, answer_headers, b"".join(chunks))
+        async for raw in answer.aiter_raw():
+            for piece in decode.feed(raw, request.max_bytes - size):
+                size += len(piece)
+                if size > request.max_bytes:
+                    raise _too_large(request, url)
+                chunks.append(piece)
+    except DecodeError as exc:
+        raise FetchError(request.source, f"{url}: {exc}") from exc
+    return b"".join(chunks)
 
 
 def _too_large(request: Request, url: str) -> BodyTooLargeError:
     return BodyTooLargeError(request.source, f"body of {url} is larger than the "
-                             f"{request.max_bytes} byte cap (defaults.max_bytes)")
+                             f"{request.max_bytes} byte cap after decompression "
+                             "(defaults.max_bytes)")

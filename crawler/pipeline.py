@@ -1,7 +1,7 @@
 """The orchestrator: the whole chain for one source, said in one place.
 
     collect   fetch.fetch            bytes, with conditional GET, limits and the address rule
-              feeds.parse_feed       one Article per item
+              feeds.parse_feed       one Article per item (XML entities refused)
     dedup     dedup.select_new       only articles whose URL and GUID keys are unknown
     extract   extract.extract        plain text of title, summary and content
     match     match.Matcher          mentions of watch items, with offsets and snippets
@@ -18,21 +18,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
 from alerts import outbox
-from crawler import dedup, fetch
+from crawler import dedup, fetch, schedule
 from crawler.article import Article
-from crawler.clock import Clock
+from crawler.clock import Clock, parse_iso
 from crawler.config import Config, Source
-from crawler.errors import SourceError
+from crawler.errors import GoneError, HTTPStatusError, SourceError
 from crawler.extract import extract
 from crawler.feeds import parse_feed
+from crawler.headers import parse_max_age
 from crawler.match import Matcher
-from crawler.schedule import next_check
-from crawler.store import SourceState, Store
+from crawler.store import PollRecord, SourceState, Store
 
 log = logging.getLogger(__name__)
 
@@ -79,42 +79,82 @@ class Pipeline:
         """
         source = self.sources[state.name]
         try:
-            result = await self._poll(source, state)
+            return await self._poll(source, state)
         except SourceError as exc:
-            return self._failed(source, state, exc.message)
+            return self._failed(source, state, exc)
         except Exception as exc:  # a bug must not stop the other sources
             log.exception("internal error while polling", extra={"source": source.name})
-            return self._failed(source, state, f"internal error: {type(exc).__name__}: {exc}")
-        return result
+            return self._failed(source, state, SourceError(
+                source.name, f"internal error: {type(exc).__name__}: {exc}"))
 
-    def _failed(self, source: Source, state: SourceState, message: str) -> PollResult:
+    def _failed(self, source: Source, state: SourceState, exc: SourceError) -> PollResult:
+        now = self.clock.now()
         failures = state.error_count + 1
-        when = next_check(self.clock.now(), source.interval, failures)
-        log.warning("poll failed (%d in a row, next try %s): %s", failures,
-                    when.isoformat(timespec="seconds"), message, extra={"source": source.name})
-        self.store.record_poll(source.name, self.owner, self.clock.now(), when, error=message)
-        return PollResult(source.name, error=message)
+        retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
+        when = schedule.after_failure(now, source.interval, failures, retry_after)
+        retire = isinstance(exc, GoneError)
+        extra = {"source": source.name}
+        if retire:
+            log.warning("retired: %s; it will not be polled again until its feed URL "
+                        "changes in the config", exc.message, extra=extra)
+        elif state.error_count == 0:
+            log.warning("source failing: %s (next try %s)", exc.message,
+                        when.isoformat(timespec="seconds"), extra=extra)
+        elif exc.message != state.last_error:
+            log.warning("source still failing, now: %s", exc.message, extra=extra)
+        else:
+            log.debug("poll failed again (%d in a row): %s", failures, exc.message,
+                      extra=extra)
+        self.store.record_poll(source.name, self.owner, now, PollRecord(
+            when, error=exc.message, retire=retire,
+            defer_host_until=now + timedelta(seconds=retry_after)
+            if retry_after is not None else None))
+        return PollResult(source.name, error=exc.message)
 
     async def _poll(self, source: Source, state: SourceState) -> PollResult:
+        full = schedule.needs_full_fetch(
+            parse_iso(state.last_full_fetch_at) if state.last_full_fetch_at else None,
+            self.clock.now())
         response = await fetch.fetch(self.client, fetch.Request(
             source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
-            state.etag, state.last_modified))
+            None if full else state.etag, None if full else state.last_modified))
         now = self.clock.now()
+        redirect_to, seen, move_to = schedule.track_redirect(
+            state.redirect_to, state.redirect_seen, response.moved_permanently_to)
+        if move_to:
+            log.warning("moved permanently to %s; polling that from now on", move_to,
+                        extra={"source": source.name})
+        max_age = parse_max_age(response.headers.get("cache-control"))
         if response.not_modified:
-            self.store.record_poll(source.name, self.owner, now,
-                                   next_check(now, source.interval))
+            self._recovered(state)
+            self.store.record_poll(source.name, self.owner, now, PollRecord(
+                self._next(source, now, max_age), redirect_to=redirect_to,
+                redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
-        collected = parse_feed(source.name, response.body, response.headers, response.url)
-        result = self.ingest(source.name, collected)
-        self.store.record_poll(source.name, self.owner, self.clock.now(),
-                               next_check(self.clock.now(), source.interval),
-                               etag=response.headers.get("etag"),
-                               last_modified=response.headers.get("last-modified"))
+        feed = parse_feed(source.name, response.body, response.headers, response.url)
+        result = self.ingest(source.name, feed.articles)
+        self._recovered(state)
+        self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
+            self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"), full_fetch=True,
+            redirect_to=redirect_to, redirect_seen=seen, move_to=move_to))
         if result.new:
             log.info("%d new article(s), %d matched, %d alert(s) queued", result.new,
                      result.matched, result.queued, extra={"source": source.name})
         return result
+
+    @staticmethod
+    def _recovered(state: SourceState) -> None:
+        if state.error_count:
+            log.info("source recovered after %d failed poll(s)", state.error_count,
+                     extra={"source": state.name})
+
+    @staticmethod
+    def _next(source: Source, now: datetime, cache_hint: float | None) -> datetime:
+        return schedule.after_success(now, source.interval,
+                                      cache_hint if source.respect_cache_hints else None)
 
     def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
         """dedup → extract → match → alert → store, for articles collected by any means."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
@@ -78,9 +79,23 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("delivery_attempts").create_index(["outbox_id"])
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    sources = db.table("sources")
+    sources.add_column("config_url", str)
+    sources.add_column("redirect_to", str)
+    sources.add_column("redirect_seen", int, not_null_default=0)
+    sources.add_column("retired_at", str)
+    sources.add_column("last_full_fetch_at", str)
+    sources.add_column("failing_since", str)
+    sources.add_column("notice", str)
+    db.execute("UPDATE sources SET config_url = url")
+    db.table("articles").create_index(["source", "fetched_at"])
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
+    ("source redirects, retirement, full fetches and health notices", _v2),
 ]
 
 
@@ -93,6 +108,32 @@ class SourceState:
     etag: str | None
     last_modified: str | None
     error_count: int
+    last_error: str | None = None
+    redirect_to: str | None = None
+    redirect_seen: int = 0
+    last_full_fetch_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """How one poll ended, and so what the source row says next.
+
+    ``error`` set means a failure (the count goes up, the validators stay); otherwise a
+    success. ``move_to`` replaces the polled URL (a confirmed permanent redirect);
+    ``retire`` stops polling (410 Gone); ``defer_host_until`` holds back every source on
+    the same host (Retry-After).
+    """
+
+    next_check_at: datetime
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    full_fetch: bool = False
+    redirect_to: str | None = None
+    redirect_seen: int = 0
+    move_to: str | None = None
+    retire: bool = False
+    defer_host_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,16 +222,24 @@ class Store:
     def sync_sources(self, sources: Sequence[Source], now: datetime) -> None:
         """Make the source rows match the config: new ones due now, removed ones inactive."""
         with self._write() as db:
-            rows = {r["name"]: r for r in db.query("SELECT name, url, active FROM sources")}
+            rows = {r["name"]: r for r in
+                    db.query("SELECT name, config_url, active FROM sources")}
             for source in sources:
                 row = rows.get(source.name)
                 if row is None:
-                    db.table("sources").insert({"name": source.name, "url": source.url,
-                                          "next_check_at": iso(now), "created_at": iso(now)})
-                elif row["url"] != source.url or not row["active"]:
-                    db.execute("UPDATE sources SET url = ?, active = 1, etag = NULL, "
-                               "last_modified = NULL, next_check_at = ? WHERE name = ?",
-                               [source.url, iso(now), source.name])
+                    db.table("sources").insert({
+                        "name": source.name, "url": source.url, "config_url": source.url,
+                        "next_check_at": iso(now), "created_at": iso(now)})
+                elif row["config_url"] != source.url:
+                    # A new address in the config starts the source afresh.
+                    db.execute("UPDATE sources SET url = :url, config_url = :url, active = 1, "
+                               "etag = NULL, last_modified = NULL, redirect_to = NULL, "
+                               "redirect_seen = 0, retired_at = NULL, next_check_at = :now "
+                               "WHERE name = :name",
+                               {"url": source.url, "now": iso(now), "name": source.name})
+                elif not row["active"]:
+                    db.execute("UPDATE sources SET active = 1, next_check_at = ? "
+                               "WHERE name = ?", [iso(now), source.name])
             gone = set(rows) - {s.name for s in sources}
             for name in gone:
                 db.execute("UPDATE sources SET active = 0 WHERE name = ?", [name])
@@ -199,8 +248,10 @@ class Store:
                       due_only: bool = True, names: Iterable[str] | None = None,
                       ) -> list[SourceState]:
         """Lease the active sources that are due (or all, for ``once``) and not leased."""
-        sql = ("SELECT name, url, etag, last_modified, error_count FROM sources "
-               "WHERE active = 1 AND (lease_expires_at IS NULL OR lease_expires_at <= :now)")
+        sql = ("SELECT name, url, etag, last_modified, error_count, last_error, redirect_to, "
+               "redirect_seen, last_full_fetch_at FROM sources WHERE active = 1 "
+               "AND retired_at IS NULL "
+               "AND (lease_expires_at IS NULL OR lease_expires_at <= :now)")
         if due_only:
             sql += " AND next_check_at <= :now"
         sql += " ORDER BY next_check_at"
@@ -213,29 +264,47 @@ class Store:
                            "WHERE name = ?", [owner, iso(now + lease), row["name"]])
         return [SourceState(**row) for row in rows]
 
-    def record_poll(self, name: str, owner: str, now: datetime, next_check_at: datetime, *,
-                    error: str | None = None, etag: str | None = None,
-                    last_modified: str | None = None) -> None:
-        """End a poll: success resets the failure count; an error is kept on the row."""
+    def record_poll(self, name: str, owner: str, now: datetime, record: PollRecord) -> None:
+        """End a poll held under ``owner``'s lease; a report from a lost lease is ignored."""
         with self._write() as db:
-            if error is None:
+            values = {"now": iso(now), "next": iso(record.next_check_at), "name": name,
+                      "owner": owner, "error": record.error}
+            if record.error is None:
                 db.execute(
                     "UPDATE sources SET last_checked_at = :now, last_success_at = :now, "
-                    "last_error = NULL, error_count = 0, next_check_at = :next, "
-                    "etag = coalesce(:etag, etag), "
+                    "last_error = NULL, error_count = 0, failing_since = NULL, "
+                    "next_check_at = :next, etag = coalesce(:etag, etag), "
                     "last_modified = coalesce(:last_modified, last_modified), "
+                    "last_full_fetch_at = CASE WHEN :full THEN :now "
+                    "ELSE last_full_fetch_at END, "
+                    "redirect_to = :redirect_to, redirect_seen = :redirect_seen, "
+                    "url = coalesce(:move_to, url), "
                     "lease_owner = NULL, lease_expires_at = NULL "
                     "WHERE name = :name AND lease_owner = :owner",
-                    {"now": iso(now), "next": iso(next_check_at), "etag": etag,
-                     "last_modified": last_modified, "name": name, "owner": owner})
+                    {**values, "etag": record.etag, "last_modified": record.last_modified,
+                     "full": record.full_fetch, "redirect_to": record.redirect_to,
+                     "redirect_seen": record.redirect_seen, "move_to": record.move_to})
             else:
                 db.execute(
                     "UPDATE sources SET last_checked_at = :now, last_error = :error, "
                     "error_count = error_count + 1, next_check_at = :next, "
+                    "failing_since = coalesce(failing_since, :now), "
+                    "retired_at = CASE WHEN :retire THEN :now END, "
                     "lease_owner = NULL, lease_expires_at = NULL "
                     "WHERE name = :name AND lease_owner = :owner",
-                    {"now": iso(now), "error": error, "next": iso(next_check_at),
-                     "name": name, "owner": owner})
+                    {**values, "retire": record.retire})
+            if record.defer_host_until is not None:
+                host = urlsplit(self._url_of(name)).hostname
+                for row in list(db.query("SELECT name, url FROM sources "
+                                         "WHERE next_check_at < ?",
+                                         [iso(record.defer_host_until)])):
+                    if urlsplit(row["url"]).hostname == host:
+                        db.execute("UPDATE sources SET next_check_at = ? WHERE name = ?",
+                                   [iso(record.defer_host_until), row["name"]])
+
+    def _url_of(self, name: str) -> str:
+        return str(self.db.execute("SELECT url FROM sources WHERE name = ?",
+                                   [name]).fetchone()[0])
 
     def release(self, owner: str) -> None:
         """Give back every lease this process holds (a clean shutdown)."""

@@ -13,7 +13,7 @@ from crawler import dedup
 from crawler.article import Article
 from crawler.config import Source
 from crawler.errors import SchemaTooNewError
-from crawler.store import MIGRATIONS, DeliveryResult, Store
+from crawler.store import MIGRATIONS, DeliveryResult, PollRecord, Store
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -50,7 +50,7 @@ def test_source_leases_are_exclusive_and_expire(tmp_path: Path) -> None:
     later = NOW + LEASE + timedelta(seconds=1)
     assert {s.name for s in two.claim_sources("p2", later, LEASE)} == {"a", "b"}
     # A late report from p1 no longer counts.
-    one.record_poll("a", "p1", later, later + timedelta(hours=1), error="late")
+    one.record_poll("a", "p1", later, PollRecord(later + timedelta(hours=1), error="late"))
     assert one.sources()[0]["last_error"] is None
 
 

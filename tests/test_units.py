@@ -14,6 +14,7 @@ from crawler.config import RetryPolicy, WatchItem, WatchlistConfig
 from crawler.errors import ParseError
 from crawler.extract import extract, html_to_text
 from crawler.feeds import parse_feed
+from crawler.headers import parse_max_age, parse_retry_after
 from crawler.match import Matcher
 from crawler.schedule import MAX_BACKOFF, next_check
 from tests.feeds import Item, atom, json_feed, rss
@@ -71,7 +72,7 @@ def test_each_feed_format_parses(render: object) -> None:
     when = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
     body = render([Item("Noor speaks", "/a/1?utm_source=x", "<p>Body</p>", "urn:x:1", when),  # type: ignore[operator]
                    Item("No date", "https://e.org/a/2", "", "urn:x:2")])
-    articles = parse_feed("S", body, {}, "https://e.org/feed")
+    articles = parse_feed("S", body, {}, "https://e.org/feed").articles
     assert [a.url for a in articles] == ["https://e.org/a/1", "https://e.org/a/2"]
     assert articles[0].link == "https://e.org/a/1?utm_source=x"
     assert articles[0].guid == "urn:x:1" and articles[0].published_at == when
@@ -89,7 +90,7 @@ def test_not_a_feed_is_a_parse_error_naming_the_source() -> None:
 
 def test_slightly_broken_feed_keeps_its_items() -> None:
     body = rss([Item("Noor speaks", "https://e.org/a/1")]).replace(b"</channel></rss>", b"")
-    assert [a.url for a in parse_feed("S", body, {}, "https://e.org/feed")] == [
+    assert [a.url for a in parse_feed("S", body, {}, "https://e.org/feed").articles] == [
         "https://e.org/a/1"]
 
 
@@ -157,9 +158,17 @@ def test_signature_matches_the_standard_webhooks_test_vector() -> None:
 
 
 def test_retry_after_seconds_and_http_date() -> None:
-    assert webhook.parse_retry_after("120", NOW) == 120
-    assert webhook.parse_retry_after("Sat, 28 Nov 2026 10:05:00 GMT", NOW) == 300
-    assert webhook.parse_retry_after("soon", NOW) is None
+    assert parse_retry_after("120", NOW) == 120
+    assert parse_retry_after("Sat, 28 Nov 2026 10:05:00 GMT", NOW) == 300
+    assert parse_retry_after("soon", NOW) is None
+    assert parse_retry_after("Sat, 28 Nov 2026 09:00:00 GMT", NOW) == 0
+
+
+def test_cache_control_max_age() -> None:
+    assert parse_max_age("public, max-age=3600") == 3600
+    assert parse_max_age("s-maxage=60") is None
+    assert parse_max_age("max-age=600, no-store") is None
+    assert parse_max_age(None) is None
 
 
 def test_backoff_grows_jitters_honours_retry_after_and_ends() -> None:
