@@ -8,11 +8,12 @@ database without polling or sending anything twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -67,31 +68,14 @@ class Runner:
         for name in self.config.disabled_channels():
             log.warning("channel %s has no URL and is disabled: it queues nothing", name)
         async with self._clients() as (pipeline, dispatcher):
-
-            inflight: set[asyncio.Task[object]] = set()
-
-            async def tick_job(name: str, work: Callable[[], Awaitable[object]]) -> None:
-                task = asyncio.current_task()
-                assert task is not None
-                inflight.add(task)
-                try:
-                    await work()
-                except Exception:
-                    log.exception("%s tick failed; the next tick tries again", name)
-                finally:
-                    inflight.discard(task)
-
-            async def poll_and_deliver() -> None:
-                await self._poll(pipeline, due_only=True)
-                await dispatcher.deliver_due()
-
+            work = _Work(self, pipeline, dispatcher)
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
             now = self.clock.now()
-            scheduler.add_job(tick_job, "interval", ["poll", poll_and_deliver],
-                              seconds=tick, next_run_time=now, id="poll")
-            scheduler.add_job(tick_job, "interval", ["deliver", dispatcher.deliver_due],
-                              seconds=tick, next_run_time=now, id="deliver")
+            scheduler.add_job(work.poll_tick, "interval", seconds=tick, next_run_time=now,
+                              id="poll")
+            scheduler.add_job(work.deliver_tick, "interval", seconds=tick,
+                              next_run_time=now, id="deliver")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, database %s",
                      len(pipeline.sources), tick, self.store.path)
@@ -99,17 +83,14 @@ class Runner:
                 await stop.wait()
             finally:
                 scheduler.shutdown(wait=False)
-                for task in inflight:
-                    task.cancel()
-                if inflight:
-                    await asyncio.wait(list(inflight), timeout=SHUTDOWN_GRACE_S)
+                await work.cancel()
                 self.store.release(self.owner)
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
 
     async def _poll(self, pipeline: Pipeline, *, due_only: bool,
                     progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
         claimed = self.store.claim_sources(self.owner, self.clock.now(), pipeline.lease(),
-                                           due_only=due_only, names=pipeline.sources)
+                                           due_only=due_only, names=list(pipeline.sources))
         limit = asyncio.Semaphore(self.config.settings.daemon.concurrency)
 
         async def one(state: SourceState) -> PollResult:
@@ -133,3 +114,64 @@ class Runner:
             yield (Pipeline(self.config, self.store, collect, self.clock, self.owner),
                    Dispatcher(self.store, self.config.enabled_channels(), deliver, self.clock,
                               self.owner, concurrency=settings.daemon.concurrency))
+
+
+class _Work:
+    """The daemon's in-flight work. Ticks only start tasks and return at once, so a slow
+    source or receiver never holds back the others or the next tick."""
+
+    def __init__(self, runner: Runner, pipeline: Pipeline, dispatcher: Dispatcher) -> None:
+        self.runner = runner
+        self.pipeline = pipeline
+        self.dispatcher = dispatcher
+        self.polls: dict[str, asyncio.Task[None]] = {}
+        self.delivery: asyncio.Task[None] | None = None
+
+    async def poll_tick(self) -> None:
+        """Claim as many due sources as there are free slots and start polling them."""
+        r = self.runner
+        free = r.config.settings.daemon.concurrency - len(self.polls)
+        if free <= 0:
+            return
+        idle = [n for n in self.pipeline.sources if n not in self.polls]
+        try:
+            claimed = r.store.claim_sources(r.owner, r.clock.now(), self.pipeline.lease(),
+                                            names=idle, limit=free)
+        except Exception:
+            log.exception("cannot claim due sources; the next tick tries again")
+            return
+        for state in claimed:
+            task = asyncio.create_task(self._poll(state), name=f"poll {state.name}")
+            self.polls[state.name] = task
+            task.add_done_callback(functools.partial(self._forget, state.name))
+
+    def _forget(self, name: str, _: object) -> None:
+        self.polls.pop(name, None)
+
+    async def _poll(self, state: SourceState) -> None:
+        try:
+            result = await self.pipeline.poll(state)
+        except Exception:
+            log.exception("poll crashed; the source stays leased until its lease expires",
+                          extra={"source": state.name})
+            return
+        if result.queued:
+            await self.deliver_tick()
+
+    async def deliver_tick(self) -> None:
+        """Start a delivery pass unless one is running (it picks up new rows itself)."""
+        if self.delivery is None or self.delivery.done():
+            self.delivery = asyncio.create_task(self._deliver(), name="deliver")
+
+    async def _deliver(self) -> None:
+        try:
+            await self.dispatcher.deliver_due()
+        except Exception:
+            log.exception("delivery pass failed; the next tick tries again")
+
+    async def cancel(self) -> None:
+        tasks = [*self.polls.values(), *([self.delivery] if self.delivery else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)

@@ -55,7 +55,7 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: s
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
     parsed = feedparser.parse(body, response_headers=response_headers)
-    if not parsed.entries and (parsed.bozo or not parsed.version):
+    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON feed found"
         raise ParseError(source, f"not a readable feed: {reason}")
     benign = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)

@@ -246,8 +246,9 @@ class Store:
 
     def claim_sources(self, owner: str, now: datetime, lease: timedelta, *,
                       due_only: bool = True, names: Iterable[str] | None = None,
-                      ) -> list[SourceState]:
-        """Lease the active sources that are due (or all, for ``once``) and not leased."""
+                      limit: int | None = None) -> list[SourceState]:
+        """Lease up to ``limit`` active sources that are due (or all, for ``once``) and that
+        no other process holds; ``names`` restricts the choice."""
         sql = ("SELECT name, url, etag, last_modified, error_count, last_error, redirect_to, "
                "redirect_seen, last_full_fetch_at FROM sources WHERE active = 1 "
                "AND retired_at IS NULL "
@@ -258,7 +259,7 @@ class Store:
         wanted = set(names) if names is not None else None
         with self._write() as db:
             rows = [r for r in db.query(sql, {"now": iso(now)})
-                    if wanted is None or r["name"] in wanted]
+                    if wanted is None or r["name"] in wanted][:limit]
             for row in rows:
                 db.execute("UPDATE sources SET lease_owner = ?, lease_expires_at = ? "
                            "WHERE name = ?", [owner, iso(now + lease), row["name"]])
