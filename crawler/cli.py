@@ -187,7 +187,11 @@ def once(obj: _Context, as_json: bool) -> None:
 @cli.command()
 @click.pass_obj
 def run(obj: _Context) -> None:
-    """Run the daemon until SIGTERM or SIGINT (Ctrl-C)."""
+    """Run the daemon until SIGTERM or SIGINT (Ctrl-C).
+
+    Editing a config file, or SIGHUP, reloads the config; an invalid one is logged and
+    the running config stays in force.
+    """
     config = obj.config()
     with obj.store(config) as store:
         asyncio.run(_run_until_signal(Runner(config, store)))
@@ -198,6 +202,7 @@ async def _run_until_signal(runner: Runner) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runner.reload_requested.set)
     await runner.run(stop)
 
 

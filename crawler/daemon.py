@@ -22,7 +22,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.dispatch import DeliveryReport, Dispatcher
 from crawler.clock import Clock, SystemClock
-from crawler.config import Config
+from crawler.config import (
+    SETTINGS_FILE,
+    SOURCES_FILE,
+    WATCHLISTS_FILE,
+    Config,
+    load_config,
+)
+from crawler.errors import ConfigError
 from crawler.fetch import make_client
 from crawler.pipeline import Pipeline, PollResult
 from crawler.store import SourceState, Store
@@ -30,6 +37,8 @@ from crawler.store import SourceState, Store
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+CONFIG_CHECK_S = 1.0
+CONFIG_FILES = (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)
 
 
 def process_owner() -> str:
@@ -56,19 +65,27 @@ class Runner:
         self._collect_transport = collect_transport
         self._deliver_transport = deliver_transport
 
+        self.reload_requested = asyncio.Event()
+
     async def once(self, progress: Callable[[PollResult], None] | None = None) -> OnceReport:
         """Poll every source that no other process holds, then deliver what is due."""
-        async with self._clients() as (pipeline, dispatcher):
+        async with self._clients() as build:
+            pipeline, dispatcher = build(self.config)
             polls = await self._poll(pipeline, due_only=False, progress=progress)
             return OnceReport(polls, await dispatcher.deliver_due())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set, then cancel in-flight work and give back leases."""
+        """Tick until ``stop`` is set, then cancel in-flight work and give back leases.
+
+        Besides the poll and delivery ticks, a watcher reloads the config when its files
+        change (debounced: editors write and rename) or when ``reload_requested`` is set
+        (SIGHUP).
+        """
         tick = self.config.settings.daemon.tick
-        for name in self.config.disabled_channels():
-            log.warning("channel %s has no URL and is disabled: it queues nothing", name)
-        async with self._clients() as (pipeline, dispatcher):
-            work = _Work(self, pipeline, dispatcher)
+        self._report_disabled(self.config)
+        async with self._clients() as build:
+            work = _Work(self, *build(self.config))
+            watcher = _ConfigWatcher(self, work, build)
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
             now = self.clock.now()
@@ -76,16 +93,31 @@ class Runner:
                               id="poll")
             scheduler.add_job(work.deliver_tick, "interval", seconds=tick,
                               next_run_time=now, id="deliver")
+            scheduler.add_job(watcher.check, "interval", seconds=CONFIG_CHECK_S, id="config")
             scheduler.start()
-            log.info("daemon started: %d source(s), tick %gs, database %s",
-                     len(pipeline.sources), tick, self.store.path)
+            log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
+                     len(work.pipeline.sources), tick, self.store.path, self.config.version)
             try:
-                await stop.wait()
+                while not stop.is_set():
+                    waiters = [asyncio.ensure_future(stop.wait()),
+                               asyncio.ensure_future(self.reload_requested.wait())]
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                    for waiter in waiters:
+                        waiter.cancel()
+                    if self.reload_requested.is_set() and not stop.is_set():
+                        self.reload_requested.clear()
+                        log.info("SIGHUP: reloading the config")
+                        watcher.reload()
             finally:
                 scheduler.shutdown(wait=False)
                 await work.cancel()
                 self.store.release(self.owner)
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
+
+    @staticmethod
+    def _report_disabled(config: Config) -> None:
+        for name in config.disabled_channels():
+            log.warning("channel %s has no URL and is disabled: it queues nothing", name)
 
     async def _poll(self, pipeline: Pipeline, *, due_only: bool,
                     progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
@@ -103,17 +135,23 @@ class Runner:
         return list(await asyncio.gather(*(one(s) for s in claimed)))
 
     @asynccontextmanager
-    async def _clients(self) -> AsyncIterator[tuple[Pipeline, Dispatcher]]:
-        """The HTTP clients for one pass or one daemon run, closed after it."""
+    async def _clients(self) -> AsyncIterator[Callable[[Config], tuple[Pipeline, Dispatcher]]]:
+        """Open the HTTP clients for one pass or one daemon run (closed after it), and
+        yield a builder of the pipeline and dispatcher for a config over them."""
         settings = self.config.settings
         async with make_client(allow_private_networks=settings.allow_private_networks,
                                transport=self._collect_transport) as collect, \
                 httpx.AsyncClient(transport=self._deliver_transport, follow_redirects=False,
                                   trust_env=False) as deliver:
-            self.store.sync_sources(self.config.active_sources(), self.clock.now())
-            yield (Pipeline(self.config, self.store, collect, self.clock, self.owner),
-                   Dispatcher(self.store, self.config.enabled_channels(), deliver, self.clock,
-                              self.owner, concurrency=settings.daemon.concurrency))
+
+            def build(config: Config) -> tuple[Pipeline, Dispatcher]:
+                self.store.sync_sources(config.active_sources(), self.clock.now())
+                return (Pipeline(config, self.store, collect, self.clock, self.owner),
+                        Dispatcher(self.store, config.enabled_channels(), deliver,
+                                   self.clock, self.owner,
+                                   concurrency=config.settings.daemon.concurrency))
+
+            yield build
 
 
 class _Work:
@@ -175,3 +213,65 @@ class _Work:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+
+
+class _ConfigWatcher:
+    """Applies a changed config without a restart, or keeps the running one.
+
+    A change is applied once the files have stayed the same for one check (editors save
+    by writing and renaming). An invalid config is logged as FILE:LINE:COL problems and
+    the running config stays in force; a new ``database:`` is refused until restart.
+    """
+
+    def __init__(self, runner: Runner, work: _Work,
+                 build: Callable[[Config], tuple[Pipeline, Dispatcher]]) -> None:
+        self.runner = runner
+        self.work = work
+        self.build = build
+        self.seen = self._fingerprint()
+        self.pending: tuple[tuple[int, int], ...] | None = None
+
+    def _fingerprint(self) -> tuple[tuple[int, int], ...]:
+        found = []
+        for name in CONFIG_FILES:
+            try:
+                stat = (self.runner.config.directory / name).stat()
+                found.append((stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                found.append((0, -1))
+        return tuple(found)
+
+    async def check(self) -> None:
+        now = self._fingerprint()
+        if now == self.seen:
+            self.pending = None
+        elif now != self.pending:
+            self.pending = now  # changed since the last look: wait until it settles
+        else:
+            self.reload()
+
+    def reload(self) -> None:
+        self.seen = self.pending = self._fingerprint()
+        runner, old = self.runner, self.runner.config
+        try:
+            new = load_config(old.directory)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config reload rejected: %s", problem)
+            log.error("keeping the running config (version %s)", old.version)
+            return
+        if new.database_path != old.database_path:
+            log.error("config reload rejected: database changed from %s to %s; that needs "
+                      "a restart. Keeping the running config (version %s)",
+                      old.database_path, new.database_path, old.version)
+            return
+        if new.version == old.version:
+            return
+        for key in ("allow_private_networks", "daemon"):
+            if getattr(new.settings, key) != getattr(old.settings, key):
+                log.warning("%s changed: it takes effect at the next restart", key)
+        runner.config = new
+        self.work.pipeline, self.work.dispatcher = self.build(new)
+        runner._report_disabled(new)
+        log.info("config reloaded (version %s): %d source(s), %d watchlist(s)",
+                 new.version, len(self.work.pipeline.sources), len(new.watchlists))

@@ -1,0 +1,86 @@
+"""Live config: edits and SIGHUP apply without a restart; a broken edit keeps the old config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.conftest import WATCHLIST, Project
+from tests.feeds import Item, rss
+from tests.servers import Page, Receiver, Site
+
+
+def wait_for_log(daemon_log: list[str], fragment: str, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(fragment in line for line in daemon_log):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: Site,
+                                                        receiver: Receiver) -> None:
+    now = datetime.now(UTC)
+    site.pages["/feed.xml"] = Page(rss([Item("Atta Mohammad Noor speaks", site.url("/a/1"),
+                                             "", "g1", now)]))
+    project.hook(receiver.url("/hook"))
+    project.settings["daemon"] = {"tick": "0.2s"}
+    project.sources = [{"name": "Live", "feed": site.url("/feed.xml"), "interval": "0.5s"}]
+    daemon = project.popen("run")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(daemon.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        assert len(receiver.wait_for(1)) == 1
+
+        # 1. A new watch item, written by editing the file: it takes effect live.
+        watchlist: dict[str, Any] = {**WATCHLIST,
+                                     "watch": [*WATCHLIST["watch"], {"name": "Yunus Qanuni"}]}
+        project.watchlists = [watchlist]
+        project.write()
+        assert wait_for_log(lines, "config reloaded"), "\n".join(lines)
+        site.pages["/feed.xml"] = Page(rss([Item("Yunus Qanuni returns", site.url("/a/2"), "",
+                                                 "g2", now)]))
+        assert len(receiver.wait_for(2)) == 2, "the new watch item did not alert"
+
+        # 2. A broken edit is rejected with FILE:LINE:COL and the old config stays.
+        path = project.config_dir / "sources.yaml"
+        path.write_text("sources:\n  - {name: Live, feed: nowhere, intervall: 1s}\n")
+        assert wait_for_log(lines, "config reload rejected"), "\n".join(lines)
+        site.pages["/feed.xml"] = Page(rss([Item("Yunus Qanuni again", site.url("/a/3"), "",
+                                                 "g3", now)]))
+        assert len(receiver.wait_for(3)) == 3, "the running config must stay in force"
+        rejected = "\n".join(line for line in lines if "config reload rejected" in line)
+        assert f"{path}:2:" in rejected and "unknown key 'intervall'" in rejected
+
+        # 3. SIGHUP applies a change (here: a second source) at once.
+        site.pages["/other.xml"] = Page(rss([Item("Hanif Atmar in Doha", site.url("/a/4"), "",
+                                                  "g4", now)]))
+        watchlist["watch"].append({"name": "Hanif Atmar"})
+        project.sources.append({"name": "Other", "feed": site.url("/other.xml")})
+        project.write()
+        daemon.send_signal(signal.SIGHUP)
+        assert len(receiver.wait_for(4)) == 4
+        assert json.loads(receiver.delivered()[3].body)["data"]["article"]["source"] == "Other"
+
+        # 4. A new database path is refused until restart.
+        project.settings["database"] = "../data/elsewhere.db"
+        project.write()
+        assert wait_for_log(lines, "database changed"), "\n".join(lines)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    assert daemon.returncode == 0
+    assert not (project.root / "data" / "elsewhere.db").exists()
+
+    # Each match records the config version that produced it.
+    del project.settings["database"]
+    versions = {m["config_version"] for m in project.store().db.query(
+        "SELECT config_version FROM matches")}
+    assert len(versions) >= 2
