@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from crawler import __version__
+from crawler import __version__, health
 from crawler.clock import SystemClock
 from crawler.config import Config, load_config
 from crawler.daemon import Runner
@@ -250,19 +250,30 @@ def alerts(obj: _Context, status: str | None, limit: int, as_json: bool) -> None
 @click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
 @click.pass_obj
 def status(obj: _Context, as_json: bool) -> None:
-    """Every source's health: last success, last error, failures, next poll."""
+    """Every source's health: state, last success and error, articles, next poll."""
     config = obj.config()
+    now = SystemClock().now()
     with obj.store(config) as store:
-        store.sync_sources(config.active_sources(), SystemClock().now())
-        rows = store.sources()
+        store.sync_sources(config.active_sources(), now)
+        rows = store.source_health(now)
+        counts = store.alert_counts()
+    for row in rows:
+        facts = health.figures(row, now)
+        row["daily_rate"] = round(facts.daily_rate, 2)
+        row["state"] = ("retired" if row["retired_at"] else "inactive" if not row["active"]
+                        else health.incident(facts, now) or
+                        ("failing" if row["error_count"] else "ok"))
     if as_json:
-        _print_json(rows)
+        _print_json({"sources": rows, "alerts": counts})
         return
-    _table("sources", ["source", "active", "last success", "failures", "last error",
-                       "next poll"],
-           [(r["name"], "yes" if r["active"] else "no", (r["last_success_at"] or "never")[:19],
-             r["error_count"], r["last_error"], (r["next_check_at"] or "")[:19])
+    _table("sources", ["source", "kind", "state", "last success", "failures", "last error",
+                       "24h", "usual/day", "next poll"],
+           [(r["name"], r["kind"], r["state"], (r["last_success_at"] or "never")[:16],
+             r["error_count"], r["last_error"], r["articles_24h"], r["daily_rate"],
+             "—" if r["retired_at"] or not r["active"] else (r["next_check_at"] or "")[:16])
             for r in rows])
+    out.print("alerts: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                            or "none yet"))
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.dispatch import DeliveryReport, Dispatcher
+from crawler import health
 from crawler.clock import Clock, SystemClock
 from crawler.config import (
     SETTINGS_FILE,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
 CONFIG_CHECK_S = 1.0
+HEALTH_CHECK_S = 3600.0
 CONFIG_FILES = (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)
 
 
@@ -94,6 +96,8 @@ class Runner:
             scheduler.add_job(work.deliver_tick, "interval", seconds=tick,
                               next_run_time=now, id="deliver")
             scheduler.add_job(watcher.check, "interval", seconds=CONFIG_CHECK_S, id="config")
+            scheduler.add_job(self.check_health, "interval", seconds=HEALTH_CHECK_S,
+                              next_run_time=now, id="health")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
                      len(work.pipeline.sources), tick, self.store.path, self.config.version)
@@ -113,6 +117,29 @@ class Runner:
                 await work.cancel()
                 self.store.release(self.owner)
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
+
+    async def check_health(self) -> list[str]:
+        """Announce each source incident (failing too long, gone quiet) once, when it
+        starts, and its end; returns the notices raised."""
+        now = self.clock.now()
+        active = {s.name for s in self.config.active_sources()}
+        raised = []
+        for row in self.store.source_health(now):
+            if row["name"] not in active or row["retired_at"]:
+                continue
+            facts = health.figures(row, now)
+            kind = health.incident(facts, now)
+            if kind == row["notice"]:
+                continue
+            if kind:
+                notice = health.describe(kind, row, facts)
+                log.warning("operator notice: %s", notice, extra={"source": row["name"]})
+                raised.append(notice)
+            else:
+                log.info("incident over: the source is %s no more", row["notice"],
+                         extra={"source": row["name"]})
+            self.store.set_notice(row["name"], kind)
+        return raised
 
     @staticmethod
     def _report_disabled(config: Config) -> None:

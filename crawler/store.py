@@ -318,6 +318,27 @@ class Store:
     def sources(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM sources ORDER BY name"))
 
+    def source_health(self, now: datetime, window: timedelta = timedelta(days=14),
+                      ) -> list[dict[str, Any]]:
+        """Each source row with ``articles_24h``, ``daily_rate`` (articles per day over
+        ``window`` or the source's life if shorter), ``history_days`` and
+        ``last_article_at``."""
+        return list(self.db.query(
+            "SELECT s.*, "
+            "(SELECT count(*) FROM articles a WHERE a.source = s.name "
+            " AND a.fetched_at >= :day) AS articles_24h, "
+            "(SELECT count(*) FROM articles a WHERE a.source = s.name "
+            " AND a.fetched_at >= :window) AS articles_window, "
+            "(SELECT max(fetched_at) FROM articles a WHERE a.source = s.name) "
+            " AS last_article_at "
+            "FROM sources s ORDER BY s.name",
+            {"day": iso(now - timedelta(days=1)), "window": iso(now - window)}))
+
+    def set_notice(self, name: str, notice: str | None) -> None:
+        """Remember the source's open incident, so it is announced once, not per check."""
+        with self._write() as db:
+            db.execute("UPDATE sources SET notice = ? WHERE name = ?", [notice, name])
+
     # --- articles, matches, outbox --------------------------------------------------------
 
     def known_keys(self, keys: Iterable[str]) -> set[str]:

@@ -41,17 +41,19 @@ def test_broken_sources_are_recorded_and_healthy_alerts_arrive(
     assert "cannot connect" in polls["Nobody home"]["error"]
     assert len(receiver.wait_for(1)) == 1
 
-    rows = {r["name"]: r for r in json.loads(project.cli("status", "--json").stdout)}
+    rows = {r["name"]: r for r in json.loads(project.cli("status", "--json").stdout)["sources"]}
     for name in ("Broken", "Missing", "Nobody home"):
         assert rows[name]["error_count"] == 1
         assert rows[name]["last_error"] == polls[name]["error"]
         assert rows[name]["next_check_at"] > rows[name]["last_checked_at"]
     assert rows["Good"]["error_count"] == 0 and rows["Good"]["last_success_at"]
+    assert rows["Good"]["state"] == "ok" and rows["Good"]["articles_24h"] == 1
+    assert rows["Missing"]["state"] == "failing"
 
     # The human-readable summary names each failing source and its error.
     text = project.cli("once").stdout
     assert "Missing" in text and "HTTP 404" in text
-    rows = {r["name"]: r for r in json.loads(project.cli("status", "--json").stdout)}
+    rows = {r["name"]: r for r in json.loads(project.cli("status", "--json").stdout)["sources"]}
     assert rows["Missing"]["error_count"] == 2
 
 

@@ -1,0 +1,90 @@
+"""Backoff, recovery and operator notices, driven by an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from crawler import health
+from crawler.daemon import Runner
+from tests.conftest import FakeClock, Project
+from tests.feeds import Item, rss
+from tests.servers import Page, Site
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def test_failing_source_backs_off_and_recovers_by_itself(project: Project,
+                                                         site: Site) -> None:
+    project.sources = [{"name": "Flaky", "feed": site.url("/feed.xml"), "interval": "10m"}]
+    project.hook("http://127.0.0.1:9/unused")
+    clock = FakeClock(NOW)
+    runner = Runner(project.config(), project.store(), clock=clock)
+
+    def row() -> dict[str, object]:
+        return runner.store.sources()[0]
+
+    gaps = []
+    for _ in range(4):  # 404 four times: 20, 40, 80, 160 minutes
+        asyncio.run(runner.once())
+        gaps.append(datetime.fromisoformat(str(row()["next_check_at"])) - clock.now())
+        clock.advance(gaps[-1].total_seconds())
+    assert [round(g.total_seconds() / 60) for g in gaps] == [20, 40, 80, 160]
+    assert row()["error_count"] == 4 and "HTTP 404" in str(row()["last_error"])
+
+    site.pages["/feed.xml"] = Page(rss([Item("Noor", site.url("/a/1"), "", "g",
+                                             clock.now())]))
+    asyncio.run(runner.once())
+    assert row()["error_count"] == 0 and row()["last_error"] is None
+    next_check = datetime.fromisoformat(str(row()["next_check_at"]))
+    assert next_check - clock.now() == timedelta(minutes=10)
+
+
+def test_incident_rules() -> None:
+    steady = health.Figures(None, NOW - timedelta(hours=5), daily_rate=10, history_days=14)
+    assert health.incident(steady, NOW) is None
+    silent = health.Figures(None, NOW - timedelta(days=2), daily_rate=10, history_days=14)
+    assert health.incident(silent, NOW) == "quiet"
+    weekly = health.Figures(None, NOW - timedelta(days=2), daily_rate=0.2, history_days=14)
+    assert health.incident(weekly, NOW) is None, "a weekly feed is not quiet after 2 days"
+    young = health.Figures(None, NOW - timedelta(days=2), daily_rate=10, history_days=1)
+    assert health.incident(young, NOW) is None, "too little history to judge"
+    failing = health.Figures(NOW - timedelta(hours=7), None, 0, 0)
+    assert health.incident(failing, NOW) == "failing"
+    assert health.incident(health.Figures(NOW - timedelta(hours=1), None, 0, 0), NOW) is None
+
+
+def test_quiet_source_raises_one_notice(project: Project, site: Site,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(NOW - timedelta(days=10))
+    project.sources = [{"name": "Daily", "feed": site.url("/feed.xml"), "interval": "1h"}]
+    project.hook("http://127.0.0.1:9/unused")
+    runner = Runner(project.config(), project.store(), clock=clock)
+    items: list[Item] = []
+    for day in range(8):  # three articles a day for eight days
+        for n in range(3):
+            items.insert(0, Item(f"Story {day}-{n}", site.url(f"/a/{day}-{n}"), "",
+                                 f"g{day}-{n}", clock.now()))
+        site.pages["/feed.xml"] = Page(rss(items))
+        asyncio.run(runner.once())
+        clock.advance(86400)
+    clock.advance(86400 * 2)  # then silence for three days, while still answering 200
+    asyncio.run(runner.once())
+
+    with caplog.at_level(logging.INFO, logger="crawler.daemon"):
+        first = asyncio.run(runner.check_health())
+        again = asyncio.run(runner.check_health())
+    assert len(first) == 1 and "Daily has gone quiet" in first[0]
+    assert again == [], "one notice per incident, not per check"
+    assert runner.store.sources()[0]["notice"] == "quiet"
+
+    items.insert(0, Item("Back", site.url("/a/back"), "", "gb", clock.now()))
+    site.pages["/feed.xml"] = Page(rss(items))
+    asyncio.run(runner.once())
+    with caplog.at_level(logging.INFO, logger="crawler.daemon"):
+        assert asyncio.run(runner.check_health()) == []
+    assert "incident over" in caplog.text
+    assert runner.store.sources()[0]["notice"] is None
