@@ -207,6 +207,19 @@ async def _run_until_signal(runner: Runner) -> None:
 
 
 @cli.command()
+@click.argument("destination", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_obj
+def backup(obj: _Context, destination: Path) -> None:
+    """Copy the database to DESTINATION, consistently, while the daemon may keep writing."""
+    config = obj.config()
+    if destination.exists():
+        raise click.ClickException(f"{destination} exists; choose a new file")
+    with obj.store(config) as store:
+        store.backup(destination)
+    out.print(f"backed up {config.database_path} to {destination}")
+
+
+@cli.command()
 @click.option("--limit", default=20, show_default=True, help="How many matches to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
 @click.pass_obj

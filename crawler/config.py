@@ -137,6 +137,12 @@ class DaemonSettings(_Model):
     concurrency: int = Field(default=8, ge=1, le=256)
 
 
+class Retention(_Model):
+    """How long finished records are kept."""
+
+    delivered_alerts: Duration = 90 * 86400.0
+
+
 class Settings(_Model):
     """newswatch.yaml."""
 
@@ -145,6 +151,7 @@ class Settings(_Model):
     alert_max_age: Duration = 48 * 3600.0
     allow_private_networks: bool = False
     daemon: DaemonSettings = DaemonSettings()
+    retention: Retention = Retention()
     channels: dict[str, WebhookChannel] = {}
 
 

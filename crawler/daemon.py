@@ -16,6 +16,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,7 +31,7 @@ from crawler.config import (
     Config,
     load_config,
 )
-from crawler.errors import ConfigError
+from crawler.errors import ConfigError, DiskFullError
 from crawler.fetch import make_client
 from crawler.pipeline import Pipeline, PollResult
 from crawler.store import SourceState, Store
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 CONFIG_CHECK_S = 1.0
 HEALTH_CHECK_S = 3600.0
+MAINTENANCE_S = 3600.0
 CONFIG_FILES = (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)
 
 
@@ -85,8 +87,15 @@ class Runner:
         """
         tick = self.config.settings.daemon.tick
         self._report_disabled(self.config)
+        fatal: list[DiskFullError] = []
+
+        def stop_safely(exc: DiskFullError) -> None:
+            log.critical("stopping: %s", exc)
+            fatal.append(exc)
+            stop.set()
+
         async with self._clients() as build:
-            work = _Work(self, *build(self.config))
+            work = _Work(self, *build(self.config), stop_safely)
             watcher = _ConfigWatcher(self, work, build)
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -98,6 +107,7 @@ class Runner:
             scheduler.add_job(watcher.check, "interval", seconds=CONFIG_CHECK_S, id="config")
             scheduler.add_job(self.check_health, "interval", seconds=HEALTH_CHECK_S,
                               next_run_time=now, id="health")
+            scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
                      len(work.pipeline.sources), tick, self.store.path, self.config.version)
@@ -115,8 +125,11 @@ class Runner:
             finally:
                 scheduler.shutdown(wait=False)
                 await work.cancel()
-                self.store.release(self.owner)
+                if not fatal:
+                    self.store.release(self.owner)  # (on a full disk, leases just expire)
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
+        if fatal:
+            raise fatal[0]
 
     async def check_health(self) -> list[str]:
         """Announce each source incident (failing too long, gone quiet) once, when it
@@ -185,10 +198,12 @@ class _Work:
     """The daemon's in-flight work. Ticks only start tasks and return at once, so a slow
     source or receiver never holds back the others or the next tick."""
 
-    def __init__(self, runner: Runner, pipeline: Pipeline, dispatcher: Dispatcher) -> None:
+    def __init__(self, runner: Runner, pipeline: Pipeline, dispatcher: Dispatcher,
+                 fatal: Callable[[DiskFullError], None]) -> None:
         self.runner = runner
         self.pipeline = pipeline
         self.dispatcher = dispatcher
+        self.fatal = fatal
         self.polls: dict[str, asyncio.Task[None]] = {}
         self.delivery: asyncio.Task[None] | None = None
 
@@ -202,6 +217,9 @@ class _Work:
         try:
             claimed = r.store.claim_sources(r.owner, r.clock.now(), self.pipeline.lease(),
                                             names=idle, limit=free)
+        except DiskFullError as exc:
+            self.fatal(exc)
+            return
         except Exception:
             log.exception("cannot claim due sources; the next tick tries again")
             return
@@ -216,6 +234,9 @@ class _Work:
     async def _poll(self, state: SourceState) -> None:
         try:
             result = await self.pipeline.poll(state)
+        except DiskFullError as exc:
+            self.fatal(exc)
+            return
         except Exception:
             log.exception("poll crashed; the source stays leased until its lease expires",
                           extra={"source": state.name})
@@ -231,8 +252,22 @@ class _Work:
     async def _deliver(self) -> None:
         try:
             await self.dispatcher.deliver_due()
+        except DiskFullError as exc:
+            self.fatal(exc)
         except Exception:
             log.exception("delivery pass failed; the next tick tries again")
+
+    async def maintain(self) -> None:
+        """Hourly: forget old delivered alerts, checkpoint the WAL."""
+        r = self.runner
+        try:
+            removed = r.store.maintain(r.clock.now(), timedelta(
+                seconds=r.config.settings.retention.delivered_alerts))
+        except DiskFullError as exc:
+            self.fatal(exc)
+            return
+        if removed:
+            log.info("retention: forgot %d delivered alert(s)", removed)
 
     async def cancel(self) -> None:
         tasks = [*self.polls.values(), *([self.delivery] if self.delivery else [])]

@@ -3,7 +3,8 @@
     NewswatchError
     ├── ConfigError          one or more FILE:LINE:COL problems in the config directory
     ├── StoreError           the database cannot be opened, migrated or written
-    │   └── SchemaTooNewError
+    │   ├── SchemaTooNewError
+    │   └── DiskFullError    the daemon stops safely rather than lose work
     ├── SourceError          one poll of one source failed; the source keeps it as data
     │   ├── FetchError
     │   │   ├── BlockedAddressError   a private/loopback target while that is not allowed
@@ -52,6 +53,10 @@ class StoreError(NewswatchError):
 
 class SchemaTooNewError(StoreError):
     """The database was migrated by a newer newswatch than this one."""
+
+
+class DiskFullError(StoreError):
+    """The disk (or the database's size limit) is full; nothing more can be stored."""
 
 
 class SourceError(NewswatchError):

@@ -27,7 +27,7 @@ from crawler import dedup, fetch, schedule
 from crawler.article import Article
 from crawler.clock import Clock, parse_iso
 from crawler.config import Config, Source
-from crawler.errors import GoneError, HTTPStatusError, SourceError
+from crawler.errors import GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.extract import extract
 from crawler.feeds import parse_feed
 from crawler.headers import parse_max_age
@@ -82,6 +82,8 @@ class Pipeline:
             return await self._poll(source, state)
         except SourceError as exc:
             return self._failed(source, state, exc)
+        except StoreError:
+            raise
         except Exception as exc:  # a bug must not stop the other sources
             log.exception("internal error while polling", extra={"source": source.name})
             return self._failed(source, state, SourceError(

@@ -26,7 +26,7 @@ from alerts.outbox import OutboxRow
 from crawler.article import Article
 from crawler.clock import iso
 from crawler.config import Source
-from crawler.errors import SchemaTooNewError, StoreError
+from crawler.errors import DiskFullError, SchemaTooNewError, StoreError
 from crawler.match import Match
 
 BUSY_TIMEOUT_S = 30.0
@@ -189,21 +189,38 @@ class Store:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+            raise self._error(exc) from exc
         try:
             yield self.db
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
             self._conn.execute("COMMIT")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        if "full" in str(exc):  # SQLITE_FULL: "database or disk is full"
+            return DiskFullError(f"database {self.path} is full ({exc}): free disk space, "
+                                 "then restart; nothing was lost")
+        return StoreError(f"cannot write to database {self.path}: {exc}")
+
+    def _applied(self) -> int:
+        if "migrations" not in self.db.table_names():
+            return 0
+        return int(self.db.execute("SELECT max(version) FROM migrations").fetchone()[0] or 0)
 
     def _migrate(self) -> None:
+        applied = self._applied()
+        if 0 < applied < len(MIGRATIONS) and str(self.path) != ":memory:":
+            # Before changing the schema, keep a copy of the data as it was.
+            self.backup(self.path.with_name(f"{self.path.name}.v{applied}.bak"))
         with self._write() as db:
             if "migrations" not in db.table_names():
-                db.table("migrations").create({"version": int, "name": str, "applied_at": str},
-                                        pk="version")
-            applied = db.execute("SELECT max(version) FROM migrations").fetchone()[0] or 0
+                db.table("migrations").create({"version": int, "name": str,
+                                               "applied_at": str}, pk="version")
+            applied = self._applied()
             if applied > len(MIGRATIONS):
                 raise SchemaTooNewError(
                     f"database {self.path} has schema version {applied}, newer than this "
@@ -213,6 +230,29 @@ class Store:
                     migrate(db)
                     db.table("migrations").insert({"version": version, "name": name,
                                              "applied_at": iso(datetime.now().astimezone())})
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the database, taken online (writers may go on)."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        target = sqlite3.connect(str(destination))
+        try:
+            self._conn.backup(target)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        finally:
+            target.close()
+
+    def maintain(self, now: datetime, keep_delivered: timedelta) -> int:
+        """Forget delivered alerts (and their attempts) older than ``keep_delivered``,
+        then checkpoint the WAL; returns the alerts removed. Dead and pending alerts,
+        articles and dedup keys are kept."""
+        cutoff = iso(now - keep_delivered)
+        with self._write() as db:
+            old = "SELECT id FROM outbox WHERE status = 'delivered' AND delivered_at < ?"
+            db.execute(f"DELETE FROM delivery_attempts WHERE outbox_id IN ({old})", [cutoff])
+            removed = db.execute(f"DELETE FROM outbox WHERE id IN ({old})", [cutoff]).rowcount
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return int(removed)
 
     def schema_version(self) -> int:
         return int(self.db.execute("SELECT max(version) FROM migrations").fetchone()[0])

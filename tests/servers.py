@@ -36,6 +36,7 @@ class Hit:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    at: float = field(default_factory=time.monotonic)
 
 
 class _Server(ThreadingHTTPServer):

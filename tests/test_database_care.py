@@ -1,0 +1,147 @@
+"""The database is looked after: backups, migrations, retention, a full disk, two daemons."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from crawler import store as store_module
+from crawler.daemon import Runner
+from crawler.errors import DiskFullError
+from crawler.store import Store
+from tests.conftest import FakeClock, Project
+from tests.feeds import Item, rss
+from tests.servers import Page, Receiver, Site
+
+
+def many_items(site: Site, count: int, prefix: str = "n") -> bytes:
+    now = datetime.now(UTC)
+    return rss([Item(f"Atta Mohammad Noor statement {prefix}{n}", site.url(f"/{prefix}/{n}"),
+                     "", f"{prefix}{n}", now) for n in range(count)])
+
+
+def test_backup_while_the_daemon_writes(project: Project, site: Site,
+                                        receiver: Receiver, tmp_path: Path) -> None:
+    site.pages["/feed.xml"] = Page(many_items(site, 50))
+    project.hook(receiver.url("/hook"))
+    project.settings["daemon"] = {"tick": "0.2s"}
+    project.sources = [{"name": "Busy", "feed": site.url("/feed.xml"), "interval": "0.2s"}]
+    daemon = project.popen("run")
+    try:
+        receiver.wait_for(1)
+        copies = []
+        for n in range(3):  # the feed keeps growing while copies are taken
+            site.pages["/feed.xml"] = Page(many_items(site, 50 + 20 * (n + 1)))
+            copy = tmp_path / f"copy{n}.db"
+            result = project.cli("backup", str(copy))
+            assert result.returncode == 0, result.stderr
+            copies.append(copy)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    for copy in copies:
+        with sqlite3.connect(copy) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+            keys = conn.execute("SELECT count(*) FROM article_keys").fetchone()[0]
+            assert articles >= 1 and keys == 2 * articles  # consistent: URL + GUID each
+    refused = project.cli("backup", str(copies[0]))
+    assert refused.returncode != 0 and "exists" in refused.stderr
+
+
+def test_migration_keeps_a_backup_of_the_old_schema(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    old.table("migrations").create({"version": int, "name": str, "applied_at": str},
+                                   pk="version")
+    store_module.MIGRATIONS[0][1](old)
+    old.table("migrations").insert({"version": 1, "name": "v1", "applied_at": "x"})
+    old.conn.close()
+
+    assert Store(path).schema_version() == len(store_module.MIGRATIONS) > 1
+    with sqlite3.connect(tmp_path / "old.db.v1.bak") as conn:
+        assert conn.execute("SELECT max(version) FROM migrations").fetchone()[0] == 1
+
+
+def test_retention_forgets_old_delivered_alerts_only(project: Project, site: Site,
+                                                     receiver: Receiver) -> None:
+    site.pages["/feed.xml"] = Page(many_items(site, 3))
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "F", "feed": site.url("/feed.xml")}]
+    clock = FakeClock()
+    runner = Runner(project.config(), project.store(), clock=clock)
+    receiver.script = [(400, {})]  # one alert dies
+    asyncio.run(runner.once())
+    assert runner.store.alert_counts() == {"delivered": 2, "dead": 1}
+    assert runner.store.maintain(clock.now(), timedelta(days=90)) == 0
+    clock.advance(91 * 86400)
+    assert runner.store.maintain(clock.now(), timedelta(days=90)) == 2
+    assert runner.store.alert_counts() == {"dead": 1}
+    # The articles and their dedup keys stay: the same items never alert again.
+    asyncio.run(runner.once())
+    assert len(receiver.delivered()) == 2
+
+
+def test_full_disk_stops_the_daemon_safely(project: Project, site: Site,
+                                           receiver: Receiver) -> None:
+    site.pages["/feed.xml"] = Page(many_items(site, 5))
+    project.hook(receiver.url("/hook"))
+    project.settings["daemon"] = {"tick": "0.1s"}
+    project.sources = [{"name": "F", "feed": site.url("/feed.xml"), "interval": "0.1s"}]
+    store = project.store()
+    runner = Runner(project.config(), store)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(60, stop.set)  # a hang catcher only
+        await runner.run(stop)
+
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" is nearly full
+    site.pages["/feed.xml"] = Page(many_items(site, 400, "big"))
+    with pytest.raises(DiskFullError, match="is full"):
+        asyncio.run(go())
+    # Nothing half-written: every stored article has its keys, matches and alert.
+    db = store.db
+    articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == articles
+    assert db.execute("SELECT count(*) FROM article_keys").fetchone()[0] == 2 * articles
+
+
+def test_two_daemons_share_one_database(project: Project, site: Site,
+                                        receiver: Receiver) -> None:
+    feeds = 6
+    for n in range(feeds):
+        site.pages[f"/f{n}.xml"] = Page(many_items(site, 5, f"f{n}-"))
+    project.hook(receiver.url("/hook"))
+    project.settings["daemon"] = {"tick": "0.2s"}
+    project.sources = [{"name": f"F{n}", "feed": site.url(f"/f{n}.xml"), "interval": "2s"}
+                       for n in range(feeds)]
+    first, second = project.popen("run"), project.popen("run")
+    try:
+        assert len(receiver.wait_for(feeds * 5, timeout=60)) == feeds * 5
+        for n in range(feeds):  # a second wave while both run
+            site.pages[f"/f{n}.xml"] = Page(many_items(site, 10, f"f{n}-"))
+        assert len(receiver.wait_for(feeds * 10, timeout=60)) == feeds * 10
+    finally:
+        for daemon in (first, second):
+            daemon.send_signal(signal.SIGTERM)
+        for daemon in (first, second):
+            daemon.wait(timeout=30)
+    ids = [h.headers["webhook-id"] for h in receiver.delivered()]
+    assert len(ids) == len(set(ids)) == feeds * 10, "no alert sent twice"
+    # No source was polled twice in one interval: successive polls of a feed are
+    # never closer than its 2 s interval allows (a slow machine only spreads them).
+    for n in range(feeds):
+        times = [h.at for h in site.requests_to(f"/f{n}.xml")]
+        assert len(times) >= 2, f"F{n} polled {len(times)} time(s)"
+        assert min(b - a for a, b in itertools.pairwise(times)) > 1.5
+    owners = {r["lease_owner"] for r in Store(project.config().database_path).sources()}
+    assert owners == {None}, "both daemons gave their leases back"
