@@ -16,6 +16,7 @@ from alerts import retry, webhook
 from crawler.clock import Clock
 from crawler.config import WebhookChannel
 from crawler.errors import DeliveryError
+from crawler.metrics import Metrics
 from crawler.store import DeliveryResult, QueuedAlert, Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Mapping[str, WebhookChannel],
                  client: httpx.AsyncClient, clock: Clock, owner: str, *,
-                 concurrency: int = 8, rng: random.Random | None = None) -> None:
+                 concurrency: int = 8, rng: random.Random | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
         self.channels = {n: c for n, c in channels.items() if c.enabled}
         self.client = client
@@ -45,6 +47,7 @@ class Dispatcher:
         self.owner = owner
         self.concurrency = concurrency
         self.rng = rng or random.Random()
+        self.metrics = metrics or Metrics()
 
     def lease(self) -> timedelta:
         slowest = max((c.timeout for c in self.channels.values()), default=15.0)
@@ -60,6 +63,9 @@ class Dispatcher:
             results = await asyncio.gather(*(self._attempt(a) for a in claimed))
             for alert, result in zip(claimed, results, strict=True):
                 self.store.record_delivery(alert.id, self.clock.now(), result)
+                counter = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
+                self.metrics.inc(f"newswatch_alerts_{counter[result.outcome]}_total",
+                                 channel=alert.channel)
                 if result.outcome == "delivered":
                     report.delivered += 1
                 elif result.outcome == "retry":

@@ -46,9 +46,25 @@ class _SourceFormatter(logging.Formatter):
         return line
 
 
-def _setup_logging(level: str) -> None:
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line, with the source, channel, alert and article as fields."""
+
+    FIELDS = ("source", "channel", "alert", "article")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        entry.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_SourceFormatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else
+                         _SourceFormatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -106,11 +122,14 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) ->
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               help="How much the log on stderr says.")
+@click.option("--log-format", default="text", show_default=True,
+              type=click.Choice(["text", "json"]),
+              help="Log lines as readable text, or one JSON object per line.")
 @click.version_option(__version__, prog_name="newswatch")
 @click.pass_context
-def cli(ctx: click.Context, config_dir: Path, log_level: str) -> None:
+def cli(ctx: click.Context, config_dir: Path, log_level: str, log_format: str) -> None:
     """newswatch: watch news sources for people and terms, and alert on every match once."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     ctx.obj = _Context(config_dir)
 
 

@@ -137,6 +137,19 @@ class DaemonSettings(_Model):
     concurrency: int = Field(default=8, ge=1, le=256)
 
 
+def _listen(value: Any) -> str:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:9108")
+    return str(value)
+
+
+class HttpSettings(_Model):
+    """The optional HTTP listener for /healthz and /metrics."""
+
+    listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9108"
+
+
 class Retention(_Model):
     """How long finished records are kept."""
 
@@ -152,6 +165,7 @@ class Settings(_Model):
     allow_private_networks: bool = False
     daemon: DaemonSettings = DaemonSettings()
     retention: Retention = Retention()
+    http: HttpSettings | None = None
     channels: dict[str, WebhookChannel] = {}
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.dispatch import DeliveryReport, Dispatcher
-from crawler import health
+from crawler import health, listener
 from crawler.clock import Clock, SystemClock
 from crawler.config import (
     SETTINGS_FILE,
@@ -33,6 +34,7 @@ from crawler.config import (
 )
 from crawler.errors import ConfigError, DiskFullError
 from crawler.fetch import make_client
+from crawler.metrics import Metrics
 from crawler.pipeline import Pipeline, PollResult
 from crawler.store import SourceState, Store
 
@@ -70,6 +72,7 @@ class Runner:
         self._deliver_transport = deliver_transport
 
         self.reload_requested = asyncio.Event()
+        self.metrics = Metrics()
 
     async def once(self, progress: Callable[[PollResult], None] | None = None) -> OnceReport:
         """Poll every source that no other process holds, then deliver what is due."""
@@ -111,6 +114,13 @@ class Runner:
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
                      len(work.pipeline.sources), tick, self.store.path, self.config.version)
+            http = self.config.settings.http
+            server = None
+            if http is not None:
+                host, _, port = http.listen.rpartition(":")
+                server = await listener.serve(host.strip("[]"), int(port), {
+                    "/healthz": functools.partial(self._healthz, work),
+                    "/metrics": self._metrics})
             try:
                 while not stop.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()),
@@ -123,6 +133,8 @@ class Runner:
                         log.info("SIGHUP: reloading the config")
                         watcher.reload()
             finally:
+                if server is not None:
+                    server.close()
                 scheduler.shutdown(wait=False)
                 await work.cancel()
                 if not fatal:
@@ -130,6 +142,29 @@ class Runner:
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
         if fatal:
             raise fatal[0]
+
+    async def _healthz(self, work: _Work) -> tuple[int, str, str]:
+        """Alive when the scheduler ticked recently and the database takes a write."""
+        tick = self.config.settings.daemon.tick
+        since = time.monotonic() - work.last_tick
+        database = self.store.writable()
+        pending, oldest = self.store.outbox_backlog(self.clock.now())
+        alive = since < 3 * tick + 5
+        return listener.json_answer(200 if alive and database is None else 503, {
+            "status": "ok" if alive and database is None else "failing",
+            "scheduler": {"alive": alive, "seconds_since_tick": round(since, 3)},
+            "database": {"writable": database is None, "error": database},
+            "outbox": {"pending": pending, "oldest_pending_seconds": round(oldest, 3)},
+        })
+
+    async def _metrics(self) -> tuple[int, str, str]:
+        pending, oldest = self.store.outbox_backlog(self.clock.now())
+        failing = sum(1 for r in self.store.sources() if r["active"] and r["error_count"])
+        return 200, "text/plain; version=0.0.4", self.metrics.render({
+            "newswatch_outbox_pending": pending,
+            "newswatch_oldest_pending_alert_seconds": oldest,
+            "newswatch_sources_failing": failing,
+        })
 
     async def check_health(self) -> list[str]:
         """Announce each source incident (failing too long, gone quiet) once, when it
@@ -186,10 +221,12 @@ class Runner:
 
             def build(config: Config) -> tuple[Pipeline, Dispatcher]:
                 self.store.sync_sources(config.active_sources(), self.clock.now())
-                return (Pipeline(config, self.store, collect, self.clock, self.owner),
+                return (Pipeline(config, self.store, collect, self.clock, self.owner,
+                                 self.metrics),
                         Dispatcher(self.store, config.enabled_channels(), deliver,
                                    self.clock, self.owner,
-                                   concurrency=config.settings.daemon.concurrency))
+                                   concurrency=config.settings.daemon.concurrency,
+                                   metrics=self.metrics))
 
             yield build
 
@@ -206,10 +243,12 @@ class _Work:
         self.fatal = fatal
         self.polls: dict[str, asyncio.Task[None]] = {}
         self.delivery: asyncio.Task[None] | None = None
+        self.last_tick = time.monotonic()
 
     async def poll_tick(self) -> None:
         """Claim as many due sources as there are free slots and start polling them."""
         r = self.runner
+        self.last_tick = time.monotonic()
         free = r.config.settings.daemon.concurrency - len(self.polls)
         if free <= 0:
             return

@@ -16,6 +16,7 @@ alerts. Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from crawler.extract import extract
 from crawler.feeds import parse_feed
 from crawler.headers import parse_max_age
 from crawler.match import Matcher
+from crawler.metrics import Metrics
 from crawler.store import PollRecord, SourceState, Store
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,9 @@ class Pipeline:
     """Polls sources for one config; the store, HTTP client and clock are passed in."""
 
     def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock,
-                 owner: str) -> None:
+                 owner: str, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.client = client
         self.clock = clock
@@ -78,16 +81,22 @@ class Pipeline:
         one bad source cannot stop the others. Store errors do propagate.
         """
         source = self.sources[state.name]
+        started = time.monotonic()
         try:
-            return await self._poll(source, state)
+            result = await self._poll(source, state)
         except SourceError as exc:
-            return self._failed(source, state, exc)
+            result = self._failed(source, state, exc)
         except StoreError:
             raise
         except Exception as exc:  # a bug must not stop the other sources
             log.exception("internal error while polling", extra={"source": source.name})
-            return self._failed(source, state, SourceError(
+            result = self._failed(source, state, SourceError(
                 source.name, f"internal error: {type(exc).__name__}: {exc}"))
+        outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"
+        self.metrics.inc("newswatch_fetches_total", source=source.name, outcome=outcome)
+        self.metrics.observe("newswatch_fetch_seconds", time.monotonic() - started,
+                             source=source.name)
+        return result
 
     def _failed(self, source: Source, state: SourceState, exc: SourceError) -> PollResult:
         now = self.clock.now()
@@ -170,6 +179,12 @@ class Pipeline:
             batch.append((article, dedup.keys(article), matches, rows))
         stored = {id(a) for a in self.store.add_articles(batch, now, self.config.version)}
         kept = [entry for entry in batch if id(entry[0]) in stored]
+        self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
+        for _, _, matches, rows in kept:
+            for match in matches:
+                self.metrics.inc("newswatch_matches_total", watchlist=match.watchlist)
+            for row in rows:
+                self.metrics.inc("newswatch_alerts_queued_total", channel=row.channel)
         return PollResult(
             source, len(collected), len(kept),
             sum(1 for _, _, matches, _ in kept if matches),

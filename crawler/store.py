@@ -24,7 +24,7 @@ import sqlite_utils
 
 from alerts.outbox import OutboxRow
 from crawler.article import Article
-from crawler.clock import iso
+from crawler.clock import iso, parse_iso
 from crawler.config import Source
 from crawler.errors import DiskFullError, SchemaTooNewError, StoreError
 from crawler.match import Match
@@ -487,6 +487,22 @@ class Store:
             "o.next_attempt_at, o.last_error, o.created_at, o.delivered_at, a.title, a.url "
             f"FROM outbox o LEFT JOIN articles a ON a.id = o.article_id {where} "
             "ORDER BY o.id DESC LIMIT :limit", {"status": status, "limit": limit}))
+
+    def outbox_backlog(self, now: datetime) -> tuple[int, float]:
+        """Pending alerts, and the age in seconds of the oldest one (0 when none)."""
+        count, oldest = self.db.execute(
+            "SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'").fetchone()
+        age = (now - parse_iso(oldest)).total_seconds() if oldest else 0.0
+        return int(count), max(0.0, age)
+
+    def writable(self) -> str | None:
+        """None when a write transaction can be taken now, else the reason it cannot."""
+        try:
+            with self._write():
+                pass
+        except StoreError as exc:
+            return str(exc)
+        return None
 
     def alert_counts(self) -> dict[str, int]:
         return {r["status"]: r["n"] for r in self.db.query(
