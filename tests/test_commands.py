@@ -1,0 +1,40 @@
+"""The operator commands: demo, sources test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import Project
+from tests.feeds import Item, rss
+from tests.servers import Page, Site
+
+
+def test_demo_shows_alerts_flowing_without_network() -> None:
+    result = subprocess.run([sys.executable, "-m", "crawler", "demo"], capture_output=True,
+                            text=True, timeout=120, env={"COLUMNS": "160", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "7 webhook(s) received" in out  # first pass
+    assert "1 webhook(s) received" in out and "Hanif Atmar proposes" in out  # new item
+    assert "0 webhook(s) received" in out  # nothing twice
+    assert "8 alert(s) delivered in all, none twice." in out
+    assert "Remembering a commander" not in out.split("first pass")[1].split("a new item")[0]
+
+
+def test_sources_test_checks_each_source_and_stores_nothing(project: Project,
+                                                            site: Site) -> None:
+    site.pages["/good.xml"] = Page(rss([Item("A", site.url("/a"))]))
+    project.hook("http://127.0.0.1:9/unused")
+    project.sources = [{"name": "Good", "feed": site.url("/good.xml")},
+                       {"name": "Bad", "feed": site.url("/bad.xml")}]
+    result = project.cli("sources", "test", "--json")
+    assert result.returncode == 1
+    found = {r["source"]: r for r in json.loads(result.stdout)}
+    assert found["Good"]["error"] is None and found["Good"]["items"] == 1
+    assert found["Bad"]["error"] == f"HTTP 404 from {site.url('/bad.xml')}"
+    only_good = project.cli("sources", "test", "Good")
+    assert only_good.returncode == 0 and "Good" in only_good.stdout
+    assert not (project.root / "data" / "test.db").exists(), "a test stores nothing"
+    assert project.cli("sources", "test", "Nope").returncode == 2
