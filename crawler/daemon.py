@@ -65,7 +65,8 @@ class Runner:
         """Tick until ``stop`` is set, then cancel in-flight work and give back leases."""
         tick = self.config.settings.daemon.tick
         for name in self.config.disabled_channels():
-            log.warning("channel %s has no URL and is disabled: it queues nothing", name)
+            log.warning("channel %s has no destination and is disabled: it queues nothing",
+                        name)
         async with self._clients() as (pipeline, dispatcher):
 
             inflight: set[asyncio.Task[object]] = set()
@@ -131,5 +132,5 @@ class Runner:
                                   trust_env=False) as deliver:
             self.store.sync_sources(self.config.active_sources(), self.clock.now())
             yield (Pipeline(self.config, self.store, collect, self.clock, self.owner),
-                   Dispatcher(self.store, self.config.enabled_channels(), deliver, self.clock,
-                              self.owner, concurrency=settings.daemon.concurrency))
+                   Dispatcher(self.store, self.config, deliver, self.clock, self.owner,
+                              concurrency=settings.daemon.concurrency))

@@ -19,7 +19,8 @@ DOCS = Path(__file__).parent.parent / "docs"
 def keys_of(model: type[BaseModel], prefix: str = "") -> set[str]:
     """The leaf keys a model accepts, dotted (``defaults.interval``)."""
     found = set()
-    for name, field in model.model_fields.items():
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute  # the key as written in YAML (``from``)
         inner = _models(field.annotation)
         if not inner or name == "channels":
             found.add(prefix + name)
