@@ -91,12 +91,16 @@ def template_problems(config_dir: Path, channels: Mapping[str, Channel],
     samples = [alert, digest.digest_payload("sample", [alert, alert], now)]
     problems: list[TemplateProblem] = []
     for name, channel in channels.items():
-        try:
-            renderer = renderer_for(channel, config_dir)
-            for payload in samples if renderer else []:
-                assert renderer is not None
-                renderer.render(context(payload, name))
-        except TemplateProblem as exc:
-            if all(str(p) != str(exc) for p in problems):
-                problems.append(exc)
+        if isinstance(channel, WebhookChannel):
+            continue
+        for part, file in channel.templates.model_dump().items():
+            if file is None:
+                continue
+            try:  # each template alone, so every broken one is reported
+                renderer = Renderer(config_dir, {part: file})
+                for payload in samples:
+                    renderer.render(context(payload, name))
+            except TemplateProblem as exc:
+                if all(str(p) != str(exc) for p in problems):
+                    problems.append(exc)
     return problems
