@@ -79,6 +79,15 @@ class Dispatcher:
         report = DeliveryReport()
         report.digests = self.store.fold_digests(self.clock.now(), self.channels,
                                                  self._digest_row)
+        if await self._rounds(report):
+            opened = self._incidents({d.split(" ", 1)[0] for d in report.dead})
+            report.notices = opened
+            if opened:
+                await self._rounds(report)  # send the notices now, not a tick later
+        return report
+
+    async def _rounds(self, report: DeliveryReport) -> bool:
+        """Claim, send and record until nothing is due; returns whether anything failed."""
         failed = False
         for _ in range(MAX_ROUNDS):
             now = self.clock.now()
@@ -104,10 +113,7 @@ class Dispatcher:
                     report.retrying += 1
                 else:
                     report.dead.append(f"{alert.channel} {alert.message_id}: {result.error}")
-        if failed:
-            dead_on = {d.split(" ", 1)[0] for d in report.dead}
-            report.notices = self._incidents(dead_on)
-        return report
+        return failed
 
     def _incidents(self, dead_on: set[str]) -> list[str]:
         """Open an incident (a log line, and a notice on the operator channel) once for

@@ -134,10 +134,10 @@ def digest_cron(spec: str) -> str:
         return "0 * * * *"
     daily = re.fullmatch(r"daily at (\d{1,2}):(\d{2})", text)
     if daily:
-        hour, minute = int(daily.group(1)), int(daily.group(2))
-        if hour > 23 or minute > 59:
+        at_hour, at_minute = int(daily.group(1)), int(daily.group(2))
+        if at_hour > 23 or at_minute > 59:
             raise ValueError(f"bad digest {spec!r}: no such time of day")
-        return f"{minute} {hour} * * *"
+        return f"{at_minute} {at_hour} * * *"
     if text.startswith("daily"):
         raise ValueError(f"bad digest {spec!r}: write e.g. \"daily at 08:00\"")
     if len(text.split()) != 5:

@@ -15,13 +15,16 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
 from crawler.clock import Clock, SystemClock
 from crawler.config import Config
+from crawler.errors import DeliveryError
 from crawler.fetch import make_client
 from crawler.pipeline import Pipeline, PollResult
 from crawler.store import SourceState, Store
@@ -34,6 +37,42 @@ SHUTDOWN_GRACE_S = 10.0
 def process_owner() -> str:
     """A lease owner name unique to this process and readable in the database."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class TestAlertOutcome:
+    """What ``newswatch test-alert`` did."""
+
+    channel: str
+    delivered: bool
+    detail: str
+    message_id: str
+
+
+async def send_test_alert(config: Config, channel: str, now: datetime) -> TestAlertOutcome:
+    """Send a sample alert straight to one channel (enabled or not), outside the outbox."""
+    found = config.settings.channels.get(channel)
+    if found is None:
+        defined = ", ".join(sorted(config.settings.channels)) or "none"
+        return TestAlertOutcome(channel, False, f"no channel named {channel!r} "
+                                f"(defined: {defined})", "")
+    if not found.enabled:
+        return TestAlertOutcome(channel, False, "the channel is disabled: it has no "
+                                "destination (url, to or urls)", "")
+    watchlist = next((w for w in config.watchlists if channel in w.channels), None)
+    payload = sample_payload(watchlist.name if watchlist else "newswatch-test",
+                             watchlist.watch[0].name if watchlist else "Ahmad Massoud", now)
+    message_id = "msg_test_" + secrets.token_hex(12)
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        senders = Senders({channel: found}, config.directory, client)
+        try:
+            status = await senders.send(channel, message_id, payload, now)
+        except DeliveryError as exc:
+            kind = "would be retried" if exc.retryable else "permanent"
+            return TestAlertOutcome(channel, False, f"{exc.message} ({kind})", message_id)
+    detail = {"webhook": f"HTTP {status}", "email": f"SMTP {status}",
+              "apprise": "accepted by every Apprise URL"}[found.type]
+    return TestAlertOutcome(channel, True, detail, message_id)
 
 
 @dataclass
