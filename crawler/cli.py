@@ -139,7 +139,10 @@ def check(obj: _Context, as_json: bool) -> None:
               f"{len(config.watchlists)} watchlist(s) with "
               f"{sum(len(w.watch) for w in config.watchlists)} watch item(s)")
     _table("channels", ["name", "type", "state"],
-           [(n, c.type, "enabled" if c.enabled else "disabled (no url)")
+           [(n, c.type, ("enabled" if c.enabled else "disabled (no destination)")
+             + (f", digest {c.digest}" if c.digest else "")
+             + (f", at most {c.max_per_hour}/h" if c.max_per_hour else "")
+             + (", operator notices" if n == config.settings.operator else ""))
             for n, c in config.settings.channels.items()])
 
 

@@ -39,6 +39,25 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner was a process on this host that no longer exists.
+
+    Only a definite "no such process" counts: another host's owner, a live process (even
+    one that reused the pid) or anything unreadable waits for the lease to expire.
+    """
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 @dataclass
 class TestAlertOutcome:
     """What ``newswatch test-alert`` did."""
@@ -170,6 +189,8 @@ class Runner:
                 httpx.AsyncClient(transport=self._deliver_transport, follow_redirects=False,
                                   trust_env=False) as deliver:
             self.store.sync_sources(self.config.active_sources(), self.clock.now())
+            for owner in self.store.release_orphans(owner_is_dead):
+                log.warning("took back the leases of %s, which no longer runs", owner)
             yield (Pipeline(self.config, self.store, collect, self.clock, self.owner),
                    Dispatcher(self.store, self.config, deliver, self.clock, self.owner,
                               concurrency=settings.daemon.concurrency))

@@ -262,6 +262,21 @@ class Store:
             db.execute("UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL "
                        "WHERE lease_owner = ?", [owner])
 
+    def release_orphans(self, is_dead: Callable[[str], bool]) -> list[str]:
+        """Give back the leases of owners that ``is_dead`` says no longer run (a process
+        killed on this host), so its work is taken up at once instead of at expiry."""
+        with self._write() as db:
+            owners = {r[0] for r in db.execute(
+                "SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL UNION "
+                "SELECT lease_owner FROM outbox WHERE lease_owner IS NOT NULL")}
+            dead = sorted(o for o in owners if is_dead(o))
+            for owner in dead:
+                db.execute("UPDATE sources SET lease_owner = NULL, lease_expires_at = NULL "
+                           "WHERE lease_owner = ?", [owner])
+                db.execute("UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL "
+                           "WHERE lease_owner = ?", [owner])
+        return dead
+
     def sources(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM sources ORDER BY name"))
 

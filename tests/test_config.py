@@ -65,7 +65,7 @@ def test_shipped_config_checks_clean_without_environment() -> None:
                              str(ROOT / "config"), "check"], capture_output=True, text=True,
                             env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "config OK" in result.stdout and "disabled (no url)" in result.stdout
+    assert "config OK" in result.stdout and "disabled (no destination)" in result.stdout
     config = load_config(ROOT / "config")
     names = {item.name for w in config.watchlists for item in w.watch}
     for leader in ("Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
