@@ -228,3 +228,27 @@ def test_next_slot_reads_the_schedule_in_the_configured_time_zone() -> None:
         datetime(2026, 3, 29, 9, 0, tzinfo=UTC)
     assert digest.next_slot("0 9 * * sat", "UTC", sunday) == \
         datetime(2026, 4, 4, 9, 0, tzinfo=UTC)
+
+
+def test_a_dead_digest_is_requeued_whole_and_its_members_follow_it(
+        project: Project, site: Site, receiver: Receiver, feed: Feed) -> None:
+    setup(project, receiver, site, digest="hourly")
+    receiver.default = (410, {})
+    clock = quarter_past()
+    feed.add("Atta Mohammad Noor speaks", "Ahmad Massoud replies")
+    once(project, clock)
+    clock.advance(3600)
+    assert len(once(project, clock).dead) == 1
+    store = project.store()
+    assert store.alert_counts() == {"dead": 3}
+    member = next(r for r in store.alerts() if r["kind"] == "alert")
+
+    receiver.default = (200, {})
+    assert store.requeue(clock.now(), [member["id"]]) == 1, "requeued as its digest"
+    assert store.alert_counts() == {"pending": 1, "digested": 2}
+    assert once(project, clock).delivered == 1
+    failed, sent = receiver.hits
+    assert failed.headers["webhook-id"] == sent.headers["webhook-id"]
+    assert payload_of(sent)["data"]["count"] == 2
+    assert store.alert_counts() == {"delivered": 3}
+    assert store.requeue(clock.now(), dead=True) == 0
