@@ -69,7 +69,8 @@ class TestAlertOutcome:
 
 
 async def send_test_alert(config: Config, channel: str, now: datetime) -> TestAlertOutcome:
-    """Send a sample alert straight to one channel (enabled or not), outside the outbox."""
+    """Send a sample alert straight to one enabled channel, outside the outbox, under a
+    fresh id (so a receiver that deduplicates still shows it)."""
     found = config.settings.channels.get(channel)
     if found is None:
         defined = ", ".join(sorted(config.settings.channels)) or "none"

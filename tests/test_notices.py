@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from alerts.notices import notice_row
+from alerts.templates import Renderer, context
 from crawler.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
@@ -82,3 +84,16 @@ def test_one_notice_per_incident_not_per_alert(
         "alert.dead", "channel.failing", "alert.dead"]
     ids = [json.loads(h.body)["type"] for h in receiver.delivered() if h.path == "/ops"]
     assert ids == ["operator.notice"] * 3
+
+
+def test_a_notice_on_an_email_or_apprise_channel_uses_the_shipped_templates() -> None:
+    since = datetime(2026, 11, 28, 7, 58, 10, tzinfo=UTC)
+    row = notice_row("ops", "channel.failing", "desk", since, "SMTP 451 <busy>",
+                     datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
+    rendered = Renderer().render(context(row.payload, "ops"))
+    assert rendered.subject == ("[newswatch] operator notice: channel desk has been failing "
+                                "for over an hour (since 2026-11-28T07:58:10Z); last error: "
+                                "SMTP 451 <busy>")
+    assert "newswatch alerts retry --dead" in rendered.text
+    assert "SMTP 451 &lt;busy&gt;" in rendered.html
+    assert row.priority, "a notice is never held or throttled"
