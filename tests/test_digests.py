@@ -165,12 +165,17 @@ def test_max_per_hour_overflow_goes_to_the_next_digest_and_priority_is_not_count
     assert [a["article"]["title"] for a in body["data"]["watchlists"][0]["alerts"]] == [
         f"Atta Mohammad Noor statement {n}" for n in (2, 3, 4)]
 
-    # The window is rolling: the two sent at hh:15 still count until hh+1:15.
-    feed.add("Atta Mohammad Noor statement 5", "Atta Mohammad Noor statement 6",
-             "Atta Mohammad Noor statement 7")
-    clock.advance(15 * 60)
-    assert once(project, clock).delivered == 2
+    # The window is rolling: the two sent at hh:15 still count at hh+1:10 ...
+    feed.add("Atta Mohammad Noor statement 5")
+    clock.advance(10 * 60)
+    assert once(project, clock).delivered == 0
     assert project.store().alert_counts()["held"] == 1
+    # ... and no longer at hh+1:16, when two of the next three go at once.
+    feed.add("Atta Mohammad Noor statement 6", "Atta Mohammad Noor statement 7",
+             "Atta Mohammad Noor statement 8")
+    clock.advance(6 * 60)
+    assert once(project, clock).delivered == 2
+    assert project.store().alert_counts()["held"] == 2
 
 
 @pytest.fixture
