@@ -175,16 +175,21 @@ def once(obj: _Context, as_json: bool) -> None:
     if as_json:
         _print_json({"sources": [dataclasses.asdict(p) for p in polls],
                      "delivered": report.delivery.delivered,
-                     "retrying": report.delivery.retrying, "dead": report.delivery.dead})
+                     "retrying": report.delivery.retrying, "dead": report.delivery.dead,
+                     "digests": report.delivery.digests,
+                     "notices": report.delivery.notices})
         return
     _table("sources", ["source", "items", "new", "matched", "alerts", "result"], [
         (p.source, p.items, p.new, p.matched, p.queued,
          f"error: {p.error}" if p.error else "not modified" if p.not_modified else "ok")
         for p in polls])
     d = report.delivery
-    out.print(f"alerts: {d.delivered} delivered, {d.retrying} to retry, {len(d.dead)} dead")
+    out.print(f"alerts: {d.delivered} delivered, {d.retrying} to retry, {len(d.dead)} dead"
+              + (f", {d.digests} digest(s) made" if d.digests else ""))
     for line in d.dead:
         out.print(f"  dead: {line}", markup=False)
+    for line in d.notices:
+        out.print(f"  operator notice: {line}", markup=False)
 
 
 @cli.command()

@@ -166,6 +166,14 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_within_the_bound(
         assert all(len(ids) == 1 for ids in hook_ids.values()), "an article under two ids"
         assert all(len(ids) == 1 for ids in mail_ids.values()), "an article under two ids"
         assert duplicates <= KILLS * CONCURRENCY, summary
+
+        store = Store(project.config().database_path)
+        assert store.alert_counts() == {"delivered": 2 * len(expected)}
+        store.close()
+        before = (len(receiver.hits), len(smtp.mailbox.received()))
+        project.cli("once", check=True)
+        assert (len(receiver.hits), len(smtp.mailbox.received())) == before, \
+            "nothing is sent again once its delivery is recorded"
     finally:
         stream.stop.set()
         receiver.close()
