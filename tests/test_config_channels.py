@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from crawler.config import AppriseChannel, EmailChannel, WebhookChannel, load_config
@@ -104,3 +106,15 @@ def test_digest_forms(tmp_path: Path) -> None:
     assert problems(write(tmp_path, settings=settings))[0].startswith(
         "newswatch.yaml:11:13: digest: bad digest 'weekly': write hourly, \"daily at 08:00\" "
         "or a cron expression")
+
+
+def test_check_reports_a_template_error_at_its_line_and_exits_1(tmp_path: Path) -> None:
+    settings = CHANNELS.replace('    max_per_hour: 10\n', '    max_per_hour: 10\n'
+                                '    templates: {text: body.txt}\n')
+    write(tmp_path, settings=settings)
+    (tmp_path / "body.txt").write_text("{% for a in alerts %}\n{{ a.article.title }}\n")
+    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(tmp_path),
+                             "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'body.txt'}:2:1: template syntax error: Unexpected end of " \
+           "template." in result.stderr
