@@ -1,4 +1,9 @@
-"""Deliver due outbox rows: claim with a lease, send, record, decide what comes next."""
+"""Deliver due outbox rows: fold digests, claim with a lease, send, record, decide next.
+
+One ``deliver_due`` runs at a time per process, and it sends at most ``concurrency``
+rows at once: a crash can therefore cut short at most ``concurrency`` sends, which are
+the only ones a receiver may see twice (under the same id).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,16 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
-from alerts import retry, webhook
-from crawler.clock import Clock
-from crawler.config import WebhookChannel
+from alerts import digest, notices, retry
+from alerts.channels import Senders
+from alerts.outbox import OutboxRow, alert_key, message_id
+from crawler.clock import Clock, iso
+from crawler.config import Config
 from crawler.errors import DeliveryError
 from crawler.metrics import Metrics
 from crawler.store import DeliveryResult, QueuedAlert, Store
@@ -31,35 +37,74 @@ class DeliveryReport:
     delivered: int = 0
     retrying: int = 0
     dead: list[str] = field(default_factory=list)
+    digests: int = 0
+    notices: list[str] = field(default_factory=list)
 
 
 class Dispatcher:
     """Sends what the outbox holds for the enabled channels, at most ``concurrency`` at once."""
 
-    def __init__(self, store: Store, channels: Mapping[str, WebhookChannel],
-                 client: httpx.AsyncClient, clock: Clock, owner: str, *,
-                 concurrency: int = 8, rng: random.Random | None = None,
+    def __init__(self, store: Store, config: Config, client: httpx.AsyncClient, clock: Clock,
+                 owner: str, *, concurrency: int = 8, rng: random.Random | None = None,
                  metrics: Metrics | None = None) -> None:
         self.store = store
-        self.channels = {n: c for n, c in channels.items() if c.enabled}
-        self.client = client
+        self.settings = config.settings
+        self.channels = config.enabled_channels()
+        self.senders = Senders(self.channels, config.directory, client)
         self.clock = clock
         self.owner = owner
         self.concurrency = concurrency
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
+        self._one_at_a_time = asyncio.Lock()
 
     def lease(self) -> timedelta:
         slowest = max((c.timeout for c in self.channels.values()), default=15.0)
         return timedelta(seconds=slowest * 2 + 60)
 
+    def _throttles(self, now: datetime) -> dict[str, tuple[int, datetime]]:
+        return {n: (c.max_per_hour, digest.next_slot(c.digest or digest.HOURLY,
+                                                      self.settings.timezone, now))
+                for n, c in self.channels.items() if c.max_per_hour}
+
+    def _digest_row(self, channel: str, members: list[dict[str, object]]) -> OutboxRow:
+        now = self.clock.now()
+        payload = digest.digest_payload(channel, members, now)
+        subject = f"digest:{iso(now)}:{self.rng.getrandbits(32):08x}"
+        key = alert_key("", subject, channel)
+        return OutboxRow(key, message_id(key), "", channel, subject, payload)
+
     async def deliver_due(self) -> DeliveryReport:
+        async with self._one_at_a_time:
+            return await self._deliver_due()
+
+    async def _deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
+        report.digests = self.store.fold_digests(self.clock.now(), self.channels,
+                                                 self._digest_row)
+        if await self._rounds(report):
+            opened = self._incidents({d.split(" ", 1)[0] for d in report.dead})
+            report.notices = opened
+            if opened:
+                await self._rounds(report)  # send the notices now, not a tick later
+        return report
+
+    async def _rounds(self, report: DeliveryReport) -> bool:
+        """Claim, send and record until nothing is due; returns whether anything failed."""
+        failed = False
         for _ in range(MAX_ROUNDS):
-            claimed = self.store.claim_alerts(self.owner, self.clock.now(), self.lease(),
-                                              self.channels, limit=self.concurrency)
+            now = self.clock.now()
+            claimed = self.store.claim_alerts(self.owner, now, self.lease(), self.channels,
+                                              limit=self.concurrency,
+                                              throttles=self._throttles(now))
             if not claimed:
-                break
+                # throttling may have held rows whose digest is already due
+                made = self.store.fold_digests(self.clock.now(), self.channels,
+                                               self._digest_row)
+                if not made:
+                    break
+                report.digests += made
+                continue
             results = await asyncio.gather(*(self._attempt(a) for a in claimed))
             for alert, result in zip(claimed, results, strict=True):
                 self.store.record_delivery(alert.id, self.clock.now(), result)
@@ -68,19 +113,42 @@ class Dispatcher:
                                  channel=alert.channel)
                 if result.outcome == "delivered":
                     report.delivered += 1
-                elif result.outcome == "retry":
+                    continue
+                failed = True
+                if result.outcome == "retry":
                     report.retrying += 1
                 else:
                     report.dead.append(f"{alert.channel} {alert.message_id}: {result.error}")
-        return report
+        return failed
+
+    def _incidents(self, dead_on: set[str]) -> list[str]:
+        """Open an incident (a log line, and a notice on the operator channel) once for
+        each channel whose alerts died or that has been failing for an hour."""
+        now = self.clock.now()
+        operator = self.settings.operator
+        opened = []
+        for channel, (since, last_error) in self.store.failing_channels().items():
+            kinds = ["alert.dead"] if channel in dead_on else []
+            if now - since >= notices.FAILING_FOR:
+                kinds.append("channel.failing")
+            for kind in kinds:
+                message = notices.describe(kind, channel, since, last_error)
+                notice = (notices.notice_row(operator, kind, channel, since, last_error, now)
+                          if operator is not None and operator in self.channels
+                          and operator != channel else None)
+                if self.store.open_incident(notices.incident_key(kind, channel, since), kind,
+                                            channel, since, now, message, notice):
+                    log.error("operator notice: %s", message, extra={"channel": channel})
+                    opened.append(message)
+        return opened
 
     async def _attempt(self, alert: QueuedAlert) -> DeliveryResult:
         channel = self.channels[alert.channel]
         started = time.monotonic()
         now = self.clock.now()
         try:
-            status = await webhook.send(self.client, alert.channel, channel, alert.message_id,
-                                        alert.payload, now)
+            status = await self.senders.send(alert.channel, alert.message_id, alert.payload,
+                                             now)
         except DeliveryError as exc:
             took = int((time.monotonic() - started) * 1000)
             attempts = alert.attempts + 1
@@ -89,13 +157,15 @@ class Dispatcher:
             extra = {"channel": alert.channel, "alert": alert.message_id}
             if when is None:
                 why = "out of attempts" if exc.retryable else "permanent failure"
-                log.error("alert %s is dead after %d attempt(s), %s: %s", alert.message_id,
-                          attempts, why, exc.message, extra=extra)
+                log.error("%s %s is dead after %d attempt(s), %s: %s", alert.kind,
+                          alert.message_id, attempts, why, exc.message, extra=extra)
                 return DeliveryResult("dead", exc.status, exc.message, took)
-            log.warning("alert %s attempt %d failed, retrying at %s: %s", alert.message_id,
-                        attempts, when.isoformat(timespec="seconds"), exc.message, extra=extra)
+            log.warning("%s %s attempt %d failed, retrying at %s: %s", alert.kind,
+                        alert.message_id, attempts, when.isoformat(timespec="seconds"),
+                        exc.message, extra=extra)
             return DeliveryResult("retry", exc.status, exc.message, took, when)
         took = int((time.monotonic() - started) * 1000)
-        log.info("alert %s delivered (HTTP %d)", alert.message_id, status,
+        log.info("%s %s delivered%s", alert.kind, alert.message_id,
+                 f" ({status})" if status else "",
                  extra={"channel": alert.channel, "alert": alert.message_id})
         return DeliveryResult("delivered", status, None, took)

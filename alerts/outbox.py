@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts import digest
 from crawler.article import Article
 from crawler.clock import iso
+from crawler.config import Config
 from crawler.match import Match
 
 
@@ -28,6 +30,8 @@ class OutboxRow:
     channel: str
     subject: str
     payload: dict[str, Any]
+    priority: bool = False
+    hold_until: datetime | None = None
 
 
 def alert_key(watchlist: str, subject: str, channel: str) -> str:
@@ -47,18 +51,46 @@ def is_alertable(article: Article, now: datetime, max_age: timedelta) -> bool:
     return article.published_at is None or article.published_at >= now - max_age
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How alerts are queued per channel: digest schedules, and which items are urgent."""
+
+    digests: Mapping[str, str] = field(default_factory=dict)
+    timezone: str = "UTC"
+    urgent: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Policy:
+        return cls({n: c.digest for n, c in config.settings.channels.items() if c.digest},
+                   config.settings.timezone,
+                   frozenset((w.name, i.name) for w in config.watchlists for i in w.watch
+                             if i.priority == "high"))
+
+    def hold_until(self, channel: str, now: datetime) -> datetime | None:
+        spec = self.digests.get(channel)
+        return digest.next_slot(spec, self.timezone, now) if spec else None
+
+
 def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequence[str]],
-         now: datetime, max_age: timedelta) -> list[OutboxRow]:
-    """One row per (watchlist with matches, enabled channel of that watchlist)."""
+         now: datetime, max_age: timedelta, policy: Policy | None = None) -> list[OutboxRow]:
+    """One row per (watchlist with matches, enabled channel of that watchlist).
+
+    A row for a digest channel is held until the channel's next digest time, unless one
+    of its watch items has ``priority: high``: then it goes out at once.
+    """
     if not matches or not is_alertable(article, now, max_age):
         return []
+    policy = policy or Policy()
     subject = article_subject(article)
     rows = []
     for watchlist in dict.fromkeys(m.watchlist for m in matches):
-        data = event_data(article, [m for m in matches if m.watchlist == watchlist], now)
+        mine = [m for m in matches if m.watchlist == watchlist]
+        data = event_data(article, mine, now)
+        urgent = any((watchlist, m.watch) in policy.urgent for m in mine)
         for channel in routes.get(watchlist, ()):
             key = alert_key(watchlist, subject, channel)
-            rows.append(OutboxRow(key, message_id(key), watchlist, channel, subject, data))
+            rows.append(OutboxRow(key, message_id(key), watchlist, channel, subject, data,
+                                  urgent, None if urgent else policy.hold_until(channel, now)))
     return rows
 
 

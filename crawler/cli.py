@@ -23,7 +23,7 @@ from rich.table import Table
 from crawler import __version__, fetch, health
 from crawler.clock import SystemClock
 from crawler.config import Config, Source, load_config
-from crawler.daemon import OnceReport, Runner
+from crawler.daemon import OnceReport, Runner, send_test_alert
 from crawler.errors import ConfigError, SourceError, StoreError
 from crawler.feeds import parse_feed
 from crawler.pipeline import PollResult
@@ -161,7 +161,10 @@ def check(obj: _Context, as_json: bool) -> None:
               f"{len(config.watchlists)} watchlist(s) with "
               f"{sum(len(w.watch) for w in config.watchlists)} watch item(s)")
     _table("channels", ["name", "type", "state"],
-           [(n, c.type, "enabled" if c.enabled else "disabled (no url)")
+           [(n, c.type, ("enabled" if c.enabled else "disabled (no destination)")
+             + (f", digest {c.digest}" if c.digest else "")
+             + (f", at most {c.max_per_hour}/h" if c.max_per_hour else "")
+             + (", operator notices" if n == config.settings.operator else ""))
             for n, c in config.settings.channels.items()])
 
 
@@ -194,16 +197,21 @@ def once(obj: _Context, as_json: bool) -> None:
     if as_json:
         _print_json({"sources": [dataclasses.asdict(p) for p in polls],
                      "delivered": report.delivery.delivered,
-                     "retrying": report.delivery.retrying, "dead": report.delivery.dead})
+                     "retrying": report.delivery.retrying, "dead": report.delivery.dead,
+                     "digests": report.delivery.digests,
+                     "notices": report.delivery.notices})
         return
     _table("sources", ["source", "items", "new", "matched", "alerts", "result"], [
         (p.source, p.items, p.new, p.matched, p.queued,
          f"error: {p.error}" if p.error else "not modified" if p.not_modified else "ok")
         for p in polls])
     d = report.delivery
-    out.print(f"alerts: {d.delivered} delivered, {d.retrying} to retry, {len(d.dead)} dead")
+    out.print(f"alerts: {d.delivered} delivered, {d.retrying} to retry, {len(d.dead)} dead"
+              + (f", {d.digests} digest(s) made" if d.digests else ""))
     for line in d.dead:
         out.print(f"  dead: {line}", markup=False)
+    for line in d.notices:
+        out.print(f"  operator notice: {line}", markup=False)
 
 
 @cli.command()
@@ -258,14 +266,21 @@ def matches(obj: _Context, limit: int, as_json: bool) -> None:
              r["source"], r["title"]) for r in rows])
 
 
-@cli.command()
-@click.option("--status", type=click.Choice(["pending", "delivered", "dead"]),
-              help="Only alerts in this state.")
+@cli.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "held", "retrying", "digested",
+                                             "delivered", "dead"]),
+              help="Only alerts in this state (held: waiting for a digest).")
 @click.option("--limit", default=50, show_default=True, help="How many alerts to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
-@click.pass_obj
-def alerts(obj: _Context, status: str | None, limit: int, as_json: bool) -> None:
-    """Alerts in the outbox: pending (and retrying), delivered, dead."""
+@click.pass_context
+def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """Alerts in the outbox: pending, held for a digest, retrying, delivered, dead.
+
+    `newswatch alerts retry` sends dead alerts again.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: _Context = ctx.obj
     config = obj.config()
     with obj.store(config) as store:
         rows = store.alerts(status, limit)
@@ -273,12 +288,58 @@ def alerts(obj: _Context, status: str | None, limit: int, as_json: bool) -> None
     if as_json:
         _print_json({"counts": counts, "alerts": rows})
         return
-    _table("alerts", ["id", "channel", "watchlist", "status", "tries", "next / delivered",
-                      "title", "last error"],
-           [(r["id"], r["channel"], r["watchlist"], r["status"], r["attempts"],
-             (r["delivered_at"] or r["next_attempt_at"] or "")[:19], r["title"],
-             r["last_error"]) for r in rows])
+    _table("alerts", ["id", "kind", "channel", "watchlist", "state", "tries",
+                      "next / delivered", "title", "last error"],
+           [(r["id"], r["kind"], r["channel"], r["watchlist"], r["state"], r["attempts"],
+             (r["delivered_at"] or r["next_attempt_at"] or "")[:19],
+             r["title"] or ("digest" if r["kind"] == "digest" else ""), r["last_error"])
+            for r in rows])
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no alerts yet")
+
+
+@alerts.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--dead", is_flag=True, help="Requeue every dead alert.")
+@click.pass_obj
+def alerts_retry(obj: _Context, ids: tuple[int, ...], dead: bool) -> None:
+    """Requeue alerts by ID (from `newswatch alerts`), or all dead ones with --dead.
+
+    A requeued alert gets a fresh set of attempts and goes out on the next pass under the
+    same id; an alert that was part of a digest is requeued as that digest. Delivered
+    alerts are never sent again.
+    """
+    if not ids and not dead:
+        raise click.UsageError("give alert IDs or --dead")
+    config = obj.config()
+    with obj.store(config) as store:
+        count = store.requeue(SystemClock().now(), ids, dead=dead)
+    out.print(f"{count} alert(s) requeued")
+    if ids and count < len(ids):
+        err.print("some IDs were not requeued: unknown, or already delivered", style="yellow")
+        raise SystemExit(1)
+
+
+@cli.command("test-alert")
+@click.argument("channel")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_obj
+def test_alert(obj: _Context, channel: str, as_json: bool) -> None:
+    """Send a sample alert to CHANNEL now and report exactly what happened.
+
+    The sample goes straight to the channel (not through the outbox) under a fresh id;
+    exits 0 when it was delivered, 1 when it was not.
+    """
+    config = obj.config()
+    outcome = asyncio.run(send_test_alert(config, channel, SystemClock().now()))
+    if as_json:
+        _print_json(dataclasses.asdict(outcome))
+    elif outcome.delivered:
+        out.print(f"[green]delivered[/green] to {channel} ({outcome.detail}), "
+                  f"id {outcome.message_id}")
+    else:
+        err.print(f"[red]not delivered[/red] to {channel}: {outcome.detail}")
+    if not outcome.delivered:
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
@@ -116,18 +117,173 @@ class RetryPolicy(_Model):
     max_delay: Duration = 4 * 3600.0
 
 
-class WebhookChannel(_Model):
+def _digest(value: Any) -> str | None:
+    """Check a digest schedule at load time; ``crawler.config.digest_cron`` says its forms."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"bad digest {value!r}: write hourly, \"daily at 08:00\" or a cron "
+                         "expression")
+    digest_cron(value)
+    return value.strip()
+
+
+def digest_cron(spec: str) -> str:
+    """The five-field cron expression for ``hourly``, ``daily at HH:MM`` or a cron line."""
+    text = " ".join(spec.split()).lower()
+    if text == "hourly":
+        return "0 * * * *"
+    daily = re.fullmatch(r"daily at (\d{1,2}):(\d{2})", text)
+    if daily:
+        at_hour, at_minute = int(daily.group(1)), int(daily.group(2))
+        if at_hour > 23 or at_minute > 59:
+            raise ValueError(f"bad digest {spec!r}: no such time of day")
+        return f"{at_minute} {at_hour} * * *"
+    if text.startswith("daily"):
+        raise ValueError(f"bad digest {spec!r}: write e.g. \"daily at 08:00\"")
+    if len(text.split()) != 5:
+        raise ValueError(f"bad digest {spec!r}: write hourly, \"daily at 08:00\" or a cron "
+                         "expression of five fields (minute hour day month weekday)")
+    minute, hour, day, month, weekday = text.split()
+    try:
+        text = " ".join((minute, hour, day, month, _weekdays(weekday)))
+        from apscheduler.triggers.cron import CronTrigger
+        CronTrigger.from_crontab(text, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"bad digest {spec!r}: {exc}") from exc
+    return text
+
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekdays(field: str) -> str:
+    """A cron weekday field (0 or 7 = Sunday) as day names, because APScheduler counts
+    from Monday = 0 and would shift every numbered weekday by one."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            low, _, high = span.partition("-")
+            first = _day(low)
+            last = _day(high) if high else (6 if step else first)
+            if last < first:
+                last += 7
+        for day in range(first, last + 1, int(step) if step else 1):
+            days.add(day % 7)
+    if not days:
+        raise ValueError(f"no weekday in {field!r}")
+    return ",".join(_DAYS[d] for d in sorted(days))
+
+
+def _day(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text) % 7
+    if text[:3] in _DAYS:
+        return _DAYS.index(text[:3])
+    raise ValueError(f"bad weekday {text!r}: use 0-7 (0 and 7 are Sunday) or sun-sat")
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                         "Asia/Kabul or UTC") from exc
+    return str(value)
+
+
+def _recipients(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("write one address or a list of addresses")
+    found = [str(v).strip() for v in items if str(v).strip()]
+    for address in found:
+        if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", address):
+            raise ValueError(f"{address!r} is not an email address")
+    return found
+
+
+Digest = Annotated[str | None, BeforeValidator(_digest)]
+
+
+class Templates(_Model):
+    """Jinja2 files (relative to the config directory) replacing the shipped defaults."""
+
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+
+
+class _Channel(_Model):
+    """What every channel type shares: delivery deadline, retries, digest, throttle."""
+
+    timeout: Duration = 15.0
+    retry: RetryPolicy = RetryPolicy()
+    digest: Digest = None
+    max_per_hour: int | None = Field(default=None, ge=1)
+    templates: Templates = Templates()
+
+
+class WebhookChannel(_Channel):
     """A Standard Webhooks endpoint; an empty ``url`` disables the channel."""
 
     type: Literal["webhook"]
     url: Annotated[str, BeforeValidator(_optional_http_url)] = ""
     secret: str = ""
-    timeout: Duration = 15.0
-    retry: RetryPolicy = RetryPolicy()
 
     @property
     def enabled(self) -> bool:
         return bool(self.url)
+
+
+class SmtpServer(_Model):
+    """Where an email channel hands its messages over; certificates are always verified."""
+
+    host: str = ""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: str = ""
+    ca_file: str | None = None
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class EmailChannel(_Channel):
+    """Email through an SMTP server; an empty ``to`` disables the channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: Literal["email"]
+    to: Annotated[list[str], BeforeValidator(_recipients)] = []
+    sender: Annotated[str, Field(alias="from"), BeforeValidator(_non_empty)]
+    smtp: SmtpServer
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.to) and bool(self.smtp.host)
+
+
+class AppriseChannel(_Channel):
+    """Apprise URLs (Slack, Telegram, Matrix, ntfy, …); no URL disables the channel."""
+
+    type: Literal["apprise"]
+    urls: Annotated[list[str], BeforeValidator(
+        lambda v: [v] if isinstance(v, str) else v)] = []
+
+    @property
+    def enabled(self) -> bool:
+        return any(u.strip() for u in self.urls)
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | AppriseChannel, Field(discriminator="type")]
 
 
 class DaemonSettings(_Model):
@@ -166,7 +322,9 @@ class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
     retention: Retention = Retention()
     http: HttpSettings | None = None
-    channels: dict[str, WebhookChannel] = {}
+    timezone: Annotated[str, BeforeValidator(_timezone)] = "UTC"
+    channels: dict[str, Channel] = {}
+    operator: Text | None = None
 
 
 class SourceConfig(_Model):
@@ -191,6 +349,7 @@ class WatchItem(_Model):
     name: Text
     aliases: list[Text] = []
     exclude: list[Text] = []
+    priority: Literal["normal", "high"] = "normal"
 
 
 class WatchlistConfig(_Model):
@@ -244,7 +403,7 @@ class Config:
             if s.enabled
         ]
 
-    def enabled_channels(self) -> dict[str, WebhookChannel]:
+    def enabled_channels(self) -> dict[str, Channel]:
         return {n: c for n, c in self.settings.channels.items() if c.enabled}
 
     def disabled_channels(self) -> list[str]:
@@ -371,6 +530,11 @@ def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel])
         return loaded.problem(loc, message, key=True)
     if kind == "missing":
         return loaded.problem(loc[:-1], f"missing required key '{loc[-1]}'")
+    if kind == "union_tag_not_found":
+        return loaded.problem(loc, "missing required key 'type' (webhook, email or apprise)")
+    if kind == "union_tag_invalid":
+        return loaded.problem((*loc, "type"), f"type: must be 'webhook', 'email' or 'apprise', "
+                                              f"not {error['ctx']['tag']!r}")
     text = str(error.get("msg", "invalid value"))
     text = text.removeprefix("Value error, ")
     if kind == "literal_error":
@@ -381,26 +545,32 @@ def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel])
 
 def _fields_at(model: type[BaseModel], loc: Path_) -> set[str]:
     """The keys a model accepts at ``loc``, for the 'allowed here' hint."""
-    current: Any = model
+    current: list[Any] = [model]
     for part in loc:
-        if isinstance(part, int) or current is None:
+        if isinstance(part, int):
             continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            # dict values (channels) or union tags: look inside the annotation
+        fields = [m.model_fields[part] for m in current if part in m.model_fields]
+        if fields:
+            current = _models_in(fields[0].annotation)
             continue
-        current = _model_in(field.annotation)
-    return set(getattr(current, "model_fields", {}))
+        # dict values (channels) pass through; a union tag ('email') picks its model
+        tagged = [m for m in current if _tag_of(m) == part]
+        current = tagged or current
+    if len(current) != 1:
+        return set()
+    return {f.alias or n for n, f in current[0].model_fields.items()}
 
 
-def _model_in(annotation: Any) -> Any:
+def _tag_of(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("type")
+    args: tuple[Any, ...] = getattr(field.annotation, "__args__", ()) if field else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
 
 
 def _validate(model: type[M], loaded: _Loaded | None,
@@ -426,6 +596,29 @@ def _duplicates(items: list[Any], what: str, path: str, loaded: _Loaded) -> list
                 "names must be unique"))
         else:
             seen[item.name] = index
+    return found
+
+
+def _channel_problems(root: Path, settings: Settings, loaded: _Loaded) -> list[ConfigProblem]:
+    """What a schema cannot see: the operator channel exists, Apprise understands each
+    URL, every template compiles and renders a sample (reported at its own file:line)."""
+    from datetime import UTC, datetime
+
+    from alerts.apprise_channel import invalid_urls
+    from alerts.channels import template_problems
+
+    found = []
+    if settings.operator is not None and settings.operator not in settings.channels:
+        defined = sorted(settings.channels)
+        found.append(loaded.problem(("operator",), f"operator: channel '{settings.operator}' "
+                                    f"is not defined (defined: {', '.join(defined) or 'none'})"))
+    for name, channel in settings.channels.items():
+        if isinstance(channel, AppriseChannel):
+            found += [loaded.problem(("channels", name, "urls", i),
+                                     f"urls: Apprise does not understand URL number {i + 1}")
+                      for i in invalid_urls(channel)]
+    found += [ConfigProblem(p.file, p.line, 1, p.message)
+              for p in template_problems(root, settings.channels, datetime.now(UTC))]
     return found
 
 
@@ -458,6 +651,8 @@ def load_config(directory: Path | str | None = None) -> Config:
                             f"{SETTINGS_FILE} does not define"
                             + (f": did you mean '{hint[0]}'?" if hint else "")
                             + f" (defined: {', '.join(defined) or 'none'})"))
+    if settings is not None and (st := files[SETTINGS_FILE]):
+        problems += _channel_problems(root, settings, st)
     if problems or settings is None or sources is None or watchlists is None:
         raise ConfigError(problems)
     digest = hashlib.sha256()

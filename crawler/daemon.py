@@ -17,14 +17,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerts import notices
+from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
 from crawler import health, listener
-from crawler.clock import Clock, SystemClock
+from crawler.clock import Clock, SystemClock, parse_iso
 from crawler.config import (
     SETTINGS_FILE,
     SOURCES_FILE,
@@ -32,7 +35,7 @@ from crawler.config import (
     Config,
     load_config,
 )
-from crawler.errors import ConfigError, DiskFullError
+from crawler.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.fetch import make_client
 from crawler.metrics import Metrics
 from crawler.pipeline import Pipeline, PollResult
@@ -50,6 +53,62 @@ CONFIG_FILES = (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)
 def process_owner() -> str:
     """A lease owner name unique to this process and readable in the database."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner was a process on this host that no longer exists.
+
+    Only a definite "no such process" counts: another host's owner, a live process (even
+    one that reused the pid) or anything unreadable waits for the lease to expire.
+    """
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+@dataclass
+class TestAlertOutcome:
+    """What ``newswatch test-alert`` did."""
+
+    channel: str
+    delivered: bool
+    detail: str
+    message_id: str
+
+
+async def send_test_alert(config: Config, channel: str, now: datetime) -> TestAlertOutcome:
+    """Send a sample alert straight to one enabled channel, outside the outbox, under a
+    fresh id (so a receiver that deduplicates still shows it)."""
+    found = config.settings.channels.get(channel)
+    if found is None:
+        defined = ", ".join(sorted(config.settings.channels)) or "none"
+        return TestAlertOutcome(channel, False, f"no channel named {channel!r} "
+                                f"(defined: {defined})", "")
+    if not found.enabled:
+        return TestAlertOutcome(channel, False, "the channel is disabled: it has no "
+                                "destination (url, to or urls)", "")
+    watchlist = next((w for w in config.watchlists if channel in w.channels), None)
+    payload = sample_payload(watchlist.name if watchlist else "newswatch-test",
+                             watchlist.watch[0].name if watchlist else "Ahmad Massoud", now)
+    message_id = "msg_test_" + secrets.token_hex(12)
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        senders = Senders({channel: found}, config.directory, client)
+        try:
+            status = await senders.send(channel, message_id, payload, now)
+        except DeliveryError as exc:
+            kind = "would be retried" if exc.retryable else "permanent"
+            return TestAlertOutcome(channel, False, f"{exc.message} ({kind})", message_id)
+    detail = {"webhook": f"HTTP {status}", "email": f"SMTP {status}",
+              "apprise": "accepted by every Apprise URL"}[found.type]
+    return TestAlertOutcome(channel, True, detail, message_id)
 
 
 @dataclass
@@ -183,16 +242,31 @@ class Runner:
                 notice = health.describe(kind, row, facts)
                 log.warning("operator notice: %s", notice, extra={"source": row["name"]})
                 raised.append(notice)
+                self._notify_operator(f"source.{kind}", row, notice, now)
             else:
                 log.info("incident over: the source is %s no more", row["notice"],
                          extra={"source": row["name"]})
             self.store.set_notice(row["name"], kind)
         return raised
 
+    def _notify_operator(self, kind: str, row: dict[str, Any], message: str,
+                         now: datetime) -> None:
+        """Queue the notice on the ``operator`` channel, if one is set and enabled."""
+        operator = self.config.settings.operator
+        if operator is None or operator not in self.config.enabled_channels():
+            return
+        since = parse_iso(row["failing_since"] if kind == "source.failing"
+                          else row["last_article_at"])
+        notice = notices.source_notice_row(operator, kind, row["name"], since, message,
+                                           row["last_error"], now)
+        self.store.open_incident(notices.incident_key(kind, f"source:{row['name']}", since),
+                                 kind, f"source:{row['name']}", since, now, message, notice)
+
     @staticmethod
     def _report_disabled(config: Config) -> None:
         for name in config.disabled_channels():
-            log.warning("channel %s has no URL and is disabled: it queues nothing", name)
+            log.warning("channel %s has no destination and is disabled: it queues nothing",
+                        name)
 
     async def _poll(self, pipeline: Pipeline, *, due_only: bool,
                     progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
@@ -218,13 +292,14 @@ class Runner:
                                transport=self._collect_transport) as collect, \
                 httpx.AsyncClient(transport=self._deliver_transport, follow_redirects=False,
                                   trust_env=False) as deliver:
+            for owner in self.store.release_orphans(owner_is_dead):
+                log.warning("took back the leases of %s, which no longer runs", owner)
 
             def build(config: Config) -> tuple[Pipeline, Dispatcher]:
                 self.store.sync_sources(config.active_sources(), self.clock.now())
                 return (Pipeline(config, self.store, collect, self.clock, self.owner,
                                  self.metrics),
-                        Dispatcher(self.store, config.enabled_channels(), deliver,
-                                   self.clock, self.owner,
+                        Dispatcher(self.store, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
                                    metrics=self.metrics))
 

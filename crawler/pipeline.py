@@ -69,6 +69,7 @@ class Pipeline:
         self.routes = {w.name: [c for c in w.channels if c in enabled]
                        for w in config.watchlists}
         self.max_age = timedelta(seconds=config.settings.alert_max_age)
+        self.policy = outbox.Policy.from_config(config)
 
     def lease(self) -> timedelta:
         slowest = max((s.timeout for s in self.sources.values()), default=20.0)
@@ -175,7 +176,8 @@ class Pipeline:
         for article in dedup.select_new(collected, known):
             article = extract(article)
             matches = self.matcher.match(article)
-            rows = outbox.plan(article, matches, self.routes, now, self.max_age)
+            rows = outbox.plan(article, matches, self.routes, now, self.max_age,
+                               self.policy)
             batch.append((article, dedup.keys(article), matches, rows))
         stored = {id(a) for a in self.store.add_articles(batch, now, self.config.version)}
         kept = [entry for entry in batch if id(entry[0]) in stored]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,10 +92,26 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("articles").create_index(["source", "fetched_at"])
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    outbox = db.table("outbox")
+    outbox.add_column("kind", str, not_null_default="alert")
+    outbox.add_column("priority", int, not_null_default=0)
+    outbox.add_column("held", int, not_null_default=0)
+    outbox.add_column("digest_id", int)
+    outbox.add_column("first_attempt_at", str)
+    outbox.create_index(["digest_id"])
+    outbox.create_index(["channel", "first_attempt_at"])
+    db.table("incidents").create({
+        "key": str, "kind": str, "channel": str, "since": str, "opened_at": str,
+        "message": str,
+    }, pk="key", not_null={"kind", "channel", "since", "opened_at", "message"})
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     ("source redirects, retirement, full fetches and health notices", _v2),
+    ("digests, priority, throttling and operator incidents", _v3),
 ]
 
 
@@ -147,6 +163,7 @@ class QueuedAlert:
     payload: dict[str, Any]
     attempts: int
     created_at: str
+    kind: str = "alert"
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +372,21 @@ class Store:
             db.execute("UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL "
                        "WHERE lease_owner = ?", [owner])
 
+    def release_orphans(self, is_dead: Callable[[str], bool]) -> list[str]:
+        """Give back the leases of owners that ``is_dead`` says no longer run (a process
+        killed on this host), so its work is taken up at once instead of at expiry."""
+        with self._write() as db:
+            owners = {r[0] for r in db.execute(
+                "SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL UNION "
+                "SELECT lease_owner FROM outbox WHERE lease_owner IS NOT NULL")}
+            dead = sorted(o for o in owners if is_dead(o))
+            for owner in dead:
+                db.execute("UPDATE sources SET lease_owner = NULL, lease_expires_at = NULL "
+                           "WHERE lease_owner = ?", [owner])
+                db.execute("UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL "
+                           "WHERE lease_owner = ?", [owner])
+        return dead
+
     def sources(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM sources ORDER BY name"))
 
@@ -424,36 +456,99 @@ class Store:
                     "start": m.start, "end": m.end, "snippet": m.snippet,
                     "config_version": config_version, "created_at": iso(now),
                 } for m in matches)
-                db.table("outbox").insert_all(({
-                    "key": r.key, "message_id": r.message_id, "watchlist": r.watchlist,
-                    "channel": r.channel, "subject": r.subject, "article_id": article_id,
-                    "payload": json.dumps(r.payload, ensure_ascii=False),
-                    "next_attempt_at": iso(now), "created_at": iso(now),
-                } for r in rows), ignore=True)
+                db.table("outbox").insert_all((
+                    self._outbox_row(r, now, article_id) for r in rows), ignore=True)
                 stored.append(article)
         return stored
 
+    @staticmethod
+    def _outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
+                    kind: str = "alert") -> dict[str, Any]:
+        return {
+            "key": row.key, "message_id": row.message_id, "watchlist": row.watchlist,
+            "channel": row.channel, "subject": row.subject, "article_id": article_id,
+            "payload": json.dumps(row.payload, ensure_ascii=False), "kind": kind,
+            "priority": int(row.priority), "held": int(row.hold_until is not None),
+            "next_attempt_at": iso(row.hold_until or now), "created_at": iso(now),
+        }
+
+    def fold_digests(self, now: datetime, channels: Iterable[str],
+                     build: Callable[[str, list[dict[str, Any]]], OutboxRow]) -> int:
+        """Turn each channel's held alerts that are due into one digest row; returns how
+        many digests were made. ``build`` makes the digest row from the members' payloads.
+
+        Members leave the queue (status ``digested``) in the same transaction, so a crash
+        leaves either the held alerts or the digest, never both and never neither.
+        """
+        made = 0
+        with self._write() as db:
+            for channel in channels:
+                members = list(db.query(
+                    "SELECT id, payload FROM outbox WHERE channel = ? AND held = 1 "
+                    "AND status = 'pending' AND next_attempt_at <= ? ORDER BY id",
+                    [channel, iso(now)]))
+                if not members:
+                    continue
+                row = build(channel, [json.loads(m["payload"]) for m in members])
+                digest_id = db.table("outbox").insert(
+                    self._outbox_row(row, now, None, "digest")).last_pk
+                marks = ",".join("?" * len(members))
+                db.execute(f"UPDATE outbox SET status = 'digested', held = 0, digest_id = ? "
+                           f"WHERE id IN ({marks})", [digest_id, *(m["id"] for m in members)])
+                made += 1
+        return made
+
     def claim_alerts(self, owner: str, now: datetime, lease: timedelta,
-                     channels: Iterable[str], limit: int = 100) -> list[QueuedAlert]:
-        """Lease due outbox rows of the given channels that nobody else holds."""
+                     channels: Iterable[str], limit: int = 100,
+                     throttles: Mapping[str, tuple[int, datetime]] | None = None,
+                     ) -> list[QueuedAlert]:
+        """Lease due outbox rows of the given channels that nobody else holds.
+
+        ``throttles`` maps a channel to (max_per_hour, its next digest time): an alert of
+        that channel beyond the limit in the last hour is held for that digest instead of
+        being claimed. High-priority alerts, digests and notices are not counted.
+        """
         names = list(channels)
         if not names:
             return []
         marks = ",".join("?" * len(names))
+        throttles = throttles or {}
+        claimed: list[dict[str, Any]] = []
         with self._write() as db:
             rows = list(db.query(
-                "SELECT id, message_id, channel, watchlist, payload, attempts, created_at "
-                "FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+                "SELECT id, message_id, channel, watchlist, payload, attempts, created_at, "
+                "kind, priority, first_attempt_at FROM outbox WHERE status = 'pending' "
+                "AND held = 0 AND next_attempt_at <= ? "
                 "AND (lease_expires_at IS NULL OR lease_expires_at <= ?) "
                 f"AND channel IN ({marks}) ORDER BY next_attempt_at, id LIMIT ?",
                 [iso(now), iso(now), *names, limit]))
+            used = {name: db.execute(
+                "SELECT count(*) FROM outbox WHERE channel = ? AND kind = 'alert' "
+                "AND priority = 0 AND first_attempt_at > ?",
+                [name, iso(now - timedelta(hours=1))]).fetchone()[0] for name in throttles}
             for row in rows:
-                db.execute("UPDATE outbox SET lease_owner = ?, lease_expires_at = ? "
-                           "WHERE id = ?", [owner, iso(now + lease), row["id"]])
-        return [QueuedAlert(**{**row, "payload": json.loads(row["payload"])}) for row in rows]
+                throttle = throttles.get(row["channel"])
+                counted = (throttle is not None and row["kind"] == "alert"
+                           and not row["priority"] and row["first_attempt_at"] is None)
+                if counted and throttle is not None:
+                    if used[row["channel"]] >= throttle[0]:
+                        db.execute("UPDATE outbox SET held = 1, next_attempt_at = ? "
+                                   "WHERE id = ?", [iso(throttle[1]), row["id"]])
+                        continue
+                    used[row["channel"]] += 1
+                db.execute("UPDATE outbox SET lease_owner = ?, lease_expires_at = ?, "
+                           "first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?",
+                           [owner, iso(now + lease), iso(now), row["id"]])
+                claimed.append(row)
+        return [QueuedAlert(row["id"], row["message_id"], row["channel"], row["watchlist"],
+                            json.loads(row["payload"]), row["attempts"], row["created_at"],
+                            row["kind"]) for row in claimed]
 
     def record_delivery(self, alert_id: int, now: datetime, result: DeliveryResult) -> None:
-        """Log the attempt and move the row on; a delivered row is never touched again."""
+        """Log the attempt and move the row on; a delivered row is never touched again.
+
+        A digest's members follow it: delivered or dead with it.
+        """
         with self._write() as db:
             db.table("delivery_attempts").insert({
                 "outbox_id": alert_id, "attempted_at": iso(now), "outcome": result.outcome,
@@ -461,7 +556,7 @@ class Store:
                 "duration_ms": result.duration_ms,
             })
             status = {"delivered": "delivered", "retry": "pending", "dead": "dead"}
-            db.execute(
+            changed = db.execute(
                 "UPDATE outbox SET status = :status, attempts = attempts + 1, "
                 "last_error = :error, next_attempt_at = coalesce(:next, next_attempt_at), "
                 "delivered_at = CASE WHEN :status = 'delivered' THEN :now END, "
@@ -469,7 +564,80 @@ class Store:
                 "WHERE id = :id AND status = 'pending'",
                 {"status": status[result.outcome], "error": result.error,
                  "next": iso(result.next_attempt_at) if result.next_attempt_at else None,
-                 "now": iso(now), "id": alert_id})
+                 "now": iso(now), "id": alert_id}).rowcount
+            if changed and result.outcome != "retry":
+                db.execute(
+                    "UPDATE outbox SET status = :status, last_error = :error, "
+                    "delivered_at = CASE WHEN :status = 'delivered' THEN :now END "
+                    "WHERE digest_id = :id AND status = 'digested'",
+                    {"status": status[result.outcome], "error": result.error,
+                     "now": iso(now), "id": alert_id})
+
+    def requeue(self, now: datetime, ids: Iterable[int] = (), *, dead: bool = False) -> int:
+        """Send dead (or any undelivered) alerts again with a fresh set of attempts.
+
+        An alert delivered inside a digest is requeued as that digest. Returns how many
+        rows were requeued; delivered rows are never requeued.
+        """
+        with self._write() as db:
+            wanted = list(ids)
+            if dead:
+                wanted += [r[0] for r in db.execute(
+                    "SELECT id FROM outbox WHERE status = 'dead'")]
+            targets: set[int] = set()
+            for alert_id in wanted:
+                row = db.execute("SELECT coalesce(digest_id, id) FROM outbox WHERE id = ?",
+                                 [alert_id]).fetchone()
+                if row:
+                    targets.add(int(row[0]))
+            count = 0
+            for target in sorted(targets):
+                count += db.execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, held = 0, "
+                    "next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL "
+                    "WHERE id = ? AND status IN ('pending', 'dead')",
+                    [iso(now), target]).rowcount
+                db.execute("UPDATE outbox SET status = 'digested' WHERE digest_id = ? "
+                           "AND status = 'dead'", [target])
+        return count
+
+    # --- operator incidents -----------------------------------------------------------------
+
+    def failing_channels(self) -> dict[str, tuple[datetime, str | None]]:
+        """Channels whose latest attempts failed: since when (the first failure after the
+        last success) and the last error."""
+        found: dict[str, tuple[datetime, str | None]] = {}
+        for row in self.db.query(
+                "WITH a AS (SELECT o.channel, d.attempted_at, d.outcome, d.error, d.id "
+                "FROM delivery_attempts d JOIN outbox o ON o.id = d.outbox_id), "
+                "ok AS (SELECT channel, max(attempted_at) AS at FROM a "
+                "WHERE outcome = 'delivered' GROUP BY channel) "
+                "SELECT a.channel, min(a.attempted_at) AS since, "
+                "(SELECT error FROM a b WHERE b.channel = a.channel ORDER BY b.id DESC "
+                "LIMIT 1) AS last_error "
+                "FROM a LEFT JOIN ok ON ok.channel = a.channel "
+                "WHERE a.outcome != 'delivered' AND a.attempted_at > coalesce(ok.at, '') "
+                "GROUP BY a.channel"):
+            found[row["channel"]] = (parse_iso(row["since"]), row["last_error"])
+        return found
+
+    def open_incident(self, key: str, kind: str, channel: str, since: datetime,
+                      now: datetime, message: str, notice: OutboxRow | None) -> bool:
+        """Record an incident once; the first time, queue its operator notice with it.
+        Returns whether it is new."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM incidents WHERE key = ?", [key]).fetchone():
+                return False
+            db.table("incidents").insert({"key": key, "kind": kind, "channel": channel,
+                                          "since": iso(since), "opened_at": iso(now),
+                                          "message": message})
+            if notice is not None:
+                db.table("outbox").insert(self._outbox_row(notice, now, None, "notice"),
+                                          ignore=True)
+        return True
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM incidents ORDER BY opened_at"))
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -480,11 +648,22 @@ class Store:
             "FROM matches m JOIN articles a ON a.id = m.article_id "
             "ORDER BY m.id DESC LIMIT ?", [limit]))
 
+    _STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
+              "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "
+              "ELSE o.status END")
+
     def alerts(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        where = "WHERE o.status = :status" if status else ""
+        """Outbox rows, newest first. ``status`` is a stored status (pending, digested,
+        delivered, dead) or a state (held for a digest, retrying); each row has both."""
+        where = ""
+        if status in ("held", "retrying"):
+            where = f"WHERE {self._STATE} = :status"
+        elif status:
+            where = "WHERE o.status = :status"
         return list(self.db.query(
-            "SELECT o.id, o.message_id, o.watchlist, o.channel, o.status, o.attempts, "
-            "o.next_attempt_at, o.last_error, o.created_at, o.delivered_at, a.title, a.url "
+            f"SELECT o.id, o.message_id, o.kind, o.watchlist, o.channel, o.status, "
+            f"{self._STATE} AS state, o.attempts, o.next_attempt_at, o.last_error, "
+            "o.created_at, o.delivered_at, o.priority, o.digest_id, a.title, a.url "
             f"FROM outbox o LEFT JOIN articles a ON a.id = o.article_id {where} "
             "ORDER BY o.id DESC LIMIT :limit", {"status": status, "limit": limit}))
 
@@ -505,6 +684,5 @@ class Store:
         return None
 
     def alert_counts(self) -> dict[str, int]:
-        return {r["status"]: r["n"] for r in self.db.query(
-            "SELECT CASE WHEN status = 'pending' AND attempts > 0 THEN 'retrying' "
-            "ELSE status END AS status, count(*) AS n FROM outbox GROUP BY 1")}
+        return {r["state"]: r["n"] for r in self.db.query(
+            f"SELECT {self._STATE} AS state, count(*) AS n FROM outbox o GROUP BY 1")}

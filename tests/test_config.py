@@ -65,7 +65,7 @@ def test_shipped_config_checks_clean_without_environment() -> None:
                              str(ROOT / "config"), "check"], capture_output=True, text=True,
                             env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "config OK" in result.stdout and "disabled (no url)" in result.stdout
+    assert "config OK" in result.stdout and "disabled (no destination)" in result.stdout
     config = load_config(ROOT / "config")
     names = {item.name for w in config.watchlists for item in w.watch}
     for leader in ("Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
@@ -139,7 +139,7 @@ def test_missing_key_bad_url_and_wrong_type(tmp_path: Path) -> None:
     sources = 'sources:\n  - {name: No feed}\n  - {name: Bad, feed: "ftp://x.org/f"}\n'
     settings = SETTINGS.replace("type: webhook", "type: pager")
     assert problems(write(tmp_path, settings=settings, sources=sources)) == [
-        "newswatch.yaml:5:24: type: must be 'webhook'",
+        "newswatch.yaml:5:24: type: must be 'webhook', 'email' or 'apprise', not 'pager'",
         "sources.yaml:2:5: missing required key 'feed'",
         "sources.yaml:3:23: feed: 'ftp://x.org/f' is not an http:// or https:// URL",
     ]

@@ -11,6 +11,7 @@ import jsonschema
 from pydantic import BaseModel
 
 from crawler.config import Settings, SourceConfig, WatchlistConfig
+from tests.test_digests import BY_TYPE, REGISTRY, SCHEMAS
 from tests.test_end_to_end import SCHEMA
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -19,7 +20,8 @@ DOCS = Path(__file__).parent.parent / "docs"
 def keys_of(model: type[BaseModel], prefix: str = "") -> set[str]:
     """The leaf keys a model accepts, dotted (``defaults.interval``)."""
     found = set()
-    for name, field in model.model_fields.items():
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute  # the key as written in YAML (``from``)
         inner = _models(field.annotation)
         if not inner or name == "channels":
             found.add(prefix + name)
@@ -43,6 +45,16 @@ def test_every_config_key_is_documented() -> None:
     expected = ({k for k in keys_of(Settings) if not k.startswith("channels.")}
                 | channel_keys | keys_of(SourceConfig) | keys_of(WatchlistConfig))
     assert expected - documented == set()
+
+
+def test_every_webhook_doc_example_matches_the_schema_of_its_type() -> None:
+    text = (DOCS / "webhooks.md").read_text()
+    examples = [json.loads(e) for e in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
+    assert sorted(e["type"] for e in examples) == ["article.matched", "digest",
+                                                   "operator.notice"]
+    for example in examples:
+        schema = SCHEMAS[BY_TYPE[example["type"]]]
+        jsonschema.Draft202012Validator(schema, registry=REGISTRY).validate(example)
 
 
 def test_webhook_doc_example_matches_the_schema() -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from crawler import health
 from crawler.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
-from tests.servers import Page, Site
+from tests.servers import Page, Receiver, Site
+
+DOCS = Path(__file__).parent.parent / "docs"
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -57,11 +62,13 @@ def test_incident_rules() -> None:
     assert health.incident(health.Figures(NOW - timedelta(hours=1), None, 0, 0), NOW) is None
 
 
-def test_quiet_source_raises_one_notice(project: Project, site: Site,
+def test_quiet_source_raises_one_notice(project: Project, site: Site, receiver: Receiver,
                                         caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock(NOW - timedelta(days=10))
     project.sources = [{"name": "Daily", "feed": site.url("/feed.xml"), "interval": "1h"}]
     project.hook("http://127.0.0.1:9/unused")
+    project.settings["channels"]["ops"] = {"type": "webhook", "url": receiver.url("/ops")}
+    project.settings["operator"] = "ops"
     runner = Runner(project.config(), project.store(), clock=clock)
     items: list[Item] = []
     for day in range(8):  # three articles a day for eight days
@@ -80,6 +87,12 @@ def test_quiet_source_raises_one_notice(project: Project, site: Site,
     assert len(first) == 1 and "Daily has gone quiet" in first[0]
     assert again == [], "one notice per incident, not per check"
     assert runner.store.sources()[0]["notice"] == "quiet"
+    # The operator channel gets it too, once.
+    asyncio.run(runner.once())  # delivers what is due, the notice included
+    [notice] = [json.loads(h.body) for h in receiver.delivered()]
+    jsonschema.validate(notice, json.loads((DOCS / "notice.schema.json").read_text()))
+    assert notice["data"]["incident"] == "source.quiet"
+    assert notice["data"]["source"] == "Daily" and "gone quiet" in notice["data"]["message"]
 
     items.insert(0, Item("Back", site.url("/a/back"), "", "gb", clock.now()))
     site.pages["/feed.xml"] = Page(rss(items))

@@ -1,0 +1,47 @@
+"""The apprise channel: Apprise URLs reach Slack, Telegram, Discord, Matrix, Teams, ntfy…
+
+Apprise only says whether each service accepted the notification, so every failure is
+retried with backoff until the channel's attempts run out. Apprise URLs carry tokens:
+errors name the service, never the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import apprise
+
+from alerts.templates import Rendered
+from crawler.config import AppriseChannel
+from crawler.errors import DeliveryError
+
+
+def invalid_urls(channel: AppriseChannel) -> list[int]:
+    """Positions of the URLs Apprise does not understand (for ``check``)."""
+    return [i for i, url in enumerate(channel.urls)
+            if url.strip() and not apprise.Apprise().add(url.strip())]
+
+
+def _notify(channel: AppriseChannel, rendered: Rendered) -> tuple[bool, str]:
+    client = apprise.Apprise()
+    for url in channel.urls:
+        if url.strip():
+            client.add(url.strip())
+    result = client.notify(rendered.text, title=rendered.subject,
+                           timeout=max(1, int(channel.timeout)))
+    failed = [r.name for r in result.results
+              if getattr(r.status, "name", str(r.status)) != "SUCCESS"]
+    messages = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]
+    return bool(result), "; ".join(messages[-3:]) or ", ".join(failed) or "failed"
+
+
+async def send(name: str, channel: AppriseChannel, rendered: Rendered) -> None:
+    """Notify every URL of the channel; raises a retryable DeliveryError if any failed."""
+    try:
+        async with asyncio.timeout(channel.timeout + 5):
+            ok, detail = await asyncio.to_thread(_notify, channel, rendered)
+    except TimeoutError as exc:
+        raise DeliveryError(name, f"apprise did not finish within {channel.timeout:g}s") \
+            from exc
+    if not ok:
+        raise DeliveryError(name, f"apprise: {detail}")

@@ -1,0 +1,106 @@
+"""One delivery attempt on any channel type: render if the channel needs text, then send.
+
+Webhooks get the JSON event as is; email and apprise get the channel's templates
+rendered from it. The dispatcher and ``newswatch test-alert`` both send through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from alerts import apprise_channel, digest, email, outbox, webhook
+from alerts.templates import Renderer, TemplateProblem, context
+from crawler.article import Article
+from crawler.config import (
+    AppriseChannel,
+    Channel,
+    EmailChannel,
+    WatchItem,
+    WatchlistConfig,
+    WebhookChannel,
+)
+from crawler.errors import DeliveryError
+from crawler.extract import extract
+from crawler.match import Matcher
+
+
+def renderer_for(channel: Channel, config_dir: Path) -> Renderer | None:
+    """The channel's compiled templates (None for webhooks, which send JSON)."""
+    if isinstance(channel, WebhookChannel):
+        return None
+    return Renderer(config_dir, channel.templates.model_dump())
+
+
+class Senders:
+    """The channels of one config with their templates, sharing one HTTP client."""
+
+    def __init__(self, channels: Mapping[str, Channel], config_dir: Path,
+                 client: httpx.AsyncClient) -> None:
+        self.channels = dict(channels)
+        self.client = client
+        self.renderers = {n: renderer_for(c, config_dir) for n, c in channels.items()}
+        self.default_renderer = Renderer()  # operator notices use the shipped templates
+
+    async def send(self, name: str, message_id: str, payload: dict[str, Any],
+                   now: datetime) -> int | None:
+        """Deliver one payload; returns the HTTP or SMTP status (None for apprise), or
+        raises DeliveryError saying whether it may be retried."""
+        channel = self.channels[name]
+        if isinstance(channel, WebhookChannel):
+            return await webhook.send(self.client, name, channel, message_id, payload, now)
+        renderer = (self.renderers[name] if payload.get("type") != "operator.notice"
+                    else self.default_renderer)
+        assert renderer is not None
+        try:
+            rendered = renderer.render(context(payload, name))
+        except TemplateProblem as exc:
+            raise DeliveryError(name, str(exc), retryable=False) from exc
+        if isinstance(channel, EmailChannel):
+            return await email.send(name, channel,
+                                    email.build(channel, message_id, rendered, now))
+        assert isinstance(channel, AppriseChannel)
+        await apprise_channel.send(name, channel, rendered)
+        return None
+
+
+def sample_payload(watchlist: str, watch: str, now: datetime) -> dict[str, Any]:
+    """A realistic ``article.matched`` event naming ``watch``, through the real matcher."""
+    item = WatchItem(name=watch)
+    article = Article(
+        source="newswatch test", url="https://example.org/newswatch/test-alert",
+        link="https://example.org/newswatch/test-alert",
+        title=f"Test alert: {watch} in the news", published_at=now,
+        summary_html=f"This is a sample alert from newswatch. It mentions {watch} so that "
+                     "you can see how a real alert looks on this channel.")
+    article = extract(article)
+    matches = Matcher([WatchlistConfig(name=watchlist, watch=[item])]).match(article)
+    return outbox.event_data(article, matches, now)
+
+
+def template_problems(config_dir: Path, channels: Mapping[str, Channel],
+                      now: datetime) -> list[TemplateProblem]:
+    """Compile every channel's templates and render a sample alert and digest, so a
+    mistake shows at ``check`` time with its file and line. (Operator notices always use
+    the shipped templates.)"""
+    alert = sample_payload("sample-watchlist", "Ahmad Massoud", now)
+    samples = [alert, digest.digest_payload("sample", [alert, alert], now)]
+    problems: list[TemplateProblem] = []
+    for name, channel in channels.items():
+        if isinstance(channel, WebhookChannel):
+            continue
+        for part, file in channel.templates.model_dump().items():
+            if file is None:
+                continue
+            try:  # each template alone, so every broken one is reported
+                renderer = Renderer(config_dir, {part: file})
+                for payload in samples:
+                    renderer.render(context(payload, name))
+            except TemplateProblem as exc:
+                if all(str(p) != str(exc) for p in problems):
+                    problems.append(exc)
+    return problems

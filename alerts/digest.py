@@ -1,0 +1,52 @@
+"""Digests and throttling: when a held alert goes out, and what one digest carries. Pure.
+
+A digest is a property of a channel (``digest: hourly``, ``"daily at 08:00"`` or a cron
+line, in the config's ``timezone``). Alerts for such a channel are queued held until the
+channel's next digest time; then every held alert that is due is folded into one digest
+row, which is delivered (and retried) like any alert, under its own stable id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from crawler.clock import iso
+from crawler.config import digest_cron
+
+HOURLY = "hourly"
+
+
+def next_slot(spec: str, timezone: str, now: datetime) -> datetime:
+    """The first digest time of ``spec`` strictly after ``now`` (an aware datetime)."""
+    trigger = CronTrigger.from_crontab(digest_cron(spec), timezone=ZoneInfo(timezone))
+    when = trigger.get_next_fire_time(None, now + timedelta(seconds=1))
+    if when is None:  # a cron line that never fires again (e.g. 31 February)
+        return now + timedelta(days=366)
+    moment: datetime = when
+    return moment
+
+
+def digest_payload(channel: str, members: Sequence[Mapping[str, Any]],
+                   now: datetime) -> dict[str, Any]:
+    """The ``digest`` event: the members' alerts grouped by watchlist, in queue order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for payload in members:
+        data = payload["data"]
+        groups.setdefault(data["watchlist"], []).append(
+            {"article": data["article"], "matches": data["matches"],
+             "queued_at": payload["timestamp"]})
+    return {
+        "type": "digest",
+        "version": 1,
+        "timestamp": iso(now)[:19] + "Z",
+        "data": {
+            "channel": channel,
+            "count": len(members),
+            "watchlists": [{"watchlist": w, "alerts": a} for w, a in groups.items()],
+        },
+    }

@@ -1,0 +1,120 @@
+"""Channel config: the three types, digests, the operator, templates, each error placed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from crawler.config import AppriseChannel, EmailChannel, WebhookChannel, load_config
+from tests.test_config import SOURCES, WATCHLISTS, problems, write
+
+CHANNELS = """\
+database: ../data/nw.db
+timezone: Asia/Kabul
+operator: ops
+channels:
+  team-webhook: {type: webhook, url: "http://127.0.0.1:9/hook"}
+  desk:
+    type: email
+    to: desk@example.org
+    from: newswatch@example.org
+    smtp: {host: smtp.example.org, username: nw, password: "${NW_TEST_SMTP_PW:-pw}"}
+    digest: "daily at 08:00"
+    max_per_hour: 10
+  ops:
+    type: apprise
+    urls: ["json://127.0.0.1:9/notify", ""]
+"""
+
+
+def test_the_three_channel_types_load_with_their_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, settings=CHANNELS))
+    channels = config.settings.channels
+    assert isinstance(channels["team-webhook"], WebhookChannel)
+    desk = channels["desk"]
+    assert isinstance(desk, EmailChannel)
+    assert (desk.to, desk.sender, desk.smtp.security, desk.smtp.effective_port) == (
+        ["desk@example.org"], "newswatch@example.org", "starttls", 587)
+    assert (desk.smtp.password, desk.digest, desk.max_per_hour) == ("pw", "daily at 08:00", 10)
+    assert isinstance(channels["ops"], AppriseChannel) and channels["ops"].enabled
+    assert config.settings.timezone == "Asia/Kabul" and config.settings.operator == "ops"
+    assert sorted(config.enabled_channels()) == ["desk", "ops", "team-webhook"]
+
+
+def test_channel_errors_are_placed_and_explained(tmp_path: Path) -> None:
+    settings = """\
+timezone: Mars/Olympus
+operator: pager
+channels:
+  desk:
+    type: email
+    to: [not-an-address]
+    from: nw@example.org
+    smtp: {host: smtp.example.org, securty: tls}
+    digest: "daily at 25:00"
+  hook: {type: webhook, url: "http://127.0.0.1:9/", max_per_hour: 0}
+  chat: {type: apprise, urls: ["nonsense://x"]}
+  fax: {type: fax}
+"""
+    watchlists = WATCHLISTS.replace("[team-webhook]", "[desk]")
+    found = problems(write(tmp_path, settings=settings, sources=SOURCES,
+                           watchlists=watchlists))
+    assert found == [
+        "newswatch.yaml:1:11: timezone: unknown time zone 'Mars/Olympus': use an IANA name "
+        "such as Asia/Kabul or UTC",
+        "newswatch.yaml:6:9: to: 'not-an-address' is not an email address",
+        "newswatch.yaml:8:36: unknown key 'securty': did you mean 'security'? (allowed here: "
+        "ca_file, host, password, port, security, username)",
+        "newswatch.yaml:9:13: digest: bad digest 'daily at 25:00': no such time of day",
+        "newswatch.yaml:10:67: max_per_hour: Input should be greater than or equal to 1",
+        "newswatch.yaml:12:15: type: must be 'webhook', 'email' or 'apprise', not 'fax'",
+    ]
+
+
+def test_operator_must_name_a_channel(tmp_path: Path) -> None:
+    settings = CHANNELS.replace("operator: ops", "operator: opps")
+    assert problems(write(tmp_path, settings=settings)) == [
+        "newswatch.yaml:3:11: operator: channel 'opps' is not defined (defined: desk, ops, "
+        "team-webhook)"]
+
+
+def test_apprise_url_that_apprise_does_not_know_is_refused(tmp_path: Path) -> None:
+    settings = 'channels:\n  chat: {type: apprise, urls: ["json://127.0.0.1:9/x", "nope://x"]}\n'
+    assert problems(write(tmp_path, settings=settings, watchlists="watchlists: []\n")) == [
+        "newswatch.yaml:2:56: urls: Apprise does not understand URL number 2"]
+
+
+def test_template_errors_name_the_template_file_and_line(tmp_path: Path) -> None:
+    settings = CHANNELS.replace('    max_per_hour: 10\n', '    max_per_hour: 10\n'
+                                '    templates: {subject: subject.j2, html: body.html}\n')
+    write(tmp_path, settings=settings)
+    (tmp_path / "subject.j2").write_text("{{ count }} alerts\n{% if kind %}\n{{ oops( }}\n"
+                                         "{% endif %}\n")
+    (tmp_path / "body.html").write_text("<p>\n{{ alerts[0].article.titel }}\n</p>\n")
+    assert problems(tmp_path) == [
+        "body.html:2:1: template error: 'dict object' has no attribute 'titel'",
+        "subject.j2:3:1: template syntax error: unexpected '}', expected ')'",
+    ]
+
+
+def test_digest_forms(tmp_path: Path) -> None:
+    for good in ("hourly", "daily at 8:05", "*/15 6-22 * * mon-fri", "0 9 * * 0"):
+        settings = CHANNELS.replace('"daily at 08:00"', f'"{good}"')
+        load_config(write(tmp_path, settings=settings))
+    settings = CHANNELS.replace('"daily at 08:00"', '"weekly"')
+    assert problems(write(tmp_path, settings=settings))[0].startswith(
+        "newswatch.yaml:11:13: digest: bad digest 'weekly': write hourly, \"daily at 08:00\" "
+        "or a cron expression")
+
+
+def test_check_reports_a_template_error_at_its_line_and_exits_1(tmp_path: Path) -> None:
+    settings = CHANNELS.replace('    max_per_hour: 10\n', '    max_per_hour: 10\n'
+                                '    templates: {text: body.txt}\n')
+    write(tmp_path, settings=settings)
+    (tmp_path / "body.txt").write_text("{% for a in alerts %}\n{{ a.article.title }}\n")
+    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(tmp_path),
+                             "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'body.txt'}:2:1: template syntax error: Unexpected end of " \
+           "template." in result.stderr
