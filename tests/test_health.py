@@ -101,3 +101,44 @@ def test_quiet_source_raises_one_notice(project: Project, site: Site, receiver: 
         assert asyncio.run(runner.check_health()) == []
     assert "incident over" in caplog.text
     assert runner.store.sources()[0]["notice"] is None
+
+
+def test_304_forever_still_gets_a_daily_full_fetch(project: Project, site: Site) -> None:
+    site.pages["/feed.xml"] = Page(rss([Item("Noor", site.url("/a/1"), "", "g", NOW)]),
+                                   etag='"stuck"')
+    project.sources = [{"name": "Stuck", "feed": site.url("/feed.xml"), "interval": "1h"}]
+    project.hook("http://127.0.0.1:9/unused")
+    clock = FakeClock(NOW)
+    runner = Runner(project.config(), project.store(), clock=clock)
+    for _ in range(30):  # 30 hourly polls
+        asyncio.run(runner.once())
+        clock.advance(3600)
+    conditional = [h.headers.get("if-none-match") for h in site.requests_to("/feed.xml")]
+    assert conditional[0] is None and conditional[1] == '"stuck"'
+    full = [n for n, etag in enumerate(conditional) if etag is None]
+    assert full == [0, 24], "one full fetch a day, whatever the server's validators say"
+
+
+def test_feed_ttl_and_max_age_delay_the_next_poll_unless_told_not_to(project: Project,
+                                                                      site: Site) -> None:
+    feed = rss([Item("Noor", site.url("/a/1"))]).replace(b"<description>t</description>",
+                                                          b"<description>t</description>"
+                                                          b"<ttl>90</ttl>")
+    site.pages["/ttl.xml"] = Page(feed)
+    site.pages["/max-age.xml"] = Page(rss([]), headers={"cache-control": "max-age=7200"})
+    site.pages["/plain.xml"] = Page(rss([]))
+    project.sources = [
+        {"name": "ttl", "feed": site.url("/ttl.xml"), "interval": "10m"},
+        {"name": "max-age", "feed": site.url("/max-age.xml"), "interval": "10m"},
+        {"name": "ignores", "feed": site.url("/ttl.xml"), "interval": "10m",
+         "respect_cache_hints": False},
+        {"name": "plain", "feed": site.url("/plain.xml"), "interval": "10m"},
+    ]
+    project.hook("http://127.0.0.1:9/unused")
+    clock = FakeClock(NOW)
+    runner = Runner(project.config(), project.store(), clock=clock)
+    asyncio.run(runner.once())
+    waits = {r["name"]: datetime.fromisoformat(r["next_check_at"]) - NOW
+             for r in runner.store.sources()}
+    assert waits == {"ttl": timedelta(minutes=90), "max-age": timedelta(hours=2),
+                     "ignores": timedelta(minutes=10), "plain": timedelta(minutes=10)}
