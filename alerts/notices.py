@@ -30,30 +30,28 @@ def describe(kind: str, channel: str, since: datetime, last_error: str | None) -
 
 def notice_row(operator: str, kind: str, channel: str, since: datetime,
                last_error: str | None, now: datetime) -> OutboxRow:
-    """The ``operator.notice`` event for one incident, queued on the operator channel."""
-    key = alert_key("", f"notice:{incident_key(kind, channel, since)}", operator)
-    payload: dict[str, Any] = {
-        "type": "operator.notice",
-        "version": 1,
-        "timestamp": iso(now)[:19] + "Z",
-        "data": {"incident": kind, "channel": channel, "since": iso(since)[:19] + "Z",
-                 "message": describe(kind, channel, since, last_error),
-                 "last_error": last_error},
-    }
-    return OutboxRow(key, message_id(key), "", operator, key.split("\x1f")[1], payload,
-                     priority=True)
+    """The ``operator.notice`` event for a channel incident, on the operator channel."""
+    return _row(operator, kind, ("channel", channel), since,
+                describe(kind, channel, since, last_error), last_error, now)
 
 
 def source_notice_row(operator: str, kind: str, source: str, since: datetime, message: str,
                       last_error: str | None, now: datetime) -> OutboxRow:
     """The ``operator.notice`` event for a source incident (``source.failing`` or
-    ``source.quiet``), queued on the operator channel."""
-    key = alert_key("", f"notice:{incident_key(kind, 'source:' + source, since)}", operator)
+    ``source.quiet``), on the operator channel."""
+    return _row(operator, kind, ("source", source), since, message, last_error, now)
+
+
+def _row(operator: str, kind: str, subject: tuple[str, str], since: datetime, message: str,
+         last_error: str | None, now: datetime) -> OutboxRow:
+    field, name = subject
+    incident = incident_key(kind, name if field == "channel" else f"source:{name}", since)
+    key = alert_key("", f"notice:{incident}", operator)
     payload: dict[str, Any] = {
         "type": "operator.notice",
         "version": 1,
         "timestamp": iso(now)[:19] + "Z",
-        "data": {"incident": kind, "source": source, "since": iso(since)[:19] + "Z",
+        "data": {"incident": kind, field: name, "since": iso(since)[:19] + "Z",
                  "message": message, "last_error": last_error},
     }
     return OutboxRow(key, message_id(key), "", operator, key.split("\x1f")[1], payload,
