@@ -342,8 +342,9 @@ class _Work:
             self.polls[state.name] = task
             task.add_done_callback(functools.partial(self._forget, state.name))
 
-    def _forget(self, name: str, _: object) -> None:
-        self.polls.pop(name, None)
+    def _forget(self, name: str, task: asyncio.Task[None]) -> None:
+        if self.polls.get(name) is task:
+            del self.polls[name]
 
     async def _poll(self, state: SourceState) -> None:
         try:
@@ -357,6 +358,8 @@ class _Work:
             return
         if result.queued:
             await self.deliver_tick()
+        self.polls.pop(state.name, None)
+        await self.poll_tick()  # a slot is free: take the next due source without waiting
 
     async def deliver_tick(self) -> None:
         """Start a delivery pass unless one is running (it picks up new rows itself)."""
