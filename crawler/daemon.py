@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -68,7 +69,7 @@ class Runner:
             log.warning("channel %s has no URL and is disabled: it queues nothing", name)
         async with self._clients() as (pipeline, dispatcher):
 
-            inflight: set[asyncio.Task[object]] = set()
+            inflight: set[asyncio.Task[Any]] = set()
 
             async def tick_job(name: str, work: Callable[[], Awaitable[object]]) -> None:
                 task = asyncio.current_task()
@@ -81,9 +82,28 @@ class Runner:
                 finally:
                     inflight.discard(task)
 
+            concurrency = self.config.settings.daemon.concurrency
+            polling: dict[str, asyncio.Task[PollResult]] = {}
+
             async def poll_and_deliver() -> None:
-                await self._poll(pipeline, due_only=True)
+                # Each source polls in its own task, so a long crawl holds one slot and
+                # never delays the other sources' ticks.
+                idle = [n for n in pipeline.sources if n not in polling]
+                claimed = self.store.claim_sources(
+                    self.owner, self.clock.now(), pipeline.lease(), due_only=True,
+                    names=idle, limit=concurrency - len(polling))
+                for state in claimed:
+                    task = asyncio.create_task(pipeline.poll(state))
+                    polling[state.name] = task
+                    inflight.add(task)
+                    task.add_done_callback(done)
                 await dispatcher.deliver_due()
+
+            def done(task: asyncio.Task[Any]) -> None:
+                inflight.discard(task)
+                for name, running in list(polling.items()):
+                    if running is task:
+                        del polling[name]
 
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})

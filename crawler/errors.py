@@ -10,7 +10,8 @@
     │   │   ├── HTTPStatusError       a status that is neither 2xx nor 304
     │   │   ├── BodyTooLargeError
     │   │   └── FetchTimeoutError
-    │   └── ParseError       the body is not a feed we can read
+    │   ├── ParseError       the body is not a feed we can read
+    │   └── CrawlError       a crawl's child process failed or overran its budget
     └── DeliveryError        one attempt to deliver one alert on one channel failed
 """
 
@@ -72,8 +73,10 @@ class BlockedAddressError(FetchError):
 class HTTPStatusError(FetchError):
     """The server answered with a status that is neither 2xx nor 304."""
 
-    def __init__(self, source: str, status: int, url: str) -> None:
+    def __init__(self, source: str, status: int, url: str, *,
+                 retry_after: float | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(source, f"HTTP {status} from {url}")
 
 
@@ -87,6 +90,10 @@ class FetchTimeoutError(FetchError):
 
 class ParseError(SourceError):
     """The body is not an RSS, Atom or JSON feed that can be read."""
+
+
+class CrawlError(SourceError):
+    """A crawl (sitemap or crawl source) failed, or was killed at its time budget."""
 
 
 class DeliveryError(NewswatchError):

@@ -13,6 +13,8 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpcore
@@ -104,6 +106,11 @@ class Response:
         return self.status == 304
 
 
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
+               "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One fetch, as the pipeline asks for it."""
@@ -115,13 +122,12 @@ class Request:
     max_bytes: int
     etag: str | None = None
     last_modified: str | None = None
+    accept: str = FEED_ACCEPT
 
 
 async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
     """GET ``request.url`` within its deadline; raises a FetchError naming the source."""
-    headers = {"User-Agent": request.user_agent,
-               "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
-                         "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"}
+    headers = {"User-Agent": request.user_agent, "Accept": request.accept}
     if request.etag:
         headers["If-None-Match"] = request.etag
     if request.last_modified:
@@ -157,7 +163,8 @@ async def _get(client: httpx.AsyncClient, request: Request,
         if answer.status_code == 304:
             return Response(final_url, 304, answer_headers, b"")
         if not 200 <= answer.status_code < 300:
-            raise HTTPStatusError(request.source, answer.status_code, final_url)
+            raise HTTPStatusError(request.source, answer.status_code, final_url,
+                                  retry_after=retry_after(answer.headers.get("retry-after")))
         declared = answer.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > request.max_bytes:
             raise _too_large(request, final_url)
@@ -174,3 +181,18 @@ async def _get(client: httpx.AsyncClient, request: Request,
 def _too_large(request: Request, url: str) -> BodyTooLargeError:
     return BodyTooLargeError(request.source, f"body of {url} is larger than the "
                              f"{request.max_bytes} byte cap (defaults.max_bytes)")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

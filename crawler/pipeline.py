@@ -1,20 +1,26 @@
 """The orchestrator: the whole chain for one source, said in one place.
 
     collect   fetch.fetch            bytes, with conditional GET, limits and the address rule
-              feeds.parse_feed       one Article per item
+              feeds.parse_feed       one Article per item (feed sources)
+              crawl.run              article pages from a Scrapy child (sitemap, crawl)
     dedup     dedup.select_new       only articles whose URL and GUID keys are unknown
-    extract   extract.extract        plain text of title, summary and content
+              pages.fetch_pages      each new feed item's page, politely (full text)
+    extract   extract.extract        plain text; the page's body, canonical URLs and date
+    dedup     dedup.select_new       again, with the URLs the page gave for itself
     match     match.Matcher          mentions of watch items, with offsets and snippets
     alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel)
     store     Store.add_articles     article, keys, matches and outbox rows in ONE transaction
 
 Matching and alert planning are pure, so they run before the single write that commits
 their results with the article: a crash can never leave an article stored without its
-alerts. Delivery of the outbox is alerts.dispatch's job, on its own schedule.
+alerts. Matching runs after extraction has finished or failed, so an article is matched
+once, on its body when the page could be had and on what the feed gave otherwise.
+Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,14 +29,15 @@ from datetime import timedelta
 import httpx
 
 from alerts import outbox
-from crawler import dedup, fetch
+from crawler import crawl, dates, dedup, fetch, pages
 from crawler.article import Article
 from crawler.clock import Clock
 from crawler.config import Config, Source
-from crawler.errors import SourceError
+from crawler.errors import CrawlError, SourceError
 from crawler.extract import extract
 from crawler.feeds import parse_feed
 from crawler.match import Matcher
+from crawler.politeness import Politeness
 from crawler.schedule import next_check
 from crawler.store import SourceState, Store
 
@@ -54,8 +61,9 @@ class Pipeline:
     """Polls sources for one config; the store, HTTP client and clock are passed in."""
 
     def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock,
-                 owner: str) -> None:
+                 owner: str, politeness: Politeness | None = None) -> None:
         self.config = config
+        self.politeness = politeness or Politeness()
         self.store = store
         self.client = client
         self.clock = clock
@@ -68,8 +76,8 @@ class Pipeline:
         self.max_age = timedelta(seconds=config.settings.alert_max_age)
 
     def lease(self) -> timedelta:
-        slowest = max((s.timeout for s in self.sources.values()), default=20.0)
-        return timedelta(seconds=slowest * 3 + 60)
+        slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
+        return timedelta(seconds=slowest)
 
     async def poll(self, state: SourceState) -> PollResult:
         """Run the chain for one claimed source and record the outcome on its row.
@@ -96,6 +104,8 @@ class Pipeline:
         return PollResult(source.name, error=message)
 
     async def _poll(self, source: Source, state: SourceState) -> PollResult:
+        if source.kind != "feed":
+            return await self._crawl(source)
         response = await fetch.fetch(self.client, fetch.Request(
             source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
             state.etag, state.last_modified))
@@ -106,7 +116,7 @@ class Pipeline:
             return PollResult(source.name, not_modified=True)
 
         collected = parse_feed(source.name, response.body, response.headers, response.url)
-        result = self.ingest(source.name, collected)
+        result = await self.collect(source, collected)
         self.store.record_poll(source.name, self.owner, self.clock.now(),
                                next_check(self.clock.now(), source.interval),
                                etag=response.headers.get("etag"),
@@ -116,13 +126,57 @@ class Pipeline:
                      result.matched, result.queued, extra={"source": source.name})
         return result
 
+    async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
+        """Fetch the pages of the new articles (full text), then :meth:`ingest` them."""
+        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        fresh = dedup.select_new(collected, known)
+        with_pages = await pages.fetch_pages(self.client, self.politeness, source, fresh)
+        return dataclasses.replace(self.ingest(source.name, with_pages), items=len(collected))
+
+    async def _crawl(self, source: Source) -> PollResult:
+        """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
+        spec = crawl.spec_for(source, known=self.store.source_urls(source.name),
+                              now=self.clock.now(),
+                              allow_private_networks=self.config.settings.allow_private_networks)
+        hosts = spec["start"] or [source.sitemap if source.sitemap != "auto" else source.site]
+        async with self.politeness.hold(hosts, source.delay):
+            report = await crawl.run(spec, source.budget, source.max_bytes)
+        for event in report.retry_after:
+            self.politeness.retry_after(event["url"], float(event["seconds"]))
+        collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
+        result = self.ingest(source.name, collected)
+        for failure in report.errors[:20]:
+            log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
+                     extra={"source": source.name})
+        error = None
+        if report.killed:
+            error = (f"crawl killed at its {source.budget:g}s budget; kept the "
+                     f"{len(report.pages)} page(s) it had sent")
+        elif not report.finished:
+            error = (f"crawl process exited with code {report.exit_code} before finishing: "
+                     f"{report.stderr.splitlines()[-1] if report.stderr else 'no output'}")
+        now = self.clock.now()
+        if error:
+            raise CrawlError(source.name, error)
+        self.store.record_poll(source.name, self.owner, now, next_check(now, source.interval))
+        log.info("crawl: %d request(s), %d page(s), %d new, %d matched, %d alert(s) queued",
+                 report.requests, len(report.pages), result.new, result.matched,
+                 result.queued, extra={"source": source.name})
+        return dataclasses.replace(result, items=len(report.pages))
+
     def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
-        """dedup → extract → match → alert → store, for articles collected by any means."""
+        """dedup → extract → dedup → match → alert → store, for articles collected by any
+        means; an article's page, when attached, is extracted before anything is matched."""
         now = self.clock.now()
         known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        extracted = [extract(a, now) for a in dedup.select_new(collected, known)]
+        known = self.store.known_keys(k for a in extracted for k in dedup.keys(a))
         batch = []
-        for article in dedup.select_new(collected, known):
-            article = extract(article)
+        for article in dedup.select_new(extracted, known):
+            if article.extraction.startswith("failed"):
+                log.warning("full text of %s not extracted (%s); matching what the source "
+                            "gave", article.link, article.extraction.removeprefix("failed: "),
+                            extra={"source": source})
             matches = self.matcher.match(article)
             rows = outbox.plan(article, matches, self.routes, now, self.max_age)
             batch.append((article, dedup.keys(article), matches, rows))
@@ -132,3 +186,16 @@ class Pipeline:
             source, len(collected), len(kept),
             sum(1 for _, _, matches, _ in kept if matches),
             sum(len(rows) for _, _, _, rows in kept))
+
+
+def _page_article(source: str, page: dict[str, object]) -> Article | None:
+    """An Article from a page a crawl sent back."""
+    url, final, html = page.get("url"), page.get("final_url"), page.get("html")
+    if not isinstance(url, str) or not isinstance(html, str):
+        return None
+    published = page.get("published")
+    return Article(source=source, url=dedup.canonical_url(url), link=url,
+                   title=str(page.get("title") or ""),
+                   published_at=dates.parse_date(published) if isinstance(published, str)
+                   else None,
+                   page_html=html, final_url=final if isinstance(final, str) else url)

@@ -78,9 +78,15 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("delivery_attempts").create_index(["outbox_id"])
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    for column in ("author", "language", "extraction"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
+    ("articles.author, articles.language, articles.extraction (full text)", _v2),
 ]
 
 
@@ -181,24 +187,29 @@ class Store:
     def sync_sources(self, sources: Sequence[Source], now: datetime) -> None:
         """Make the source rows match the config: new ones due now, removed ones inactive."""
         with self._write() as db:
-            rows = {r["name"]: r for r in db.query("SELECT name, url, active FROM sources")}
+            rows = {r["name"]: r for r in db.query("SELECT name, url, kind, active "
+                                                   "FROM sources")}
             for source in sources:
                 row = rows.get(source.name)
                 if row is None:
                     db.table("sources").insert({"name": source.name, "url": source.url,
-                                          "next_check_at": iso(now), "created_at": iso(now)})
-                elif row["url"] != source.url or not row["active"]:
-                    db.execute("UPDATE sources SET url = ?, active = 1, etag = NULL, "
+                                                "kind": source.kind,
+                                                "next_check_at": iso(now),
+                                                "created_at": iso(now)})
+                elif (row["url"] != source.url or row["kind"] != source.kind
+                      or not row["active"]):
+                    db.execute("UPDATE sources SET url = ?, kind = ?, active = 1, etag = NULL, "
                                "last_modified = NULL, next_check_at = ? WHERE name = ?",
-                               [source.url, iso(now), source.name])
+                               [source.url, source.kind, iso(now), source.name])
             gone = set(rows) - {s.name for s in sources}
             for name in gone:
                 db.execute("UPDATE sources SET active = 0 WHERE name = ?", [name])
 
     def claim_sources(self, owner: str, now: datetime, lease: timedelta, *,
                       due_only: bool = True, names: Iterable[str] | None = None,
-                      ) -> list[SourceState]:
-        """Lease the active sources that are due (or all, for ``once``) and not leased."""
+                      limit: int | None = None) -> list[SourceState]:
+        """Lease the active sources that are due (or all, for ``once``) and not leased;
+        at most ``limit`` of them, the most overdue first."""
         sql = ("SELECT name, url, etag, last_modified, error_count FROM sources "
                "WHERE active = 1 AND (lease_expires_at IS NULL OR lease_expires_at <= :now)")
         if due_only:
@@ -207,7 +218,7 @@ class Store:
         wanted = set(names) if names is not None else None
         with self._write() as db:
             rows = [r for r in db.query(sql, {"now": iso(now)})
-                    if wanted is None or r["name"] in wanted]
+                    if wanted is None or r["name"] in wanted][:limit]
             for row in rows:
                 db.execute("UPDATE sources SET lease_owner = ?, lease_expires_at = ? "
                            "WHERE name = ?", [owner, iso(now + lease), row["name"]])
@@ -250,6 +261,13 @@ class Store:
 
     # --- articles, matches, outbox --------------------------------------------------------
 
+    def source_urls(self, source: str, limit: int = 5000) -> list[str]:
+        """The URL keys of a source's most recent articles (what a crawl need not fetch)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT k.key FROM article_keys k JOIN articles a ON a.id = k.article_id "
+            "WHERE a.source = ? AND k.key LIKE 'url:%' ORDER BY a.id DESC LIMIT ?",
+            [source, limit])]
+
     def known_keys(self, keys: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(keys))
         found: set[str] = set()
@@ -281,6 +299,8 @@ class Store:
                     "url": article.url, "link": article.link, "guid": article.guid,
                     "source": article.source, "title": article.title,
                     "summary": article.summary, "text": article.text,
+                    "author": article.author or None, "language": article.language or None,
+                    "extraction": article.extraction or None,
                     "published_at": iso(article.published_at) if article.published_at
                     else None,
                     "fetched_at": iso(now),

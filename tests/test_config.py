@@ -140,7 +140,8 @@ def test_missing_key_bad_url_and_wrong_type(tmp_path: Path) -> None:
     settings = SETTINGS.replace("type: webhook", "type: pager")
     assert problems(write(tmp_path, settings=settings, sources=sources)) == [
         "newswatch.yaml:5:24: type: must be 'webhook'",
-        "sources.yaml:2:5: missing required key 'feed'",
+        "sources.yaml:2:5: source 'No feed' needs exactly one of feed, sitemap or crawl "
+        "(it has none)",
         "sources.yaml:3:23: feed: 'ftp://x.org/f' is not an http:// or https:// URL",
     ]
 

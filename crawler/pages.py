@@ -1,0 +1,96 @@
+"""Fetch the article page of each new item, politely, for full-text extraction.
+
+Every page goes through :class:`crawler.politeness.Politeness` (robots.txt, one request
+at a time per host, the delay, ``Retry-After``) and through :func:`crawler.fetch.fetch`
+(deadline, size cap, the private-address rule). A page that cannot be had leaves the
+article as the feed gave it, with the reason in ``Article.extraction``; it never stops
+the other articles or the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from crawler import fetch
+from crawler.article import Article
+from crawler.config import Source
+from crawler.errors import FetchError, HTTPStatusError
+from crawler.politeness import MAX_WAIT_S, Politeness
+
+log = logging.getLogger(__name__)
+
+#: Pages fetched at once for one source (different hosts; one host is always serial).
+PARALLEL_HOSTS = 4
+
+
+async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source: Source,
+                      articles: Sequence[Article]) -> list[Article]:
+    """Each article with its page attached (``page_html``, ``final_url``), or with
+    ``extraction`` saying why not; in the same order. Stops fetching at the source's
+    budget: the rest keep the feed's text."""
+    if not source.full_text:
+        return [dataclasses.replace(a, extraction="off") for a in articles]
+    deadline = time.monotonic() + source.budget
+    limit = asyncio.Semaphore(PARALLEL_HOSTS)
+
+    async def one(article: Article) -> Article:
+        if article.page_html:
+            return article
+        async with limit:
+            if time.monotonic() >= deadline:
+                return dataclasses.replace(article, extraction="failed: source budget spent")
+            reason = await _page(client, politeness, source, article, deadline)
+        if isinstance(reason, Article):
+            return reason
+        log.info("no full text for %s: %s", article.link, reason,
+                 extra={"source": source.name})
+        return dataclasses.replace(article, extraction=f"failed: {reason}")
+
+    return list(await asyncio.gather(*(one(a) for a in articles)))
+
+
+async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Source,
+                article: Article, deadline: float) -> Article | str:
+    url = article.link
+    if source.robots_txt:
+        refused = await politeness.allowed(client, source.name, url, source.user_agent,
+                                           source.timeout)
+        if refused:
+            return refused
+    for attempt in range(source.retries + 1):
+        try:
+            async with politeness.turn(url, source.delay):
+                answer = await fetch.fetch(client, fetch.Request(
+                    source.name, url, source.timeout, source.user_agent, source.max_bytes,
+                    accept=fetch.PAGE_ACCEPT))
+        except HTTPStatusError as exc:
+            retryable = exc.status == 429 or exc.status >= 500
+            if exc.retry_after is not None:
+                politeness.retry_after(url, exc.retry_after)
+            wait = exc.retry_after if exc.retry_after is not None else 2.0 ** attempt
+            if (not retryable or attempt == source.retries or wait > MAX_WAIT_S
+                    or time.monotonic() + wait >= deadline):
+                return exc.message
+            await asyncio.sleep(0 if exc.retry_after is not None else wait)
+            continue
+        except FetchError as exc:
+            return exc.message
+        if "html" not in answer.headers.get("content-type", "text/html").lower():
+            return f"{answer.url} is not an HTML page ({answer.headers.get('content-type')})"
+        return dataclasses.replace(article, page_html=_decode(answer), final_url=answer.url)
+    return "no answer"  # not reached: the last attempt returns
+
+
+def _decode(answer: fetch.Response) -> str:
+    content_type = answer.headers.get("content-type", "")
+    charset = content_type.partition("charset=")[2].split(";")[0].strip() or "utf-8"
+    try:
+        return answer.body.decode(charset, "replace")
+    except LookupError:
+        return answer.body.decode("utf-8", "replace")
