@@ -107,8 +107,10 @@ def _from_page(article: Article, now: datetime) -> Article:
         return dataclasses.replace(article, extraction="failed: no article text found on "
                                                        "the page")
     title = getattr(document, "title", None) or article.title
-    if article.title and body.startswith(article.title):
-        body = body[len(article.title):].lstrip()
+    for heading in (title, article.title):
+        if heading and body.startswith(heading):
+            body = body[len(heading):].lstrip()
+            break
     alternates = [url]
     for found in (_attr(tree, '//link[@rel="canonical"]/@href'),
                   _attr(tree, '//meta[@property="og:url"]/@content')):
@@ -116,7 +118,8 @@ def _from_page(article: Article, now: datetime) -> Article:
             absolute = urljoin(url, found)
             if absolute.startswith(("http://", "https://")) and same_site(absolute, url):
                 alternates.append(absolute)
-    page_date, has_time = _page_date(tree, getattr(document, "date", None))
+    # Not trafilatura's date: it guesses from copyright lines and file names.
+    page_date, has_time = _page_date(tree)
     published = dates.choose(now, page=page_date, page_has_time=has_time,
                              collected=article.published_at, url=dates.url_date(url))
     identity = canonical_url(alternates[1]) if len(alternates) > 1 else article.url
@@ -134,10 +137,9 @@ def _attr(tree: lxml.html.HtmlElement, xpath: str) -> str:
     return str(found[0]).strip() if found else ""
 
 
-def _page_date(tree: lxml.html.HtmlElement, fallback: str | None) -> tuple[datetime | None,
-                                                                            bool]:
+def _page_date(tree: lxml.html.HtmlElement) -> tuple[datetime | None, bool]:
     """The page's own publication date and whether it gave a time of day: meta tags,
-    JSON-LD, ``<time datetime>``, then dated text (Hijri included), then trafilatura's."""
+    JSON-LD, ``<time datetime>``, then the text of a date element (Hijri included)."""
     values: list[str] = []
     for meta in tree.xpath("//meta[@content]"):
         name = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
@@ -158,4 +160,4 @@ def _page_date(tree: lxml.html.HtmlElement, fallback: str | None) -> tuple[datet
         moment = dates.parse_date(value)
         if moment is not None:
             return moment, bool(re.search(r"\d:\d\d", value.translate(dates.DIGITS)))
-    return dates.parse_date(fallback), False
+    return None, False

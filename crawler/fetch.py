@@ -180,7 +180,7 @@ async def _get(client: httpx.AsyncClient, request: Request,
 
 def _too_large(request: Request, url: str) -> BodyTooLargeError:
     return BodyTooLargeError(request.source, f"body of {url} is larger than the "
-                             f"{request.max_bytes} byte cap (defaults.max_bytes)")
+                             f"{request.max_bytes} byte cap (max_bytes)")
 
 
 def retry_after(value: str | None) -> float | None:
