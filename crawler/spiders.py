@@ -101,7 +101,8 @@ class NewsSpider(Spider):
         self.pages = 0
         self.follow = [re.compile(p) for p in spec.get("follow", [])]
         self.max_depth = int(spec.get("max_depth", 1))
-        hosts = spec.get("start") or [spec.get("sitemap") or spec.get("site")]
+        hosts = spec.get("start") or [spec["site"] if spec.get("sitemap") == "auto"
+                                      else spec["sitemap"]]
         self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in hosts})
 
     async def start(self) -> AsyncIterator[Request]:
@@ -226,7 +227,7 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
         "DOWNLOAD_WARNSIZE": 0,
         "DOWNLOAD_TIMEOUT": float(spec["timeout"]),
         "DOWNLOAD_DELAY": float(spec["delay"]),
-        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "DOWNLOAD_DELAY_JITTER": 0,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "AUTOTHROTTLE_ENABLED": True,
         "AUTOTHROTTLE_START_DELAY": max(float(spec["delay"]), 0.01),
@@ -236,7 +237,11 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
         "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
         "REDIRECT_MAX_TIMES": 5,
         "COOKIES_ENABLED": False,
-        "DEPTH_LIMIT": int(spec.get("max_depth", 1)) + 1,
+        # Breadth-first, in the order the sitemap or listing gives (newest first, usually),
+        # so a run cut short by its budget or max_pages has taken the newest pages.
+        "DEPTH_PRIORITY": 1,
+        "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+        "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
         "NEWSWATCH_ALLOW_PRIVATE": bool(spec.get("allow_private_networks", False)),
         "DOWNLOADER_MIDDLEWARES": {"crawler.spiders.Guard": 560},
         "LOG_LEVEL": "WARNING",
@@ -247,7 +252,7 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     spec = json.loads(sys.stdin.read())
-    process = CrawlerProcess(settings(spec), install_root_handler=True)
+    process = CrawlerProcess(settings(spec))
     crawler = process.create_crawler(NewsSpider)
     requests = [0]
 
