@@ -63,7 +63,8 @@ async def run(spec: dict[str, Any], budget: float, max_bytes: int) -> CrawlRepor
     """Crawl in a child process for at most ``budget`` seconds."""
     report = CrawlReport()
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.spiders", stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "crawler.spiders", "--source", str(spec["name"]),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True, limit=max_bytes * 7 + 65536)
     tail: deque[str] = deque(maxlen=20)

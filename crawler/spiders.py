@@ -251,6 +251,7 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Read the spec on stdin (argv only names the source, for ``ps``), crawl, exit."""
     spec = json.loads(sys.stdin.read())
     process = CrawlerProcess(settings(spec))
     crawler = process.create_crawler(NewsSpider)

@@ -214,3 +214,119 @@ def test_the_child_streams_pages_as_json_lines(site: Site) -> None:
     assert report.finished and report.pages == []
     assert report.errors and "loopback" in report.errors[0]["reason"]
     assert site.hits == []
+
+
+def test_daemon_runs_twenty_scheduled_crawls_and_survives_a_hung_one(
+        project: Project, receiver: Receiver) -> None:
+    import signal
+    import time
+
+    site = HangingSite()
+    now = datetime.now(UTC)
+    entries: list[tuple[str, str, datetime]] = []
+
+    def add_story(n: int) -> None:
+        story = Story(f"/news/{n}", f"Story {n}", f"Atta Mohammad Noor said thing {n}.")
+        publish(site, story)
+        entries.insert(0, (site.url(story.path), story.title, now))
+        site.pages["/news-sitemap.xml"] = Page(news_sitemap(entries), content_type=XML)
+
+    add_story(0)
+    configure(project, receiver, sitemap=site.url("/news-sitemap.xml"), interval="0.5s",
+              budget="10s")
+    project.settings["daemon"] = {"tick": "0.2s"}
+    daemon = project.popen("run")
+    started = time.monotonic()
+    try:
+        # Each crawl reads the sitemap once; after each, one more story appears.
+        crawls = 0
+        while crawls < 21 and time.monotonic() - started < 300:
+            seen = len(site.requests_to("/news-sitemap.xml"))
+            if seen > crawls:
+                crawls = seen
+                add_story(crawls)
+            time.sleep(0.05)
+        assert crawls >= 21, f"only {crawls} crawls ran"
+        elapsed = time.monotonic() - started
+
+        store = project.store()
+
+        def row() -> dict[str, Any]:
+            return store.sources()[0]
+
+        # Twenty crawls in a row succeeded: each new story was collected.
+        deadline = time.monotonic() + 60
+        while len(stored_urls(project)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(stored_urls(project)) >= 20
+        assert row()["error_count"] == 0, row()["last_error"]
+
+        # Now the sitemap hangs: the crawl is killed at its budget and recorded...
+        site.hang.add("/news-sitemap.xml")
+        hung_at = time.monotonic()
+        deadline = hung_at + 90
+        while not (row()["last_error"] or "").startswith("crawl killed") and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (row()["last_error"] or "").startswith("crawl killed at its 10s budget")
+        killed_after = time.monotonic() - hung_at
+        # ...and the next crawl still runs and succeeds.
+        site.hang.clear()
+        site.release.set()
+        deadline = time.monotonic() + 90
+        while row()["error_count"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert row()["error_count"] == 0 and row()["last_error"] is None
+        store.close()
+        print(f"\n{crawls} crawls in {elapsed:.1f}s; hung crawl recorded "
+              f"{killed_after:.1f}s after the sitemap started hanging")
+    finally:
+        site.release.set()
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+        site.close()
+    assert daemon.returncode == 0, stderr[-2000:]
+
+
+def crawl_children(source: str) -> list[int]:
+    """Crawl processes of ``source`` still alive on this machine (their argv names it)."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"crawler.spiders" in argv and source.encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
+def test_stopping_the_daemon_kills_a_running_crawl(project: Project,
+                                                   receiver: Receiver) -> None:
+    import signal
+    import time
+    import uuid
+
+    site = HangingSite()
+    try:
+        build_site(site)
+        site.hang.add("/sitemap-index.xml")
+        name = f"Hung {uuid.uuid4().hex[:8]}"
+        configure(project, receiver, sitemap=site.url("/sitemap-index.xml"), budget="10m")
+        project.sources[0]["name"] = name
+        project.settings["daemon"] = {"tick": "0.2s"}
+        daemon = project.popen("run")
+        deadline = time.monotonic() + 60
+        while not crawl_children(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert crawl_children(name), "the crawl child never started"
+        time.sleep(1)  # let it reach the hanging sitemap (no assertion rests on this)
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0, stderr[-2000:]
+        assert crawl_children(name) == [], "the crawl outlived the daemon"
+    finally:
+        site.release.set()
+        site.close()
