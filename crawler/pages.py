@@ -83,11 +83,11 @@ async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Sourc
             return exc.message
         if "html" not in answer.headers.get("content-type", "text/html").lower():
             return f"{answer.url} is not an HTML page ({answer.headers.get('content-type')})"
-        return dataclasses.replace(article, page_html=_decode(answer), final_url=answer.url)
+        return dataclasses.replace(article, page_html=decode(answer), final_url=answer.url)
     return "no answer"  # not reached: the last attempt returns
 
 
-def _decode(answer: fetch.Response) -> str:
+def decode(answer: fetch.Response) -> str:
     content_type = answer.headers.get("content-type", "")
     charset = content_type.partition("charset=")[2].split(";")[0].strip() or "utf-8"
     try:
