@@ -101,6 +101,9 @@ class Runner:
 
             def done(task: asyncio.Task[Any]) -> None:
                 inflight.discard(task)
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("poll failed; the source is tried again when its lease "
+                              "expires", exc_info=task.exception())
                 for name, running in list(polling.items()):
                     if running is task:
                         del polling[name]

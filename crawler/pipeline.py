@@ -106,9 +106,10 @@ class Pipeline:
     async def _poll(self, source: Source, state: SourceState) -> PollResult:
         if source.kind != "feed":
             return await self._crawl(source)
-        response = await fetch.fetch(self.client, fetch.Request(
-            source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
-            state.etag, state.last_modified))
+        async with self.politeness.turn(state.url, source.delay):
+            response = await fetch.fetch(self.client, fetch.Request(
+                source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
+                state.etag, state.last_modified))
         now = self.clock.now()
         if response.not_modified:
             self.store.record_poll(source.name, self.owner, now,

@@ -11,7 +11,7 @@ from crawler.store import Store
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import HTML, Story, article_html, publish
-from tests.servers import Page, Receiver, Site
+from tests.servers import Hit, Page, Receiver, Site
 
 
 def once(project: Project) -> OnceReport:
@@ -159,3 +159,91 @@ def test_full_text_off_fetches_no_page(project: Project, site: Site,
     once(project)
     assert site.requests_to("/a/1") == []
     assert articles(project)[site.url("/a/1")]["extraction"] == "off"
+
+
+class CountingSite(Site):
+    """Records the most requests it was ever serving at once, and scripted answers."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.most_busy = 0
+        self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        super().__init__()
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        import time
+
+        with self.lock:
+            self.busy += 1
+            self.most_busy = max(self.most_busy, self.busy)
+            scripted = self.script.get(hit.path, [])
+            first = scripted.pop(0) if scripted else None
+        try:
+            time.sleep(0.05)  # widen the window in which overlapping requests would show
+            if first is not None:
+                return first[0], {"content-type": "text/plain", **first[1]}, b"wait"
+            return super().answer(hit)
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+
+def test_429_with_retry_after_is_retried_and_honoured(project: Project,
+                                                      receiver: Receiver) -> None:
+    site = CountingSite()
+    try:
+        publish(site, Story("/a/1", "Talks", "Atta Mohammad Noor spoke in Mazar."))
+        site.script["/a/1"] = [(429, {"retry-after": "1"}), (503, {})]
+        setup(project, site, receiver, [Item("Talks", site.url("/a/1"), "Short.", "g1",
+                                             datetime.now(UTC))])
+        once(project)
+        assert [h.status for h in site.requests_to("/a/1")] == [429, 503, 200]
+        assert articles(project)[site.url("/a/1")]["extraction"] == "ok"
+        assert alerted_urls(receiver) == [site.url("/a/1")]
+    finally:
+        site.close()
+
+
+def test_one_request_at_a_time_per_host_across_pages_and_crawls(
+        project: Project, receiver: Receiver) -> None:
+    from tests.newssite import XML, news_sitemap
+
+    site = CountingSite()
+    try:
+        now = datetime.now(UTC)
+        for n in range(6):
+            publish(site, Story(f"/a/{n}", f"Story {n}", f"Report number {n}."))
+            publish(site, Story(f"/s/{n}", f"Sitemap story {n}", f"Sitemap report {n}."))
+        site.pages["/news-sitemap.xml"] = Page(news_sitemap(
+            [(site.url(f"/s/{n}"), f"Sitemap story {n}", now) for n in range(6)]),
+            content_type=XML)
+        setup(project, site, receiver, [Item(f"Story {n}", site.url(f"/a/{n}"), "", f"g{n}",
+                                             now) for n in range(6)])
+        project.sources.append({"name": "Map", "sitemap": site.url("/news-sitemap.xml")})
+        report = once(project)
+        assert [p.error for p in report.polls] == [None, None]
+        assert len(articles(project)) == 12
+        assert site.most_busy == 1, "two requests to one host overlapped"
+    finally:
+        site.close()
+
+
+def test_page_fetches_obey_the_private_address_rule(project: Project, site: Site,
+                                                    receiver: Receiver) -> None:
+    from crawler.fetch import GuardedTransport
+
+    other = Site("127.0.0.2")
+    try:
+        publish(other, Story("/a/1", "Inside", "Atta Mohammad Noor on the LAN."))
+        setup(project, site, receiver, [Item("Inside", other.url("/a/1"), "Short.", "g1",
+                                             datetime.now(UTC))])
+        config = project.config()
+        store = Store(config.database_path)
+        # 127.0.0.1 (the feed) is allowed here; 127.0.0.2 stands for a private host.
+        transport = GuardedTransport(allowed=lambda address: address == "127.0.0.1")
+        asyncio.run(Runner(config, store, collect_transport=transport).once())
+        store.close()
+        assert other.hits == []
+        assert "refused" in articles(project)[other.url("/a/1")]["extraction"]
+    finally:
+        other.close()
