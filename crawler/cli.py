@@ -22,7 +22,7 @@ from crawler import __version__, fetch, pages
 from crawler import sources as discovery
 from crawler.article import Article
 from crawler.clock import SystemClock
-from crawler.config import Config, load_config
+from crawler.config import Config, load_config, source_url
 from crawler.daemon import Runner
 from crawler.dedup import canonical_url
 from crawler.errors import ConfigError, SourceError, StoreError
@@ -130,8 +130,8 @@ def check(obj: _Context, as_json: bool) -> None:
     summary = {
         "config": str(config.directory), "version": config.version,
         "database": str(config.database_path),
-        "sources": [{"name": s.name, "feed": s.feed, "enabled": s.enabled}
-                    for s in config.sources],
+        "sources": [{"name": s.name, "kind": s.kind, "feed": s.feed, "url": source_url(s),
+                     "enabled": s.enabled} for s in config.sources],
         "watchlists": [{"name": w.name, "items": len(w.watch), "channels": w.channels}
                        for w in config.watchlists],
         "channels": [{"name": n, "type": c.type, "enabled": c.enabled}

@@ -124,14 +124,20 @@ def test_sitemap_auto_takes_the_sitemaps_robots_txt_lists(
 def test_crawl_follows_article_links_from_listing_pages(
         project: Project, site: Site, receiver: Receiver) -> None:
     titles = build_site(site)
+    elsewhere = Site("127.0.0.2")
+    publish(elsewhere, Story("/news/9", "Elsewhere", "Ahmad Massoud elsewhere."))
     site.pages["/politics/"] = Page(listing_html(
         [(f"/news/{n}", titles[f"/news/{n}"]) for n in ("1", "2", "3")]
         + [("/private/1", "Hidden"), ("/about", "About us"),
-           ("http://127.0.0.2:1/news/9", "Elsewhere")]).encode(), content_type=HTML)
+           (elsewhere.url("/news/9"), "Elsewhere")]).encode(), content_type=HTML)
     configure(project, receiver, crawl={"start": [site.url("/politics/")],
                                         "follow": [r"/(news|private)/\w+$"]})
 
-    report = once(project)
+    try:
+        report = once(project)
+    finally:
+        elsewhere.close()
+    assert elsewhere.hits == [], "a crawl never leaves its start pages' hosts"
 
     assert report.polls[0].error is None, report.polls[0].error
     assert stored_urls(project) == [site.url(p) for p in ("/news/1", "/news/2", "/news/3")]
@@ -330,3 +336,41 @@ def test_stopping_the_daemon_kills_a_running_crawl(project: Project,
     finally:
         site.release.set()
         site.close()
+
+
+def test_crawl_honours_retry_after_and_the_size_cap(project: Project,
+                                                   receiver: Receiver) -> None:
+    from crawler.spiders import settings as scrapy_settings
+
+    site = ScriptedSite()
+    try:
+        build_site(site)
+        site.script["/news/1"] = [(429, {"retry-after": "1"})]
+        big = Story("/news/2", "Big", "Ahmad Massoud. " * 20000)
+        publish(site, big)
+        configure(project, receiver, sitemap=site.url("/news-sitemap.xml"),
+                  max_bytes="64KiB")
+        report = once(project)
+        assert report.polls[0].error is None, report.polls[0].error
+        assert [h.status for h in site.requests_to("/news/1")] == [429, 200]
+        assert stored_urls(project) == [site.url("/news/1")], "the page over the cap is dropped"
+    finally:
+        site.close()
+    spec = {"user_agent": "t", "max_bytes": 1000, "timeout": 5, "delay": 0, "retries": 1}
+    assert scrapy_settings(spec)["TELNETCONSOLE_ENABLED"] is False
+
+
+class ScriptedSite(Site):
+    """Answers listed in ``script`` first, per path."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        super().__init__()
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            scripted = self.script.get(hit.path, [])
+            first = scripted.pop(0) if scripted else None
+        if first is not None:
+            return first[0], {"content-type": "text/plain", **first[1]}, b"wait"
+        return super().answer(hit)
