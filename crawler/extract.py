@@ -74,7 +74,10 @@ def html_to_text(markup: str) -> str:
 
 def extract(article: Article, now: datetime) -> Article:
     """Fill ``title``, ``summary`` and ``text`` with plain text; ``text`` falls back to the
-    summary when the source gave no content. With a fetched page, ``text`` is its body."""
+    summary when the source gave no content. With a fetched page, ``text`` is its body.
+    An article already extracted from its page is returned as it is."""
+    if article.extraction == "ok" and not article.page_html:
+        return article
     summary = html_to_text(article.summary_html)
     text = html_to_text(article.content_html) if article.content_html else summary
     article = dataclasses.replace(article, title=html_to_text(article.title),

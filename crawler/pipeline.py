@@ -20,6 +20,7 @@ Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -132,7 +133,15 @@ class Pipeline:
         known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
         fresh = dedup.select_new(collected, known)
         with_pages = await pages.fetch_pages(self.client, self.politeness, source, fresh)
-        return dataclasses.replace(self.ingest(source.name, with_pages), items=len(collected))
+        extracted = await self._extract_pages(with_pages)
+        return dataclasses.replace(self.ingest(source.name, extracted), items=len(collected))
+
+    async def _extract_pages(self, articles: list[Article]) -> list[Article]:
+        """Extract fetched pages in a worker thread: trafilatura takes tens of milliseconds
+        a page, which the event loop (deliveries, other sources) should not wait for."""
+        now = self.clock.now()
+        return await asyncio.to_thread(
+            lambda: [extract(a, now) if a.page_html else a for a in articles])
 
     async def _crawl(self, source: Source) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -145,7 +154,9 @@ class Pipeline:
         for event in report.retry_after:
             self.politeness.retry_after(event["url"], float(event["seconds"]))
         collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
-        result = self.ingest(source.name, collected)
+        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        result = self.ingest(source.name, await self._extract_pages(
+            dedup.select_new(collected, known)))
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
                      extra={"source": source.name})
