@@ -37,10 +37,10 @@ _SOLAR: dict[int, tuple[str, ...]] = {
     8: ("aqrab", "عقرب", "laram", "لړم", "aban", "آبان", "ابان"),
     9: ("qaws", "qaus", "qows", "قوس", "lindah", "linda", "لیندۍ", "ليندۍ", "azar", "آذر",
         "اذر"),
-    10: ("jadi", "jaddi", "جدی", "جدي", "marghumay", "marghumai", "مرغومی", "dey", "day",
-         "دی", "دي"),
+    10: ("jadi", "jaddi", "جدی", "جدي", "marghumay", "marghumai", "مرغومی", "dey", "دی",
+         "دي"),
     11: ("dalw", "dalv", "دلو", "salwagah", "salwaga", "سلواغه", "bahman", "بهمن"),
-    12: ("hut", "hoot", "حوت", "kab", "کب", "esfand", "esfand", "اسفند"),
+    12: ("hut", "hoot", "حوت", "kab", "کب", "esfand", "isfand", "اسفند"),
 }
 _LUNAR: dict[int, tuple[str, ...]] = {
     1: ("muharram", "محرم"),
@@ -131,6 +131,8 @@ def _hijri(text: str) -> datetime | None:
 
 def _convert(kind: str, year: int, month: int, day: int,
              match: re.Match[str]) -> datetime | None:
+    if not 1200 <= year <= 1600:  # a Gregorian year after an English word, not Hijri
+        return None
     try:
         if kind == "solar":
             return _kabul(solar_to_gregorian(year, month, day), match)

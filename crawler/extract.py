@@ -15,7 +15,7 @@ import json
 import re
 from datetime import datetime
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 import trafilatura
@@ -119,13 +119,17 @@ def _from_page(article: Article, now: datetime) -> Article:
                   _attr(tree, '//meta[@property="og:url"]/@content')):
         if found:
             absolute = urljoin(url, found)
-            if absolute.startswith(("http://", "https://")) and same_site(absolute, url):
+            # A canonical on another site, or on the home page (a common template
+            # mistake), would merge unrelated articles: ignored.
+            if (absolute.startswith(("http://", "https://")) and same_site(absolute, url)
+                    and urlsplit(absolute).path not in ("", "/")):
                 alternates.append(absolute)
     # Not trafilatura's date: it guesses from copyright lines and file names.
     page_date, has_time = _page_date(tree)
     published = dates.choose(now, page=page_date, page_has_time=has_time,
                              collected=article.published_at, url=dates.url_date(url))
-    identity = canonical_url(alternates[1]) if len(alternates) > 1 else article.url
+    # The page's own canonical URL, else where the redirects ended.
+    identity = canonical_url(alternates[1] if len(alternates) > 1 else url)
     return dataclasses.replace(
         article, url=identity, title=html_to_text(title) or article.title, text=body,
         author=getattr(document, "author", None) or "",

@@ -63,7 +63,8 @@ async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Sourc
                                            source.timeout)
         if refused:
             return refused
-    for attempt in range(source.retries + 1):
+    attempt = 0
+    while True:
         try:
             async with politeness.turn(url, source.delay):
                 answer = await fetch.fetch(client, fetch.Request(
@@ -74,17 +75,18 @@ async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Sourc
             if exc.retry_after is not None:
                 politeness.retry_after(url, exc.retry_after)
             wait = exc.retry_after if exc.retry_after is not None else 2.0 ** attempt
-            if (not retryable or attempt == source.retries or wait > MAX_WAIT_S
+            if (not retryable or attempt >= source.retries or wait > MAX_WAIT_S
                     or time.monotonic() + wait >= deadline):
                 return exc.message
+            # A Retry-After is waited for by the host's next turn; otherwise back off here.
             await asyncio.sleep(0 if exc.retry_after is not None else wait)
+            attempt += 1
             continue
         except FetchError as exc:
             return exc.message
         if "html" not in answer.headers.get("content-type", "text/html").lower():
             return f"{answer.url} is not an HTML page ({answer.headers.get('content-type')})"
         return dataclasses.replace(article, page_html=decode(answer), final_url=answer.url)
-    return "no answer"  # not reached: the last attempt returns
 
 
 def decode(answer: fetch.Response) -> str:

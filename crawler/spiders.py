@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 
 from crawler import dates
 from crawler.dedup import canonical_url, without_variant
-from crawler.fetch import is_public_address
+from crawler.fetch import is_public_address, retry_after
 
 _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 _SITEMAP_MAX_DEPTH = 3
@@ -74,8 +74,6 @@ class Guard:
                          spider: Spider | None = None) -> Response:
         value = response.headers.get(b"Retry-After")
         if response.status in (429, 503) and value:
-            from crawler.fetch import retry_after
-
             seconds = retry_after(value.decode("latin-1"))
             if seconds is not None:
                 emit({"type": "retry_after", "url": request.url, "seconds": seconds})

@@ -141,3 +141,14 @@ def test_other_pages_do_not_share_a_key() -> None:
     assert dedup.without_variant("https://example.af/news/1?page=2") != \
         "https://example.af/news/1"
     assert dedup.without_variant("https://example.af/camp") == "https://example.af/camp"
+
+
+def test_a_canonical_link_to_the_home_page_or_another_site_is_ignored() -> None:
+    for canonical in ("http://127.0.0.2/", "http://example.org/news/1"):
+        story = Story("/news/7", "T", "Body.", canonical=canonical, og_url=canonical)
+        extracted = extract(page_article(story), NOW)
+        assert extracted.url == "http://127.0.0.2/news/7"
+        assert canonical not in extracted.alternates
+    kept = extract(page_article(Story("/news/7/amp", "T", "Body.",
+                                      canonical="http://127.0.0.2/news/7")), NOW)
+    assert kept.url == "http://127.0.0.2/news/7"
