@@ -101,6 +101,9 @@ def test_news_sitemap_index_collects_new_allowed_recent_articles_once(
     assert alerted == [site.url("/news/1"), site.url("/news/3")], \
         "names in chrome only (/news/2) must not alert"
     assert article_requests(site) == ["/news/1", "/news/2", "/news/3"]
+    with site.lock:
+        agents = {h.headers.get("user-agent") for h in site.hits}
+    assert agents == {"newswatch/0.1 (+https://example.org/newswatch)"}
 
     second = once(project)
 
