@@ -442,7 +442,8 @@ def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel])
     text = text.removeprefix("Value error, ")
     if kind == "literal_error":
         text = f"must be {error['ctx']['expected']}"
-    field = "" if loc and isinstance(loc[-1], int) else \
+    # A whole list entry (a source's kind check) is named in its message already.
+    field = "" if len(loc) == 2 and isinstance(loc[-1], int) else \
         next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
     return loaded.problem(loc, f"{field}: {text}" if field else text)
 
