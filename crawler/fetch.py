@@ -123,6 +123,8 @@ class Request:
     etag: str | None = None
     last_modified: str | None = None
     accept: str = FEED_ACCEPT
+    #: False: a 3xx answer is returned as it is (its ``location`` header says where next).
+    follow_redirects: bool = True
 
 
 async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
@@ -157,11 +159,12 @@ async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
 async def _get(client: httpx.AsyncClient, request: Request,
                headers: dict[str, str]) -> Response:
     timeout = httpx.Timeout(request.timeout)
-    async with client.stream("GET", request.url, headers=headers, timeout=timeout) as answer:
+    async with client.stream("GET", request.url, headers=headers, timeout=timeout,
+                             follow_redirects=request.follow_redirects) as answer:
         final_url = str(answer.url)
         answer_headers = {k.lower(): v for k, v in answer.headers.items()}
-        if answer.status_code == 304:
-            return Response(final_url, 304, answer_headers, b"")
+        if answer.status_code == 304 or (answer.is_redirect and not request.follow_redirects):
+            return Response(final_url, answer.status_code, answer_headers, b"")
         if not 200 <= answer.status_code < 300:
             raise HTTPStatusError(request.source, answer.status_code, final_url,
                                   retry_after=retry_after(answer.headers.get("retry-after")))

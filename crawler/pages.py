@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from urllib.parse import urljoin
 
 import httpx
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Pages fetched at once for one source (different hosts; one host is always serial).
 PARALLEL_HOSTS = 4
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source: Source,
@@ -57,19 +60,41 @@ async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source:
 
 async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Source,
                 article: Article, deadline: float) -> Article | str:
+    """The page, following redirects one hop at a time so that every hop takes its
+    host's turn and is checked against that host's robots.txt."""
     url = article.link
-    if source.robots_txt:
-        refused = await politeness.allowed(client, source.name, url, source.user_agent,
-                                           source.timeout)
-        if refused:
-            return refused
+    for _ in range(MAX_REDIRECTS + 1):
+        if source.robots_txt:
+            refused = await politeness.allowed(client, source.name, url, source.user_agent,
+                                               source.timeout)
+            if refused:
+                return f"{refused} ({url})" if url != article.link else refused
+        answer = await _get(client, politeness, source, url, deadline)
+        if isinstance(answer, str):
+            return answer
+        location = answer.headers.get("location")
+        if answer.status in REDIRECTS and location:
+            url = urljoin(answer.url, location)
+            if not url.startswith(("http://", "https://")):
+                return f"redirect to {url}, which is not a web page"
+            continue
+        if "html" not in answer.headers.get("content-type", "text/html").lower():
+            return f"{answer.url} is not an HTML page ({answer.headers.get('content-type')})"
+        return dataclasses.replace(article, page_html=decode(answer), final_url=answer.url)
+    return f"more than {MAX_REDIRECTS} redirects from {article.link}"
+
+
+async def _get(client: httpx.AsyncClient, politeness: Politeness, source: Source, url: str,
+               deadline: float) -> fetch.Response | str:
+    """One URL, without following redirects; 5xx and 429 retried, Retry-After honoured."""
     attempt = 0
     while True:
         try:
-            async with politeness.turn(url, source.delay):
-                answer = await fetch.fetch(client, fetch.Request(
+            delay = max(source.delay, politeness.crawl_delay(url, source.user_agent) or 0.0)
+            async with politeness.turn(url, delay):
+                return await fetch.fetch(client, fetch.Request(
                     source.name, url, source.timeout, source.user_agent, source.max_bytes,
-                    accept=fetch.PAGE_ACCEPT))
+                    accept=fetch.PAGE_ACCEPT, follow_redirects=False))
         except HTTPStatusError as exc:
             retryable = exc.status == 429 or exc.status >= 500
             if exc.retry_after is not None:
@@ -81,12 +106,8 @@ async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Sourc
             # A Retry-After is waited for by the host's next turn; otherwise back off here.
             await asyncio.sleep(0 if exc.retry_after is not None else wait)
             attempt += 1
-            continue
         except FetchError as exc:
             return exc.message
-        if "html" not in answer.headers.get("content-type", "text/html").lower():
-            return f"{answer.url} is not an HTML page ({answer.headers.get('content-type')})"
-        return dataclasses.replace(article, page_html=decode(answer), final_url=answer.url)
 
 
 def decode(answer: fetch.Response) -> str:

@@ -37,6 +37,7 @@ def host_of(url: str) -> str:
 @dataclass
 class _Host:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    robots_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     not_before: float = 0.0
     robots: Protego | None = None
     robots_error: str | None = None
@@ -90,23 +91,24 @@ class Politeness:
         errors) allows nothing until it can, as RFC 9309 asks.
         """
         host = self._host(url)
-        if time.monotonic() >= host.robots_until:
-            robots_url = host_of(url) + "/robots.txt"
-            host.robots, host.robots_error = None, None
-            try:
-                async with self.turn(robots_url, 0.0):
-                    answer = await fetch.fetch(client, fetch.Request(
-                        source, robots_url, timeout, user_agent, ROBOTS_MAX_BYTES,
-                        accept="text/plain, */*;q=0.5"))
-                host.robots = Protego.parse(answer.body.decode("utf-8", "replace"))
-            except HTTPStatusError as exc:
-                if 400 <= exc.status < 500 and exc.status != 429:
-                    host.robots = Protego.parse("")
-                else:
+        async with host.robots_lock:  # one fetch of robots.txt per host at a time
+            if time.monotonic() >= host.robots_until:
+                robots_url = host_of(url) + "/robots.txt"
+                host.robots, host.robots_error = None, None
+                try:
+                    async with self.turn(robots_url, 0.0):
+                        answer = await fetch.fetch(client, fetch.Request(
+                            source, robots_url, timeout, user_agent, ROBOTS_MAX_BYTES,
+                            accept="text/plain, */*;q=0.5"))
+                    host.robots = Protego.parse(answer.body.decode("utf-8", "replace"))
+                except HTTPStatusError as exc:
+                    if 400 <= exc.status < 500 and exc.status != 429:
+                        host.robots = Protego.parse("")
+                    else:
+                        host.robots_error = f"robots.txt unreadable ({exc.message})"
+                except FetchError as exc:
                     host.robots_error = f"robots.txt unreadable ({exc.message})"
-            except FetchError as exc:
-                host.robots_error = f"robots.txt unreadable ({exc.message})"
-            host.robots_until = time.monotonic() + (ROBOTS_TTL_S if host.robots else 60.0)
+                host.robots_until = time.monotonic() + (ROBOTS_TTL_S if host.robots else 60.0)
         if host.robots is None:
             return host.robots_error or "robots.txt unreadable"
         if not host.robots.can_fetch(url, user_agent):
@@ -114,5 +116,6 @@ class Politeness:
         return None
 
     def crawl_delay(self, url: str, user_agent: str) -> float | None:
+        """The host's robots.txt ``Crawl-delay`` for us, once robots.txt was read."""
         host = self._host(url)
         return host.robots.crawl_delay(user_agent) if host.robots else None

@@ -247,3 +247,32 @@ def test_page_fetches_obey_the_private_address_rule(project: Project, site: Site
         assert "refused" in articles(project)[other.url("/a/1")]["extraction"]
     finally:
         other.close()
+
+
+def test_each_redirect_hop_obeys_its_hosts_robots_txt(project: Project, site: Site,
+                                                      receiver: Receiver) -> None:
+    publisher = Site("127.0.0.2")
+    try:
+        publisher.pages["/robots.txt"] = Page(b"User-agent: *\nDisallow: /paywall/\n",
+                                              content_type="text/plain")
+        publish(publisher, Story("/paywall/1", "Locked", "Atta Mohammad Noor, locked."))
+        publish(publisher, Story("/open/1", "Open", "Ahmad Massoud, open."))
+        # An aggregator's links that redirect to the publisher.
+        site.pages["/go/1"] = Page(b"", status=302, content_type="text/plain",
+                                   headers={"location": publisher.url("/paywall/1")})
+        site.pages["/go/2"] = Page(b"", status=301, content_type="text/plain",
+                                   headers={"location": publisher.url("/open/1")})
+        now = datetime.now(UTC)
+        setup(project, site, receiver, [Item("Locked", site.url("/go/1"), "", "g1", now),
+                                        Item("Open", site.url("/go/2"), "", "g2", now)])
+        once(project)
+        assert publisher.requests_to("/paywall/1") == []
+        assert len(publisher.requests_to("/robots.txt")) == 1
+        stored = articles(project)
+        assert stored[site.url("/go/1")]["extraction"] == \
+            f"failed: robots.txt disallows it ({publisher.url('/paywall/1')})"
+        assert publisher.url("/open/1") in stored, "the page's final URL is its identity"
+        assert stored[publisher.url("/open/1")]["extraction"] == "ok"
+        assert alerted_urls(receiver) == [publisher.url("/open/1")]
+    finally:
+        publisher.close()
