@@ -77,7 +77,7 @@ def sample_payload(watchlist: str, watch: str, now: datetime) -> dict[str, Any]:
         title=f"Test alert: {watch} in the news", published_at=now,
         summary_html=f"This is a sample alert from newswatch. It mentions {watch} so that "
                      "you can see how a real alert looks on this channel.")
-    article = extract(article)
+    article = extract(article, now)
     matches = Matcher([WatchlistConfig(name=watchlist, watch=[item])]).match(article)
     return outbox.event_data(article, matches, now)
 

@@ -200,7 +200,10 @@ def main() -> None:
     config.mkdir()
     (config / "newswatch.yaml").write_text(json.dumps({
         "database": str(work / "soak.db"), "allow_private_networks": True,
-        "defaults": {"interval": f"{args.interval}s", "timeout": "20s"},
+        # One host serves every feed, so no per-host delay; the items' pages do not exist,
+        # so full text is off: this measures the feed pipeline.
+        "defaults": {"interval": f"{args.interval}s", "timeout": "20s", "delay": "0",
+                     "full_text": False},
         "daemon": {"tick": "1s", "concurrency": 16}, "http": {"listen": f"127.0.0.1:{listen}"},
         "channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{port}/hook"}}}))
     (config / "sources.yaml").write_text(json.dumps({"sources": [

@@ -20,17 +20,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from crawler import __version__, fetch, health
+from crawler import __version__, fetch, health, pages
+from crawler import sources as discovery
+from crawler.article import Article
 from crawler.clock import SystemClock
-from crawler.config import Config, Source, load_config
+from crawler.config import Config, Source, load_config, source_url
 from crawler.daemon import OnceReport, Runner, send_test_alert
+from crawler.dedup import canonical_url
 from crawler.errors import ConfigError, SourceError, StoreError
+from crawler.extract import extract
 from crawler.feeds import parse_feed
+from crawler.fetch import make_client
+from crawler.match import Matcher
 from crawler.pipeline import PollResult
 from crawler.store import Store
 
 EXIT_CONFIG = 1
 EXIT_DATABASE = 2
+EXIT_FETCH = 3
 
 out = Console()
 err = Console(stderr=True)
@@ -145,8 +152,8 @@ def check(obj: _Context, as_json: bool) -> None:
     summary = {
         "config": str(config.directory), "version": config.version,
         "database": str(config.database_path),
-        "sources": [{"name": s.name, "feed": s.feed, "enabled": s.enabled}
-                    for s in config.sources],
+        "sources": [{"name": s.name, "kind": s.kind, "feed": s.feed, "url": source_url(s),
+                     "enabled": s.enabled} for s in config.sources],
         "watchlists": [{"name": w.name, "items": len(w.watch), "channels": w.channels}
                        for w in config.watchlists],
         "channels": [{"name": n, "type": c.type, "enabled": c.enabled}
@@ -398,7 +405,46 @@ def demo() -> None:
 
 @cli.group()
 def sources() -> None:
-    """Work with the configured sources."""
+    """List, find, import and export sources (sources.yaml keeps its comments and order)."""
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
+@click.pass_obj
+def sources_list(obj: _Context, as_json: bool) -> None:
+    """Every source with its kind, interval and health."""
+    config = obj.config()
+    with obj.store(config) as store:
+        store.sync_sources(config.active_sources(), SystemClock().now())
+        rows = {r["name"]: r for r in store.sources()}
+    active = {s.name: s for s in config.active_sources()}
+    listed: list[dict[str, Any]] = []
+    for entry in config.sources:
+        row = rows.get(entry.name, {})
+        source = active.get(entry.name)
+        health = ("disabled" if not entry.enabled else
+                  "never polled" if not row.get("last_checked_at") else
+                  f"failing ({row['error_count']} in a row)" if row.get("error_count") else "ok")
+        listed.append({
+            "name": entry.name, "kind": entry.kind, "url": row.get("url") or "",
+            "interval_s": source.interval if source else None, "health": health,
+            "last_success_at": row.get("last_success_at"), "last_error": row.get("last_error"),
+            "next_check_at": row.get("next_check_at") if entry.enabled else None})
+    if as_json:
+        _print_json(listed)
+        return
+    _table("sources", ["source", "kind", "interval", "health", "last success", "last error"],
+           [(s["name"], s["kind"], _duration(s["interval_s"]), s["health"],
+             (s["last_success_at"] or "never")[:19], s["last_error"]) for s in listed])
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @sources.command("test")
@@ -406,7 +452,8 @@ def sources() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def sources_test(obj: _Context, names: tuple[str, ...], as_json: bool) -> None:
-    """Fetch and parse every source (or NAMES) now, storing nothing; exits 1 if any fails."""
+    """Fetch every source (or NAMES) now and parse the feeds, storing nothing; exits 1 if
+    any fails. (Sitemap and crawl sources are checked for an answer only.)"""
     config = obj.config()
     chosen = [s for s in config.active_sources() if not names or s.name in names]
     unknown = set(names) - {s.name for s in chosen}
@@ -436,8 +483,10 @@ async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, 
                     source.name, source.url, source.timeout, source.user_agent,
                     source.max_bytes))
                 result["url"] = response.url
-                feed = parse_feed(source.name, response.body, response.headers, response.url)
-                result["items"] = len(feed.articles)
+                if source.kind == "feed":
+                    feed = parse_feed(source.name, response.body, response.headers,
+                                      response.url)
+                    result["items"] = len(feed.articles)
             except SourceError as exc:
                 result["error"] = exc.message
         result["seconds"] = round(time.monotonic() - started, 2)
@@ -446,6 +495,135 @@ async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, 
     async with fetch.make_client(
             allow_private_networks=config.settings.allow_private_networks) as client:
         return list(await asyncio.gather(*(one(client, s) for s in chosen)))
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option("--name", help="Name of the new source (default: the site's host name).")
+@click.option("--pick", type=int, help="Which of the found feeds and sitemaps to add "
+              "(its number in the table); asked for when not given.")
+@click.pass_obj
+def sources_add(obj: _Context, url: str, name: str | None, pick: int | None) -> None:
+    """Find the feeds and sitemaps of the site at URL and add one to sources.yaml."""
+    config = obj.config()
+    defaults = config.settings.defaults
+
+    async def find() -> list[discovery.Candidate]:
+        async with make_client(
+                allow_private_networks=config.settings.allow_private_networks) as client:
+            return await discovery.discover(client, url, defaults.user_agent,
+                                            defaults.timeout)
+
+    try:
+        found = asyncio.run(find())
+    except SourceError as exc:
+        click.echo(f"cannot read {url}: {exc.message}", err=True)
+        raise SystemExit(EXIT_FETCH) from exc
+    if not found:
+        click.echo(f"no feed or sitemap found on {url}", err=True)
+        raise SystemExit(EXIT_FETCH)
+    _table(f"found on {url}", ["#", "kind", "url", "title", "items", "found by"],
+           [(i, c.kind, c.url, c.title, c.items, c.how) for i, c in enumerate(found, 1)])
+    if pick is None:
+        pick = click.prompt("Add which one? (0 for none)", type=int, default=1, err=True)
+    if pick == 0:
+        return
+    if not 1 <= pick <= len(found):
+        raise click.BadParameter(f"choose a number from 1 to {len(found)}", param_hint="--pick")
+    chosen = found[pick - 1]
+    entry = {"name": name or discovery.site_name(url), chosen.kind: chosen.url}
+    try:
+        written = discovery.append_sources(obj.config_dir, [entry])
+    except discovery.SourcesFileError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_CONFIG) from exc
+    out.print(f"added {chosen.kind} source '{written[0]}': {chosen.url}", markup=False)
+
+
+@sources.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def sources_import(obj: _Context, file: Path) -> None:
+    """Add the feeds of an OPML file; feeds already in sources.yaml are skipped."""
+    config = obj.config()
+    try:
+        entries = discovery.read_opml(file.read_bytes())
+    except discovery.SourcesFileError as exc:
+        click.echo(f"{file}: {exc}", err=True)
+        raise SystemExit(EXIT_CONFIG) from exc
+    have = {s.feed for s in config.sources if s.feed}
+    fresh = [e for e in entries if e["feed"] not in have]
+    fresh = list({e["feed"]: e for e in reversed(fresh)}.values())[::-1]
+    try:
+        written = discovery.append_sources(obj.config_dir, fresh) if fresh else []
+    except discovery.SourcesFileError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_CONFIG) from exc
+    out.print(f"imported {len(written)} feed(s), skipped {len(entries) - len(written)} "
+              "already present")
+
+
+@sources.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.pass_obj
+def sources_export(obj: _Context, output: Path | None) -> None:
+    """The feed sources as OPML 2.0 (sitemap and crawl sources have no OPML form)."""
+    config = obj.config()
+    document = discovery.write_opml(config.sources)
+    if output:
+        output.write_text(document, encoding="utf-8")
+    else:
+        click.echo(document, nl=False)
+    skipped = sum(1 for s in config.sources if not s.feed)
+    if skipped:
+        click.echo(f"{skipped} sitemap or crawl source(s) left out: OPML only holds feeds",
+                   err=True)
+
+
+@cli.command("match")
+@click.option("--url", required=True, help="The article page to fetch and match.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def match_url(obj: _Context, url: str, as_json: bool) -> None:
+    """Fetch one page, extract its article and show which watch items it mentions.
+
+    Nothing is stored or alerted. Exits 3 when the page cannot be fetched.
+    """
+    config = obj.config()
+    defaults = config.settings.defaults
+
+    async def get() -> fetch.Response:
+        async with make_client(
+                allow_private_networks=config.settings.allow_private_networks) as client:
+            return await fetch.fetch(client, fetch.Request(
+                "match --url", url, defaults.timeout, defaults.user_agent, defaults.max_bytes,
+                accept=fetch.PAGE_ACCEPT))
+
+    try:
+        answer = asyncio.run(get())
+    except SourceError as exc:
+        click.echo(f"cannot fetch {url}: {exc.message}", err=True)
+        raise SystemExit(EXIT_FETCH) from exc
+    now = SystemClock().now()
+    article = extract(Article(source="match --url", url=canonical_url(answer.url), link=url,
+                              title="", page_html=pages.decode(answer),
+                              final_url=answer.url), now)
+    found = Matcher(config.watchlists).match(article)
+    if as_json:
+        _print_json({"url": article.url, "title": article.title,
+                     "published_at": article.published_at, "author": article.author,
+                     "language": article.language, "extraction": article.extraction,
+                     "text": article.text,
+                     "matches": [dataclasses.asdict(m) for m in found]})
+        return
+    out.print(f"{article.title or '(no title)'}\n{article.url}\nextraction: "
+              f"{article.extraction}; published: {article.published_at or 'unknown'}; "
+              f"{len(article.text)} characters of body", markup=False)
+    _table("matches", ["watchlist", "watch", "matched", "field", "snippet"],
+           [(m.watchlist, m.watch, m.matched, m.field, m.snippet) for m in found])
+    if not found:
+        out.print("no watch item is mentioned in the title or body")
 
 
 def main() -> None:

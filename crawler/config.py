@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -107,6 +114,12 @@ class Defaults(_Model):
     user_agent: Text = "newswatch/0.1 (+https://example.org/newswatch)"
     max_bytes: Size = 10 * 2**20
     respect_cache_hints: bool = True
+    delay: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else
+                                            parse_duration(v))] = 1.0
+    retries: int = Field(default=2, ge=0, le=10)
+    robots_txt: bool = True
+    full_text: bool = True
+    budget: Duration = 600.0
 
 
 class RetryPolicy(_Model):
@@ -327,16 +340,64 @@ class Settings(_Model):
     operator: Text | None = None
 
 
+def _regex(value: Any) -> str:
+    text = _non_empty(value)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {text!r}: {exc}") from exc
+    return text
+
+
+def _sitemap(value: Any) -> str:
+    return "auto" if str(value).strip() == "auto" else _http_url(value)
+
+
+class CrawlSpec(_Model):
+    """A site crawled from listing pages: which links are articles, how far to go."""
+
+    start: list[Url] = Field(min_length=1)
+    follow: list[Annotated[str, BeforeValidator(_regex)]] = Field(min_length=1)
+    max_depth: int = Field(default=1, ge=1, le=5)
+    max_pages: int = Field(default=50, ge=1, le=10000)
+
+
 class SourceConfig(_Model):
-    """One entry of sources.yaml."""
+    """One entry of sources.yaml: exactly one of ``feed``, ``sitemap`` or ``crawl``."""
 
     name: Text
-    feed: Url
+    feed: Url | None = None
+    sitemap: Annotated[str, BeforeValidator(_sitemap)] | None = None
+    site: Url | None = None
+    crawl: CrawlSpec | None = None
+    max_age: Duration = 2 * 86400.0
     interval: Duration | None = None
     timeout: Duration | None = None
     user_agent: Text | None = None
     respect_cache_hints: bool | None = None
+    full_text: bool | None = None
+    delay: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else
+                                            parse_duration(v))] | None = None
+    retries: int | None = Field(default=None, ge=0, le=10)
+    robots_txt: bool | None = None
+    max_bytes: Size | None = None
+    budget: Duration | None = None
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        given = [k for k in ("feed", "sitemap", "crawl") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"source '{self.name}' needs exactly one of feed, sitemap or "
+                             f"crawl (it has {', '.join(given) or 'none'})")
+        if self.sitemap == "auto" and self.site is None:
+            raise ValueError(f"source '{self.name}': sitemap: auto needs site: (the home "
+                             "page whose robots.txt lists the sitemaps)")
+        return self
+
+    @property
+    def kind(self) -> Literal["feed", "sitemap", "crawl"]:
+        return "feed" if self.feed else "sitemap" if self.sitemap else "crawl"
 
 
 class SourcesFile(_Model):
@@ -375,6 +436,21 @@ class Source:
     user_agent: str
     max_bytes: int
     respect_cache_hints: bool = True
+    kind: Literal["feed", "sitemap", "crawl"] = "feed"
+    full_text: bool = True
+    delay: float = 1.0
+    retries: int = 2
+    robots_txt: bool = True
+    budget: float = 600.0
+    max_age: float = 2 * 86400.0
+    sitemap: str | None = None
+    site: str | None = None
+    crawl: CrawlSpec | None = None
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim on this source lasts: its budget and three fetch deadlines."""
+        return self.budget + self.timeout * 3 + 60
 
 
 @dataclass(frozen=True)
@@ -395,10 +471,15 @@ class Config:
     def active_sources(self) -> list[Source]:
         d = self.settings.defaults
         return [
-            Source(s.name, s.feed, s.interval or d.interval, s.timeout or d.timeout,
-                   s.user_agent or d.user_agent, d.max_bytes,
+            Source(s.name, source_url(s), s.interval or d.interval, s.timeout or d.timeout,
+                   s.user_agent or d.user_agent, s.max_bytes or d.max_bytes,
                    d.respect_cache_hints if s.respect_cache_hints is None
-                   else s.respect_cache_hints)
+                   else s.respect_cache_hints, s.kind,
+                   d.full_text if s.full_text is None else s.full_text,
+                   d.delay if s.delay is None else s.delay,
+                   d.retries if s.retries is None else s.retries,
+                   d.robots_txt if s.robots_txt is None else s.robots_txt,
+                   s.budget or d.budget, s.max_age, s.sitemap, s.site, s.crawl)
             for s in self.sources
             if s.enabled
         ]
@@ -408,6 +489,18 @@ class Config:
 
     def disabled_channels(self) -> list[str]:
         return [n for n, c in self.settings.channels.items() if not c.enabled]
+
+
+def source_url(source: SourceConfig) -> str:
+    """The address a source row keeps; when it changes, the source is due at once."""
+    if source.feed:
+        return source.feed
+    if source.sitemap == "auto":
+        return f"auto:{source.site}"
+    if source.sitemap:
+        return source.sitemap
+    assert source.crawl is not None
+    return " ".join(source.crawl.start)
 
 
 def default_config_dir() -> Path:
@@ -539,7 +632,9 @@ def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel])
     text = text.removeprefix("Value error, ")
     if kind == "literal_error":
         text = f"must be {error['ctx']['expected']}"
-    field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+    # A whole list entry (a source's kind check) is named in its message already.
+    field = "" if len(loc) == 2 and isinstance(loc[-1], int) else \
+        next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
     return loaded.problem(loc, f"{field}: {text}" if field else text)
 
 

@@ -39,6 +39,7 @@ from crawler.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.fetch import make_client
 from crawler.metrics import Metrics
 from crawler.pipeline import Pipeline, PollResult
+from crawler.politeness import Politeness
 from crawler.store import SourceState, Store
 
 log = logging.getLogger(__name__)
@@ -294,11 +295,12 @@ class Runner:
                                   trust_env=False) as deliver:
             for owner in self.store.release_orphans(owner_is_dead):
                 log.warning("took back the leases of %s, which no longer runs", owner)
+            politeness = Politeness()  # shared by every pipeline of this run: hosts take turns
 
             def build(config: Config) -> tuple[Pipeline, Dispatcher]:
                 self.store.sync_sources(config.active_sources(), self.clock.now())
                 return (Pipeline(config, self.store, collect, self.clock, self.owner,
-                                 self.metrics),
+                                 self.metrics, politeness),
                         Dispatcher(self.store, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
                                    metrics=self.metrics))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,9 +36,39 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query, doseq=True), ""))
 
 
+_VARIANT_HOST = re.compile(r"^(?:amp|m|mobile)\.")
+_VARIANT_PATH = re.compile(r"(?:/amp/?|\.amp(?=\.html?$|$)|/amp\.html?)$")
+_VARIANT_QUERY = frozenset({"amp", "outputtype", "output", "mobile", "m"})
+
+
+def without_variant(url: str) -> str:
+    """The canonical URL of the page an AMP or mobile variant stands for (``amp.`` / ``m.``
+    hosts, ``/amp`` paths and ``?amp=1``, ``?outputType=amp``, ``?m=1`` queries)."""
+    parts = urlsplit(canonical_url(url))
+    netloc = _VARIANT_HOST.sub("", parts.netloc)
+    path = _VARIANT_PATH.sub("", parts.path) or "/"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not (k.lower() in _VARIANT_QUERY and v.lower() in {"", "1", "amp", "true"})]
+    return urlunsplit((parts.scheme, netloc, path, urlencode(query, doseq=True), ""))
+
+
+def same_site(a: str, b: str) -> bool:
+    """Whether two URLs are on one site, ignoring ``www.``, ``amp.`` and ``m.``."""
+    def site(url: str) -> str:
+        host = (urlsplit(url).hostname or "").lower()
+        return _VARIANT_HOST.sub("", host.removeprefix("www."))
+    return site(a) == site(b) != ""
+
+
 def keys(article: Article) -> list[str]:
-    """The dedup keys an article claims: its canonical URL and its source's GUID for it."""
+    """The dedup keys an article claims: its canonical URL, the URLs its page gave for
+    itself (final URL, rel=canonical, og:url), each also without AMP or mobile markers, and
+    its source's GUID for it."""
     found = [f"url:{article.url}"]
+    for url in (article.url, *article.alternates):
+        for key in (f"url:{canonical_url(url)}", f"url:{without_variant(url)}"):
+            if key not in found:
+                found.append(key)
     if article.guid:
         found.append(f"guid:{article.source}\x1f{article.guid}")
     return found

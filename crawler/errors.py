@@ -13,7 +13,8 @@
     │   │   ├── RedirectError         a redirect loop, or too many redirects
     │   │   ├── BodyTooLargeError
     │   │   └── FetchTimeoutError
-    │   └── ParseError       the body is not a feed we can read
+    │   ├── ParseError       the body is not a feed we can read
+    │   └── CrawlError       a crawl's child process failed or overran its budget
     └── DeliveryError        one attempt to deliver one alert on one channel failed
 """
 
@@ -108,6 +109,10 @@ class FetchTimeoutError(FetchError):
 
 class ParseError(SourceError):
     """The body is not an RSS, Atom or JSON feed that can be read."""
+
+
+class CrawlError(SourceError):
+    """A crawl (sitemap or crawl source) failed, or was killed at its time budget."""
 
 
 class DeliveryError(NewswatchError):

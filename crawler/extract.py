@@ -1,17 +1,29 @@
-"""Plain text from the markup a source gave. Pure, no I/O.
+"""Plain text from the markup a source gave, and the article body from its page. Pure.
 
-Feed summaries and content are HTML fragments; matching and alerts read plain text.
-(Full-page extraction of article bodies plugs in here later.)
+Feed summaries and content are HTML fragments; matching and alerts read plain text. When
+the article page was fetched (``Article.page_html``), trafilatura takes its main text
+only (menus, "most read" boxes, related links and footers are dropped) with its title,
+author and language; the page's ``rel=canonical`` and ``og:url`` feed dedup, and its
+date metadata feeds :func:`crawler.dates.choose`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import json
 import re
+from datetime import datetime
 from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
 
+import lxml.html
+import trafilatura
+from lxml import etree
+
+from crawler import dates
 from crawler.article import Article
+from crawler.dedup import canonical_url, same_site
 
 _BLOCK = frozenset({
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th",
@@ -60,10 +72,99 @@ def html_to_text(markup: str) -> str:
     return _BLANK_LINES.sub("\n", text).strip()
 
 
-def extract(article: Article) -> Article:
+def extract(article: Article, now: datetime) -> Article:
     """Fill ``title``, ``summary`` and ``text`` with plain text; ``text`` falls back to the
-    summary when the source gave no content."""
+    summary when the source gave no content. With a fetched page, ``text`` is its body.
+    An article already extracted from its page is returned as it is."""
+    if article.extraction == "ok" and not article.page_html:
+        return article
     summary = html_to_text(article.summary_html)
     text = html_to_text(article.content_html) if article.content_html else summary
-    return dataclasses.replace(article, title=html_to_text(article.title), summary=summary,
-                               text=text)
+    article = dataclasses.replace(article, title=html_to_text(article.title),
+                                  summary=summary, text=text)
+    if article.page_html:
+        article = _from_page(article, now)
+    return dataclasses.replace(article, page_html="")
+
+
+_DATE_META = ("article:published_time", "og:published_time", "datepublished",
+              "date", "dc.date", "dc.date.issued", "pubdate", "publishdate",
+              "sailthru.date", "parsely-pub-date", "publication_date")
+
+
+class PageError(ValueError):
+    """The page has no article text that extraction could find."""
+
+
+def _from_page(article: Article, now: datetime) -> Article:
+    url = article.final_url or article.link
+    try:
+        tree = lxml.html.document_fromstring(article.page_html)
+    except (etree.ParserError, ValueError) as exc:
+        return dataclasses.replace(article, extraction=f"failed: unreadable HTML ({exc})")
+    document = trafilatura.bare_extraction(tree, url=url, with_metadata=True,
+                                           include_comments=False, include_links=False,
+                                           include_tables=False)
+    body = _SPACES.sub(" ", getattr(document, "text", None) or "").strip()
+    if not body:
+        return dataclasses.replace(article, extraction="failed: no article text found on "
+                                                       "the page")
+    title = getattr(document, "title", None) or article.title
+    for heading in (title, article.title):
+        if heading and body.startswith(heading):
+            body = body[len(heading):].lstrip()
+            break
+    alternates = [url]
+    for found in (_attr(tree, '//link[@rel="canonical"]/@href'),
+                  _attr(tree, '//meta[@property="og:url"]/@content')):
+        if found:
+            absolute = urljoin(url, found)
+            # A canonical on another site, or on the home page (a common template
+            # mistake), would merge unrelated articles: ignored.
+            if (absolute.startswith(("http://", "https://")) and same_site(absolute, url)
+                    and urlsplit(absolute).path not in ("", "/")):
+                alternates.append(absolute)
+    # Not trafilatura's date: it guesses from copyright lines and file names.
+    page_date, has_time = _page_date(tree)
+    published = dates.choose(now, page=page_date, page_has_time=has_time,
+                             collected=article.published_at, url=dates.url_date(url))
+    # The page's own canonical URL, else where the redirects ended.
+    identity = canonical_url(alternates[1] if len(alternates) > 1 else url)
+    return dataclasses.replace(
+        article, url=identity, title=html_to_text(title) or article.title, text=body,
+        author=getattr(document, "author", None) or "",
+        language=(_attr(tree, "/html/@lang") or getattr(document, "language", None)
+                  or "").split("-")[0].lower(),
+        published_at=published, extraction="ok",
+        alternates=tuple(dict.fromkeys((*article.alternates, article.url, *alternates))))
+
+
+def _attr(tree: lxml.html.HtmlElement, xpath: str) -> str:
+    found = tree.xpath(xpath)
+    return str(found[0]).strip() if found else ""
+
+
+def _page_date(tree: lxml.html.HtmlElement) -> tuple[datetime | None, bool]:
+    """The page's own publication date and whether it gave a time of day: meta tags,
+    JSON-LD, ``<time datetime>``, then the text of a date element (Hijri included)."""
+    values: list[str] = []
+    for meta in tree.xpath("//meta[@content]"):
+        name = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        if name in _DATE_META:
+            values.append(meta.get("content"))
+    for script in tree.xpath('//script[@type="application/ld+json"]/text()'):
+        try:
+            data = json.loads(script)
+        except ValueError:
+            continue
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict) and isinstance(item.get("datePublished"), str):
+                values.append(item["datePublished"])
+    values += [str(v) for v in tree.xpath("//time/@datetime")]
+    values += [" ".join(e.text_content().split()) for e in tree.xpath(
+        '//time | //*[contains(@class, "date")] | //*[contains(@class, "time")]')][:10]
+    for value in values:
+        moment = dates.parse_date(value)
+        if moment is not None:
+            return moment, bool(re.search(r"\d:\d\d", value.translate(dates.DIGITS)))
+    return None, False

@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from crawler import dates
 from crawler.article import Article
 from crawler.dedup import canonical_url
 from crawler.errors import ParseError
@@ -70,8 +71,8 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: s
             source, url, entry.get("link") or _guid_link(entry),
             title=entry.get("title", ""),
             guid=entry.get("id") or None,
-            published_at=_struct_time(entry.get("published_parsed")
-                                      or entry.get("updated_parsed")),
+            published_at=dates.first((entry.get("published"), dict.get(entry, "updated")))
+            or _struct_time(entry.get("published_parsed") or entry.get("updated_parsed")),
             summary_html=entry.get("summary", ""),
             content_html=content[0].get("value", "") if content else "",
         )
@@ -114,7 +115,7 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
             source, url, item.get("url") or item.get("external_url"),
             title=str(item.get("title") or ""),
             guid=str(item["id"]) if item.get("id") not in (None, "") else None,
-            published_at=_iso_date(item.get("date_published") or item.get("date_modified")),
+            published_at=dates.first((item.get("date_published"), item.get("date_modified"))),
             summary_html=str(item.get("summary") or ""),
             content_html=str(item.get("content_html") or item.get("content_text") or ""),
         )
@@ -122,12 +123,3 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
             articles.append(article)
     return articles
 
-
-def _iso_date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -126,6 +126,11 @@ class Response:
         return None
 
 
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
+               "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One fetch, as the pipeline asks for it."""
@@ -137,6 +142,10 @@ class Request:
     max_bytes: int
     etag: str | None = None
     last_modified: str | None = None
+    accept: str = FEED_ACCEPT
+    #: False: a 3xx answer is returned as it is (its ``location`` header says where next),
+    #: so the caller can check each hop (robots.txt) before following it.
+    follow_redirects: bool = True
 
 
 async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
@@ -146,8 +155,7 @@ async def fetch(client: httpx.AsyncClient, request: Request) -> Response:
     one byte a second is cut off. Bodies are decompressed here with bounded output.
     """
     headers = {"User-Agent": request.user_agent, "Accept-Encoding": ACCEPT_ENCODING,
-               "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
-                         "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"}
+               "Accept": request.accept}
     if request.etag:
         headers["If-None-Match"] = request.etag
     if request.last_modified:
@@ -182,6 +190,8 @@ async def _follow(client: httpx.AsyncClient, request: Request,
             status = answer.status_code
             answer_headers = {k.lower(): v for k, v in answer.headers.items()}
             location = answer.headers.get("location")
+            if status in REDIRECT_STATUSES and location and not request.follow_redirects:
+                return Response(url, status, answer_headers, b"", tuple(hops))
             if status in REDIRECT_STATUSES and location:
                 target = urljoin(url, location)
                 if target == request.url or any(target == h for _, h in hops):
@@ -197,8 +207,7 @@ async def _follow(client: httpx.AsyncClient, request: Request,
             if not 200 <= status < 300:
                 error = GoneError if status == 410 else HTTPStatusError
                 raise error(request.source, status, url, parse_retry_after(
-                    answer.headers.get("retry-after"), datetime.now(UTC))
-                    if status in (429, 503) else None)
+                    answer.headers.get("retry-after"), datetime.now(UTC)))
             body = await _read_bounded(answer, request, url)
             return Response(url, status, answer_headers, body, tuple(hops))
 
@@ -227,4 +236,4 @@ async def _read_bounded(answer: httpx.Response, request: Request, url: str) -> b
 def _too_large(request: Request, url: str) -> BodyTooLargeError:
     return BodyTooLargeError(request.source, f"body of {url} is larger than the "
                              f"{request.max_bytes} byte cap after decompression "
-                             "(defaults.max_bytes)")
+                             "(max_bytes)")

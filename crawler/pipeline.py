@@ -1,20 +1,27 @@
 """The orchestrator: the whole chain for one source, said in one place.
 
     collect   fetch.fetch            bytes, with conditional GET, limits and the address rule
-              feeds.parse_feed       one Article per item (XML entities refused)
+              feeds.parse_feed       one Article per item (feed sources; XML entities refused)
+              crawl.run              article pages from a Scrapy child (sitemap, crawl)
     dedup     dedup.select_new       only articles whose URL and GUID keys are unknown
-    extract   extract.extract        plain text of title, summary and content
+              pages.fetch_pages      each new feed item's page, politely (full text)
+    extract   extract.extract        plain text; the page's body, canonical URLs and date
+    dedup     dedup.select_new       again, with the URLs the page gave for itself
     match     match.Matcher          mentions of watch items, with offsets and snippets
     alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel)
     store     Store.add_articles     article, keys, matches and outbox rows in ONE transaction
 
 Matching and alert planning are pure, so they run before the single write that commits
 their results with the article: a crash can never leave an article stored without its
-alerts. Delivery of the outbox is alerts.dispatch's job, on its own schedule.
+alerts. Matching runs after extraction has finished or failed, so an article is matched
+once, on its body when the page could be had and on what the feed gave otherwise.
+Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -24,16 +31,17 @@ from datetime import datetime, timedelta
 import httpx
 
 from alerts import outbox
-from crawler import dedup, fetch, schedule
+from crawler import crawl, dates, dedup, fetch, pages, schedule
 from crawler.article import Article
 from crawler.clock import Clock, parse_iso
 from crawler.config import Config, Source
-from crawler.errors import GoneError, HTTPStatusError, SourceError, StoreError
+from crawler.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.extract import extract
 from crawler.feeds import parse_feed
 from crawler.headers import parse_max_age
 from crawler.match import Matcher
 from crawler.metrics import Metrics
+from crawler.politeness import Politeness
 from crawler.store import PollRecord, SourceState, Store
 
 log = logging.getLogger(__name__)
@@ -56,9 +64,11 @@ class Pipeline:
     """Polls sources for one config; the store, HTTP client and clock are passed in."""
 
     def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock,
-                 owner: str, metrics: Metrics | None = None) -> None:
+                 owner: str, metrics: Metrics | None = None,
+                 politeness: Politeness | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
+        self.politeness = politeness or Politeness()
         self.store = store
         self.client = client
         self.clock = clock
@@ -72,8 +82,8 @@ class Pipeline:
         self.policy = outbox.Policy.from_config(config)
 
     def lease(self) -> timedelta:
-        slowest = max((s.timeout for s in self.sources.values()), default=20.0)
-        return timedelta(seconds=slowest * 3 + 60)
+        slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
+        return timedelta(seconds=slowest)
 
     async def poll(self, state: SourceState) -> PollResult:
         """Run the chain for one claimed source and record the outcome on its row.
@@ -124,12 +134,15 @@ class Pipeline:
         return PollResult(source.name, error=exc.message)
 
     async def _poll(self, source: Source, state: SourceState) -> PollResult:
+        if source.kind != "feed":
+            return await self._crawl(source, state)
         full = schedule.needs_full_fetch(
             parse_iso(state.last_full_fetch_at) if state.last_full_fetch_at else None,
             self.clock.now())
-        response = await fetch.fetch(self.client, fetch.Request(
-            source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
-            None if full else state.etag, None if full else state.last_modified))
+        async with self.politeness.turn(state.url, source.delay):
+            response = await fetch.fetch(self.client, fetch.Request(
+                source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
+                None if full else state.etag, None if full else state.last_modified))
         now = self.clock.now()
         redirect_to, seen, move_to = schedule.track_redirect(
             state.redirect_to, state.redirect_seen, response.moved_permanently_to)
@@ -145,7 +158,7 @@ class Pipeline:
             return PollResult(source.name, not_modified=True)
 
         feed = parse_feed(source.name, response.body, response.headers, response.url)
-        result = self.ingest(source.name, feed.articles)
+        result = await self.collect(source, feed.articles)
         self._recovered(state)
         self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
             self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
@@ -168,13 +181,69 @@ class Pipeline:
         return schedule.after_success(now, source.interval,
                                       cache_hint if source.respect_cache_hints else None)
 
+    async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
+        """Fetch the pages of the new articles (full text), then :meth:`ingest` them."""
+        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        fresh = dedup.select_new(collected, known)
+        with_pages = await pages.fetch_pages(self.client, self.politeness, source, fresh)
+        extracted = await self._extract_pages(with_pages)
+        return dataclasses.replace(self.ingest(source.name, extracted), items=len(collected))
+
+    async def _extract_pages(self, articles: list[Article]) -> list[Article]:
+        """Extract fetched pages in a worker thread: trafilatura takes tens of milliseconds
+        a page, which the event loop (deliveries, other sources) should not wait for."""
+        now = self.clock.now()
+        return await asyncio.to_thread(
+            lambda: [extract(a, now) if a.page_html else a for a in articles])
+
+    async def _crawl(self, source: Source, state: SourceState) -> PollResult:
+        """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
+        spec = crawl.spec_for(source, known=self.store.source_urls(source.name),
+                              now=self.clock.now(),
+                              allow_private_networks=self.config.settings.allow_private_networks)
+        hosts = spec["start"] or [source.sitemap if source.sitemap != "auto" else source.site]
+        async with self.politeness.hold(hosts, source.delay):
+            report = await crawl.run(spec, source.budget, source.max_bytes)
+        for event in report.retry_after:
+            self.politeness.retry_after(event["url"], float(event["seconds"]))
+        collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
+        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        result = self.ingest(source.name, await self._extract_pages(
+            dedup.select_new(collected, known)))
+        for failure in report.errors[:20]:
+            log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
+                     extra={"source": source.name})
+        error = None
+        if report.killed:
+            error = (f"crawl killed at its {source.budget:g}s budget; kept the "
+                     f"{len(report.pages)} page(s) it had sent")
+        elif not report.finished:
+            error = (f"crawl process exited with code {report.exit_code} before finishing: "
+                     f"{report.stderr.splitlines()[-1] if report.stderr else 'no output'}")
+        if error:
+            raise CrawlError(source.name, error)
+        self._recovered(state)
+        now = self.clock.now()
+        self.store.record_poll(source.name, self.owner, now,
+                               PollRecord(self._next(source, now, None), full_fetch=True))
+        log.info("crawl: %d request(s), %d page(s), %d new, %d matched, %d alert(s) queued",
+                 report.requests, len(report.pages), result.new, result.matched,
+                 result.queued, extra={"source": source.name})
+        return dataclasses.replace(result, items=len(report.pages))
+
     def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
-        """dedup → extract → match → alert → store, for articles collected by any means."""
+        """dedup → extract → dedup → match → alert → store, for articles collected by any
+        means; an article's page, when attached, is extracted before anything is matched."""
         now = self.clock.now()
         known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        extracted = [extract(a, now) for a in dedup.select_new(collected, known)]
+        known = self.store.known_keys(k for a in extracted for k in dedup.keys(a))
         batch = []
-        for article in dedup.select_new(collected, known):
-            article = extract(article)
+        for article in dedup.select_new(extracted, known):
+            if article.extraction.startswith("failed"):
+                log.warning("full text of %s not extracted (%s); matching what the source "
+                            "gave", article.link, article.extraction.removeprefix("failed: "),
+                            extra={"source": source})
             matches = self.matcher.match(article)
             rows = outbox.plan(article, matches, self.routes, now, self.max_age,
                                self.policy)
@@ -191,3 +260,16 @@ class Pipeline:
             source, len(collected), len(kept),
             sum(1 for _, _, matches, _ in kept if matches),
             sum(len(rows) for _, _, _, rows in kept))
+
+
+def _page_article(source: str, page: dict[str, object]) -> Article | None:
+    """An Article from a page a crawl sent back."""
+    url, final, html = page.get("url"), page.get("final_url"), page.get("html")
+    if not isinstance(url, str) or not isinstance(html, str):
+        return None
+    published = page.get("published")
+    return Article(source=source, url=dedup.canonical_url(url), link=url,
+                   title=str(page.get("title") or ""),
+                   published_at=dates.parse_date(published) if isinstance(published, str)
+                   else None,
+                   page_html=html, final_url=final if isinstance(final, str) else url)

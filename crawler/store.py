@@ -107,11 +107,17 @@ def _v3(db: sqlite_utils.Database) -> None:
     }, pk="key", not_null={"kind", "channel", "since", "opened_at", "message"})
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    for column in ("author", "language", "extraction"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     ("source redirects, retirement, full fetches and health notices", _v2),
     ("digests, priority, throttling and operator incidents", _v3),
+    ("articles.author, articles.language, articles.extraction (full text)", _v4),
 ]
 
 
@@ -280,20 +286,21 @@ class Store:
         """Make the source rows match the config: new ones due now, removed ones inactive."""
         with self._write() as db:
             rows = {r["name"]: r for r in
-                    db.query("SELECT name, config_url, active FROM sources")}
+                    db.query("SELECT name, config_url, kind, active FROM sources")}
             for source in sources:
                 row = rows.get(source.name)
                 if row is None:
                     db.table("sources").insert({
                         "name": source.name, "url": source.url, "config_url": source.url,
-                        "next_check_at": iso(now), "created_at": iso(now)})
-                elif row["config_url"] != source.url:
+                        "kind": source.kind, "next_check_at": iso(now), "created_at": iso(now)})
+                elif row["config_url"] != source.url or row["kind"] != source.kind:
                     # A new address in the config starts the source afresh.
-                    db.execute("UPDATE sources SET url = :url, config_url = :url, active = 1, "
-                               "etag = NULL, last_modified = NULL, redirect_to = NULL, "
-                               "redirect_seen = 0, retired_at = NULL, next_check_at = :now "
-                               "WHERE name = :name",
-                               {"url": source.url, "now": iso(now), "name": source.name})
+                    db.execute("UPDATE sources SET url = :url, config_url = :url, kind = :kind, "
+                               "active = 1, etag = NULL, last_modified = NULL, "
+                               "redirect_to = NULL, redirect_seen = 0, retired_at = NULL, "
+                               "next_check_at = :now WHERE name = :name",
+                               {"url": source.url, "kind": source.kind, "now": iso(now),
+                                "name": source.name})
                 elif not row["active"]:
                     db.execute("UPDATE sources SET active = 1, next_check_at = ? "
                                "WHERE name = ?", [iso(now), source.name])
@@ -413,6 +420,13 @@ class Store:
 
     # --- articles, matches, outbox --------------------------------------------------------
 
+    def source_urls(self, source: str, limit: int = 5000) -> list[str]:
+        """The URL keys of a source's most recent articles (what a crawl need not fetch)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT k.key FROM article_keys k JOIN articles a ON a.id = k.article_id "
+            "WHERE a.source = ? AND k.key LIKE 'url:%' ORDER BY a.id DESC LIMIT ?",
+            [source, limit])]
+
     def known_keys(self, keys: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(keys))
         found: set[str] = set()
@@ -444,6 +458,8 @@ class Store:
                     "url": article.url, "link": article.link, "guid": article.guid,
                     "source": article.source, "title": article.title,
                     "summary": article.summary, "text": article.text,
+                    "author": article.author or None, "language": article.language or None,
+                    "extraction": article.extraction or None,
                     "published_at": iso(article.published_at) if article.published_at
                     else None,
                     "fetched_at": iso(now),

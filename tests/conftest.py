@@ -63,6 +63,9 @@ class Project:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         settings = {"database": "../data/test.db", "allow_private_networks": True,
                     **self.settings}
+        # All test sites share one host: the 1 s per-host politeness delay would only
+        # make the suite slow. Tests of politeness set their own.
+        settings["defaults"] = {"delay": "0", **settings.get("defaults", {})}
         # JSON is YAML, and keeps the files exact.
         (self.config_dir / "newswatch.yaml").write_text(json.dumps(settings, indent=1))
         (self.config_dir / "sources.yaml").write_text(json.dumps({"sources": self.sources}))

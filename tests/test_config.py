@@ -140,7 +140,8 @@ def test_missing_key_bad_url_and_wrong_type(tmp_path: Path) -> None:
     settings = SETTINGS.replace("type: webhook", "type: pager")
     assert problems(write(tmp_path, settings=settings, sources=sources)) == [
         "newswatch.yaml:5:24: type: must be 'webhook', 'email' or 'apprise', not 'pager'",
-        "sources.yaml:2:5: missing required key 'feed'",
+        "sources.yaml:2:5: source 'No feed' needs exactly one of feed, sitemap or crawl "
+        "(it has none)",
         "sources.yaml:3:23: feed: 'ftp://x.org/f' is not an http:// or https:// URL",
     ]
 
@@ -190,3 +191,38 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="bad duration"):
         parse_duration(text)
+
+
+def test_sitemap_and_crawl_sources_validate_with_positions(tmp_path: Path) -> None:
+    sources = (
+        "sources:\n"
+        "  - {name: Both, feed: 'http://x.af/f', sitemap: auto}\n"
+        "  - {name: Auto, sitemap: auto}\n"
+        "  - name: Crawl\n"
+        "    crawl: {start: ['http://x.af/'], follow: ['(bad'], max_depth: 9}\n"
+        "  - {name: Ok, sitemap: 'http://x.af/news.xml', max_age: 1d, full_text: false}\n"
+        "  - {name: Fine, sitemap: auto, site: 'http://x.af/', delay: 0, budget: 2m}\n"
+    )
+    assert problems(write(tmp_path, sources=sources)) == [
+        "sources.yaml:2:5: source 'Both' needs exactly one of feed, sitemap or crawl "
+        "(it has feed, sitemap)",
+        "sources.yaml:3:5: source 'Auto': sitemap: auto needs site: (the home page whose "
+        "robots.txt lists the sitemaps)",
+        "sources.yaml:5:47: follow: bad regular expression '(bad': missing ), unterminated "
+        "subpattern at position 0",
+        "sources.yaml:5:67: max_depth: Input should be less than or equal to 5",
+    ]
+    fixed = sources.replace("feed: 'http://x.af/f', ", "").replace(
+        "sitemap: auto}\n  - {name: Auto", "sitemap: auto, site: 'http://x.af/'}\n"
+        "  - {name: Auto").replace("{name: Auto, sitemap: auto}",
+                                   "{name: Auto, sitemap: auto, site: 'http://x.af/'}")
+    fixed = fixed.replace("'(bad'", "'/news/\\d+'").replace("max_depth: 9", "max_depth: 2")
+    config = load_config(write(tmp_path, sources=fixed))
+    kinds = {s.name: (s.kind, s.url) for s in config.active_sources()}
+    assert kinds["Crawl"] == ("crawl", "http://x.af/")
+    assert kinds["Ok"] == ("sitemap", "http://x.af/news.xml")
+    assert kinds["Fine"] == ("sitemap", "auto:http://x.af/")
+    fine = next(s for s in config.active_sources() if s.name == "Fine")
+    assert (fine.delay, fine.budget, fine.full_text) == (0.0, 120.0, True)
+    ok = next(s for s in config.active_sources() if s.name == "Ok")
+    assert (ok.max_age, ok.full_text, ok.delay) == (86400.0, False, 1.0)

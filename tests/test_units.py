@@ -61,9 +61,9 @@ def test_html_to_text() -> None:
 
 
 def test_extract_fills_plain_text_and_falls_back_to_summary() -> None:
-    a = extract(article(summary_html="<p>Short <i>summary</i></p>", title="A &amp; B"))
+    a = extract(article(summary_html="<p>Short <i>summary</i></p>", title="A &amp; B"), NOW)
     assert (a.title, a.summary, a.text) == ("A & B", "Short summary", "Short summary")
-    b = extract(article(summary_html="s", content_html="<div>Full <b>body</b></div>"))
+    b = extract(article(summary_html="s", content_html="<div>Full <b>body</b></div>"), NOW)
     assert b.text == "Full body"
 
 
@@ -130,7 +130,7 @@ def test_match_records_field_alias_and_snippet() -> None:
 
 
 def test_plan_makes_one_row_per_watchlist_and_channel_with_stable_ids() -> None:
-    a = extract(article(content_html="<p>Noor and Massoud</p>"))
+    a = extract(article(content_html="<p>Noor and Massoud</p>"), NOW)
     found = matcher().match(a)
     rows = outbox.plan(a, found, {"w": ["hook", "mail"]}, NOW, timedelta(hours=48))
     assert [r.channel for r in rows] == ["hook", "mail"]

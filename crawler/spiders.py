@@ -1,0 +1,270 @@
+"""The Scrapy side of a crawl. Runs ONLY in a child process: ``python -m crawler.spiders``.
+
+The parent (``crawler/crawl.py``) writes one JSON spec on stdin; this process crawls and
+writes one JSON object per line on stdout:
+
+    {"type": "page", "url", "final_url", "html", "title", "published"}   an article page
+    {"type": "error", "url", "reason"}                                    a page not had
+    {"type": "retry_after", "url", "seconds"}                             a host asked to wait
+    {"type": "done", "requests": N}                                       the crawl finished
+
+Spiders only collect: extraction, dedup and matching happen in the parent's pipeline.
+Twisted's reactor lives and dies with this process, so it never meets the daemon's loop.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+from protego import Protego
+from scrapy import Request, Spider, signals
+from scrapy.crawler import CrawlerProcess
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response, TextResponse
+from twisted.python.failure import Failure
+
+from crawler import dates
+from crawler.dedup import canonical_url, without_variant
+from crawler.fetch import is_public_address
+from crawler.headers import parse_retry_after
+
+_NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
+_SITEMAP_MAX_DEPTH = 3
+
+
+def emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class Guard:
+    """Downloader middleware: the private-address rule, and Retry-After honoured."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.allow_private = crawler.settings.getbool("NEWSWATCH_ALLOW_PRIVATE")
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Guard:
+        return cls(crawler)
+
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        if self.allow_private:
+            return
+        host = urlsplit(request.url).hostname or ""
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise IgnoreRequest(f"cannot resolve {host}: {exc}") from exc
+        blocked = [str(i[4][0]) for i in infos if not is_public_address(str(i[4][0]))]
+        if blocked or not infos:
+            raise IgnoreRequest(f"{host} resolves to {', '.join(blocked) or 'nothing'}, a "
+                                "loopback, private or link-local address; set "
+                                "allow_private_networks: true to allow it")
+
+    def process_response(self, request: Request, response: Response,
+                         spider: Spider | None = None) -> Response:
+        value = response.headers.get(b"Retry-After")
+        if response.status in (429, 503) and value:
+            seconds = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
+            if seconds is not None:
+                emit({"type": "retry_after", "url": request.url, "seconds": seconds})
+                slots = self.crawler.engine.downloader.slots
+                slot = slots.get(request.meta.get("download_slot", ""))
+                if slot is not None:
+                    slot.delay = max(slot.delay, min(seconds, 120.0))
+        return response
+
+
+class NewsSpider(Spider):
+    """Sitemaps (news, plain, index, or those robots.txt lists) or listing pages."""
+
+    name = "newswatch"
+
+    def __init__(self, spec: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.known = set(spec.get("known", []))
+        self.now = datetime.fromisoformat(spec["now"])
+        self.oldest = self.now - timedelta(seconds=float(spec.get("max_age", 2 * 86400)))
+        self.max_pages = int(spec.get("max_pages", 500))
+        self.pages = 0
+        self.follow = [re.compile(p) for p in spec.get("follow", [])]
+        self.max_depth = int(spec.get("max_depth", 1))
+        hosts = spec.get("start") or [spec["site"] if spec.get("sitemap") == "auto"
+                                      else spec["sitemap"]]
+        self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in hosts})
+
+    async def start(self) -> AsyncIterator[Request]:
+        spec = self.spec
+        if spec["kind"] == "crawl":
+            for url in spec["start"]:
+                yield Request(url, self.parse_listing, errback=self.failed,
+                              cb_kwargs={"depth": 0})
+        elif spec["sitemap"] == "auto":
+            yield Request(urljoin(spec["site"], "/robots.txt"), self.parse_robots,
+                          errback=self.failed)
+        else:
+            yield Request(spec["sitemap"], self.parse_sitemap, errback=self.failed,
+                          cb_kwargs={"level": 0})
+
+    # --- sitemaps -----------------------------------------------------------------------
+
+    def parse_robots(self, response: Response) -> Iterator[Request]:
+        robots = Protego.parse(response.text if isinstance(response, TextResponse) else "")
+        found = list(robots.sitemaps)
+        if not found:
+            emit({"type": "error", "url": response.url,
+                  "reason": "robots.txt lists no Sitemap: line"})
+        for url in found:
+            yield Request(urljoin(response.url, url), self.parse_sitemap, errback=self.failed,
+                          cb_kwargs={"level": 0})
+
+    def parse_sitemap(self, response: Response, level: int) -> Iterator[Request]:
+        body = response.body
+        if body[:2] == b"\x1f\x8b":
+            body = gzip.decompress(body)[:self.settings.getint("DOWNLOAD_MAXSIZE")]
+        try:
+            root = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
+                                                          no_network=True, recover=True))
+        except etree.XMLSyntaxError as exc:
+            emit({"type": "error", "url": response.url, "reason": f"not a sitemap: {exc}"})
+            return
+        if root is None:
+            emit({"type": "error", "url": response.url, "reason": "not a sitemap"})
+            return
+        kind = etree.QName(root).localname
+        for entry in root:
+            if not isinstance(entry.tag, str):
+                continue
+            fields = {etree.QName(c).localname: (c.text or "").strip()
+                      for c in entry if isinstance(c.tag, str)}
+            loc = urljoin(response.url, fields.get("loc", ""))
+            if not loc.startswith(("http://", "https://")):
+                continue
+            news = entry.find(f"{_NEWS}news")
+            title = news.findtext(f"{_NEWS}title", "").strip() if news is not None else ""
+            when = dates.parse_date((news.findtext(f"{_NEWS}publication_date", "")
+                                     if news is not None else "") or fields.get("lastmod"))
+            if when is not None and when < self.oldest:
+                continue
+            if kind == "sitemapindex":
+                if level < _SITEMAP_MAX_DEPTH:
+                    yield Request(loc, self.parse_sitemap, errback=self.failed,
+                                  cb_kwargs={"level": level + 1})
+                continue
+            request = self._article(loc, title, when, 1)
+            if request is not None:
+                yield request
+
+    # --- listing pages ------------------------------------------------------------------
+
+    def parse_listing(self, response: Response, depth: int) -> Iterator[Request]:
+        if not isinstance(response, TextResponse):
+            return
+        for href in response.css("a::attr(href)").getall():
+            url = urljoin(response.url, href.strip()).split("#", 1)[0]
+            if not url.startswith(("http://", "https://")):
+                continue
+            if any(p.search(url) for p in self.follow):
+                request = self._article(url, "", None, depth + 1)
+            elif depth + 1 < self.max_depth:
+                request = Request(url, self.parse_listing, errback=self.failed,
+                                  cb_kwargs={"depth": depth + 1})
+            else:
+                request = None
+            if request is not None:
+                yield request
+
+    # --- articles -----------------------------------------------------------------------
+
+    def _article(self, url: str, title: str, when: datetime | None,
+                 depth: int) -> Request | None:
+        if {f"url:{canonical_url(url)}", f"url:{without_variant(url)}"} & self.known:
+            return None
+        if self.pages >= self.max_pages:
+            return None
+        self.pages += 1
+        self.known.add(f"url:{canonical_url(url)}")
+        return Request(url, self.parse_article, errback=self.failed, cb_kwargs={
+            "title": title, "published": when.isoformat() if when else None, "depth": depth})
+
+    def parse_article(self, response: Response, title: str, published: str | None,
+                      depth: int) -> Iterator[Request]:
+        if not isinstance(response, TextResponse):
+            emit({"type": "error", "url": response.url, "reason": "not an HTML page"})
+            return
+        emit({"type": "page", "url": response.request.url if response.request else
+              response.url, "final_url": response.url, "html": response.text,
+              "title": title, "published": published})
+        if self.spec["kind"] == "crawl" and depth < self.max_depth:
+            yield from self.parse_listing(response, depth)
+
+    def failed(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        emit({"type": "error", "url": request.url if request is not None else "",
+              "reason": failure.getErrorMessage() or repr(failure.value)})
+
+
+def settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """Scrapy settings from the source's politeness and safety values."""
+    return {
+        "ROBOTSTXT_OBEY": bool(spec.get("robots_txt", True)),
+        "ROBOTSTXT_PARSER": "scrapy.robotstxt.ProtegoRobotParser",
+        "TELNETCONSOLE_ENABLED": False,
+        "USER_AGENT": spec["user_agent"],
+        "DOWNLOAD_MAXSIZE": int(spec["max_bytes"]),
+        "DOWNLOAD_WARNSIZE": 0,
+        "DOWNLOAD_TIMEOUT": float(spec["timeout"]),
+        "DOWNLOAD_DELAY": float(spec["delay"]),
+        "DOWNLOAD_DELAY_JITTER": 0,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": max(float(spec["delay"]), 0.01),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+        "RETRY_ENABLED": True,
+        "RETRY_TIMES": int(spec["retries"]),
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "REDIRECT_MAX_TIMES": 5,
+        "COOKIES_ENABLED": False,
+        # Breadth-first, in the order the sitemap or listing gives (newest first, usually),
+        # so a run cut short by its budget or max_pages has taken the newest pages.
+        "DEPTH_PRIORITY": 1,
+        "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+        "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
+        "NEWSWATCH_ALLOW_PRIVATE": bool(spec.get("allow_private_networks", False)),
+        "DOWNLOADER_MIDDLEWARES": {"crawler.spiders.Guard": 560},
+        "LOG_LEVEL": "WARNING",
+        "LOG_STDOUT": False,
+        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+    }
+
+
+def main() -> None:
+    """Read the spec on stdin (argv only names the source, for ``ps``), crawl, exit."""
+    spec = json.loads(sys.stdin.read())
+    process = CrawlerProcess(settings(spec))
+    crawler = process.create_crawler(NewsSpider)
+    requests = [0]
+
+    def counted(*_: Any, **__: Any) -> None:
+        requests[0] += 1
+
+    crawler.signals.connect(counted, signal=signals.request_reached_downloader)
+    process.crawl(crawler, spec=spec)
+    process.start()
+    emit({"type": "done", "requests": requests[0],
+          "finished_at": datetime.now(UTC).isoformat()})
+
+
+if __name__ == "__main__":
+    main()
