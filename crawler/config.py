@@ -162,12 +162,61 @@ class SourcesFile(_Model):
     sources: list[SourceConfig] = []
 
 
+FieldName = Literal["title", "summary", "text"]
+
+
+class Alias(_Model):
+    """An alias written as a mapping, to say how it compares (``{text: NRF,
+    case_sensitive: true}`` so an acronym does not fire on an ordinary word)."""
+
+    text: Text
+    case_sensitive: bool | None = None
+
+
+class ContextRule(_Model):
+    """Terms that must, may or must not also appear, optionally within N words of the
+    mention (``{terms: [education], within: 10}``)."""
+
+    terms: list[Text] = Field(min_length=1)
+    within: int | None = Field(default=None, ge=1, le=1000)
+
+
+def _rule(value: Any) -> Any:
+    """A bare list of terms is a rule without a distance."""
+    return {"terms": value} if isinstance(value, list) else value
+
+
+Rule = Annotated[ContextRule, BeforeValidator(_rule)]
+
+
+class WatchDefaults(_Model):
+    """Watchlist-level values for the keys a watch item leaves out."""
+
+    case_sensitive: bool | None = None
+    fields: list[FieldName] | None = Field(default=None, min_length=1)
+    exclude: list[Text] | None = None
+    all_of: Rule | None = None
+    any_of: Rule | None = None
+    none_of: Rule | None = None
+
+
 class WatchItem(_Model):
-    """A person or term to watch for."""
+    """A person or term to watch for; keys left out take the watchlist's ``defaults``."""
 
     name: Text
-    aliases: list[Text] = []
-    exclude: list[Text] = []
+    aliases: list[Text | Alias] = []
+    exclude: list[Text] | None = None
+    case_sensitive: bool | None = None
+    fields: list[FieldName] | None = Field(default=None, min_length=1)
+    all_of: Rule | None = None
+    any_of: Rule | None = None
+    none_of: Rule | None = None
+
+    def resolved(self, defaults: WatchDefaults) -> WatchItem:
+        """This item with every key it leaves out taken from ``defaults``."""
+        inherited = {key: getattr(defaults, key) for key in WatchDefaults.model_fields
+                     if getattr(self, key) is None and getattr(defaults, key) is not None}
+        return self.model_copy(update=inherited) if inherited else self
 
 
 class WatchlistConfig(_Model):
@@ -175,7 +224,12 @@ class WatchlistConfig(_Model):
 
     name: Text
     channels: list[Text] = []
+    defaults: WatchDefaults = WatchDefaults()
     watch: list[WatchItem] = Field(min_length=1)
+
+    def items(self) -> list[WatchItem]:
+        """The watch items with the watchlist's defaults applied."""
+        return [item.resolved(self.defaults) for item in self.watch]
 
 
 class WatchlistsFile(_Model):
