@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from crawler import __version__
+from crawler.article import Article
 from crawler.clock import SystemClock
-from crawler.config import Config, load_config
+from crawler.config import Config, WatchlistConfig, load_config, parse_duration
 from crawler.daemon import Runner
 from crawler.errors import ConfigError, StoreError
+from crawler.extract import extract
+from crawler.match import Match, Matcher
 from crawler.pipeline import PollResult
 from crawler.store import Store
 
@@ -258,6 +262,113 @@ def status(obj: _Context, as_json: bool) -> None:
            [(r["name"], "yes" if r["active"] else "no", (r["last_success_at"] or "never")[:19],
              r["error_count"], r["last_error"], (r["next_check_at"] or "")[:19])
             for r in rows])
+
+
+def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
+    if name is None:
+        return config.watchlists
+    chosen = [w for w in config.watchlists if w.name == name]
+    if not chosen:
+        raise click.BadParameter(
+            f"no watchlist named {name!r} (defined: "
+            f"{', '.join(w.name for w in config.watchlists) or 'none'})", param_hint="--watchlist")
+    return chosen
+
+
+def _match_row(m: Match) -> dict[str, Any]:
+    return {**dataclasses.asdict(m), "context": list(m.context)}
+
+
+@cli.command("match")
+@click.option("--text", help="The text to match (as an article's body).")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the text from this file (UTF-8).")
+@click.option("--title", default="", help="A title to match as well.")
+@click.option("--html", is_flag=True,
+              help="The text is HTML, as feeds give it: extract plain text first.")
+@click.option("--watchlist", help="Only this watchlist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
+@click.pass_obj
+def match_command(obj: _Context, text: str | None, path: Path | None, title: str, html: bool,
+                  watchlist: str | None, as_json: bool) -> None:
+    """Which watch items a text matches, and why: try a watchlist before it goes live.
+
+    Sends and stores nothing.
+    """
+    if (text is None) == (path is None):
+        raise click.UsageError("give the text with exactly one of --text or --file")
+    body = (text or "") if path is None else path.read_text(encoding="utf-8")
+    config = obj.config()
+    article = Article(source="(match)", url="", link="", title=title,
+                      content_html=body if html else "", text="" if html else body)
+    if html:
+        article = extract(article)
+    found = Matcher(_watchlists(config, watchlist)).match(article)
+    if as_json:
+        _print_json([_match_row(m) for m in found])
+        return
+    if not found:
+        out.print("no watch item matches")
+        return
+    _table("matches", ["watchlist", "watch", "alias", "field", "at", "context", "snippet"],
+           [(m.watchlist, m.watch, m.alias, m.field, f"{m.start}-{m.end}",
+             "\n".join(m.context), m.highlight) for m in found])
+
+
+@cli.command()
+@click.option("--watchlist", help="Only this watchlist.")
+@click.option("--since", default="30d", show_default=True,
+              help="How far back to replay, by when articles were fetched (7d, 12h, 2w).")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_obj
+def backtest(obj: _Context, watchlist: str | None, since: str, as_json: bool) -> None:
+    """Replay the current watchlists over the stored archive: what would newly match, and
+    what matched that no longer would. A dry run: sends and stores nothing."""
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    config = obj.config()
+    chosen = _watchlists(config, watchlist)
+    names = {w.name for w in chosen}
+    matcher = Matcher(chosen)
+    start = SystemClock().now() - timedelta(seconds=seconds)
+    with obj.store(config) as store:
+        archive = store.archive(start)
+    newly: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
+
+    def replay(article: Article, before: set[tuple[str, str]]) -> None:
+        now = {(m.watchlist, m.watch): m for m in matcher.match(article)}
+        about = {"url": article.url, "title": article.title, "source": article.source}
+        for key in sorted(now.keys() - before):
+            newly.append({**about, **_match_row(now[key])})
+        for wl, watch in sorted(k for k in before - now.keys()
+                                if watchlist is None or k[0] in names):
+            gone.append({**about, "watchlist": wl, "watch": watch})
+
+    if err.is_terminal and not as_json and len(archive) > 200:
+        with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                      console=err, transient=True) as bar:
+            for article, before in bar.track(archive):
+                replay(article, before)
+    else:
+        for article, before in archive:
+            replay(article, before)
+    if as_json:
+        _print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),
+                     "newly_matched": newly, "no_longer_matched": gone})
+        return
+    out.print(f"{len(archive)} stored article(s) since {start.isoformat(timespec='seconds')}: "
+              f"{len(newly)} match(es) would be new, {len(gone)} would be gone. "
+              "Nothing was sent or stored.")
+    if newly:
+        _table("would newly match", ["watchlist", "watch", "alias", "field", "title", "snippet"],
+               [(r["watchlist"], r["watch"], r["alias"], r["field"], r["title"],
+                 r["highlight"]) for r in newly])
+    if gone:
+        _table("would no longer match", ["watchlist", "watch", "title", "url"],
+               [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone])
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import ClassVar
 
 import ahocorasick_rs
 
@@ -266,7 +267,7 @@ class Matcher:
     """Compiled once per config (``Matcher.for_config`` caches by config version);
     ``match`` is a pure function of the article."""
 
-    _cache: dict[str, Matcher] = {}
+    _cache: ClassVar[dict[str, Matcher]] = {}
 
     def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
         self._items: list[_Item] = []
@@ -334,8 +335,8 @@ class Matcher:
             text, normal, origin = texts[f], folded[f], origins[f]
             hidden: dict[int, list[tuple[int, int]]] = {}
             for phrase, start, end in hits[f]:
-                for item in self._excludes.get(phrase, ()):
-                    hidden.setdefault(item, []).append((start, end))
+                for index in self._excludes.get(phrase, ()):
+                    hidden.setdefault(index, []).append((start, end))
             done: set[int] = set()
             for phrase, start, end in sorted(hits[f], key=lambda h: (h[1], -h[2])):
                 for name in self._uses.get(phrase, ()):

@@ -78,9 +78,15 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("delivery_attempts").create_index(["outbox_id"])
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    db.table("matches").add_column("highlight", str)
+    db.table("matches").add_column("context", str)
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
+    ("matches: highlight, context", _v2),
 ]
 
 
@@ -291,6 +297,8 @@ class Store:
                     "article_id": article_id, "watchlist": m.watchlist, "watch": m.watch,
                     "alias": m.alias, "matched": m.matched, "field": m.field,
                     "start": m.start, "end": m.end, "snippet": m.snippet,
+                    "highlight": m.highlight, "context": json.dumps(list(m.context),
+                                                                    ensure_ascii=False),
                     "config_version": config_version, "created_at": iso(now),
                 } for m in matches)
                 db.table("outbox").insert_all(({
@@ -345,9 +353,30 @@ class Store:
     def recent_matches(self, limit: int = 20) -> list[dict[str, Any]]:
         return list(self.db.query(
             "SELECT m.created_at, m.watchlist, m.watch, m.alias, m.matched, m.field, "
-            "m.start, m.end, m.snippet, a.title, a.url, a.source, a.published_at "
-            "FROM matches m JOIN articles a ON a.id = m.article_id "
+            "m.start, m.end, m.snippet, m.highlight, m.context, a.title, a.url, a.source, "
+            "a.published_at FROM matches m JOIN articles a ON a.id = m.article_id "
             "ORDER BY m.id DESC LIMIT ?", [limit]))
+
+    def archive(self, since: datetime) -> list[tuple[Article, set[tuple[str, str]]]]:
+        """Articles fetched since ``since``, oldest first, each with the (watchlist, watch)
+        pairs stored for it: what ``newswatch backtest`` replays."""
+        stored: dict[int, set[tuple[str, str]]] = {}
+        for row in self.db.query(
+                "SELECT m.article_id, m.watchlist, m.watch FROM matches m "
+                "JOIN articles a ON a.id = m.article_id WHERE a.fetched_at >= ?",
+                [iso(since)]):
+            stored.setdefault(row["article_id"], set()).add((row["watchlist"], row["watch"]))
+        return [
+            (Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
+                     title=r["title"] or "", guid=r["guid"],
+                     published_at=datetime.fromisoformat(r["published_at"])
+                     if r["published_at"] else None,
+                     summary=r["summary"] or "", text=r["text"] or ""),
+             stored.get(r["id"], set()))
+            for r in self.db.query(
+                "SELECT id, url, link, guid, source, title, summary, text, published_at "
+                "FROM articles WHERE fetched_at >= ? ORDER BY fetched_at, id", [iso(since)])
+        ]
 
     def alerts(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where = "WHERE o.status = :status" if status else ""
