@@ -17,12 +17,13 @@ offsets are mapped back to the original text to quote it.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, overload
 
 import ahocorasick_rs
 
@@ -80,38 +81,123 @@ _CHANGED = re.compile("[" + "".join(re.escape(c) for c in sorted(_TABLE)) + "]")
 _ASCII_SEPARATORS = [c for c in _TABLE if c.isascii() and _TABLE[c] == " "]
 
 
-def fold(text: str, *, casefold: bool = True) -> str:
-    """The folded form of ``text`` (see the module docstring); ``casefold=False`` keeps
-    letter case, for case-sensitive aliases."""
+def _unfolded(text: str, casefold: bool = True) -> str:
+    """The fold before space runs are made one space: one piece per original character."""
     if text.isascii():
         folded = text.lower() if casefold else text
         for char in _ASCII_SEPARATORS:
             if char in folded:
                 folded = folded.replace(char, " ")
-    else:
-        folded = unicodedata.normalize("NFKD", text)
-        if casefold:
-            folded = folded.casefold()
-        # one scan finds the few distinct characters to change; str.replace is C-fast
-        for char in set(_CHANGED.findall(folded)):
-            folded = folded.replace(char, _TABLE[char])
-    while "  " in folded:
-        folded = folded.replace("  ", " ")
+        return folded
+    folded = unicodedata.normalize("NFKD", text)
+    if casefold:
+        folded = folded.casefold()
+    # one scan finds the few distinct characters to change; str.replace is C-fast
+    for char in set(_CHANGED.findall(folded)):
+        folded = folded.replace(char, _TABLE[char])
     return folded
+
+
+def _collapse(text: str) -> str:
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
+
+
+def fold(text: str, *, casefold: bool = True) -> str:
+    """The folded form of ``text`` (see the module docstring); ``casefold=False`` keeps
+    letter case, for case-sensitive aliases."""
+    return _collapse(_unfolded(text, casefold))
 
 
 @lru_cache(maxsize=65536)
 def _fold_char(char: str) -> str:
-    return fold(char)
+    return _unfolded(char)
+
+
+@lru_cache(maxsize=1)
+def _irregular() -> re.Pattern[str]:
+    """Characters that do not fold to exactly one character (plus those whose position
+    NFKD may change), found in one regex scan so alignment skips all the others."""
+    chars = [chr(c) for c in range(0x10000)
+             if not 0xD800 <= c < 0xE000 and len(_fold_char(chr(c))) != 1]
+    return re.compile("[" + "".join(map(re.escape, chars)) + "\u0345\ud800-\udfff"
+                      "\U00010000-\U0010ffff]")
+
+
+_RUNS = re.compile("  +")
+
+
+class _Origin(Sequence[int]):
+    """Index of the original character each folded character came from, computed on
+    demand from the irregular characters and the collapsed space runs."""
+
+    def __init__(self, text: str, unfolded: str, size: int,
+                 irregular: list[tuple[int, str]]) -> None:
+        self._size, self._end = size, len(text)
+        self._pos: list[int] = []
+        self._starts: list[int] = []
+        self._stops: list[int] = []
+        self._shifts: list[int] = []
+        shift = 0
+        for pos, char in irregular:
+            width = len(_fold_char(char))
+            self._pos.append(pos)
+            self._starts.append(pos + shift)
+            self._stops.append(pos + shift + width)
+            shift += width - 1
+            self._shifts.append(shift)
+        self._kept: list[int] = []
+        self._removed: list[int] = []
+        removed = 0
+        for run in _RUNS.finditer(unfolded):
+            self._kept.append(run.start() - removed)
+            removed += run.end() - run.start() - 1
+            self._removed.append(removed)
+
+    def __len__(self) -> int:
+        return self._size + 1
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index <= self._size:
+            raise IndexError(index)
+        if index == self._size:
+            return self._end
+        runs = bisect.bisect_left(self._kept, index)
+        at = index + (self._removed[runs - 1] if runs else 0)
+        k = bisect.bisect_right(self._starts, at) - 1
+        if k >= 0 and at < self._stops[k]:
+            return self._pos[k]
+        return at - (self._shifts[k] if k >= 0 else 0)
 
 
 def aligned(text: str) -> tuple[str, Sequence[int]]:
     """``fold(text)`` and, for each of its characters, the index of the original character
     it came from (plus one entry for the end)."""
-    if text.isascii():
-        folded = fold(text)
-        if len(folded) == len(text):  # ASCII folds one character to one, bar space runs
-            return folded, range(len(text) + 1)
+    unfolded = _unfolded(text)
+    folded = _collapse(unfolded)
+    if text.isascii() and len(folded) == len(text):
+        return folded, range(len(text) + 1)
+    irregular = [(m.start(), m.group()) for m in _irregular().finditer(text)]
+    if not any(len(c) == 1 and (c == "\u0345" or (ord(c) > 0xFFFF and
+                                                  unicodedata.combining(c)))
+               for _, c in irregular):
+        return folded, _Origin(text, unfolded, len(folded), irregular)
+    return _aligned_by_character(text)
+
+
+def _aligned_by_character(text: str) -> tuple[str, list[int]]:
+    """The slow, plain form of ``aligned``, for text where NFKD reorders marks."""
     out: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
@@ -225,7 +311,7 @@ class _Automaton:
         """(phrase id, start, end) of every hit, as character offsets into ``folded``."""
         if self.engine is None:
             return []
-        data = folded.encode("utf-8")
+        data = folded.encode("utf-8", "surrogatepass")
         raw = self.engine.find_matches_as_indexes(data, overlapping=True)
         if not raw:
             return []
@@ -233,7 +319,7 @@ class _Automaton:
             chars: dict[int, int] = {}
             last_byte = last_char = 0
             for offset in sorted({o for _, s, e in raw for o in (s, e)}):
-                last_char += len(data[last_byte:offset].decode("utf-8"))
+                last_char += len(data[last_byte:offset].decode("utf-8", "surrogatepass"))
                 last_byte = offset
                 chars[offset] = last_char
             raw = [(p, chars[s], chars[e]) for p, s, e in raw]

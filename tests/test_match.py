@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from crawler.article import Article
 from crawler.config import WatchItem, WatchlistConfig, WatchlistsFile
 from crawler.extract import extract
-from crawler.match import Matcher, aligned, fold
+from crawler.match import Matcher, _aligned_by_character, aligned, fold
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
 MATCHER = Matcher(WatchlistsFile.model_validate({"watchlists": TABLE["watchlists"]}).watchlists)
@@ -133,3 +133,17 @@ def test_aligned_is_the_fold_with_a_map_back(text: str) -> None:
     folded, origin = aligned(text)
     assert len(origin) == len(folded) + 1
     assert all(0 <= origin[i] <= origin[i + 1] <= len(text) for i in range(len(folded)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANY_TEXT, WORDS, st.text(max_size=200)))
+def test_fast_alignment_agrees_with_the_plain_one(text: str) -> None:
+    folded, origin = aligned(text)
+    plain, plain_origin = _aligned_by_character(text)
+    if folded == plain:
+        assert list(origin) == plain_origin
+
+
+def test_lone_surrogates_do_not_break_matching() -> None:
+    a = Article("S", "u", "u", "\ud800 Noor \udfff", text="Nur\ud83d")
+    assert [m.matched for m in FUZZ.match(a)] == ["Noor", "Nur"]
