@@ -4,18 +4,22 @@ that hold for any text."""
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from alerts.outbox import event_data
 from crawler.article import Article
 from crawler.config import WatchItem, WatchlistConfig, WatchlistsFile
 from crawler.extract import extract
 from crawler.match import Matcher, _aligned_by_character, aligned, fold
+from tests.test_end_to_end import SCHEMA
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
 MATCHER = Matcher(WatchlistsFile.model_validate({"watchlists": TABLE["watchlists"]}).watchlists)
@@ -154,3 +158,13 @@ def test_fast_alignment_agrees_with_the_plain_one(text: str) -> None:
 def test_lone_surrogates_do_not_break_matching() -> None:
     a = Article("S", "u", "u", "\ud800 Noor \udfff", text="Nur\ud83d")
     assert [m.matched for m in FUZZ.match(a)] == ["Noor", "Nur"]
+
+
+def test_the_webhook_payload_carries_the_explanation() -> None:
+    a = Article("S", "https://e.org/a", "https://e.org/a", "Taliban bar women from education")
+    found = MATCHER.match(a)
+    payload = event_data(a, [m for m in found if m.watchlist == "rules"], datetime.now(UTC))
+    jsonschema.validate(payload, SCHEMA)
+    [m] = payload["data"]["matches"]
+    assert m["highlight"] == "Taliban bar **women** from education"
+    assert m["context"] == ["all_of: Taliban", "any_of: education (within 10 words)"]
