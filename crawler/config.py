@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -183,10 +191,17 @@ class ContextRule(_Model):
 
 def _rule(value: Any) -> Any:
     """A bare list of terms is a rule without a distance."""
-    return {"terms": value} if isinstance(value, list) else value
+    if isinstance(value, list):
+        return {"terms": value}
+    if not isinstance(value, dict):
+        raise ValueError("write a list of terms, or {terms: [...], within: N}")
+    return value
 
 
 Rule = Annotated[ContextRule, BeforeValidator(_rule)]
+AliasEntry = Annotated[
+    Annotated[Text, Tag("text")] | Annotated[Alias, Tag("mapping")],
+    Discriminator(lambda v: "mapping" if isinstance(v, dict | Alias) else "text")]
 
 
 class WatchDefaults(_Model):
@@ -204,7 +219,7 @@ class WatchItem(_Model):
     """A person or term to watch for; keys left out take the watchlist's ``defaults``."""
 
     name: Text
-    aliases: list[Text | Alias] = []
+    aliases: list[AliasEntry] = []
     exclude: list[Text] | None = None
     case_sensitive: bool | None = None
     fields: list[FieldName] | None = Field(default=None, min_length=1)
@@ -403,7 +418,11 @@ def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel])
     text = text.removeprefix("Value error, ")
     if kind == "literal_error":
         text = f"must be {error['ctx']['expected']}"
-    field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+    written: Path_ = ()  # the path without pydantic's union tags: keys the file has
+    for part in loc:
+        if (*written, part) in loaded.values:
+            written = (*written, part)
+    field = next((str(p) for p in reversed(written) if isinstance(p, str)), "")
     return loaded.problem(loc, f"{field}: {text}" if field else text)
 
 
