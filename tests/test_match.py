@@ -168,3 +168,16 @@ def test_the_webhook_payload_carries_the_explanation() -> None:
     [m] = payload["data"]["matches"]
     assert m["highlight"] == "Taliban bar **women** from education"
     assert m["context"] == ["all_of: Taliban", "any_of: education (within 10 words)"]
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("women a b education", True),  # 3 words apart
+    ("education a b women", True),
+    ("women a b c education", False),  # 4
+    ("women, a - b education", True),  # punctuation is not a word
+    ("education", False),  # no mention at all
+])
+def test_within_counts_words_between_mention_and_term(text: str, found: bool) -> None:
+    m = matcher(WatchItem.model_validate(
+        {"name": "women", "any_of": {"terms": ["education"], "within": 3}}))
+    assert bool(m.match(Article("S", "u", "u", text))) is found
