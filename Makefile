@@ -42,7 +42,7 @@ lint: $(VENV)/.installed-test  ## ruff and mypy
 
 bench: bench-matching  ## run every benchmark in benchmarks/
 
-bench-matching: $(VENV)/.installed-run  ## matching throughput vs a normalisation floor and per-term regexes (~10 min)
+bench-matching: $(VENV)/.installed-run  ## matching throughput vs a normalisation floor and per-term regexes (~12 min)
 	$(BIN)/python -m benchmarks.matching
 
 clean:  ## remove the virtualenv and caches (not data/)

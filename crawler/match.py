@@ -261,35 +261,32 @@ class Match:
     context: tuple[str, ...] = ()
 
 
-def _window(text: str, start: int, end: int, context: int) -> tuple[int, int]:
-    left = max(0, start - context)
-    right = min(len(text), end + context)
-    while left > 0 and not text[left - 1].isspace() and start - left < context + 20:
-        left -= 1
-    while right < len(text) and not text[right].isspace() and right - end < context + 20:
-        right += 1
-    return left, right
+_WORD_TAIL = re.compile(r"\S*$")
+_WORD_HEAD = re.compile(r"\S*")
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def snippet(text: str, start: int, end: int, context: int = SNIPPET_CONTEXT) -> str:
-    """The mention with some text either side, on one line, cut at word boundaries."""
-    left, right = _window(text, start, end, context)
-    return (("…" if left > 0 else "") + _one_line(text[left:right])
-            + ("…" if right < len(text) else ""))
-
-
-def highlight(text: str, start: int, end: int, context: int = SNIPPET_CONTEXT) -> str:
-    """``snippet`` with the mention between ``**`` marks."""
-    left, right = _window(text, start, end, context)
+def excerpts(text: str, start: int, end: int,
+             context: int = SNIPPET_CONTEXT) -> tuple[str, str]:
+    """The mention with about ``context`` characters either side, on one line, cut at word
+    boundaries (a word is cut after 20 more characters): as it stands, and with the mention
+    between ``**`` marks."""
+    floor, ceiling = max(0, start - context - 20), min(len(text), end + context + 20)
+    tail = _WORD_TAIL.search(text, floor, max(0, start - context))
+    head = _WORD_HEAD.match(text, min(len(text), end + context), ceiling)
+    assert tail is not None and head is not None  # both match the empty string
+    left, right = tail.start(), head.end()
+    before = "…" if left > 0 else ""
+    after = "…" if right < len(text) else ""
     parts = [text[a:b].replace("\x01", "").replace("\x02", "")
              for a, b in ((left, start), (start, end), (end, right))]
-    body = _one_line(parts[0] + "\x01" + parts[1] + "\x02" + parts[2])
-    body = body.replace("\x01", HIGHLIGHT[0]).replace("\x02", HIGHLIGHT[1])
-    return ("…" if left > 0 else "") + body + ("…" if right < len(text) else "")
+    marked = _one_line(parts[0] + "\x01" + parts[1] + "\x02" + parts[2])
+    plain = marked.replace("\x01", "").replace("\x02", "")
+    shown = marked.replace("\x01", HIGHLIGHT[0]).replace("\x02", HIGHLIGHT[1])
+    return before + plain + after, before + shown + after
 
 
 # --- compiling -------------------------------------------------------------------------------
@@ -473,7 +470,7 @@ class Matcher:
                     done.add(name.item)
                     found_matches.append(Match(
                         item.watchlist, item.config.name, name.alias, surface, f, first, last,
-                        snippet(text, first, last), highlight(text, first, last), context))
+                        *excerpts(text, first, last), context))
         return found_matches
 
     def _terms(self, folded: dict[str, str]) -> dict[str, list[tuple[str, int, int]]]:
