@@ -216,8 +216,7 @@ def aligned(text: str) -> tuple[str, Sequence[int]]:
     if text.isascii() and len(folded) == len(text):
         return folded, range(len(text) + 1)
     irregular = [(m.start(), m.group()) for m in _irregular().finditer(text)]
-    if not any(len(c) == 1 and (c == "\u0345" or (ord(c) > 0xFFFF and
-                                                  unicodedata.combining(c)))
+    if not any(c == "\u0345" or (ord(c) > 0xFFFF and unicodedata.combining(c))
                for _, c in irregular):
         return folded, _Origin(text, unfolded, len(folded), irregular)
     return _aligned_by_character(text)
