@@ -208,10 +208,12 @@ class _Origin(Sequence[int]):
         return at - (self._shifts[k] if k >= 0 else 0)
 
 
-def aligned(text: str) -> tuple[str, Sequence[int]]:
+def aligned(text: str, unfolded: str | None = None) -> tuple[str, Sequence[int]]:
     """``fold(text)`` and, for each of its characters, the index of the original character
-    it came from (plus one entry for the end)."""
-    unfolded = _unfolded(text)
+    it came from (plus one entry for the end). ``unfolded`` is ``_unfolded(text)`` when the
+    caller has it already."""
+    if unfolded is None:
+        unfolded = _unfolded(text)
     folded = _collapse(unfolded)
     if text.isascii() and len(folded) == len(text):
         return folded, range(len(text) + 1)
@@ -426,14 +428,15 @@ class Matcher:
     def match(self, article: Article) -> list[Match]:
         """The first counting mention of each watch item in each field."""
         texts = {f: t for f in FIELDS if (t := getattr(article, f))}
-        folded = {f: fold(t) for f, t in texts.items()}
+        unfolded = {f: _unfolded(t) for f, t in texts.items()}
+        folded = {f: _collapse(t) for f, t in unfolded.items()}
         hits = {f: self._names.find(t) for f, t in folded.items()}
         if not any(hits.values()):
             return []
         origins: dict[str, Sequence[int]] = {}
         for f, found in hits.items():
             if any(phrase in self._uses for phrase, _, _ in found):
-                again, origins[f] = aligned(texts[f])
+                again, origins[f] = aligned(texts[f], unfolded[f])
                 if again != folded[f]:  # only for unusual mark sequences: trust the aligned
                     folded[f], hits[f] = again, self._names.find(again)
         terms: dict[str, list[tuple[str, int, int]]] | None = None
