@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test lint bench bench-soak clean
+.PHONY: help run once check test lint bench bench-extract bench-matching bench-soak clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -40,8 +40,13 @@ lint: $(VENV)/.installed-test  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test  ## benchmarks, each as a ratio to a baseline run alongside
+bench: bench-extract bench-matching  ## run every benchmark in benchmarks/ (not the soak)
+
+bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
+
+bench-matching: $(VENV)/.installed-run  ## matching throughput vs a normalisation floor and per-term regexes (~12 min)
+	$(BIN)/python -m benchmarks.matching
 
 bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local feeds for 10 minutes (not in CI)
 	$(BIN)/python benchmarks/soak.py

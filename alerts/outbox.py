@@ -112,7 +112,8 @@ def event_data(article: Article, matches: Sequence[Match], now: datetime) -> dic
             },
             "matches": [
                 {"watch": m.watch, "alias": m.alias, "matched": m.matched, "field": m.field,
-                 "start": m.start, "end": m.end, "snippet": m.snippet}
+                 "start": m.start, "end": m.end, "snippet": m.snippet,
+                 "highlight": m.highlight, "context": list(m.context)}
                 for m in matches
             ],
         },

@@ -106,8 +106,6 @@ def serve(feeds: Feeds) -> tuple[ThreadingHTTPServer, int]:
         def do_POST(self) -> None:  # the webhook receiver
             length = int(self.headers.get("content-length") or 0)
             self.rfile.read(length)
-            with feeds.lock:
-                feeds.alerts = getattr(feeds, "alerts", 0) + 1
             self.send_response(204)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -187,9 +185,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.bare_poller:
         cpu_start = time.process_time()
-        polls = asyncio.run(bare_poller(args.bare_poller, args.feeds, args.interval,
+        count = asyncio.run(bare_poller(args.bare_poller, args.feeds, args.interval,
                                         args.floor_seconds))
-        print(json.dumps([polls, time.process_time() - cpu_start]))
+        print(json.dumps([count, time.process_time() - cpu_start]))
         return
 
     feeds = Feeds(args.feeds, args.change, args.seed)
@@ -239,7 +237,7 @@ def main() -> None:
         [sys.executable, __file__, "--bare-poller", str(port), "--feeds", str(args.feeds),
          "--interval", str(args.interval), "--floor-seconds", str(args.floor_seconds)],
         capture_output=True, text=True, check=True)
-    floor_polls, floor_cpu = json.loads(floor.stdout)
+    floor_polls, floor_cpu = (float(v) for v in json.loads(floor.stdout))
     server.shutdown()
 
     tail = [p for p in memory if p[0] >= args.seconds / 3]

@@ -21,7 +21,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -404,13 +406,69 @@ class SourcesFile(_Model):
     sources: list[SourceConfig] = []
 
 
+FieldName = Literal["title", "summary", "text"]
+
+
+class Alias(_Model):
+    """An alias written as a mapping, to say how it compares (``{text: NRF,
+    case_sensitive: true}`` so an acronym does not fire on an ordinary word)."""
+
+    text: Text
+    case_sensitive: bool | None = None
+
+
+class ContextRule(_Model):
+    """Terms that must, may or must not also appear, optionally within N words of the
+    mention (``{terms: [education], within: 10}``)."""
+
+    terms: list[Text] = Field(min_length=1)
+    within: int | None = Field(default=None, ge=1, le=1000)
+
+
+def _rule(value: Any) -> Any:
+    """A bare list of terms is a rule without a distance."""
+    if isinstance(value, list):
+        return {"terms": value}
+    if not isinstance(value, dict):
+        raise ValueError("write a list of terms, or {terms: [...], within: N}")
+    return value
+
+
+Rule = Annotated[ContextRule, BeforeValidator(_rule)]
+AliasEntry = Annotated[
+    Annotated[Text, Tag("text")] | Annotated[Alias, Tag("mapping")],
+    Discriminator(lambda v: "mapping" if isinstance(v, dict | Alias) else "text")]
+
+
+class WatchDefaults(_Model):
+    """Watchlist-level values for the keys a watch item leaves out."""
+
+    case_sensitive: bool | None = None
+    fields: list[FieldName] | None = Field(default=None, min_length=1)
+    exclude: list[Text] | None = None
+    all_of: Rule | None = None
+    any_of: Rule | None = None
+    none_of: Rule | None = None
+
+
 class WatchItem(_Model):
-    """A person or term to watch for."""
+    """A person or term to watch for; keys left out take the watchlist's ``defaults``."""
 
     name: Text
-    aliases: list[Text] = []
-    exclude: list[Text] = []
+    aliases: list[AliasEntry] = []
+    exclude: list[Text] | None = None
+    case_sensitive: bool | None = None
+    fields: list[FieldName] | None = Field(default=None, min_length=1)
+    all_of: Rule | None = None
+    any_of: Rule | None = None
+    none_of: Rule | None = None
     priority: Literal["normal", "high"] = "normal"
+
+    def resolved(self, defaults: WatchDefaults) -> WatchItem:
+        """This item with every key it leaves out taken from ``defaults``."""
+        inherited = {key: getattr(defaults, key) for key in WatchDefaults.model_fields
+                     if getattr(self, key) is None and getattr(defaults, key) is not None}
+        return self.model_copy(update=inherited) if inherited else self
 
 
 class WatchlistConfig(_Model):
@@ -418,7 +476,12 @@ class WatchlistConfig(_Model):
 
     name: Text
     channels: list[Text] = []
+    defaults: WatchDefaults = WatchDefaults()
     watch: list[WatchItem] = Field(min_length=1)
+
+    def items(self) -> list[WatchItem]:
+        """The watch items with the watchlist's defaults applied."""
+        return [item.resolved(self.defaults) for item in self.watch]
 
 
 class WatchlistsFile(_Model):
@@ -632,9 +695,13 @@ def _describe(error: Mapping[str, Any], loaded: _Loaded, model: type[BaseModel])
     text = text.removeprefix("Value error, ")
     if kind == "literal_error":
         text = f"must be {error['ctx']['expected']}"
+    written: Path_ = ()  # the path without pydantic's union tags: keys the file has
+    for part in loc:
+        if (*written, part) in loaded.values:
+            written = (*written, part)
     # A whole list entry (a source's kind check) is named in its message already.
     field = "" if len(loc) == 2 and isinstance(loc[-1], int) else \
-        next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+        next((str(p) for p in reversed(written) if isinstance(p, str)), "")
     return loaded.problem(loc, f"{field}: {text}" if field else text)
 
 

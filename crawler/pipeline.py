@@ -73,7 +73,7 @@ class Pipeline:
         self.client = client
         self.clock = clock
         self.owner = owner
-        self.matcher = Matcher(config.watchlists)
+        self.matcher = Matcher.for_config(config)
         self.sources = {s.name: s for s in config.active_sources()}
         enabled = config.enabled_channels()
         self.routes = {w.name: [c for c in w.channels if c in enabled]

@@ -112,12 +112,18 @@ def _v4(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    db.table("matches").add_column("highlight", str)
+    db.table("matches").add_column("context", str)
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     ("source redirects, retirement, full fetches and health notices", _v2),
     ("digests, priority, throttling and operator incidents", _v3),
     ("articles.author, articles.language, articles.extraction (full text)", _v4),
+    ("matches: highlight, context", _v5),
 ]
 
 
@@ -470,6 +476,8 @@ class Store:
                     "article_id": article_id, "watchlist": m.watchlist, "watch": m.watch,
                     "alias": m.alias, "matched": m.matched, "field": m.field,
                     "start": m.start, "end": m.end, "snippet": m.snippet,
+                    "highlight": m.highlight, "context": json.dumps(list(m.context),
+                                                                    ensure_ascii=False),
                     "config_version": config_version, "created_at": iso(now),
                 } for m in matches)
                 db.table("outbox").insert_all((
@@ -660,9 +668,30 @@ class Store:
     def recent_matches(self, limit: int = 20) -> list[dict[str, Any]]:
         return list(self.db.query(
             "SELECT m.created_at, m.watchlist, m.watch, m.alias, m.matched, m.field, "
-            "m.start, m.end, m.snippet, a.title, a.url, a.source, a.published_at "
-            "FROM matches m JOIN articles a ON a.id = m.article_id "
+            "m.start, m.end, m.snippet, m.highlight, m.context, a.title, a.url, a.source, "
+            "a.published_at FROM matches m JOIN articles a ON a.id = m.article_id "
             "ORDER BY m.id DESC LIMIT ?", [limit]))
+
+    def archive(self, since: datetime) -> list[tuple[Article, set[tuple[str, str]]]]:
+        """Articles fetched since ``since``, oldest first, each with the (watchlist, watch)
+        pairs stored for it: what ``newswatch backtest`` replays."""
+        stored: dict[int, set[tuple[str, str]]] = {}
+        for row in self.db.query(
+                "SELECT m.article_id, m.watchlist, m.watch FROM matches m "
+                "JOIN articles a ON a.id = m.article_id WHERE a.fetched_at >= ?",
+                [iso(since)]):
+            stored.setdefault(row["article_id"], set()).add((row["watchlist"], row["watch"]))
+        return [
+            (Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
+                     title=r["title"] or "", guid=r["guid"],
+                     published_at=datetime.fromisoformat(r["published_at"])
+                     if r["published_at"] else None,
+                     summary=r["summary"] or "", text=r["text"] or ""),
+             stored.get(r["id"], set()))
+            for r in self.db.query(
+                "SELECT id, url, link, guid, source, title, summary, text, published_at "
+                "FROM articles WHERE fetched_at >= ? ORDER BY fetched_at, id", [iso(since)])
+        ]
 
     _STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
               "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "

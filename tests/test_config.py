@@ -226,3 +226,43 @@ def test_sitemap_and_crawl_sources_validate_with_positions(tmp_path: Path) -> No
     assert (fine.delay, fine.budget, fine.full_text) == (0.0, 120.0, True)
     ok = next(s for s in config.active_sources() if s.name == "Ok")
     assert (ok.max_age, ok.full_text, ok.delay) == (86400.0, False, 1.0)
+
+
+def test_bad_watch_item_keys_are_named_with_a_hint(tmp_path: Path) -> None:
+    watchlists = """\
+watchlists:
+  - name: w
+    defaults: {fields: [body]}
+    watch:
+      - name: A
+        aliases: [{text: NRF, case: true}, ""]
+        any_of: {terms: [x], within: 0}
+        none_of: {term: [x]}
+      - {name: B, all_of: education}
+"""
+    assert problems(write(tmp_path, watchlists=watchlists)) == [
+        "watchlists.yaml:3:25: fields: must be 'title', 'summary' or 'text'",
+        "watchlists.yaml:6:31: unknown key 'case' (allowed here: case_sensitive, text)",
+        "watchlists.yaml:6:44: aliases: must be a non-empty text",
+        "watchlists.yaml:7:38: within: Input should be greater than or equal to 1",
+        "watchlists.yaml:8:18: missing required key 'terms'",
+        "watchlists.yaml:8:19: unknown key 'term': did you mean 'terms'? "
+        "(allowed here: terms, within)",
+        "watchlists.yaml:9:27: all_of: write a list of terms, or {terms: [...], within: N}",
+    ]
+
+
+def test_watch_items_take_the_watchlist_defaults(tmp_path: Path) -> None:
+    watchlists = """\
+watchlists:
+  - name: w
+    defaults: {fields: [title], none_of: [football], case_sensitive: true}
+    watch:
+      - {name: A}
+      - {name: B, fields: [text], none_of: {terms: [cricket], within: 3}}
+"""
+    [a, b] = load_config(write(tmp_path, watchlists=watchlists)).watchlists[0].items()
+    assert (a.fields, a.none_of and a.none_of.terms, a.case_sensitive) == (
+        ["title"], ["football"], True)
+    assert (b.fields, b.none_of and b.none_of.terms, b.none_of and b.none_of.within) == (
+        ["text"], ["cricket"], 3)

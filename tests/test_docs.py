@@ -9,8 +9,9 @@ from typing import Any
 
 import jsonschema
 from pydantic import BaseModel
+from ruamel.yaml import YAML
 
-from crawler.config import Settings, SourceConfig, WatchlistConfig
+from crawler.config import Settings, SourceConfig, WatchlistConfig, WatchlistsFile
 from tests.test_digests import BY_TYPE, REGISTRY, SCHEMAS
 from tests.test_end_to_end import SCHEMA
 
@@ -39,7 +40,7 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
 def test_every_config_key_is_documented() -> None:
     text = (DOCS / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_.\[\]]+)`", text, re.MULTILINE))
-    documented = {d.replace("watch[].", "watch.") for d in documented}
+    documented = {d.replace("[]", "") for d in documented}
     channel_keys = {k.removeprefix("channels.") for k in keys_of(Settings)
                     if k.startswith("channels.")}
     expected = ({k for k in keys_of(Settings) if not k.startswith("channels.")}
@@ -62,3 +63,12 @@ def test_webhook_doc_example_matches_the_schema() -> None:
     example = re.search(r"```json\n(.*?)```", text, re.DOTALL)
     assert example is not None
     jsonschema.validate(json.loads(example.group(1)), SCHEMA)
+
+
+def test_watchlist_doc_examples_are_valid_config() -> None:
+    text = (DOCS / "watchlists.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    whole = [b for b in blocks if b.startswith("watchlists:")]
+    assert len(whole) >= 2
+    for block in whole:
+        WatchlistsFile.model_validate(YAML(typ="safe").load(block))

@@ -1,0 +1,183 @@
+"""The matcher: the case table in tests/data/match_cases.yaml, explanations, and properties
+that hold for any text."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from alerts.outbox import event_data
+from crawler.article import Article
+from crawler.config import WatchItem, WatchlistConfig, WatchlistsFile
+from crawler.extract import extract
+from crawler.match import Matcher, _aligned_by_character, aligned, fold
+from tests.test_end_to_end import SCHEMA
+
+TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
+MATCHER = Matcher(WatchlistsFile.model_validate({"watchlists": TABLE["watchlists"]}).watchlists)
+CASES: list[dict[str, Any]] = TABLE["cases"]
+
+
+def article(case: dict[str, Any]) -> Article:
+    a = Article(source="S", url="https://e.org/a", link="https://e.org/a",
+                title=case.get("title", ""), summary=case.get("summary", ""),
+                text=case.get("text", ""), content_html=case.get("html", ""))
+    return extract(a, datetime.now(UTC)) if "html" in case else a
+
+
+def test_the_table_is_big_enough_and_has_both_kinds() -> None:
+    assert len(CASES) >= 60
+    assert sum(1 for c in CASES if c["expect"]) >= 30
+    assert sum(1 for c in CASES if not c["expect"]) >= 12
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c['rule']}" for i, c in enumerate(CASES)])
+def test_case(case: dict[str, Any]) -> None:
+    a = article(case)
+    found = MATCHER.match(a)
+    assert sorted({m.watch for m in found}) == sorted(case["expect"]), case["rule"]
+    for m in found:
+        original = getattr(a, m.field)
+        assert original[m.start:m.end] == m.matched
+        assert f"**{' '.join(m.matched.split())}**" in m.highlight
+
+
+def matcher(*items: WatchItem, **watchlist: Any) -> Matcher:
+    return Matcher([WatchlistConfig(name="w", watch=list(items), **watchlist)])
+
+
+def test_a_match_explains_itself() -> None:
+    m = matcher(WatchItem.model_validate({
+        "name": "women", "all_of": ["Taliban"],
+        "any_of": {"terms": ["education"], "within": 10}}))
+    text = ("Officials spoke at length about the economy and the weather. " * 3
+            + "The Taliban barred women from education. " + "More words follow here. " * 5)
+    [found] = m.match(Article("S", "u", "u", "", text=text))
+    assert (found.watch, found.alias, found.field) == ("women", "women", "text")
+    assert text[found.start:found.end] == "women"
+    assert found.context == ("all_of: Taliban", "any_of: education (within 10 words)")
+    assert found.highlight.startswith("…") and "barred **women** from" in found.highlight
+    assert found.snippet.replace("**", "") == found.highlight.replace("**", "")
+
+
+def test_offsets_point_into_the_original_text_past_folded_characters() -> None:
+    m = matcher(WatchItem(name="دوستم"))
+    text = "بیانیه‌ای از دُوســتم" + " و " + "دوستم"
+    found = m.match(Article("S", "u", "u", "", text=text))
+    assert [text[f.start:f.end] for f in found] == ["دُوســتم"]
+    assert found[0].matched == "دُوســتم"
+
+
+def test_first_mention_per_item_and_field() -> None:
+    m = matcher(WatchItem(name="Noor", aliases=["Nur"]))
+    found = m.match(Article("S", "u", "u", "Nur and Noor", text="Noor, then Nur"))
+    assert [(f.field, f.matched, f.start) for f in found] == [("title", "Nur", 0),
+                                                                ("text", "Noor", 0)]
+
+
+def test_case_sensitive_can_be_a_watchlist_default() -> None:
+    m = matcher(WatchItem(name="NRC"), WatchItem(name="Taliban", case_sensitive=False),
+                defaults={"case_sensitive": True})
+    assert sorted(f.watch for f in m.match(Article("S", "u", "u", "nrc taliban NRC"))) == [
+        "NRC", "Taliban"]
+    assert m.match(Article("S", "u", "u", "nrc")) == []
+
+
+def test_the_compiled_matcher_is_cached_per_config_version(project: Any) -> None:
+    project.hook("http://127.0.0.1:9/hook")
+    config = project.config()
+    assert Matcher.for_config(config) is Matcher.for_config(config)
+    project.watchlists = [{"name": "x", "watch": [{"name": "Dostum"}]}]
+    other = project.config()
+    assert other.version != config.version
+    assert Matcher.for_config(other) is not Matcher.for_config(config)
+
+
+def test_fold_equates_the_documented_forms() -> None:
+    assert fold("Intra‑Afghan") == fold("intra Afghan") == fold("INTRA-AFGHAN")
+    assert fold("يكي") == fold("یکی")
+    assert fold("۱۴۰۳") == fold("١٤٠٣") == "1403"
+    assert fold("Moḥaqiq") == "mohaqiq"
+
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=300)
+WORDS = st.lists(st.sampled_from([
+    "Noor", "nur", "NRF", "Ahmad", "Shah", "Massoud", "دوستم", "دُوســتم", "بیانیه‌ای",
+    "intra‑Afghan", "dialogue", " ", "\n", "’s", "-", "ＮＯＯＲ", "é", "\u0301", "\u200c",
+    "ß", "İ", "ﷺ", "ﬁ", "\u00a0", "  "]), max_size=40).map("".join)
+FUZZ = Matcher([WatchlistConfig.model_validate({"name": "f", "watch": [
+    {"name": "Noor", "aliases": ["Nur", {"text": "NRF", "case_sensitive": True}]},
+    {"name": "Ahmad Massoud", "exclude": ["Ahmad Shah Massoud"]},
+    {"name": "دوستم", "aliases": ["بیانیه‌ای", "ss", "i"]},
+    {"name": "intra-Afghan dialogue", "any_of": {"terms": ["nur"], "within": 3}},
+]})])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANY_TEXT, WORDS), st.one_of(ANY_TEXT, WORDS))
+def test_matching_never_raises_and_offsets_slice_the_original(title: str, text: str) -> None:
+    a = Article("S", "u", "u", title, text=text)
+    for m in FUZZ.match(a):
+        original = getattr(a, m.field)
+        assert 0 <= m.start < m.end <= len(original)
+        assert original[m.start:m.end] == m.matched
+        assert fold(m.matched).strip() != ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANY_TEXT, WORDS))
+def test_aligned_is_the_fold_with_a_map_back(text: str) -> None:
+    folded, origin = aligned(text)
+    assert len(origin) == len(folded) + 1
+    assert all(0 <= origin[i] <= origin[i + 1] <= len(text) for i in range(len(folded)))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(ANY_TEXT, WORDS, st.text(max_size=200),
+                 st.text(st.characters(min_codepoint=0x300, max_codepoint=0x6ff), max_size=60),
+                 st.text(st.characters(min_codepoint=0x1100, max_codepoint=0x11ff)
+                         | st.characters(min_codepoint=0xac00, max_codepoint=0xac40), max_size=30)))
+def test_fast_alignment_agrees_with_the_plain_one(text: str) -> None:
+    folded, origin = aligned(text)
+    plain, plain_origin = _aligned_by_character(text)
+    reordered = any(c == "\u0345" or (ord(c) > 0xFFFF and unicodedata.combining(c))
+                    for c in text)
+    assert folded == plain or reordered
+    if folded == plain:
+        assert list(origin) == plain_origin
+
+
+def test_lone_surrogates_do_not_break_matching() -> None:
+    a = Article("S", "u", "u", "\ud800 Noor \udfff", text="Nur\ud83d")
+    assert [m.matched for m in FUZZ.match(a)] == ["Noor", "Nur"]
+
+
+def test_the_webhook_payload_carries_the_explanation() -> None:
+    a = Article("S", "https://e.org/a", "https://e.org/a", "Taliban bar women from education")
+    found = MATCHER.match(a)
+    payload = event_data(a, [m for m in found if m.watchlist == "rules"], datetime.now(UTC))
+    jsonschema.validate(payload, SCHEMA)
+    [m] = payload["data"]["matches"]
+    assert m["highlight"] == "Taliban bar **women** from education"
+    assert m["context"] == ["all_of: Taliban", "any_of: education (within 10 words)"]
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("women a b education", True),  # 3 words apart
+    ("education a b women", True),
+    ("women a b c education", False),  # 4
+    ("women, a - b education", True),  # punctuation is not a word
+    ("education", False),  # no mention at all
+])
+def test_within_counts_words_between_mention_and_term(text: str, found: bool) -> None:
+    m = matcher(WatchItem.model_validate(
+        {"name": "women", "any_of": {"terms": ["education"], "within": 3}}))
+    assert bool(m.match(Article("S", "u", "u", text))) is found

@@ -1,0 +1,103 @@
+"""`newswatch match` and `newswatch backtest` against a real config and database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from crawler import dedup
+from crawler.article import Article
+from crawler.config import Source
+from crawler.match import Matcher
+from crawler.store import Store
+from tests.conftest import Project
+from tests.servers import Receiver
+
+
+def test_match_explains_each_mention_as_json(project: Project) -> None:
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "women", "all_of": ["Taliban"], "any_of": {"terms": ["education"],
+                                                            "within": 5}},
+        {"name": "Ahmad Massoud", "exclude": ["Ahmad Shah Massoud"]}]}]
+    text = "Ahmad Shah Massoud is remembered. The Taliban barred women from education."
+    found = json.loads(project.cli("match", "--text", text, "--json",
+                                   check=True).stdout)["matches"]
+    assert [(m["watch"], m["matched"], m["start"]) for m in found] == [
+        ("women", "women", text.index("women"))]
+    assert found[0]["context"] == ["all_of: Taliban", "any_of: education (within 5 words)"]
+    assert "barred **women** from" in found[0]["highlight"]
+
+
+def test_match_reads_a_file_of_feed_html_and_prints_a_table(project: Project) -> None:
+    project.hook("")
+    page = project.root / "item.html"
+    page.write_text("<p>Talks: the intra&#8209;Afghan&nbsp;dialogue resumed.</p>",
+                    encoding="utf-8")
+    result = project.cli("match", "--file", str(page), "--html", check=True)
+    assert "intra-Afghan dialogue" in result.stdout
+    assert "**intra‑Afghan dialogue**" in result.stdout
+    none = project.cli("match", "--text", "nothing to see", check=True)
+    assert "no watch item matches" in none.stdout
+
+
+def test_match_refuses_unclear_input(project: Project) -> None:
+    project.hook("")
+    assert project.cli("match").returncode == 2
+    unknown = project.cli("match", "--text", "x", "--watchlist", "nope")
+    assert unknown.returncode == 2 and "afghan-opposition" in unknown.stderr
+
+
+def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
+        project: Project, receiver: Receiver) -> None:
+    project.hook(receiver.url("/hook"))
+    config = project.config()
+    fetched = datetime.now(UTC) - timedelta(days=2)
+    store = Store(config.database_path)
+    store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], fetched)
+    titles = ["Dostum returns to Kabul", "Ahmad Masoud speaks", "Weather in Herat"]
+    articles = [Article("S", f"https://e.org/{n}", f"https://e.org/{n}", t)
+                for n, t in enumerate(titles)]
+    old = Matcher.for_config(config)
+    store.add_articles([(a, dedup.keys(a), old.match(a), []) for a in articles], fetched,
+                       config.version)
+    stored = len(store.recent_matches(100))
+    store.close()
+    assert stored == 1
+
+    project.watchlists = [{"name": "afghan-opposition", "channels": ["hook"],
+                           "watch": [{"name": "Abdul Rashid Dostum", "aliases": ["Dostum"]}]}]
+    report = json.loads(project.cli("backtest", "--json", check=True).stdout)
+    assert report["articles"] == 3
+    assert [(r["watch"], r["title"], r["matched"]) for r in report["newly_matched"]] == [
+        ("Abdul Rashid Dostum", "Dostum returns to Kabul", "Dostum")]
+    assert [(r["watch"], r["title"]) for r in report["no_longer_matched"]] == [
+        ("Ahmad Massoud", "Ahmad Masoud speaks")]
+
+    table = project.cli("backtest", check=True).stdout
+    assert "1 match(es) would be new, 1 would be gone" in table
+    recent = json.loads(project.cli("backtest", "--since", "1d", "--json",
+                                    check=True).stdout)
+    assert recent["articles"] == 0
+    assert project.cli("backtest", "--since", "soon").returncode == 2
+
+    assert receiver.delivered() == []
+    store = Store(config.database_path)
+    assert len(store.recent_matches(100)) == stored
+    assert store.alert_counts() == {}
+    store.close()
+
+
+def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None:
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "women", "any_of": ["education"]}]}]
+    config = project.config()
+    store = Store(config.database_path)
+    now = datetime.now(UTC)
+    store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], now)
+    a = Article("S", "https://e.org/1", "https://e.org/1", "Women and education")
+    store.add_articles([(a, dedup.keys(a), Matcher.for_config(config).match(a), [])], now,
+                       config.version)
+    [row] = store.recent_matches(10)
+    store.close()
+    assert row["highlight"] == "**Women** and education"
+    assert json.loads(row["context"]) == ["any_of: education"]
