@@ -1,0 +1,98 @@
+"""Full-text search: the indexed form of text, queries in FTS5 syntax, snippets. Pure.
+
+The archive's FTS5 index holds the *comparable* form of each article's title, summary
+and text: the matcher's normalisation (``crawler.match.normalize``: NFKC, case folding,
+plain apostrophes and hyphens, folded spaces) followed by ``fold_letters``, which makes
+Arabic-script letter variants one letter (ي ى → ی, ك → ک, ة → ه), since FTS5's unicode61
+tokenizer does not. Queries are normalised the same way, so "احمد مسعود" written with an
+Arabic yeh finds a Dari text written with a Persian one.
+
+``fold_letters`` is a stop-gap: when the matcher's ``normalize`` folds these letters
+itself (issue 3), ``comparable`` stays the single call and the helper goes. Both are
+char-for-char, so offsets into the comparable form are offsets into the normalised one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from crawler.match import normalize, snippet
+
+_LETTERS = str.maketrans({"\u064a": "\u06cc", "\u0649": "\u06cc", "\u0643": "\u06a9",
+                          "\u0629": "\u0647"})
+# A query: "phrases", operators, parentheses, or words (with an optional trailing *).
+_QUERY = re.compile(r'"(?P<phrase>[^"]*)"(?P<pstar>\*)?|(?P<op>\bAND\b|\bOR\b|\bNOT\b)'
+                    r"|(?P<paren>[()])|(?P<word>[^\s\"()*]+)(?P<star>\*)?")
+_TOKEN = re.compile(r"\w+")
+MARK_OPEN, MARK_CLOSE = "«", "»"
+
+
+class QueryError(ValueError):
+    """A search query FTS5 cannot read, in words a user understands."""
+
+
+def fold_letters(text: str) -> str:
+    """Arabic-script letter variants as one letter (see the module docstring)."""
+    return text.translate(_LETTERS)
+
+
+def comparable(text: str) -> str:
+    """The form that is indexed and searched: the matcher's normalisation, then folding."""
+    return fold_letters(normalize(text)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A user's query as FTS5 ``MATCH`` text, and the terms to highlight."""
+
+    fts: str
+    terms: tuple[str, ...]
+
+
+def parse_query(text: str) -> Query:
+    """Translate ``"exact phrase"``, ``prefix*``, ``AND``/``OR``/``NOT`` and parentheses
+    into FTS5 syntax over comparable text; every word is quoted, so punctuation in it
+    (``intra-Afghan``) is a phrase of its words, never FTS5 syntax."""
+    parts: list[str] = []
+    terms: list[str] = []
+    for found in _QUERY.finditer(text):
+        if found.group("op"):
+            parts.append(found.group("op"))
+        elif found.group("paren"):
+            parts.append(found.group("paren"))
+        else:
+            raw = found.group("phrase") if found.group("phrase") is not None \
+                else found.group("word")
+            star = found.group("pstar") or found.group("star")
+            words = _TOKEN.findall(comparable(raw))
+            if not words:
+                continue
+            parts.append('"' + " ".join(words) + '"' + ("*" if star else ""))
+            terms.append(" ".join(words) + ("*" if star else ""))
+    if not terms:
+        raise QueryError(f"nothing to search for in {text!r}: give a word or a \"phrase\"")
+    return Query(" ".join(parts), tuple(terms))
+
+
+def highlight(text: str, terms: tuple[str, ...]) -> str | None:
+    """A snippet of ``text`` around the first of ``terms`` it contains, with the hit
+    between « and »; None when no term occurs in it (as words)."""
+    if not text:
+        return None
+    normal, origin = normalize(text)
+    folded = fold_letters(normal)
+    best: tuple[int, int] | None = None
+    for term in terms:
+        prefix = term.endswith("*")
+        words = term.rstrip("*").split(" ")
+        pattern = r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + \
+            (r"\w*" if prefix else r"(?!\w)")
+        hit = re.search(pattern, folded)
+        if hit and (best is None or hit.start() < best[0]):
+            best = hit.span()
+    if best is None:
+        return None
+    start, end = origin[best[0]], origin[best[1] - 1] + 1
+    marked = text[:start] + MARK_OPEN + text[start:end] + MARK_CLOSE + text[end:]
+    return snippet(marked, start, end + len(MARK_OPEN) + len(MARK_CLOSE))
