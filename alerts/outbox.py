@@ -119,7 +119,8 @@ def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequen
                 continue
             subject += "#follow-up:" + ", ".join(new)
         data = event_data(article, mine, now, story, new)
-        urgent = any((watchlist, m.watch) in policy.urgent for m in new or mine)
+        named = new or [m.watch for m in mine]
+        urgent = any((watchlist, watch) in policy.urgent for watch in named)
         for channel in routes.get(watchlist, ()):
             key = alert_key(watchlist, subject, channel)
             rows.append(OutboxRow(key, message_id(key), watchlist, channel, subject, data,

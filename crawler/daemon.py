@@ -372,14 +372,19 @@ class _Work:
             log.exception("delivery pass failed; the next tick tries again")
 
     async def maintain(self) -> None:
-        """Hourly: forget old delivered alerts, checkpoint the WAL."""
+        """Hourly: forget old delivered alerts and old articles' text, checkpoint the WAL."""
         r = self.runner
+        retention = r.config.settings.retention
         try:
-            removed = r.store.maintain(r.clock.now(), timedelta(
-                seconds=r.config.settings.retention.delivered_alerts))
+            pruned = r.store.prune_articles(r.clock.now(),
+                                            timedelta(seconds=retention.articles))
+            removed = r.store.maintain(r.clock.now(),
+                                       timedelta(seconds=retention.delivered_alerts))
         except DiskFullError as exc:
             self.fatal(exc)
             return
+        if pruned:
+            log.info("retention: forgot the text of %d article(s)", pruned)
         if removed:
             log.info("retention: forgot %d delivered alert(s)", removed)
 

@@ -223,7 +223,8 @@ class Pipeline:
         for name in sorted(watchlists):
             try:
                 atom.write_feed(directory, name,
-                                self.store.watchlist_entries(name, settings.entries),
+                                self.store.matched_articles(watchlist=name,
+                                                            limit=settings.entries),
                                 self.clock.now())
             except OSError as exc:
                 log.error("cannot write the Atom feed of watchlist %s in %s: %s", name,

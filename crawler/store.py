@@ -241,6 +241,13 @@ class DeliveryResult:
     next_attempt_at: datetime | None = None
 
 
+def _last_id(table: sqlite_utils.db.Table) -> int:
+    """The rowid of the row ``table`` just inserted."""
+    if table.last_rowid is None:
+        raise StoreError(f"no row was inserted into {table.name}")
+    return int(table.last_rowid)
+
+
 class Store:
     """One SQLite database file. Methods are transactions; callers never see SQL."""
 
@@ -507,14 +514,14 @@ class Store:
                                    "LIMIT 1", new.keys).fetchone()
                 if taken:
                     continue
-                article_id = int(db.table("articles").insert({
+                article_id = _last_id(db.table("articles").insert({
                     "url": article.url, "link": article.link, "guid": article.guid,
                     "source": article.source, "title": article.title,
                     "summary": article.summary, "text": article.text,
                     "published_at": iso(article.published_at) if article.published_at
                     else None,
                     "fetched_at": iso(now),
-                }).last_pk)
+                }))
                 db.table("article_keys").insert_all({"key": k, "article_id": article_id}
                                                     for k in new.keys)
                 db.table("matches").insert_all({
@@ -553,10 +560,10 @@ class Store:
                         best is None or score > best[0]):
                     best = (score, other, story_id)
         if best is None:
-            story_id = int(db.table("stories").insert({
+            story_id = _last_id(db.table("stories").insert({
                 "key": story_subject(new.article.url), "first_article_id": article_id,
                 "title": new.article.title, "first_seen_at": iso(now),
-                "last_seen_at": iso(now), "articles": 1, "outlets": 1}).last_pk)
+                "last_seen_at": iso(now), "articles": 1, "outlets": 1}))
             db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
         else:
             score, other, story_id = best
@@ -806,6 +813,82 @@ class Store:
                     [*chunk, *([watchlist] if watchlist is not None else [])]):
                 by_id[match.pop("article_id")]["matches"].append(match)
         return found
+
+    def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Stories seen since ``since``, latest first, each with its ``outlets_list``
+        (source names), ``urls`` and ``watches`` (``watchlist: watch`` matched in it)."""
+        found = list(self.db.query(
+            "SELECT id, title, first_seen_at, last_seen_at, articles, outlets, "
+            "first_article_id FROM stories WHERE last_seen_at >= ? "
+            "ORDER BY last_seen_at DESC, id DESC LIMIT ?", [iso(since), limit]))
+        for story in found:
+            members = list(self.db.query(
+                "SELECT id, source, url, similarity FROM articles WHERE story_id = ? "
+                "ORDER BY id", [story["id"]]))
+            story["outlets_list"] = list(dict.fromkeys(m["source"] for m in members))
+            story["urls"] = [m["url"] for m in members]
+            story["watches"] = [f"{r[0]}: {r[1]}" for r in self.db.execute(
+                "SELECT DISTINCT m.watchlist, m.watch FROM matches m JOIN articles a "
+                "ON a.id = m.article_id WHERE a.story_id = ? ORDER BY 1, 2", [story["id"]])]
+        return found
+
+    def search(self, match: str, *, since: datetime | None = None,
+               source: str | None = None, watchlist: str | None = None,
+               order: Literal["newest", "rank"] = "newest",
+               limit: int = 20) -> list[dict[str, Any]]:
+        """Articles whose indexed text matches the FTS5 ``match`` expression (comparable
+        form, see crawler/search.py), newest first or best ranked (bm25) first."""
+        where, values = ["articles_fts MATCH ?"], [match]
+        if since is not None:
+            where.append("a.fetched_at >= ?")
+            values.append(iso(since))
+        if source is not None:
+            where.append("a.source = ?")
+            values.append(source)
+        if watchlist is not None:
+            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id "
+                         "AND m.watchlist = ?)")
+            values.append(watchlist)
+        ordering = ("bm25(articles_fts)" if order == "rank"
+                    else "coalesce(a.published_at, a.fetched_at) DESC")
+        try:
+            return list(self.db.query(
+                "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
+                "a.fetched_at, a.story_id FROM articles_fts JOIN articles a "
+                f"ON a.id = articles_fts.rowid WHERE {' AND '.join(where)} "
+                f"ORDER BY {ordering}, a.id DESC LIMIT ?", [*values, limit]))
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot search for {match!r}: {exc}") from exc
+
+    def prune_articles(self, now: datetime, keep: timedelta, batch: int = 500) -> int:
+        """Forget the text of articles fetched longer than ``keep`` ago: summary, text,
+        full-text index rows, similarity signature and band keys. The article row (URL,
+        title, source, dates, story), its matches, its alerts and its dedup keys stay, so
+        an audit can still say what was alerted, and a pruned article seen again in a
+        feed is still known. Works in short transactions; returns the articles pruned."""
+        cutoff = iso(now - keep)
+        pruned = 0
+        while True:
+            with self._write() as db:
+                ids = [r[0] for r in db.execute(
+                    "SELECT id FROM articles WHERE fetched_at < ? AND pruned_at IS NULL "
+                    "ORDER BY id LIMIT ?", [cutoff, batch])]
+                if not ids:
+                    break
+                marks = ",".join("?" * len(ids))
+                for article_id, signature in list(db.execute(
+                        "SELECT article_id, signature FROM article_signatures "
+                        f"WHERE article_id IN ({marks})", ids)):
+                    db.conn.executemany(
+                        "DELETE FROM story_bands WHERE key = ? AND article_id = ?",
+                        [(key, article_id) for key in stories.band_keys(signature)])
+                db.execute(f"DELETE FROM article_signatures WHERE article_id IN ({marks})",
+                           ids)
+                db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({marks})", ids)
+                db.execute(f"UPDATE articles SET summary = NULL, text = NULL, pruned_at = ? "
+                           f"WHERE id IN ({marks})", [iso(now), *ids])
+                pruned += len(ids)
+        return pruned
 
     _STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
               "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "

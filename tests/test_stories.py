@@ -1,0 +1,208 @@
+"""Stories: copies of one article group into one story, look-alikes do not; one alert per
+(watchlist, story), one follow-up when a later copy names new watch items."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from crawler.article import Article
+from crawler.pipeline import Pipeline
+from crawler.store import Store
+from tests.conftest import FakeClock, Project
+from tests.feeds import Item, rss
+from tests.fixtures.stories import BASES, fixture_set
+from tests.servers import Page, Receiver, Site
+from tests.test_end_to_end import verify
+
+
+def pair_scores(truth: dict[str, str], found: dict[str, int]) -> tuple[float, float]:
+    """Pairwise precision and recall of a grouping against the expected one."""
+    same_truth = {p for p in itertools.combinations(sorted(truth), 2)
+                  if truth[p[0]] == truth[p[1]]}
+    same_found = {p for p in itertools.combinations(sorted(found), 2)
+                  if found[p[0]] == found[p[1]]}
+    hit = len(same_truth & same_found)
+    return (hit / len(same_found) if same_found else 1.0,
+            hit / len(same_truth) if same_truth else 1.0)
+
+
+def ingest(project: Project, articles: list[Article], clock: FakeClock) -> Store:
+    project.hook("http://127.0.0.1:9/unused")
+    config = project.config()
+    store = Store(config.database_path)
+    store.sync_sources(config.active_sources(), clock.now())
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            pipeline = Pipeline(config, store, client, clock, "test")
+            for article in articles:  # one poll each, as copies arrive over time
+                pipeline.ingest(article.source, [article])
+                clock.advance(600)
+
+    asyncio.run(run())
+    return store
+
+
+def test_clustering_of_the_fixture_set_has_full_precision_and_recall(
+        project: Project) -> None:
+    texts = fixture_set()
+    random.Random(7).shuffle(texts)
+    project.sources = [{"name": f"outlet-{n}", "feed": f"http://127.0.0.1:9/{n}"}
+                       for n in range(len(texts))]
+    articles = [Article(f"outlet-{n}", t.url, t.url, t.title, content_html=t.body,
+                        published_at=datetime.now(UTC))
+                for n, t in enumerate(texts)]
+    store = ingest(project, articles, FakeClock())
+    found = {r["url"]: r["story_id"] for r in store.db.query(
+        "SELECT url, story_id FROM articles")}
+    truth = {t.url: t.story for t in texts}
+    precision, recall = pair_scores(truth, found)
+    print(f"\nclustering: {len(texts)} articles, {len(set(truth.values()))} stories "
+          f"expected, {len(set(found.values()))} found; pairwise precision "
+          f"{precision:.3f}, recall {recall:.3f}")
+    assert (precision, recall) == (1.0, 1.0)
+    # Explainable: every copy names the article it was most similar to, and its score.
+    for row in store.db.query("SELECT url, similarity, similar_to, story_id FROM articles "
+                              "WHERE similar_to IS NOT NULL"):
+        assert 0.4 <= row["similarity"] <= 1.0
+    stories = {r["id"]: r for r in store.db.query("SELECT * FROM stories")}
+    assert stories[found[BASES["joint-declaration"].url]]["outlets"] == 5
+
+
+def test_an_article_outside_the_window_starts_a_new_story(project: Project) -> None:
+    base = BASES["noor-tashkent"]
+    project.sources = [{"name": "a", "feed": "http://127.0.0.1:9/a"},
+                       {"name": "b", "feed": "http://127.0.0.1:9/b"}]
+    project.settings["stories"] = {"window": "1d"}
+    project.hook("http://127.0.0.1:9/unused")
+    clock = FakeClock()
+    config = project.config()
+    store = Store(config.database_path)
+    store.sync_sources(config.active_sources(), clock.now())
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            pipeline = Pipeline(config, store, client, clock, "test")
+            pipeline.ingest("a", [Article("a", base.url, base.url, base.title,
+                                          content_html=base.body)])
+            clock.advance(2 * 86400)
+            pipeline.ingest("b", [Article("b", base.url + "?again", base.url, base.title,
+                                          content_html=base.body)])
+
+    asyncio.run(run())
+    assert len({r[0] for r in store.db.execute("SELECT story_id FROM articles")}) == 2
+
+
+STORY = BASES["massoud-dialogue"]
+NOOR = ("Atta Mohammad Noor, who attended the Vienna meeting by video link, said the "
+        "northern blocs supported the call.")
+
+
+def story_item(site: Site, path: str, title: str, paragraphs: tuple[str, ...]) -> Item:
+    return Item(title, site.url(path), "".join(f"<p>{p}</p>" for p in paragraphs),
+                path, datetime.now(UTC))
+
+
+def test_one_story_from_four_feeds_alerts_once_and_once_more_for_a_new_person(
+        project: Project, receiver: Receiver) -> None:
+    sites = [Site(f"127.0.0.{n}") for n in (2, 3, 4, 5)]
+    try:
+        project.hook(receiver.url("/hook"))
+        project.sources = [{"name": f"Outlet {n}", "feed": s.url("/feed.xml")}
+                           for n, s in enumerate(sites, 1)]
+        for s in sites:
+            s.pages["/feed.xml"] = Page(rss([]))
+        p = STORY.paragraphs
+
+        # Poll 1: the wire story on the first outlet.
+        sites[0].pages["/feed.xml"] = Page(rss([story_item(sites[0], "/wire", STORY.title, p)]))
+        project.cli("once", check=True)
+        # Poll 2: two outlets retitle it, one adds boilerplate, one rewrites a paragraph.
+        sites[1].pages["/feed.xml"] = Page(rss([story_item(
+            sites[1], "/opinion", f"Opinion | {STORY.title}",
+            (*p, "Follow us on Twitter. All rights reserved."))]))
+        sites[2].pages["/feed.xml"] = Page(rss([story_item(
+            sites[2], "/tolo", f"{STORY.title} – TOLOnews",
+            (*p[:3], "Massoud said the neighbours should wait for schools to reopen.",
+             p[4]))]))
+        project.cli("once", check=True)
+        project.cli("once", check=True)  # polls with nothing new send nothing
+        assert len(receiver.delivered()) == 1
+        # Poll 3: the fourth outlet's copy adds a paragraph naming another watched person.
+        sites[3].pages["/feed.xml"] = Page(rss([story_item(
+            sites[3], "/intl", f"{STORY.title} | Afghanistan International", (*p, NOOR))]))
+        project.cli("once", check=True)
+        # Poll 4: another copy naming him again on the first outlet: nothing new to say.
+        sites[0].pages["/feed.xml"] = Page(rss([
+            story_item(sites[0], "/wire", STORY.title, p),
+            story_item(sites[0], "/wire-update", STORY.title + " (updated)", (*p, NOOR))]))
+        project.cli("once", check=True)
+
+        payloads = [verify(h) for h in receiver.delivered()]
+        assert len(payloads) == 2
+        first, follow = (p["data"] for p in payloads)  # type: ignore[index]
+        assert first["story"]["follow_up"] is False
+        assert first["article"]["url"] == sites[0].url("/wire")
+        assert {m["watch"] for m in first["matches"]} == {"Ahmad Massoud",
+                                                          "intra-Afghan dialogue"}
+        assert follow["story"]["follow_up"] is True
+        assert follow["story"]["new_watches"] == ["Atta Mohammad Noor"]
+        assert follow["story"]["id"] == first["story"]["id"]
+        assert follow["story"]["outlets"] == 4
+        assert follow["article"]["url"] == sites[3].url("/intl")
+        assert len({h.headers["webhook-id"] for h in receiver.delivered()}) == 2
+
+        listed = json.loads(project.cli("stories", "--json", check=True).stdout)
+        assert len(listed) == 1
+        assert listed[0]["articles"] == 5 and listed[0]["outlets"] == 4
+        assert sorted(listed[0]["outlets_list"]) == [f"Outlet {n}" for n in range(1, 5)]
+        assert "afghan-opposition: Atta Mohammad Noor" in listed[0]["watches"]
+        table = project.cli("stories", check=True).stdout
+        assert "Outlet 4" in table
+    finally:
+        for s in sites:
+            s.close()
+
+
+def test_a_story_first_seen_without_matches_alerts_when_a_copy_matches(
+        project: Project, receiver: Receiver) -> None:
+    """The first alert of a (watchlist, story) is an ordinary alert, not a follow-up."""
+    site = Site()
+    try:
+        project.hook(receiver.url("/hook"))
+        project.sources = [{"name": "A", "feed": site.url("/a.xml")},
+                           {"name": "B", "feed": site.url("/b.xml")}]
+        quake = next(t for t in fixture_set() if t.story == "herat-quake")
+        body = (*quake.paragraphs, "Relief groups expect more aftershocks in the area, "
+                "and roads to several villages remain closed after landslides.")
+        site.pages["/a.xml"] = Page(rss([story_item(site, "/q1", quake.title, body)]))
+        site.pages["/b.xml"] = Page(rss([]))
+        project.cli("once", check=True)
+        assert receiver.delivered() == []
+        site.pages["/b.xml"] = Page(rss([story_item(
+            site, "/q2", quake.title, (*body, "Atta Mohammad Noor sent condolences."))]))
+        project.cli("once", check=True)
+        payloads = [verify(h) for h in receiver.delivered()]
+        assert len(payloads) == 1
+        story = payloads[0]["data"]["story"]  # type: ignore[index]
+        assert story["follow_up"] is False and story["articles"] == 2
+    finally:
+        site.close()
+
+
+def test_old_copies_are_not_candidates_after_their_text_is_pruned(project: Project) -> None:
+    base = BASES["joint-declaration"]
+    project.sources = [{"name": "a", "feed": "http://127.0.0.1:9/a"}]
+    clock = FakeClock()
+    store = ingest(project, [Article("a", base.url, base.url, base.title,
+                                     content_html=base.body)], clock)
+    assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] > 0
+    assert store.prune_articles(clock.now() + timedelta(days=1), timedelta(hours=1)) == 1
+    assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] == 0
+    assert store.db.execute("SELECT count(*) FROM article_signatures").fetchone()[0] == 0
