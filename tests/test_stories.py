@@ -206,3 +206,36 @@ def test_old_copies_are_not_candidates_after_their_text_is_pruned(project: Proje
     assert store.prune_articles(clock.now() + timedelta(days=1), timedelta(hours=1)) == 1
     assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] == 0
     assert store.db.execute("SELECT count(*) FROM article_signatures").fetchone()[0] == 0
+
+
+def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
+                                                             site: Site) -> None:
+    from tests.smtp import SmtpServer
+    from tests.test_email import mail_channel, once
+
+    server = SmtpServer("none")
+    try:
+        mail_channel(project, server.port)
+        project.sources = [{"name": "Wire", "feed": site.url("/a.xml")},
+                           {"name": "Echo", "feed": site.url("/b.xml")}]
+        p = STORY.paragraphs
+        site.pages["/a.xml"] = Page(rss([story_item(site, "/w", STORY.title, p)]))
+        site.pages["/b.xml"] = Page(rss([]))
+        clock = FakeClock()
+        assert once(project, clock).delivered == 1
+        site.pages["/b.xml"] = Page(rss([story_item(site, "/e", f"Opinion | {STORY.title}",
+                                                    (*p, NOOR))]))
+        clock.advance(900)
+        assert once(project, clock).delivered == 1
+        first, follow = (m.message for m in server.mailbox.received())
+    finally:
+        server.close()
+    story_id = project.store().db.execute("SELECT id FROM stories").fetchone()[0]
+    assert not first["Subject"].startswith("[afghan-opposition] Follow-up")
+    assert follow["Subject"] == f"[afghan-opposition] Follow-up: Opinion | {STORY.title}"
+    for message, outlets in ((first, "1 outlet "), (follow, "2 outlets")):
+        for kind in ("plain", "html"):
+            body = message.get_body((kind,)).get_content()  # type: ignore[union-attr]
+            assert f"Story {story_id}, carried by {outlets}" in body
+    text = follow.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Follow-up: now also names Atta Mohammad Noor." in text
