@@ -58,6 +58,8 @@ def parse_query(text: str) -> Query:
     terms: list[str] = []
     for found in _QUERY.finditer(text):
         if found.group("op"):
+            if found.group("op") == "NOT" and parts and parts[-1] == "AND":
+                parts.pop()  # FTS5's NOT is binary: "a AND NOT b" is "a NOT b"
             parts.append(found.group("op"))
         elif found.group("paren"):
             parts.append(found.group("paren"))
