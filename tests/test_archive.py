@@ -180,3 +180,27 @@ def test_atom_feed_of_a_watchlist_is_rewritten_on_each_change(
     assert len(feed.entries) == 2  # atom.entries
     assert all("Ahmad Massoud statement" in e.title for e in feed.entries)
     assert not list((project.root / "feeds").glob(".*"))  # no temporary files left
+
+
+def test_the_hourly_maintenance_prunes_articles_past_retention(project: Project,
+                                                               site: Site) -> None:
+    import asyncio
+
+    from crawler.daemon import Runner, _Work
+
+    project.settings["retention"] = {"articles": "30d"}
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    project.watchlists = [{**WATCHLIST, "channels": []}]
+    site.pages["/rss.xml"] = Page(rss([Item("Noor in Mazar", site.url("/a/1"),
+                                            "Atta Mohammad Noor spoke.", "g1")]))
+    clock = FakeClock()
+    runner = Runner(project.config(), project.store(), clock=clock)
+    asyncio.run(runner.once())
+    work = _Work(runner, None, None, lambda exc: None)  # type: ignore[arg-type]
+    clock.advance(29 * 86400)
+    asyncio.run(work.maintain())
+    assert runner.store.db.execute("SELECT text FROM articles").fetchone()[0]
+    clock.advance(2 * 86400)
+    asyncio.run(work.maintain())
+    assert runner.store.db.execute("SELECT text, pruned_at FROM articles").fetchone()[0] is None
+    assert runner.store.db.execute("SELECT count(*) FROM articles_fts").fetchone()[0] == 0
