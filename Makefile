@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test lint bench-soak clean
+.PHONY: help run once check test lint bench-soak bench-archive clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ lint: $(VENV)/.installed-test  ## ruff and mypy
 
 bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local feeds for 10 minutes (not in CI)
 	$(BIN)/python benchmarks/soak.py
+
+bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles with stories and search on, beside a sqlite3 floor (not in CI)
+	$(BIN)/python benchmarks/archive.py
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

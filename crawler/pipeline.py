@@ -5,8 +5,8 @@
     dedup     dedup.select_new       only articles whose URL and GUID keys are unknown
     extract   extract.extract        plain text of title, summary and content
     match     match.Matcher          mentions of watch items, with offsets and snippets
-              stories.fingerprint    MinHash signature and band keys of title and text
-              search.comparable      the normalised text the full-text index holds
+              search.document        the normalised text the full-text index holds
+              stories.fingerprint    MinHash signature and band keys of its title and text
     store     Store.add_articles     article, keys, matches, story, index rows and outbox
                                      rows in ONE transaction; inside it the article joins
                                      or starts a story, and then
@@ -184,11 +184,9 @@ class Pipeline:
         batch = []
         for article in dedup.select_new(collected, known):
             article = extract(article)
-            batch.append(NewArticle(
-                article, dedup.keys(article), self.matcher.match(article),
-                stories.fingerprint(article),
-                (search.comparable(article.title), search.comparable(article.summary),
-                 search.comparable(article.text))))
+            document = search.document(article)
+            batch.append(NewArticle(article, dedup.keys(article), self.matcher.match(article),
+                                    stories.fingerprint(document), document))
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:

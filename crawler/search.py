@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from crawler.article import Article
 from crawler.match import normalize, snippet
 
 _LETTERS = str.maketrans({"\u064a": "\u06cc", "\u0649": "\u06cc", "\u0643": "\u06a9",
@@ -40,6 +41,14 @@ def fold_letters(text: str) -> str:
 def comparable(text: str) -> str:
     """The form that is indexed and searched: the matcher's normalisation, then folding."""
     return fold_letters(normalize(text)[0])
+
+
+def document(article: Article) -> tuple[str, str, str]:
+    """The comparable title, summary and text of an article, as indexed (the text is
+    often the summary itself: it is normalised once)."""
+    summary = comparable(article.summary)
+    text = summary if article.text == article.summary else comparable(article.text)
+    return comparable(article.title), summary, text
 
 
 @dataclass(frozen=True, slots=True)

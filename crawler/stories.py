@@ -1,8 +1,9 @@
 """Which stored article a new one is a copy of: MinHash over word shingles. Pure, no I/O.
 
 An article's *fingerprint* is taken from its title and text (the summary when it has no
-text), normalised as the matcher normalises (``crawler.search.comparable``), cut into
-words, then into overlapping runs of ``SHINGLE`` words. Its MinHash *signature* holds,
+text) in the comparable form the full-text index holds (``crawler.search.document``:
+the matcher's normalisation, letter variants folded), cut into words, then into
+overlapping runs of ``SHINGLE`` words. Its MinHash *signature* holds,
 for each of ``HASHES`` independent hash functions, the smallest hash of any shingle; the
 share of positions where two signatures agree estimates the Jaccard similarity of the
 two shingle sets (|A ∩ B| / |A ∪ B|). That estimate is the *similarity score* stored
@@ -30,9 +31,6 @@ import re
 import struct
 from dataclasses import dataclass
 
-from crawler.article import Article
-from crawler.search import comparable
-
 SHINGLE = 3
 HASHES = 64
 BANDS = 32
@@ -59,9 +57,9 @@ class Fingerprint:
 
 
 def shingles(text: str) -> set[str]:
-    """Overlapping runs of ``SHINGLE`` words of the comparable form of ``text`` (the
+    """Overlapping runs of ``SHINGLE`` words of ``text``, already in comparable form (the
     words themselves when there are fewer)."""
-    words = _WORD.findall(comparable(text))
+    words = _WORD.findall(text)
     if len(words) < SHINGLE:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
@@ -88,8 +86,10 @@ def band_keys(sig: bytes) -> tuple[int, ...]:
         for band in range(BANDS))
 
 
-def fingerprint(article: Article) -> Fingerprint:
-    parts = shingles(f"{article.title}\n{article.text or article.summary}")
+def fingerprint(document: tuple[str, str, str]) -> Fingerprint:
+    """The fingerprint of an article's comparable (title, summary, text)."""
+    title, summary, text = document
+    parts = shingles(f"{title}\n{text or summary}")
     sig = signature(parts)
     return Fingerprint(sig, band_keys(sig), len(parts))
 

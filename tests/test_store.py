@@ -69,7 +69,8 @@ def _queue_one(store: Store) -> int:
     key = outbox.alert_key("w", outbox.article_subject(art), "hook")
     row = outbox.OutboxRow(key, outbox.message_id(key), "w", "hook",
                            outbox.article_subject(art), {"k": 1})
-    new = NewArticle(art, dedup.keys(art), [], stories.fingerprint(art), ("t", "", ""))
+    new = NewArticle(art, dedup.keys(art), [], stories.fingerprint(("t", "", "")),
+                     ("t", "", ""))
     assert len(store.add_articles([new], NOW, "v1", lambda *_: [row])) == 1
     # The same article again (as another process would) stores nothing more.
     assert store.add_articles([new], NOW, "v1", lambda *_: [row]) == []
