@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import feedparser
 
@@ -204,3 +205,30 @@ def test_the_hourly_maintenance_prunes_articles_past_retention(project: Project,
     asyncio.run(work.maintain())
     assert runner.store.db.execute("SELECT text, pruned_at FROM articles").fetchone()[0] is None
     assert runner.store.db.execute("SELECT count(*) FROM articles_fts").fetchone()[0] == 0
+
+
+def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from crawler import store as store_module
+    from crawler.store import Store
+
+    path = tmp_path / "v3.db"
+    old = sqlite_utils.Database(path)
+    old.table("migrations").create({"version": int, "name": str, "applied_at": str},
+                                   pk="version")
+    for version, (name, migrate) in enumerate(store_module.MIGRATIONS[:3], start=1):
+        migrate(old)
+        old.table("migrations").insert({"version": version, "name": name, "applied_at": "x"})
+    old.table("sources").insert({"name": "s", "url": "https://e.org/", "next_check_at": "x",
+                                 "created_at": "x"})
+    old.table("articles").insert({"url": "https://e.org/1", "source": "s",
+                                  "title": "احمد مسعود در ويانا", "summary": "",
+                                  "text": "Ahmad Massoud spoke in Vienna.",
+                                  "fetched_at": "2026-11-01T00:00:00.000000Z"})
+    old.conn.close()
+    store = Store(path)
+    assert store.schema_version() == len(store_module.MIGRATIONS)
+    for query in ('"spoke in vienna"', "\u0648\u06cc\u0627\u0646\u0627"):  # the title was typed with an Arabic yeh
+        hits = store.search(search.parse_query(query).fts)
+        assert [h["url"] for h in hits] == ["https://e.org/1"], query
