@@ -229,6 +229,7 @@ def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
     old.conn.close()
     store = Store(path)
     assert store.schema_version() == len(store_module.MIGRATIONS)
-    for query in ('"spoke in vienna"', "\u0648\u06cc\u0627\u0646\u0627"):  # the title was typed with an Arabic yeh
+    # The title was typed with an Arabic yeh; the query has the Persian one.
+    for query in ('"spoke in vienna"', "\u0648\u06cc\u0627\u0646\u0627"):
         hits = store.search(search.parse_query(query).fts)
         assert [h["url"] for h in hits] == ["https://e.org/1"], query

@@ -16,7 +16,7 @@ from crawler.pipeline import Pipeline
 from crawler.store import Store
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
-from tests.fixtures.stories import BASES, fixture_set
+from tests.fixtures.stories import BASES, Text, fixture_set
 from tests.servers import Page, Receiver, Site
 from tests.test_end_to_end import verify
 
@@ -239,3 +239,34 @@ def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
             assert f"Story {story_id}, carried by {outlets}" in body
     text = follow.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Follow-up: now also names Atta Mohammad Noor." in text
+
+
+def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    from tests.fixtures.stories import BOILERPLATE, SAME_EVENT
+
+    texts = [*BASES.values(), *SAME_EVENT]
+    now = datetime.now(UTC)
+    site.pages["/a.xml"] = Page(rss([
+        Item(t.title, t.url, "".join(f"<p>{p}</p>" for p in t.paragraphs), t.url, now)
+        for t in texts]))
+    site.pages["/b.xml"] = Page(rss([
+        Item(c.title, c.url, "".join(f"<p>{p}</p>" for p in c.paragraphs), c.url, now)
+        for c in (Text(t.story, t.url + "?republished", f"Opinion | {t.title}",
+                       (*t.paragraphs, BOILERPLATE)) for t in texts)]))
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "A", "feed": site.url("/a.xml")},
+                       {"name": "B", "feed": site.url("/b.xml")}]
+    project.write()
+    first, second = project.popen("once"), project.popen("once")
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    store = project.store()
+    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == 2 * len(texts)
+    assert store.db.execute("SELECT count(*) FROM stories").fetchone()[0] == len(texts)
+    assert {r[0] for r in store.db.execute("SELECT outlets FROM stories")} == {2}
+    # One alert per story that names a watched person (all but the Dari text, which the
+    # test watchlist has no Dari alias for, and the quake), whichever copy came first.
+    ids = [verify(h)["data"]["story"]["id"] for h in receiver.delivered()]  # type: ignore[index]
+    assert len(ids) == len(set(ids)) == len(texts) - 2
