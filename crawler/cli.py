@@ -339,9 +339,10 @@ def search_command(obj: _Context, query: str, since: str | None, source: str | N
     if as_json:
         _print_json(rows)
         return
-    _table(f"{len(rows)} article(s) for {query}", ["published", "source", "title", "snippet"],
-           [((r["published_at"] or r["fetched_at"])[:16], r["source"], r["title"],
-             r["snippet"]) for r in rows])
+    _table(f"{len(rows)} article(s) for {query}",
+           ["published", "source", "story", "title", "snippet"],
+           [((r["published_at"] or r["fetched_at"])[:16], r["source"], r["story_id"],
+             r["title"], r["snippet"]) for r in rows])
 
 
 @cli.command()
