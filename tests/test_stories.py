@@ -270,3 +270,35 @@ def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
     # test watchlist has no Dari alias for, and the quake), whichever copy came first.
     ids = [verify(h)["data"]["story"]["id"] for h in receiver.delivered()]  # type: ignore[index]
     assert len(ids) == len(set(ids)) == len(texts) - 2
+
+
+def test_plan_per_story_first_alert_follow_up_and_silence() -> None:
+    from alerts import outbox
+    from crawler.match import Match
+
+    now = datetime(2026, 11, 28, 10, tzinfo=UTC)
+    art = Article("s", "https://e.org/copy", "https://e.org/copy", "t", published_at=now)
+
+    def m(watch: str) -> Match:
+        return Match("w", watch, watch, watch, "title", 0, 1, watch)
+
+    def story(alerted: dict[str, frozenset[str]]) -> outbox.StoryContext:
+        return outbox.StoryContext(7, "story:https://e.org/first", 3, 2, now, alerted)
+
+    routes = {"w": ["hook"]}
+    policy = outbox.Policy(urgent=frozenset({("w", "Noor")}))
+    (first,) = outbox.plan(art, [m("Massoud")], routes, now, timedelta(days=2), policy,
+                           story({}))
+    assert first.subject == "story:https://e.org/first" and not first.priority
+    assert first.payload["data"]["story"] == {
+        "id": 7, "articles": 3, "outlets": 2, "first_seen_at": "2026-11-28T10:00:00Z",
+        "follow_up": False, "new_watches": []}
+    assert outbox.plan(art, [m("Massoud")], routes, now, timedelta(days=2), policy,
+                       story({"w": frozenset({"Massoud"})})) == []
+    (follow,) = outbox.plan(art, [m("Massoud"), m("Noor")], routes, now, timedelta(days=2),
+                            policy, story({"w": frozenset({"Massoud"})}))
+    assert follow.subject == "story:https://e.org/first#follow-up:Noor"
+    assert follow.message_id != first.message_id
+    assert follow.priority  # the new item is urgent
+    assert follow.payload["data"]["story"]["new_watches"] == ["Noor"]
+    assert len(follow.payload["data"]["matches"]) == 2
