@@ -233,3 +233,33 @@ def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
     for query in ('"spoke in vienna"', "\u0648\u06cc\u0627\u0646\u0627"):
         hits = store.search(search.parse_query(query).fts)
         assert [h["url"] for h in hits] == ["https://e.org/1"], query
+
+
+def test_the_listener_serves_the_feeds_of_the_watchlists_after_a_reload(
+        project: Project, site: Site) -> None:
+    import threading
+
+    from tests.test_observability import free_port, get
+    from tests.test_reload import wait_for_log
+
+    port = free_port()
+    project.settings["http"] = {"listen": f"127.0.0.1:{port}"}
+    project.watchlists = [{**WATCHLIST, "channels": []}]
+    site.pages["/rss.xml"] = Page(rss([]))
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    daemon = project.popen("run")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(daemon.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        base = f"http://127.0.0.1:{port}/feeds"
+        assert get(f"{base}/afghan-opposition.atom").status_code == 200
+        project.watchlists = [{**WATCHLIST, "name": "blocs", "channels": []}]
+        project.write()
+        assert wait_for_log(lines, "config reloaded"), "\n".join(lines)
+        assert get(f"{base}/blocs.atom").status_code == 200
+        assert get(f"{base}/afghan-opposition.atom").status_code == 404
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
