@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test lint bench bench-extract bench-matching bench-soak clean
+.PHONY: help run once check test lint bench bench-archive bench-extract bench-matching bench-soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ lint: $(VENV)/.installed-test  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: bench-extract bench-matching  ## run every benchmark in benchmarks/ (not the soak)
+bench: bench-extract bench-matching bench-archive  ## run every benchmark in benchmarks/ (not the soak)
 
 bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
@@ -50,6 +50,9 @@ bench-matching: $(VENV)/.installed-run  ## matching throughput vs a normalisatio
 
 bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local feeds for 10 minutes (not in CI)
 	$(BIN)/python benchmarks/soak.py
+
+bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles with stories and search on, beside a sqlite3 floor (not in CI)
+	$(BIN)/python benchmarks/archive.py
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -39,6 +39,7 @@ def digest_payload(channel: str, members: Sequence[Mapping[str, Any]],
         data = payload["data"]
         groups.setdefault(data["watchlist"], []).append(
             {"article": data["article"], "matches": data["matches"],
+             **({"story": data["story"]} if "story" in data else {}),
              "queued_at": payload["timestamp"]})
     return {
         "type": "digest",

@@ -1,8 +1,11 @@
 """Outbox rows for an article's matches. Pure: the store writes them with the article.
 
-An alert's identity is (watchlist, subject, channel); the subject is the article today.
-Its message id (the ``webhook-id``) is derived from that key, so it is the same on every
-attempt, after restarts, and in every process.
+An alert's identity is (watchlist, subject, channel). The subject is the article's story
+(``story:`` and the canonical URL of the story's first article), so the copies of a story
+that other outlets carry alert once per (watchlist, channel). A later copy that matches
+watch items the story's earlier alerts did not name gets one follow-up alert, whose
+subject adds those items. The message id (the ``webhook-id``) is derived from the key,
+so it is the same on every attempt, after restarts, and in every process.
 """
 
 from __future__ import annotations
@@ -46,6 +49,26 @@ def article_subject(article: Article) -> str:
     return f"article:{article.url}"
 
 
+@dataclass(frozen=True, slots=True)
+class StoryContext:
+    """The story an article was placed in, as the store saw it inside the transaction.
+
+    ``alerted`` maps a watchlist to the watch items that earlier articles of the story
+    were alerted for (empty for a new story).
+    """
+
+    id: int
+    subject: str
+    articles: int
+    outlets: int
+    first_seen_at: datetime
+    alerted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def story_subject(first_url: str) -> str:
+    return f"story:{first_url}"
+
+
 def is_alertable(article: Article, now: datetime, max_age: timedelta) -> bool:
     """Undated items count as new; older ones are stored and matched but not alerted."""
     return article.published_at is None or article.published_at >= now - max_age
@@ -72,21 +95,32 @@ class Policy:
 
 
 def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequence[str]],
-         now: datetime, max_age: timedelta, policy: Policy | None = None) -> list[OutboxRow]:
+         now: datetime, max_age: timedelta, policy: Policy | None = None,
+         story: StoryContext | None = None) -> list[OutboxRow]:
     """One row per (watchlist with matches, enabled channel of that watchlist).
 
-    A row for a digest channel is held until the channel's next digest time, unless one
-    of its watch items has ``priority: high``: then it goes out at once.
+    With a ``story``, a watchlist already alerted for the story gets a row only when the
+    article matches watch items those alerts did not name: one follow-up alert. (Without
+    one, the subject is the article itself.) A row for a digest channel is held until the
+    channel's next digest time, unless one of its watch items has ``priority: high``:
+    then it goes out at once.
     """
     if not matches or not is_alertable(article, now, max_age):
         return []
     policy = policy or Policy()
-    subject = article_subject(article)
     rows = []
     for watchlist in dict.fromkeys(m.watchlist for m in matches):
         mine = [m for m in matches if m.watchlist == watchlist]
-        data = event_data(article, mine, now)
-        urgent = any((watchlist, m.watch) in policy.urgent for m in mine)
+        subject = article_subject(article) if story is None else story.subject
+        new: list[str] = []
+        if story is not None and story.alerted.get(watchlist):
+            new = sorted({m.watch for m in mine} - story.alerted[watchlist])
+            if not new:
+                continue
+            subject += "#follow-up:" + ", ".join(new)
+        data = event_data(article, mine, now, story, new)
+        named = new or [m.watch for m in mine]
+        urgent = any((watchlist, watch) in policy.urgent for watch in named)
         for channel in routes.get(watchlist, ()):
             key = alert_key(watchlist, subject, channel)
             rows.append(OutboxRow(key, message_id(key), watchlist, channel, subject, data,
@@ -94,9 +128,11 @@ def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequen
     return rows
 
 
-def event_data(article: Article, matches: Sequence[Match], now: datetime) -> dict[str, Any]:
+def event_data(article: Article, matches: Sequence[Match], now: datetime,
+               story: StoryContext | None = None,
+               new_watches: Sequence[str] = ()) -> dict[str, Any]:
     """The ``article.matched`` event as delivered (see docs/webhooks.md)."""
-    return {
+    event: dict[str, Any] = {
         "type": "article.matched",
         "version": 1,
         "timestamp": iso(now)[:19] + "Z",
@@ -118,3 +154,10 @@ def event_data(article: Article, matches: Sequence[Match], now: datetime) -> dic
             ],
         },
     }
+    if story is not None:
+        event["data"]["story"] = {
+            "id": story.id, "articles": story.articles, "outlets": story.outlets,
+            "first_seen_at": iso(story.first_seen_at)[:19] + "Z",
+            "follow_up": bool(new_watches), "new_watches": list(new_watches),
+        }
+    return event

@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from crawler import __version__, fetch, health, pages
+from crawler import __version__, export, fetch, health, pages, search
 from crawler import sources as discovery
 from crawler.article import Article
-from crawler.clock import SystemClock
+from crawler.clock import SystemClock, parse_iso
 from crawler.config import (
     Config,
     Source,
@@ -279,6 +279,127 @@ def matches(obj: _Context, limit: int, as_json: bool) -> None:
     _table("matches", ["when", "watchlist", "watch", "matched", "field", "source", "title"],
            [(r["created_at"][:19], r["watchlist"], r["watch"], r["matched"], r["field"],
              r["source"], r["title"]) for r in rows])
+
+
+def _since(value: str | None) -> datetime | None:
+    """``--since`` as a duration back from now (``7d``) or an ISO date or time."""
+    if value is None:
+        return None
+    try:
+        return SystemClock().now() - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a duration such as 7d or a date such "
+                                 "as 2026-11-01", param_hint="--since") from None
+
+
+@cli.command()
+@click.option("--since", default="3d", show_default=True,
+              help="Stories seen in this last span (7d, 12h) or since this date.")
+@click.option("--limit", default=30, show_default=True, help="How many stories to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
+@click.pass_obj
+def stories(obj: _Context, since: str, limit: int, as_json: bool) -> None:
+    """Recent stories: each article with its copies, the outlets that carried it, when
+    it was first seen and the watch items it matched."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.recent_stories(_since(since) or SystemClock().now(), limit)
+    if as_json:
+        _print_json(rows)
+        return
+    _table("stories", ["id", "first seen", "title", "articles", "outlets", "matches"],
+           [(r["id"], r["first_seen_at"][:16], r["title"], r["articles"],
+             f"{r['outlets']}: " + ", ".join(r["outlets_list"]), "; ".join(r["watches"]))
+            for r in rows])
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("--since", help="Only articles fetched in this last span (30d) or since a date.")
+@click.option("--source", help="Only articles of this source.")
+@click.option("--watchlist", help="Only articles that matched this watchlist.")
+@click.option("--rank", is_flag=True, help="Best match first (bm25) instead of newest first.")
+@click.option("--limit", default=20, show_default=True, help="How many articles to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+def search_command(obj: _Context, query: str, since: str | None, source: str | None,
+                   watchlist: str | None, rank: bool, limit: int, as_json: bool) -> None:
+    """Search the archive's titles, summaries and texts.
+
+    QUERY takes words, "exact phrases", prefixes (mass*) and AND, OR, NOT (in capitals)
+    with parentheses; words are compared as matching compares them (case, Arabic-script
+    letter variants). Snippets mark the hit «like this».
+    """
+    try:
+        parsed = search.parse_query(query)
+    except search.QueryError as exc:
+        raise click.BadParameter(str(exc), param_hint="QUERY") from exc
+    config = obj.config()
+    with obj.store(config) as store:
+        try:
+            rows = store.search(parsed.fts, since=_since(since), source=source,
+                                watchlist=watchlist, order="rank" if rank else "newest",
+                                limit=limit)
+        except StoreError as exc:
+            raise click.BadParameter(str(exc), param_hint="QUERY") from exc
+    for row in rows:
+        row["snippet"] = next((s for s in (search.highlight(row[f] or "", parsed.terms)
+                                           for f in ("title", "summary", "text")) if s), "")
+        del row["text"]
+    if as_json:
+        _print_json(rows)
+        return
+    _table(f"{len(rows)} article(s) for {query}",
+           ["published", "source", "story", "title", "snippet"],
+           [((r["published_at"] or r["fetched_at"])[:16], r["source"], r["story_id"],
+             r["title"], r["snippet"]) for r in rows])
+
+
+@cli.command()
+@click.option("--older-than", "older_than", help="Prune articles fetched longer ago than "
+              "this (default: retention.articles).")
+@click.pass_obj
+def prune(obj: _Context, older_than: str | None) -> None:
+    """Forget the text and full-text index rows of old articles now.
+
+    Titles, URLs, matches, alert records and dedup keys stay, so a pruned article seen
+    again in a feed does not alert again. The daemon does the same every hour.
+    """
+    config = obj.config()
+    try:
+        keep = (parse_duration(older_than) if older_than is not None
+                else config.settings.retention.articles)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
+    with obj.store(config) as store:
+        count = store.prune_articles(SystemClock().now(), timedelta(seconds=keep))
+    out.print(f"pruned the text of {count} article(s)")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="One JSON object per article, or one CSV row per match.")
+@click.option("--since", help="Only matches stored in this last span (30d) or since a date.")
+@click.option("--watchlist", help="Only this watchlist's matches.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file instead of standard output.")
+@click.pass_obj
+def export_command(obj: _Context, fmt: str, since: str | None, watchlist: str | None,
+                   output: Path | None) -> None:
+    """Matched articles with their matches, as JSON Lines or CSV, newest match first."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.matched_articles(watchlist=watchlist, since=_since(since))
+    if output is None:
+        export.write(sys.stdout, fmt, rows)
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        export.write(handle, fmt, rows)
+    err.print(f"exported {len(rows)} article(s) to {output}")
 
 
 @cli.group(invoke_without_command=True)

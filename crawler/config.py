@@ -325,6 +325,21 @@ class Retention(_Model):
     """How long finished records are kept."""
 
     delivered_alerts: Duration = 90 * 86400.0
+    articles: Duration = 180 * 86400.0
+
+
+class StorySettings(_Model):
+    """How copies of one story are grouped (crawler/stories.py)."""
+
+    window: Duration = 3 * 86400.0
+    threshold: float = Field(default=0.4, gt=0.0, le=1.0)
+
+
+class AtomSettings(_Model):
+    """Atom feeds of each watchlist's matches, written to files."""
+
+    directory: Text = "feeds"
+    entries: int = Field(default=50, ge=1, le=1000)
 
 
 class Settings(_Model):
@@ -336,6 +351,8 @@ class Settings(_Model):
     allow_private_networks: bool = False
     daemon: DaemonSettings = DaemonSettings()
     retention: Retention = Retention()
+    stories: StorySettings = StorySettings()
+    atom: AtomSettings | None = None
     http: HttpSettings | None = None
     timezone: Annotated[str, BeforeValidator(_timezone)] = "UTC"
     channels: dict[str, Channel] = {}
@@ -529,6 +546,14 @@ class Config:
     @property
     def database_path(self) -> Path:
         path = Path(os.path.expanduser(self.settings.database))
+        return path if path.is_absolute() else (self.directory / path).resolve()
+
+    @property
+    def atom_directory(self) -> Path | None:
+        """Where the watchlists' Atom feeds are written; None when they are off."""
+        if self.settings.atom is None:
+            return None
+        path = Path(os.path.expanduser(self.settings.atom.directory))
         return path if path.is_absolute() else (self.directory / path).resolve()
 
     def active_sources(self) -> list[Source]:

@@ -26,12 +26,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alerts import notices
 from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
-from crawler import health, listener
+from crawler import atom, health, listener
 from crawler.clock import Clock, SystemClock, parse_iso
 from crawler.config import (
     SETTINGS_FILE,
     SOURCES_FILE,
     WATCHLISTS_FILE,
+    AtomSettings,
     Config,
     load_config,
 )
@@ -133,6 +134,7 @@ class Runner:
 
         self.reload_requested = asyncio.Event()
         self.metrics = Metrics()
+        self.routes: dict[str, listener.Handler] = {}
 
     async def once(self, progress: Callable[[PollResult], None] | None = None) -> OnceReport:
         """Poll every source that no other process holds, then deliver what is due."""
@@ -178,9 +180,10 @@ class Runner:
             server = None
             if http is not None:
                 host, _, port = http.listen.rpartition(":")
-                server = await listener.serve(host.strip("[]"), int(port), {
-                    "/healthz": functools.partial(self._healthz, work),
-                    "/metrics": self._metrics})
+                self.routes = {"/healthz": functools.partial(self._healthz, work),
+                               "/metrics": self._metrics}
+                self.route_feeds()
+                server = await listener.serve(host.strip("[]"), int(port), self.routes)
             try:
                 while not stop.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()),
@@ -202,6 +205,21 @@ class Runner:
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
         if fatal:
             raise fatal[0]
+
+    def route_feeds(self) -> None:
+        """Serve each watchlist's Atom feed at /feeds/<watchlist>.atom on the listener
+        (again after a reload, which may add or remove watchlists)."""
+        for path in [p for p in self.routes if p.startswith("/feeds/")]:
+            del self.routes[path]
+        for watchlist in self.config.watchlists:
+            self.routes[f"/feeds/{atom.file_name(watchlist.name)}.atom"] = \
+                functools.partial(self._atom, watchlist.name)
+
+    async def _atom(self, watchlist: str) -> tuple[int, str, str]:
+        settings = self.config.settings.atom or AtomSettings()
+        entries = self.store.matched_articles(watchlist=watchlist, limit=settings.entries)
+        return (200, "application/atom+xml; charset=utf-8",
+                atom.render(watchlist, entries, self.clock.now()))
 
     async def _healthz(self, work: _Work) -> tuple[int, str, str]:
         """Alive when the scheduler ticked recently and the database takes a write."""
@@ -377,14 +395,19 @@ class _Work:
             log.exception("delivery pass failed; the next tick tries again")
 
     async def maintain(self) -> None:
-        """Hourly: forget old delivered alerts, checkpoint the WAL."""
+        """Hourly: forget old delivered alerts and old articles' text, checkpoint the WAL."""
         r = self.runner
+        retention = r.config.settings.retention
         try:
-            removed = r.store.maintain(r.clock.now(), timedelta(
-                seconds=r.config.settings.retention.delivered_alerts))
+            pruned = r.store.prune_articles(r.clock.now(),
+                                            timedelta(seconds=retention.articles))
+            removed = r.store.maintain(r.clock.now(),
+                                       timedelta(seconds=retention.delivered_alerts))
         except DiskFullError as exc:
             self.fatal(exc)
             return
+        if pruned:
+            log.info("retention: forgot the text of %d article(s)", pruned)
         if removed:
             log.info("retention: forgot %d delivered alert(s)", removed)
 
@@ -453,6 +476,8 @@ class _ConfigWatcher:
                 log.warning("%s changed: it takes effect at the next restart", key)
         runner.config = new
         self.work.pipeline, self.work.dispatcher = self.build(new)
+        if runner.routes:
+            runner.route_feeds()
         runner._report_disabled(new)
         log.info("config reloaded (version %s): %d source(s), %d watchlist(s)",
                  new.version, len(self.work.pipeline.sources), len(new.watchlists))

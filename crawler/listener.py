@@ -1,4 +1,4 @@
-"""The optional HTTP listener: ``/healthz`` and ``/metrics``, nothing else.
+"""The optional HTTP listener: ``/healthz``, ``/metrics`` and the watchlists' Atom feeds.
 
 Deliberately tiny (asyncio streams, GET only, one request per connection): it serves
 probes and scrapers on a trusted interface, 127.0.0.1 by default.
@@ -48,7 +48,7 @@ async def serve(host: str, port: int, routes: dict[str, Handler]) -> asyncio.Ser
             writer.close()
 
     server = await asyncio.start_server(answer, host, port)
-    log.info("listening on http://%s:%d (/healthz, /metrics)", host, port)
+    log.info("listening on http://%s:%d (/healthz, /metrics, /feeds/)", host, port)
     return server
 
 

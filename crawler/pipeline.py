@@ -8,11 +8,17 @@
     extract   extract.extract        plain text; the page's body, canonical URLs and date
     dedup     dedup.select_new       again, with the URLs the page gave for itself
     match     match.Matcher          mentions of watch items, with offsets and snippets
-    alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel)
-    store     Store.add_articles     article, keys, matches and outbox rows in ONE transaction
+              search.document        the normalised text the full-text index holds
+              stories.fingerprint    MinHash signature and band keys of its title and text
+    store     Store.add_articles     article, keys, matches, story, index rows and outbox
+                                     rows in ONE transaction; inside it the article joins
+                                     or starts a story, and then
+    alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel) and
+                                     story: a story's later copies alert only for new items
+    publish   atom.write_feeds       each watchlist's Atom feed, when it got new matches
 
-Matching and alert planning are pure, so they run before the single write that commits
-their results with the article: a crash can never leave an article stored without its
+Matching, fingerprints and alert planning are pure; the store commits their results with
+the article in a single write: a crash can never leave an article stored without its
 alerts. Matching runs after extraction has finished or failed, so an article is matched
 once, on its body when the page could be had and on what the feed gave otherwise.
 Delivery of the outbox is alerts.dispatch's job, on its own schedule.
@@ -31,7 +37,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from alerts import outbox
-from crawler import crawl, dates, dedup, fetch, pages, schedule
+from crawler import atom, crawl, dates, dedup, fetch, pages, schedule, search, stories
 from crawler.article import Article
 from crawler.clock import Clock, parse_iso
 from crawler.config import Config, Source
@@ -39,10 +45,10 @@ from crawler.errors import CrawlError, GoneError, HTTPStatusError, SourceError, 
 from crawler.extract import extract
 from crawler.feeds import parse_feed
 from crawler.headers import parse_max_age
-from crawler.match import Matcher
+from crawler.match import Match, Matcher
 from crawler.metrics import Metrics
 from crawler.politeness import Politeness
-from crawler.store import PollRecord, SourceState, Store
+from crawler.store import NewArticle, PollRecord, SourceState, Store, StoryRules
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,8 @@ class Pipeline:
                        for w in config.watchlists}
         self.max_age = timedelta(seconds=config.settings.alert_max_age)
         self.policy = outbox.Policy.from_config(config)
+        self.story_rules = StoryRules(timedelta(seconds=config.settings.stories.window),
+                                      config.settings.stories.threshold)
 
     def lease(self) -> timedelta:
         slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
@@ -232,8 +240,9 @@ class Pipeline:
         return dataclasses.replace(result, items=len(report.pages))
 
     def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
-        """dedup → extract → dedup → match → alert → store, for articles collected by any
-        means; an article's page, when attached, is extracted before anything is matched."""
+        """dedup → extract → dedup → match → fingerprint → store (story, alert), for
+        articles collected by any means; an article's page, when attached, is extracted
+        before anything is matched."""
         now = self.clock.now()
         known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
         extracted = [extract(a, now) for a in dedup.select_new(collected, known)]
@@ -244,22 +253,49 @@ class Pipeline:
                 log.warning("full text of %s not extracted (%s); matching what the source "
                             "gave", article.link, article.extraction.removeprefix("failed: "),
                             extra={"source": source})
-            matches = self.matcher.match(article)
-            rows = outbox.plan(article, matches, self.routes, now, self.max_age,
-                               self.policy)
-            batch.append((article, dedup.keys(article), matches, rows))
-        stored = {id(a) for a in self.store.add_articles(batch, now, self.config.version)}
-        kept = [entry for entry in batch if id(entry[0]) in stored]
+            document = search.document(article)
+            batch.append(NewArticle(article, dedup.keys(article), self.matcher.match(article),
+                                    stories.fingerprint(document), document))
+
+        def plan(article: Article, matches: list[Match],
+                 story: outbox.StoryContext) -> list[outbox.OutboxRow]:
+            return outbox.plan(article, matches, self.routes, now, self.max_age,
+                               self.policy, story)
+
+        kept = self.store.add_articles(batch, now, self.config.version, plan,
+                                       self.story_rules)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
-        for _, _, matches, rows in kept:
-            for match in matches:
+        matched = {id(n.article): n.matches for n in batch}
+        changed: set[str] = set()
+        for entry in kept:
+            for match in matched[id(entry.article)]:
                 self.metrics.inc("newswatch_matches_total", watchlist=match.watchlist)
-            for row in rows:
+                changed.add(match.watchlist)
+            for row in entry.rows:
                 self.metrics.inc("newswatch_alerts_queued_total", channel=row.channel)
+        if changed:
+            self.publish(changed)
         return PollResult(
             source, len(collected), len(kept),
-            sum(1 for _, _, matches, _ in kept if matches),
-            sum(len(rows) for _, _, _, rows in kept))
+            sum(1 for entry in kept if matched[id(entry.article)]),
+            sum(len(entry.rows) for entry in kept))
+
+    def publish(self, watchlists: set[str]) -> None:
+        """Rewrite the Atom feeds of watchlists that got new matches (when configured).
+        A feed that cannot be written is logged; the articles are stored either way."""
+        directory = self.config.atom_directory
+        settings = self.config.settings.atom
+        if directory is None or settings is None:
+            return
+        for name in sorted(watchlists):
+            try:
+                atom.write_feed(directory, name,
+                                self.store.matched_articles(watchlist=name,
+                                                            limit=settings.entries),
+                                self.clock.now())
+            except OSError as exc:
+                log.error("cannot write the Atom feed of watchlist %s in %s: %s", name,
+                          directory, exc)
 
 
 def _page_article(source: str, page: dict[str, object]) -> Article | None:

@@ -22,12 +22,14 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from alerts.outbox import OutboxRow
+from alerts.outbox import OutboxRow, StoryContext, story_subject
+from crawler import stories
 from crawler.article import Article
 from crawler.clock import iso, parse_iso
 from crawler.config import Source
 from crawler.errors import DiskFullError, SchemaTooNewError, StoreError
 from crawler.match import Match
+from crawler.search import comparable
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -117,6 +119,36 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.table("matches").add_column("context", str)
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    db.table("stories").create({
+        "id": int, "key": str, "first_article_id": int, "title": str, "first_seen_at": str,
+        "last_seen_at": str, "articles": int, "outlets": int,
+    }, pk="id", not_null={"key", "first_seen_at", "last_seen_at", "articles", "outlets"},
+        foreign_keys=[("first_article_id", "articles", "id")])
+    db.table("stories").create_index(["key"], unique=True)
+    db.table("stories").create_index(["last_seen_at"])
+    articles = db.table("articles")
+    articles.add_column("story_id", int, fk="stories", fk_col="id")
+    articles.add_column("similarity", float)
+    articles.add_column("similar_to", int, fk="articles", fk_col="id")
+    articles.add_column("pruned_at", str)
+    articles.create_index(["story_id"])
+    articles.create_index(["fetched_at"])
+    db.table("article_signatures").create({
+        "article_id": int, "signature": bytes, "shingles": int,
+    }, pk="article_id", not_null={"signature", "shingles"},
+        foreign_keys=[("article_id", "articles", "id")])
+    db.execute("CREATE TABLE story_bands (key INTEGER NOT NULL, "
+               "article_id INTEGER NOT NULL REFERENCES articles(id), "
+               "PRIMARY KEY (key, article_id)) WITHOUT ROWID")
+    db.execute("CREATE VIRTUAL TABLE articles_fts USING fts5(title, summary, text, "
+               "tokenize = 'unicode61 remove_diacritics 2')")
+    for row in list(db.query("SELECT id, title, summary, text FROM articles")):
+        db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
+                   "VALUES (?, ?, ?, ?)", [row["id"], *(comparable(row[f] or "") for f in
+                                                        ("title", "summary", "text"))])
+
+
 # Append only: each entry runs once, in order, inside its own write transaction.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
@@ -124,6 +156,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("digests, priority, throttling and operator incidents", _v3),
     ("articles.author, articles.language, articles.extraction (full text)", _v4),
     ("matches: highlight, context", _v5),
+    ("stories, similarity index, full-text search, article retention", _v6),
 ]
 
 
@@ -165,6 +198,37 @@ class PollRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An article ready to store: its dedup keys, matches, story fingerprint and the
+    comparable form of its title, summary and text for the full-text index."""
+
+    article: Article
+    keys: list[str]
+    matches: list[Match]
+    fingerprint: stories.Fingerprint
+    indexed: tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRules:
+    window: timedelta = timedelta(days=3)
+    threshold: float = stories.DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """What ``add_articles`` did with one article."""
+
+    article: Article
+    id: int
+    story_id: int
+    rows: list[OutboxRow]
+
+
+Planner = Callable[[Article, list[Match], StoryContext], list[OutboxRow]]
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedAlert:
     """A claimed outbox row, ready to render and send."""
 
@@ -187,6 +251,13 @@ class DeliveryResult:
     error: str | None = None
     duration_ms: int = 0
     next_attempt_at: datetime | None = None
+
+
+def _last_id(table: sqlite_utils.db.Table) -> int:
+    """The rowid of the row ``table`` just inserted."""
+    if table.last_rowid is None:
+        raise StoreError(f"no row was inserted into {table.name}")
+    return int(table.last_rowid)
 
 
 class Store:
@@ -443,24 +514,27 @@ class Store:
                 f"SELECT key FROM article_keys WHERE key IN ({marks})", chunk))
         return found
 
-    def add_articles(self, batch: Sequence[tuple[Article, list[str], list[Match],
-                                                 list[OutboxRow]]],
-                     now: datetime, config_version: str) -> list[Article]:
-        """Store articles with their dedup keys, matches and outbox rows, all or nothing.
+    def add_articles(self, batch: Sequence[NewArticle], now: datetime, config_version: str,
+                     plan: Planner, rules: StoryRules | None = None) -> list[StoredArticle]:
+        """Store articles with their dedup keys, matches, story, index rows and outbox
+        rows, all or nothing.
 
-        Each entry is (article, dedup keys, matches, outbox rows). An article any of whose
-        keys another process stored meanwhile is skipped whole, so it cannot alert twice.
-        Returns the articles that were stored.
+        Each article is placed in a story here, inside the transaction, so processes
+        sharing the database agree on it; ``plan`` then decides its outbox rows knowing
+        what the story was already alerted for. An article any of whose keys another
+        process stored meanwhile is skipped whole, so it cannot alert twice.
         """
-        stored: list[Article] = []
+        rules = rules or StoryRules()
+        stored: list[StoredArticle] = []
         with self._write() as db:
-            for article, keys, matches, rows in batch:
-                marks = ",".join("?" * len(keys))
+            for new in batch:
+                article = new.article
+                marks = ",".join("?" * len(new.keys))
                 taken = db.execute(f"SELECT 1 FROM article_keys WHERE key IN ({marks}) "
-                                   "LIMIT 1", keys).fetchone()
+                                   "LIMIT 1", new.keys).fetchone()
                 if taken:
                     continue
-                article_id = db.table("articles").insert({
+                article_id = _last_id(db.table("articles").insert({
                     "url": article.url, "link": article.link, "guid": article.guid,
                     "source": article.source, "title": article.title,
                     "summary": article.summary, "text": article.text,
@@ -469,9 +543,9 @@ class Store:
                     "published_at": iso(article.published_at) if article.published_at
                     else None,
                     "fetched_at": iso(now),
-                }).last_pk
+                }))
                 db.table("article_keys").insert_all({"key": k, "article_id": article_id}
-                                              for k in keys)
+                                                    for k in new.keys)
                 db.table("matches").insert_all({
                     "article_id": article_id, "watchlist": m.watchlist, "watch": m.watch,
                     "alias": m.alias, "matched": m.matched, "field": m.field,
@@ -479,11 +553,68 @@ class Store:
                     "highlight": m.highlight, "context": json.dumps(list(m.context),
                                                                     ensure_ascii=False),
                     "config_version": config_version, "created_at": iso(now),
-                } for m in matches)
+                } for m in new.matches)
+                story = self._place(db, article_id, new, now, rules)
+                rows = plan(article, new.matches, story)
                 db.table("outbox").insert_all((
                     self._outbox_row(r, now, article_id) for r in rows), ignore=True)
-                stored.append(article)
+                db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
+                           "VALUES (?, ?, ?, ?)", [article_id, *new.indexed])
+                stored.append(StoredArticle(article, article_id, story.id, rows))
         return stored
+
+    @staticmethod
+    def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: datetime,
+               rules: StoryRules) -> StoryContext:
+        """Join the story of the most similar recent article, or start one; keep the
+        article's signature and band keys for the articles to come."""
+        fp = new.fingerprint
+        best: tuple[float, int, int] | None = None  # score, article, story
+        if fp.bands:
+            marks = ",".join("?" * len(fp.bands))
+            for other, signature, shingles, story_id in db.execute(
+                    "SELECT s.article_id, s.signature, s.shingles, a.story_id "
+                    "FROM article_signatures s JOIN articles a ON a.id = s.article_id "
+                    "WHERE s.article_id IN (SELECT article_id FROM story_bands "
+                    f"WHERE key IN ({marks})) AND a.fetched_at >= ? "
+                    "AND a.story_id IS NOT NULL",
+                    [*fp.bands, iso(now - rules.window)]):
+                score = stories.similarity(fp.signature, signature)
+                if stories.joins(score, fp, shingles, rules.threshold) and (
+                        best is None or score > best[0]):
+                    best = (score, other, story_id)
+        if best is None:
+            story_id = _last_id(db.table("stories").insert({
+                "key": story_subject(new.article.url), "first_article_id": article_id,
+                "title": new.article.title, "first_seen_at": iso(now),
+                "last_seen_at": iso(now), "articles": 1, "outlets": 1}))
+            db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
+        else:
+            score, other, story_id = best
+            db.execute("UPDATE articles SET story_id = ?, similarity = ?, similar_to = ? "
+                       "WHERE id = ?", [story_id, score, other, article_id])
+            db.execute("UPDATE stories SET last_seen_at = :now, articles = articles + 1, "
+                       "outlets = (SELECT count(DISTINCT source) FROM articles "
+                       "WHERE story_id = :id) WHERE id = :id",
+                       {"now": iso(now), "id": story_id})
+        if fp.signature:
+            db.execute("INSERT INTO article_signatures (article_id, signature, shingles) "
+                       "VALUES (?, ?, ?)", [article_id, fp.signature, fp.shingles])
+            db.conn.executemany("INSERT OR IGNORE INTO story_bands (key, article_id) VALUES (?, ?)",
+                           [(key, article_id) for key in fp.bands])
+        row = db.execute("SELECT key, articles, outlets, first_seen_at FROM stories "
+                         "WHERE id = ?", [story_id]).fetchone()
+        alerted: dict[str, set[str]] = {}
+        if best is not None and new.matches:
+            for watchlist, watch in db.execute(
+                    "SELECT DISTINCT m.watchlist, m.watch FROM matches m "
+                    "JOIN articles a ON a.id = m.article_id "
+                    "WHERE a.story_id = ? AND a.id != ? AND EXISTS (SELECT 1 FROM outbox o "
+                    "WHERE o.article_id = m.article_id AND o.watchlist = m.watchlist)",
+                    [story_id, article_id]):
+                alerted.setdefault(watchlist, set()).add(watch)
+        return StoryContext(story_id, row[0], row[1], row[2], parse_iso(row[3]),
+                            {w: frozenset(items) for w, items in alerted.items()})
 
     @staticmethod
     def _outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
@@ -692,6 +823,117 @@ class Store:
                 "SELECT id, url, link, guid, source, title, summary, text, published_at "
                 "FROM articles WHERE fetched_at >= ? ORDER BY fetched_at, id", [iso(since)])
         ]
+
+    def matched_articles(self, *, watchlist: str | None = None, since: datetime | None = None,
+                         limit: int | None = None) -> list[dict[str, Any]]:
+        """Articles with matches, newest match first, each with its story, outlet count
+        and ``matches`` (of ``watchlist`` only, when given); ``since`` counts from when
+        the match was stored."""
+        where, values = ["1"], []
+        if watchlist is not None:
+            where.append("m.watchlist = ?")
+            values.append(watchlist)
+        if since is not None:
+            where.append("m.created_at >= ?")
+            values.append(iso(since))
+        sql = ("SELECT a.id, a.url, a.title, a.summary, a.source, a.published_at, "
+               "a.fetched_at, a.story_id, s.outlets, max(m.created_at) AS matched_at "
+               "FROM matches m JOIN articles a ON a.id = m.article_id "
+               "LEFT JOIN stories s ON s.id = a.story_id "
+               f"WHERE {' AND '.join(where)} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        found = list(self.db.query(sql, values))
+        by_id = {row["id"]: row for row in found}
+        for row in found:
+            row["matches"] = []
+        ids = list(by_id)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            extra = " AND watchlist = ?" if watchlist is not None else ""
+            for match in self.db.query(
+                    "SELECT article_id, watchlist, watch, alias, matched, field, start, "
+                    "\"end\", snippet, created_at FROM matches WHERE article_id IN "
+                    f"({','.join('?' * len(chunk))}){extra} ORDER BY id",
+                    [*chunk, *([watchlist] if watchlist is not None else [])]):
+                by_id[match.pop("article_id")]["matches"].append(match)
+        return found
+
+    def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Stories seen since ``since``, latest first, each with its ``outlets_list``
+        (source names), ``urls`` and ``watches`` (``watchlist: watch`` matched in it)."""
+        found = list(self.db.query(
+            "SELECT id, title, first_seen_at, last_seen_at, articles, outlets, "
+            "first_article_id FROM stories WHERE last_seen_at >= ? "
+            "ORDER BY last_seen_at DESC, id DESC LIMIT ?", [iso(since), limit]))
+        for story in found:
+            members = list(self.db.query(
+                "SELECT id, source, url, similarity FROM articles WHERE story_id = ? "
+                "ORDER BY id", [story["id"]]))
+            story["outlets_list"] = list(dict.fromkeys(m["source"] for m in members))
+            story["urls"] = [m["url"] for m in members]
+            story["watches"] = [f"{r[0]}: {r[1]}" for r in self.db.execute(
+                "SELECT DISTINCT m.watchlist, m.watch FROM matches m JOIN articles a "
+                "ON a.id = m.article_id WHERE a.story_id = ? ORDER BY 1, 2", [story["id"]])]
+        return found
+
+    def search(self, match: str, *, since: datetime | None = None,
+               source: str | None = None, watchlist: str | None = None,
+               order: Literal["newest", "rank"] = "newest",
+               limit: int = 20) -> list[dict[str, Any]]:
+        """Articles whose indexed text matches the FTS5 ``match`` expression (comparable
+        form, see crawler/search.py), newest first or best ranked (bm25) first."""
+        where, values = ["articles_fts MATCH ?"], [match]
+        if since is not None:
+            where.append("a.fetched_at >= ?")
+            values.append(iso(since))
+        if source is not None:
+            where.append("a.source = ?")
+            values.append(source)
+        if watchlist is not None:
+            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id "
+                         "AND m.watchlist = ?)")
+            values.append(watchlist)
+        ordering = ("bm25(articles_fts)" if order == "rank"
+                    else "coalesce(a.published_at, a.fetched_at) DESC")
+        try:
+            return list(self.db.query(
+                "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
+                "a.fetched_at, a.story_id FROM articles_fts JOIN articles a "
+                f"ON a.id = articles_fts.rowid WHERE {' AND '.join(where)} "
+                f"ORDER BY {ordering}, a.id DESC LIMIT ?", [*values, limit]))
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot search for {match!r}: {exc}") from exc
+
+    def prune_articles(self, now: datetime, keep: timedelta, batch: int = 500) -> int:
+        """Forget the text of articles fetched longer than ``keep`` ago: summary, text,
+        full-text index rows, similarity signature and band keys. The article row (URL,
+        title, source, dates, story), its matches, its alerts and its dedup keys stay, so
+        an audit can still say what was alerted, and a pruned article seen again in a
+        feed is still known. Works in short transactions; returns the articles pruned."""
+        cutoff = iso(now - keep)
+        pruned = 0
+        while True:
+            with self._write() as db:
+                ids = [r[0] for r in db.execute(
+                    "SELECT id FROM articles WHERE fetched_at < ? AND pruned_at IS NULL "
+                    "ORDER BY id LIMIT ?", [cutoff, batch])]
+                if not ids:
+                    break
+                marks = ",".join("?" * len(ids))
+                for article_id, signature in list(db.execute(
+                        "SELECT article_id, signature FROM article_signatures "
+                        f"WHERE article_id IN ({marks})", ids)):
+                    db.conn.executemany(
+                        "DELETE FROM story_bands WHERE key = ? AND article_id = ?",
+                        [(key, article_id) for key in stories.band_keys(signature)])
+                db.execute(f"DELETE FROM article_signatures WHERE article_id IN ({marks})",
+                           ids)
+                db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({marks})", ids)
+                db.execute(f"UPDATE articles SET summary = NULL, text = NULL, pruned_at = ? "
+                           f"WHERE id IN ({marks})", [iso(now), *ids])
+                pruned += len(ids)
+        return pruned
 
     _STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
               "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "

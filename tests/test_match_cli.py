@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from crawler import dedup
+from alerts.outbox import OutboxRow
+from crawler import dedup, search, stories
 from crawler.article import Article
 from crawler.config import Source
-from crawler.match import Matcher
-from crawler.store import Store
+from crawler.match import Match, Matcher
+from crawler.store import NewArticle, Store
 from tests.conftest import Project
 from tests.servers import Receiver
+
+
+def stored_form(article: Article, matches: list[Match]) -> NewArticle:
+    """An article as the pipeline hands it to the store."""
+    document = search.document(article)
+    return NewArticle(article, dedup.keys(article), matches, stories.fingerprint(document),
+                      document)
+
+
+def no_alerts(*_: object) -> list[OutboxRow]:
+    return []
 
 
 def test_match_explains_each_mention_as_json(project: Project) -> None:
@@ -58,8 +70,8 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     articles = [Article("S", f"https://e.org/{n}", f"https://e.org/{n}", t)
                 for n, t in enumerate(titles)]
     old = Matcher.for_config(config)
-    store.add_articles([(a, dedup.keys(a), old.match(a), []) for a in articles], fetched,
-                       config.version)
+    store.add_articles([stored_form(a, old.match(a)) for a in articles], fetched,
+                       config.version, no_alerts)
     stored = len(store.recent_matches(100))
     store.close()
     assert stored == 1
@@ -95,8 +107,8 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
     now = datetime.now(UTC)
     store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], now)
     a = Article("S", "https://e.org/1", "https://e.org/1", "Women and education")
-    store.add_articles([(a, dedup.keys(a), Matcher.for_config(config).match(a), [])], now,
-                       config.version)
+    store.add_articles([stored_form(a, Matcher.for_config(config).match(a))], now,
+                       config.version, no_alerts)
     [row] = store.recent_matches(10)
     store.close()
     assert row["highlight"] == "**Women** and education"

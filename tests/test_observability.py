@@ -8,6 +8,7 @@ import socket
 import time
 from datetime import UTC, datetime
 
+import feedparser
 import httpx
 
 from tests.conftest import Project
@@ -62,6 +63,10 @@ def test_healthz_and_metrics_from_a_running_daemon(project: Project, site: Site,
         assert "newswatch_outbox_pending 0" in metrics
         assert "newswatch_sources_failing 1" in metrics
         assert get(f"http://127.0.0.1:{port}/other").status_code == 404
+        feed = get(f"http://127.0.0.1:{port}/feeds/afghan-opposition.atom")
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        parsed = feedparser.parse(feed.content)
+        assert not parsed.bozo and [e.link for e in parsed.entries] == [site.url("/a/1")]
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=30)

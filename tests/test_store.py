@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from alerts import outbox
-from crawler import dedup
+from crawler import dedup, stories
 from crawler.article import Article
 from crawler.config import Source
 from crawler.errors import SchemaTooNewError
-from crawler.store import MIGRATIONS, DeliveryResult, PollRecord, Store
+from crawler.store import MIGRATIONS, DeliveryResult, NewArticle, PollRecord, Store
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -69,9 +69,11 @@ def _queue_one(store: Store) -> int:
     key = outbox.alert_key("w", outbox.article_subject(art), "hook")
     row = outbox.OutboxRow(key, outbox.message_id(key), "w", "hook",
                            outbox.article_subject(art), {"k": 1})
-    store.add_articles([(art, dedup.keys(art), [], [row])], NOW, "v1")
+    new = NewArticle(art, dedup.keys(art), [], stories.fingerprint(("t", "", "")),
+                     ("t", "", ""))
+    assert len(store.add_articles([new], NOW, "v1", lambda *_: [row])) == 1
     # The same article again (as another process would) stores nothing more.
-    assert store.add_articles([(art, dedup.keys(art), [], [row])], NOW, "v1") == []
+    assert store.add_articles([new], NOW, "v1", lambda *_: [row]) == []
     return int(store.alerts()[0]["id"])
 
 

@@ -1,0 +1,209 @@
+"""Archive: ingest generated articles with matching, clustering and full-text search on.
+
+Not part of CI. Run with ``make bench-archive`` (or ``python benchmarks/archive.py --help``).
+
+It generates ``--articles`` news-like articles from a seeded generator (about 180 words
+each, one in five a lightly edited copy of an earlier one, one in four naming a watched
+person), ingests them into a fresh database through ``Pipeline.ingest`` in polls of
+``--batch`` articles (dedup, extraction, matching, story assignment, the FTS5 index and
+alert planning, each poll one transaction), and reports articles/s and database bytes
+per 1,000 articles. Then it runs ``--queries`` phrase searches (newest 20, as
+``newswatch search`` does) and reports their median and 95th-percentile latency.
+
+Beside it, in the same run, the floor: a plain ``sqlite3`` ``executemany`` insert of the
+same rows into a bare ``articles`` table (no keys, matches, stories or index), with the
+same ``synchronous=NORMAL`` WAL settings. The report gives newswatch's throughput and
+size as ratios of that floor, since absolute times drift on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from crawler.article import Article
+from crawler.config import load_config
+from crawler.pipeline import Pipeline
+from crawler.search import parse_query
+from crawler.store import Store
+
+NAMES = ["Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
+         "Mohammad Mohaqiq", "Abdul Rashid Dostum"]
+VOCABULARY = """government province officials said talks security border trade meeting
+council minister election women schools education aid agencies district police ceasefire
+delegation envoy capital statement reporters critics supporters opposition resistance
+regional neighbours railway water drought earthquake refugees returnees economy prices
+wheat market bank currency sanctions embassy visit agreement parliament commission court
+rights detainees prisoners journalists media radio television clinic hospital doctors
+winter roads villages farmers harvest"""
+WORDS = VOCABULARY.split()
+PLACES = ["Kabul", "Herat", "Mazar-i-Sharif", "Kandahar", "Panjshir", "Balkh", "Badakhshan",
+          "Kunduz", "Tashkent", "Dushanbe", "Ankara", "Doha", "Islamabad", "Tehran"]
+
+
+class FixedClock:
+    def __init__(self, start: datetime) -> None:
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def generate(count: int, seed: int) -> list[Article]:
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    articles: list[Article] = []
+    for n in range(count):
+        when = start + timedelta(seconds=n * 30)
+        if n > 10 and rng.random() < 0.2:  # a copy: new URL, retitled, one paragraph changed
+            base = articles[rng.randrange(max(0, n - 500), n)]
+            paragraphs = base.content_html.split("\n")
+            paragraphs[rng.randrange(len(paragraphs))] = sentence(rng, 30)
+            articles.append(Article(f"outlet-{n % 40}", f"https://copy{n}.example/a/{n}",
+                                    f"https://copy{n}.example/a/{n}",
+                                    f"{base.title} – Outlet {n % 40}",
+                                    content_html="\n".join(paragraphs), published_at=when))
+            continue
+        paragraphs = [sentence(rng, 36) for _ in range(5)]
+        if rng.random() < 0.25:
+            paragraphs[rng.randrange(5)] += f" {rng.choice(NAMES)} said on {rng.choice(PLACES)}."
+        title = " ".join(rng.choice(WORDS) for _ in range(7)).capitalize()
+        articles.append(Article(f"outlet-{n % 40}", f"https://news.example/a/{n}",
+                                f"https://news.example/a/{n}", title,
+                                content_html="\n".join(paragraphs), published_at=when))
+    return articles
+
+
+def sentence(rng: random.Random, words: int) -> str:
+    text = " ".join(rng.choice(WORDS + PLACES) for _ in range(words))
+    return text[0].upper() + text[1:] + "."
+
+
+def config_dir(root: Path) -> Path:
+    directory = root / "config"
+    directory.mkdir()
+    (directory / "newswatch.yaml").write_text(json.dumps({
+        "database": str(root / "newswatch.db"),
+        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/unused"}}}))
+    (directory / "sources.yaml").write_text(json.dumps({"sources": [
+        {"name": f"outlet-{n}", "feed": f"http://127.0.0.1:9/{n}"} for n in range(40)]}))
+    (directory / "watchlists.yaml").write_text(json.dumps({"watchlists": [{
+        "name": "opposition", "channels": ["hook"],
+        "watch": [{"name": name} for name in NAMES]}]}))
+    return directory
+
+
+def bytes_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def run_newswatch(root: Path, articles: list[Article], batch: int) -> dict[str, Any]:
+    config = load_config(config_dir(root))
+    store = Store(config.database_path)
+    clock = FixedClock(articles[0].published_at or datetime.now(UTC))
+    store.sync_sources(config.active_sources(), clock.now())
+
+    async def ingest() -> float:
+        async with httpx.AsyncClient() as client:
+            pipeline = Pipeline(config, store, client, clock, "bench")
+            started = time.perf_counter()
+            for i in range(0, len(articles), batch):
+                chunk = articles[i:i + batch]
+                clock.moment = chunk[-1].published_at or clock.moment
+                pipeline.ingest(chunk[0].source, chunk)
+            return time.perf_counter() - started
+
+    seconds = asyncio.run(ingest())
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stories = store.db.execute("SELECT count(*) FROM stories").fetchone()[0]
+    alerts = store.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    return {"seconds": seconds, "store": store, "stories": stories, "alerts": alerts,
+            "bytes": bytes_of(config.database_path)}
+
+
+def run_floor(root: Path, articles: list[Article]) -> dict[str, Any]:
+    path = root / "floor.db"
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE articles (id INTEGER PRIMARY KEY, url TEXT, link TEXT, "
+                 "guid TEXT, source TEXT, title TEXT, summary TEXT, text TEXT, "
+                 "published_at TEXT, fetched_at TEXT)")
+    rows = [(a.url, a.link, a.guid, a.source, a.title, "", a.content_html,
+             a.published_at.isoformat() if a.published_at else None, "") for a in articles]
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO articles (url, link, guid, source, title, summary, text, "
+                     "published_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return {"seconds": seconds, "bytes": bytes_of(path)}
+
+
+def searches(store: Store, count: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    latencies = []
+    for _ in range(count):
+        phrase = " ".join(rng.choice(WORDS) for _ in range(2))
+        query = parse_query(f'"{phrase}"')
+        started = time.perf_counter()
+        store.search(query.fts, order="newest", limit=20)
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=50, help="articles per poll")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=20261128)
+    args = parser.parse_args()
+    articles = generate(args.articles, args.seed)
+    with tempfile.TemporaryDirectory(prefix="newswatch-archive-") as tmp:
+        root = Path(tmp)
+        floor = run_floor(root, articles)
+        ours = run_newswatch(root, articles, args.batch)
+        latencies = searches(ours["store"], args.queries, args.seed)
+        ours["store"].close()
+    per_k = 1000 / args.articles
+    rate, floor_rate = args.articles / ours["seconds"], args.articles / floor["seconds"]
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    report = {
+        "articles": args.articles, "batch": args.batch, "stories": ours["stories"],
+        "alerts_queued": ours["alerts"],
+        "newswatch_articles_per_s": round(rate, 1),
+        "floor_articles_per_s": round(floor_rate, 1),
+        "throughput_ratio_to_floor": round(rate / floor_rate, 4),
+        "newswatch_bytes_per_1000": round(ours["bytes"] * per_k),
+        "floor_bytes_per_1000": round(floor["bytes"] * per_k),
+        "size_ratio_to_floor": round(ours["bytes"] / floor["bytes"], 2),
+        "phrase_search_newest20_median_ms": round(statistics.median(latencies) * 1000, 2),
+        "phrase_search_newest20_p95_ms": round(p95 * 1000, 2),
+    }
+    print(f"archive: {args.articles} articles in polls of {args.batch}, "
+          f"{ours['stories']} stories, {ours['alerts']} alerts queued")
+    print(f"{'':28}{'newswatch':>14}{'sqlite3 floor':>16}{'ratio':>10}")
+    print(f"{'articles/s':28}{rate:>14.1f}{floor_rate:>16.1f}{rate / floor_rate:>10.4f}")
+    print(f"{'MB per 1,000 articles':28}{ours['bytes'] * per_k / 1e6:>14.2f}"
+          f"{floor['bytes'] * per_k / 1e6:>16.2f}{ours['bytes'] / floor['bytes']:>10.2f}")
+    print(f"phrase search, newest 20: median {report['phrase_search_newest20_median_ms']} ms, "
+          f"p95 {report['phrase_search_newest20_p95_ms']} ms ({args.queries} queries)")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The archive: full-text search across letter variants, retention that keeps dedup
+keys, exports and Atom feeds of a watchlist's matches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+
+from crawler import search
+from crawler.article import Article
+from tests.conftest import WATCHLIST, FakeClock, Project
+from tests.feeds import Item, rss
+from tests.fixtures.stories import BASES, SAME_EVENT
+from tests.servers import Page, Receiver, Site
+from tests.test_stories import ingest
+
+DARI = BASES["massoud-dari"]
+OLD = datetime(2026, 1, 10, tzinfo=UTC)
+
+
+def article(source: str, url: str, title: str, body: str, when: datetime) -> Article:
+    return Article(source, url, url, title, content_html=body, published_at=when)
+
+
+def archive(project: Project) -> None:
+    project.sources = [{"name": "Wire", "feed": "http://127.0.0.1:9/wire"},
+                       {"name": "Kabul", "feed": "http://127.0.0.1:9/kabul"}]
+    items = [
+        article("Wire", BASES["massoud-dialogue"].url, BASES["massoud-dialogue"].title,
+                BASES["massoud-dialogue"].body, OLD),
+        article("Wire", BASES["joint-declaration"].url, BASES["joint-declaration"].title,
+                BASES["joint-declaration"].body, OLD + timedelta(days=1)),
+        article("Kabul", SAME_EVENT[1].url, SAME_EVENT[1].title, SAME_EVENT[1].body,
+                OLD + timedelta(days=2)),
+        article("Kabul", SAME_EVENT[3].url, SAME_EVENT[3].title, SAME_EVENT[3].body,
+                OLD + timedelta(days=3)),
+        # Dari, typed with the Persian yeh and kaf.
+        article("Kabul", DARI.url, DARI.title, DARI.body, OLD + timedelta(days=4)),
+    ]
+    ingest(project, items, FakeClock()).close()
+
+
+def found(project: Project, *args: str) -> list[dict[str, object]]:
+    result = project.cli("search", *args, "--json", check=True)
+    return list(json.loads(result.stdout))
+
+
+def test_search_phrases_prefixes_booleans_and_filters(project: Project) -> None:
+    archive(project)
+    dialogue = found(project, '"intra-Afghan dialogue"')
+    assert [r["url"] for r in dialogue] == [SAME_EVENT[1].url, BASES["massoud-dialogue"].url]
+    assert "«intra-Afghan dialogue»" in str(dialogue[0]["snippet"])
+    # Newest first by default; the words of a phrase must be adjacent.
+    assert found(project, '"dialogue intra-Afghan"') == []
+    assert {r["url"] for r in found(project, "earthq*")} == {SAME_EVENT[3].url}
+    assert "«Earthquake»" in str(found(project, "earthq*")[0]["snippet"])
+    both = {r["url"] for r in found(project, "Massoud AND NOT exiles")}
+    assert both == {SAME_EVENT[1].url}
+    either = {r["url"] for r in found(project, "(Ankara OR Herat) AND NOT Massoud")}
+    assert either == {BASES["joint-declaration"].url, SAME_EVENT[3].url}
+    assert {r["url"] for r in found(project, "Massoud", "--source", "Kabul")} == {
+        SAME_EVENT[1].url}
+    # --watchlist keeps articles that matched it: the quake matched nobody.
+    assert found(project, "Herat", "--watchlist", "afghan-opposition") == []
+    ranked = found(project, "Massoud", "--rank")
+    assert ranked[0]["url"] == BASES["massoud-dialogue"].url  # says it most, and in the title
+    assert found(project, "Massoud", "--since", "1d") != []  # fetched now
+    table = project.cli("search", "Herat", check=True).stdout
+    assert "Earthquake shakes Herat" in table
+    bad = project.cli("search", "***")
+    assert bad.returncode != 0 and "nothing to search for" in bad.stderr
+
+
+def test_dari_is_found_across_letter_variants(project: Project) -> None:
+    archive(project)
+    arabic = str.maketrans({"\u06cc": "\u064a", "\u06a9": "\u0643"})
+    # "جبهه مقاومت ملی" and "کشورهای همسایه", typed with the Arabic yeh and kaf.
+    for query in ('"جبهه مقاومت ملی"', "کشورهای", '"احمد مسعود"'):
+        typed = query.translate(arabic)
+        assert typed != query or "ی" not in query
+        hits = found(project, typed)
+        assert [r["url"] for r in hits] == [DARI.url], typed
+    hit = found(project, '"جبهه مقاومت ملی"'.translate(arabic))[0]
+    assert "«جبهه مقاومت ملی»" in str(hit["snippet"])  # quoted as the article wrote it
+
+
+def test_query_translation_quotes_words_and_keeps_operators() -> None:
+    query = search.parse_query('"Ahmad  Massoud" OR intra-Afghan* NOT (Taliban)')
+    assert query.fts == '"ahmad massoud" OR "intra afghan"* NOT ( "taliban" )'
+    assert search.parse_query("ACCORD or nor").fts == '"accord" "or" "nor"'
+    assert search.comparable("يكي ك") == search.comparable("یکی ک")
+
+
+def test_prune_keeps_dedup_keys_so_a_pruned_article_does_not_alert_again(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    now = datetime.now(UTC)
+    item = Item("Atta Mohammad Noor meets envoys", site.url("/a/1"),
+                "<p>Atta Mohammad Noor met envoys in Tashkent on Wednesday.</p>", "g-1", now)
+    site.pages["/rss.xml"] = Page(rss([item]))
+    project.cli("once", check=True)
+    assert len(receiver.delivered()) == 1
+    assert found(project, "Tashkent") != []
+
+    result = project.cli("prune", "--older-than", "1ms", check=True)
+    assert "pruned the text of 1 article(s)" in result.stdout
+    store = project.store()
+    (row,) = store.db.query("SELECT title, summary, text, pruned_at FROM articles")
+    assert row["title"] == "Atta Mohammad Noor meets envoys"
+    assert row["summary"] is None and row["text"] is None and row["pruned_at"]
+    assert store.db.execute("SELECT count(*) FROM article_keys").fetchone()[0] == 2
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] > 0
+    assert found(project, "Tashkent") == []
+    # The feed still carries it (and another feed under a tracking URL): no new alert.
+    site.pages["/rss.xml"] = Page(rss([item, Item(item.title, item.link + "?utm_source=x",
+                                                  item.body, "g-1", now)]))
+    project.sources.append({"name": "Mirror", "feed": site.url("/rss.xml")})
+    project.cli("once", check=True)
+    assert len(receiver.delivered()) == 1
+    assert project.store().db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
+    assert "pruned the text of 0 article(s)" in project.cli("prune", check=True).stdout
+
+
+def test_export_jsonl_and_csv_with_filters(project: Project) -> None:
+    archive(project)
+    lines = project.cli("export", check=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    # The articles that matched: the two wire stories and the Taliban reply (the watch
+    # items have no Dari aliases here, and the quake names nobody).
+    assert {r["url"] for r in rows} == {BASES["massoud-dialogue"].url,
+                                        BASES["joint-declaration"].url, SAME_EVENT[1].url}
+    first = next(r for r in rows if r["url"] == BASES["massoud-dialogue"].url)
+    assert first["story_id"] and first["outlets"] == 1 and first["source"] == "Wire"
+    assert {m["watch"] for m in first["matches"]} >= {"Ahmad Massoud", "intra-Afghan dialogue"}
+    text = project.cli("export", "--format", "csv", "--watchlist", "afghan-opposition",
+                       check=True).stdout
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == sum(len(r["matches"]) for r in rows)
+    assert {"url", "title", "watch", "matched", "field", "snippet"} <= set(table[0])
+    assert project.cli("export", "--watchlist", "nobody", check=True).stdout == ""
+    assert project.cli("export", "--since", "2100-01-01", check=True).stdout == ""
+    out = project.root / "out.jsonl"
+    project.cli("export", "-o", str(out), check=True)
+    assert out.read_text().splitlines() == lines
+
+
+def test_atom_feed_of_a_watchlist_is_rewritten_on_each_change(
+        project: Project, site: Site) -> None:
+    project.settings["atom"] = {"directory": "../feeds", "entries": 2}
+    project.watchlists = [{**WATCHLIST, "channels": []}]
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    now = datetime.now(UTC)
+    items = [Item("Atta Mohammad Noor meets envoys", site.url("/a/1"),
+                  "<p>Atta Mohammad Noor met envoys & <b>spoke</b>.</p>", "g1", now)]
+    site.pages["/rss.xml"] = Page(rss(items))
+    project.cli("once", check=True)
+    path = project.root / "feeds" / "afghan-opposition.atom"
+    feed = feedparser.parse(path.read_bytes())
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.feed.title == "newswatch: afghan-opposition"
+    (entry,) = feed.entries
+    assert entry.link == site.url("/a/1")
+    assert entry.title == "Atta Mohammad Noor meets envoys"
+    assert [t.term for t in entry.tags] == ["Atta Mohammad Noor"]
+    assert "carried by 1 outlet" in entry.content[0].value
+    first = path.read_bytes()
+
+    project.cli("once", check=True)  # nothing new: the file is left as it was
+    assert path.read_bytes() == first
+    items += [Item(f"Ahmad Massoud statement {n}", site.url(f"/b/{n}"), "", f"b{n}", now)
+              for n in range(3)]
+    site.pages["/rss.xml"] = Page(rss(items))
+    project.cli("once", check=True)
+    feed = feedparser.parse(path.read_bytes())
+    assert len(feed.entries) == 2  # atom.entries
+    assert all("Ahmad Massoud statement" in e.title for e in feed.entries)
+    assert not list((project.root / "feeds").glob(".*"))  # no temporary files left
+
+
+def test_the_hourly_maintenance_prunes_articles_past_retention(project: Project,
+                                                               site: Site) -> None:
+    import asyncio
+
+    from crawler.daemon import Runner, _Work
+
+    project.settings["retention"] = {"articles": "30d"}
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    project.watchlists = [{**WATCHLIST, "channels": []}]
+    site.pages["/rss.xml"] = Page(rss([Item("Noor in Mazar", site.url("/a/1"),
+                                            "Atta Mohammad Noor spoke.", "g1")]))
+    clock = FakeClock()
+    runner = Runner(project.config(), project.store(), clock=clock)
+    asyncio.run(runner.once())
+    work = _Work(runner, None, None, lambda exc: None)  # type: ignore[arg-type]
+    clock.advance(29 * 86400)
+    asyncio.run(work.maintain())
+    assert runner.store.db.execute("SELECT text FROM articles").fetchone()[0]
+    clock.advance(2 * 86400)
+    asyncio.run(work.maintain())
+    assert runner.store.db.execute("SELECT text, pruned_at FROM articles").fetchone()[0] is None
+    assert runner.store.db.execute("SELECT count(*) FROM articles_fts").fetchone()[0] == 0
+
+
+def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from crawler import store as store_module
+    from crawler.store import Store
+
+    path = tmp_path / "v3.db"
+    old = sqlite_utils.Database(path)
+    old.table("migrations").create({"version": int, "name": str, "applied_at": str},
+                                   pk="version")
+    for version, (name, migrate) in enumerate(store_module.MIGRATIONS[:3], start=1):
+        migrate(old)
+        old.table("migrations").insert({"version": version, "name": name, "applied_at": "x"})
+    old.table("sources").insert({"name": "s", "url": "https://e.org/", "next_check_at": "x",
+                                 "created_at": "x"})
+    old.table("articles").insert({"url": "https://e.org/1", "source": "s",
+                                  "title": "احمد مسعود در ويانا", "summary": "",
+                                  "text": "Ahmad Massoud spoke in Vienna.",
+                                  "fetched_at": "2026-11-01T00:00:00.000000Z"})
+    old.conn.close()
+    store = Store(path)
+    assert store.schema_version() == len(store_module.MIGRATIONS)
+    # The title was typed with an Arabic yeh; the query has the Persian one.
+    for query in ('"spoke in vienna"', "\u0648\u06cc\u0627\u0646\u0627"):
+        hits = store.search(search.parse_query(query).fts)
+        assert [h["url"] for h in hits] == ["https://e.org/1"], query
+
+
+def test_the_listener_serves_the_feeds_of_the_watchlists_after_a_reload(
+        project: Project, site: Site) -> None:
+    import threading
+
+    from tests.test_observability import free_port, get
+    from tests.test_reload import wait_for_log
+
+    port = free_port()
+    project.settings["http"] = {"listen": f"127.0.0.1:{port}"}
+    project.watchlists = [{**WATCHLIST, "channels": []}]
+    site.pages["/rss.xml"] = Page(rss([]))
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    daemon = project.popen("run")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(daemon.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        base = f"http://127.0.0.1:{port}/feeds"
+        assert get(f"{base}/afghan-opposition.atom").status_code == 200
+        project.watchlists = [{**WATCHLIST, "name": "blocs", "channels": []}]
+        project.write()
+        assert wait_for_log(lines, "config reloaded"), "\n".join(lines)
+        assert get(f"{base}/blocs.atom").status_code == 200
+        assert get(f"{base}/afghan-opposition.atom").status_code == 404
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)

@@ -1,0 +1,304 @@
+"""Stories: copies of one article group into one story, look-alikes do not; one alert per
+(watchlist, story), one follow-up when a later copy names new watch items."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from crawler.article import Article
+from crawler.pipeline import Pipeline
+from crawler.store import Store
+from tests.conftest import FakeClock, Project
+from tests.feeds import Item, rss
+from tests.fixtures.stories import BASES, Text, fixture_set
+from tests.servers import Page, Receiver, Site
+from tests.test_end_to_end import verify
+
+
+def pair_scores(truth: dict[str, str], found: dict[str, int]) -> tuple[float, float]:
+    """Pairwise precision and recall of a grouping against the expected one."""
+    same_truth = {p for p in itertools.combinations(sorted(truth), 2)
+                  if truth[p[0]] == truth[p[1]]}
+    same_found = {p for p in itertools.combinations(sorted(found), 2)
+                  if found[p[0]] == found[p[1]]}
+    hit = len(same_truth & same_found)
+    return (hit / len(same_found) if same_found else 1.0,
+            hit / len(same_truth) if same_truth else 1.0)
+
+
+def ingest(project: Project, articles: list[Article], clock: FakeClock) -> Store:
+    project.hook("http://127.0.0.1:9/unused")
+    config = project.config()
+    store = Store(config.database_path)
+    store.sync_sources(config.active_sources(), clock.now())
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            pipeline = Pipeline(config, store, client, clock, "test")
+            for article in articles:  # one poll each, as copies arrive over time
+                pipeline.ingest(article.source, [article])
+                clock.advance(600)
+
+    asyncio.run(run())
+    return store
+
+
+def test_clustering_of_the_fixture_set_has_full_precision_and_recall(
+        project: Project) -> None:
+    texts = fixture_set()
+    random.Random(7).shuffle(texts)
+    project.sources = [{"name": f"outlet-{n}", "feed": f"http://127.0.0.1:9/{n}"}
+                       for n in range(len(texts))]
+    articles = [Article(f"outlet-{n}", t.url, t.url, t.title, content_html=t.body,
+                        published_at=datetime.now(UTC))
+                for n, t in enumerate(texts)]
+    store = ingest(project, articles, FakeClock())
+    found = {r["url"]: r["story_id"] for r in store.db.query(
+        "SELECT url, story_id FROM articles")}
+    truth = {t.url: t.story for t in texts}
+    precision, recall = pair_scores(truth, found)
+    print(f"\nclustering: {len(texts)} articles, {len(set(truth.values()))} stories "
+          f"expected, {len(set(found.values()))} found; pairwise precision "
+          f"{precision:.3f}, recall {recall:.3f}")
+    assert (precision, recall) == (1.0, 1.0)
+    # Explainable: every copy names the article it was most similar to, and its score.
+    for row in store.db.query("SELECT url, similarity, similar_to, story_id FROM articles "
+                              "WHERE similar_to IS NOT NULL"):
+        assert 0.4 <= row["similarity"] <= 1.0
+    stories = {r["id"]: r for r in store.db.query("SELECT * FROM stories")}
+    assert stories[found[BASES["joint-declaration"].url]]["outlets"] == 5
+
+
+def test_an_article_outside_the_window_starts_a_new_story(project: Project) -> None:
+    base = BASES["noor-tashkent"]
+    project.sources = [{"name": "a", "feed": "http://127.0.0.1:9/a"},
+                       {"name": "b", "feed": "http://127.0.0.1:9/b"}]
+    project.settings["stories"] = {"window": "1d"}
+    project.hook("http://127.0.0.1:9/unused")
+    clock = FakeClock()
+    config = project.config()
+    store = Store(config.database_path)
+    store.sync_sources(config.active_sources(), clock.now())
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            pipeline = Pipeline(config, store, client, clock, "test")
+            pipeline.ingest("a", [Article("a", base.url, base.url, base.title,
+                                          content_html=base.body)])
+            clock.advance(2 * 86400)
+            pipeline.ingest("b", [Article("b", base.url + "?again", base.url, base.title,
+                                          content_html=base.body)])
+
+    asyncio.run(run())
+    assert len({r[0] for r in store.db.execute("SELECT story_id FROM articles")}) == 2
+
+
+STORY = BASES["massoud-dialogue"]
+NOOR = ("Atta Mohammad Noor, who attended the Vienna meeting by video link, said the "
+        "northern blocs supported the call.")
+
+
+def story_item(site: Site, path: str, title: str, paragraphs: tuple[str, ...]) -> Item:
+    return Item(title, site.url(path), "".join(f"<p>{p}</p>" for p in paragraphs),
+                path, datetime.now(UTC))
+
+
+def test_one_story_from_four_feeds_alerts_once_and_once_more_for_a_new_person(
+        project: Project, receiver: Receiver) -> None:
+    sites = [Site(f"127.0.0.{n}") for n in (2, 3, 4, 5)]
+    try:
+        project.hook(receiver.url("/hook"))
+        project.sources = [{"name": f"Outlet {n}", "feed": s.url("/feed.xml")}
+                           for n, s in enumerate(sites, 1)]
+        for s in sites:
+            s.pages["/feed.xml"] = Page(rss([]))
+        p = STORY.paragraphs
+
+        # Poll 1: the wire story on the first outlet.
+        sites[0].pages["/feed.xml"] = Page(rss([story_item(sites[0], "/wire", STORY.title, p)]))
+        project.cli("once", check=True)
+        # Poll 2: two outlets retitle it, one adds boilerplate, one rewrites a paragraph.
+        sites[1].pages["/feed.xml"] = Page(rss([story_item(
+            sites[1], "/opinion", f"Opinion | {STORY.title}",
+            (*p, "Follow us on Twitter. All rights reserved."))]))
+        sites[2].pages["/feed.xml"] = Page(rss([story_item(
+            sites[2], "/tolo", f"{STORY.title} – TOLOnews",
+            (*p[:3], "Massoud said the neighbours should wait for schools to reopen.",
+             p[4]))]))
+        project.cli("once", check=True)
+        project.cli("once", check=True)  # polls with nothing new send nothing
+        assert len(receiver.delivered()) == 1
+        # Poll 3: the fourth outlet's copy adds a paragraph naming another watched person.
+        sites[3].pages["/feed.xml"] = Page(rss([story_item(
+            sites[3], "/intl", f"{STORY.title} | Afghanistan International", (*p, NOOR))]))
+        project.cli("once", check=True)
+        # Poll 4: another copy naming him again on the first outlet: nothing new to say.
+        sites[0].pages["/feed.xml"] = Page(rss([
+            story_item(sites[0], "/wire", STORY.title, p),
+            story_item(sites[0], "/wire-update", STORY.title + " (updated)", (*p, NOOR))]))
+        project.cli("once", check=True)
+
+        payloads = [verify(h) for h in receiver.delivered()]
+        assert len(payloads) == 2
+        first, follow = (p["data"] for p in payloads)  # type: ignore[index]
+        assert first["story"]["follow_up"] is False
+        assert first["article"]["url"] == sites[0].url("/wire")
+        assert {m["watch"] for m in first["matches"]} == {"Ahmad Massoud",
+                                                          "intra-Afghan dialogue"}
+        assert follow["story"]["follow_up"] is True
+        assert follow["story"]["new_watches"] == ["Atta Mohammad Noor"]
+        assert follow["story"]["id"] == first["story"]["id"]
+        assert follow["story"]["outlets"] == 4
+        assert follow["article"]["url"] == sites[3].url("/intl")
+        assert len({h.headers["webhook-id"] for h in receiver.delivered()}) == 2
+
+        listed = json.loads(project.cli("stories", "--json", check=True).stdout)
+        assert len(listed) == 1
+        assert listed[0]["articles"] == 5 and listed[0]["outlets"] == 4
+        assert sorted(listed[0]["outlets_list"]) == [f"Outlet {n}" for n in range(1, 5)]
+        assert "afghan-opposition: Atta Mohammad Noor" in listed[0]["watches"]
+        table = project.cli("stories", check=True).stdout
+        assert "Outlet 4" in table
+    finally:
+        for s in sites:
+            s.close()
+
+
+def test_a_story_first_seen_without_matches_alerts_when_a_copy_matches(
+        project: Project, receiver: Receiver) -> None:
+    """The first alert of a (watchlist, story) is an ordinary alert, not a follow-up."""
+    site = Site()
+    try:
+        project.hook(receiver.url("/hook"))
+        project.sources = [{"name": "A", "feed": site.url("/a.xml")},
+                           {"name": "B", "feed": site.url("/b.xml")}]
+        quake = next(t for t in fixture_set() if t.story == "herat-quake")
+        body = (*quake.paragraphs, "Relief groups expect more aftershocks in the area, "
+                "and roads to several villages remain closed after landslides.")
+        site.pages["/a.xml"] = Page(rss([story_item(site, "/q1", quake.title, body)]))
+        site.pages["/b.xml"] = Page(rss([]))
+        project.cli("once", check=True)
+        assert receiver.delivered() == []
+        site.pages["/b.xml"] = Page(rss([story_item(
+            site, "/q2", quake.title, (*body, "Atta Mohammad Noor sent condolences."))]))
+        project.cli("once", check=True)
+        payloads = [verify(h) for h in receiver.delivered()]
+        assert len(payloads) == 1
+        story = payloads[0]["data"]["story"]  # type: ignore[index]
+        assert story["follow_up"] is False and story["articles"] == 2
+    finally:
+        site.close()
+
+
+def test_old_copies_are_not_candidates_after_their_text_is_pruned(project: Project) -> None:
+    base = BASES["joint-declaration"]
+    project.sources = [{"name": "a", "feed": "http://127.0.0.1:9/a"}]
+    clock = FakeClock()
+    store = ingest(project, [Article("a", base.url, base.url, base.title,
+                                     content_html=base.body)], clock)
+    assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] > 0
+    assert store.prune_articles(clock.now() + timedelta(days=1), timedelta(hours=1)) == 1
+    assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] == 0
+    assert store.db.execute("SELECT count(*) FROM article_signatures").fetchone()[0] == 0
+
+
+def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
+                                                             site: Site) -> None:
+    from tests.smtp import SmtpServer
+    from tests.test_email import mail_channel, once
+
+    server = SmtpServer("none")
+    try:
+        mail_channel(project, server.port)
+        project.sources = [{"name": "Wire", "feed": site.url("/a.xml")},
+                           {"name": "Echo", "feed": site.url("/b.xml")}]
+        p = STORY.paragraphs
+        site.pages["/a.xml"] = Page(rss([story_item(site, "/w", STORY.title, p)]))
+        site.pages["/b.xml"] = Page(rss([]))
+        clock = FakeClock()
+        assert once(project, clock).delivered == 1
+        site.pages["/b.xml"] = Page(rss([story_item(site, "/e", f"Opinion | {STORY.title}",
+                                                    (*p, NOOR))]))
+        clock.advance(900)
+        assert once(project, clock).delivered == 1
+        first, follow = (m.message for m in server.mailbox.received())
+    finally:
+        server.close()
+    story_id = project.store().db.execute("SELECT id FROM stories").fetchone()[0]
+    assert not first["Subject"].startswith("[afghan-opposition] Follow-up")
+    assert follow["Subject"] == f"[afghan-opposition] Follow-up: Opinion | {STORY.title}"
+    for message, outlets in ((first, "1 outlet "), (follow, "2 outlets")):
+        for kind in ("plain", "html"):
+            body = message.get_body((kind,)).get_content()  # type: ignore[union-attr]
+            assert f"Story {story_id}, carried by {outlets}" in body
+    text = follow.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Follow-up: now also names Atta Mohammad Noor." in text
+
+
+def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    from tests.fixtures.stories import BOILERPLATE, SAME_EVENT
+
+    texts = [*BASES.values(), *SAME_EVENT]
+    now = datetime.now(UTC)
+    site.pages["/a.xml"] = Page(rss([
+        Item(t.title, t.url, "".join(f"<p>{p}</p>" for p in t.paragraphs), t.url, now)
+        for t in texts]))
+    site.pages["/b.xml"] = Page(rss([
+        Item(c.title, c.url, "".join(f"<p>{p}</p>" for p in c.paragraphs), c.url, now)
+        for c in (Text(t.story, t.url + "?republished", f"Opinion | {t.title}",
+                       (*t.paragraphs, BOILERPLATE)) for t in texts)]))
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "A", "feed": site.url("/a.xml")},
+                       {"name": "B", "feed": site.url("/b.xml")}]
+    project.write()
+    first, second = project.popen("once"), project.popen("once")
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    store = project.store()
+    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == 2 * len(texts)
+    assert store.db.execute("SELECT count(*) FROM stories").fetchone()[0] == len(texts)
+    assert {r[0] for r in store.db.execute("SELECT outlets FROM stories")} == {2}
+    # One alert per story that names a watched person (all but the Dari text, which the
+    # test watchlist has no Dari alias for, and the quake), whichever copy came first.
+    ids = [verify(h)["data"]["story"]["id"] for h in receiver.delivered()]  # type: ignore[index]
+    assert len(ids) == len(set(ids)) == len(texts) - 2
+
+
+def test_plan_per_story_first_alert_follow_up_and_silence() -> None:
+    from alerts import outbox
+    from crawler.match import Match
+
+    now = datetime(2026, 11, 28, 10, tzinfo=UTC)
+    art = Article("s", "https://e.org/copy", "https://e.org/copy", "t", published_at=now)
+
+    def m(watch: str) -> Match:
+        return Match("w", watch, watch, watch, "title", 0, 1, watch)
+
+    def story(alerted: dict[str, frozenset[str]]) -> outbox.StoryContext:
+        return outbox.StoryContext(7, "story:https://e.org/first", 3, 2, now, alerted)
+
+    routes = {"w": ["hook"]}
+    policy = outbox.Policy(urgent=frozenset({("w", "Noor")}))
+    (first,) = outbox.plan(art, [m("Massoud")], routes, now, timedelta(days=2), policy,
+                           story({}))
+    assert first.subject == "story:https://e.org/first" and not first.priority
+    assert first.payload["data"]["story"] == {
+        "id": 7, "articles": 3, "outlets": 2, "first_seen_at": "2026-11-28T10:00:00Z",
+        "follow_up": False, "new_watches": []}
+    assert outbox.plan(art, [m("Massoud")], routes, now, timedelta(days=2), policy,
+                       story({"w": frozenset({"Massoud"})})) == []
+    (follow,) = outbox.plan(art, [m("Massoud"), m("Noor")], routes, now, timedelta(days=2),
+                            policy, story({"w": frozenset({"Massoud"})}))
+    assert follow.subject == "story:https://e.org/first#follow-up:Noor"
+    assert follow.message_id != first.message_id
+    assert follow.priority  # the new item is urgent
+    assert follow.payload["data"]["story"]["new_watches"] == ["Noor"]
+    assert len(follow.payload["data"]["matches"]) == 2
