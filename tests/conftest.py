@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from crawler.config import Config, load_config
+from crawler.daemon import OnceReport, Runner
 from crawler.store import Store
 from tests.servers import Receiver, Site
 
@@ -95,6 +98,25 @@ class Project:
             raise AssertionError(f"newswatch {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
+
+    def once(self) -> OnceReport:
+        """One in-process pass over the config, on its own store."""
+        config = self.config()
+        store = Store(config.database_path)
+        try:
+            return asyncio.run(Runner(config, store).once())
+        finally:
+            store.close()
+
+    def run_logged(self) -> tuple[subprocess.Popen[str], list[str]]:
+        """``newswatch run`` as a subprocess, with its log lines collected as they come."""
+        daemon = self.popen("run")
+        lines: list[str] = []
+        assert daemon.stderr is not None
+        stderr = daemon.stderr
+        threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")),
+                         daemon=True).start()
+        return daemon, lines
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         self.write()

@@ -237,7 +237,6 @@ def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
 
 def test_the_listener_serves_the_feeds_of_the_watchlists_after_a_reload(
         project: Project, site: Site) -> None:
-    import threading
 
     from tests.test_observability import free_port, get
     from tests.test_reload import wait_for_log
@@ -247,11 +246,7 @@ def test_the_listener_serves_the_feeds_of_the_watchlists_after_a_reload(
     project.watchlists = [{**WATCHLIST, "channels": []}]
     site.pages["/rss.xml"] = Page(rss([]))
     project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
-    daemon = project.popen("run")
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(daemon.stderr.readline, "")),
-                              daemon=True)
-    reader.start()
+    daemon, lines = project.run_logged()
     try:
         base = f"http://127.0.0.1:{port}/feeds"
         assert get(f"{base}/afghan-opposition.atom").status_code == 200

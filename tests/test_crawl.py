@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crawler import crawl
-from crawler.daemon import OnceReport, Runner
-from crawler.store import Store
 from tests.conftest import Project
 from tests.newssite import (
     HTML,
@@ -22,15 +20,6 @@ from tests.newssite import (
     sitemap_index,
 )
 from tests.servers import Hit, Page, Receiver, Site
-
-
-def once(project: Project) -> OnceReport:
-    config = project.config()
-    store = Store(config.database_path)
-    try:
-        return asyncio.run(Runner(config, store).once())
-    finally:
-        store.close()
 
 
 def stored_urls(project: Project) -> list[str]:
@@ -90,7 +79,7 @@ def test_news_sitemap_index_collects_new_allowed_recent_articles_once(
     build_site(site)
     configure(project, receiver, sitemap=site.url("/sitemap-index.xml"))
 
-    first = once(project)
+    first = project.once()
 
     assert first.polls[0].error is None, first.polls[0].error
     wanted = [site.url(p) for p in ("/news/1", "/news/2", "/news/3")]
@@ -105,7 +94,7 @@ def test_news_sitemap_index_collects_new_allowed_recent_articles_once(
         agents = {h.headers.get("user-agent") for h in site.hits}
     assert agents == {"newswatch/0.1 (+https://example.org/newswatch)"}
 
-    second = once(project)
+    second = project.once()
 
     assert second.polls[0].error is None
     assert second.polls[0].new == 0
@@ -118,7 +107,7 @@ def test_sitemap_auto_takes_the_sitemaps_robots_txt_lists(
         project: Project, site: Site, receiver: Receiver) -> None:
     build_site(site)
     configure(project, receiver, sitemap="auto", site=site.url("/"))
-    report = once(project)
+    report = project.once()
     assert report.polls[0].error is None, report.polls[0].error
     assert stored_urls(project) == [site.url(p) for p in ("/news/1", "/news/2", "/news/3")]
     assert site.requests_to("/private/1") == []
@@ -137,7 +126,7 @@ def test_crawl_follows_article_links_from_listing_pages(
                                         "follow": [r"/(news|private)/\w+$"]})
 
     try:
-        report = once(project)
+        report = project.once()
     finally:
         elsewhere.close()
     assert elsewhere.hits == [], "a crawl never leaves its start pages' hosts"
@@ -149,7 +138,7 @@ def test_crawl_follows_article_links_from_listing_pages(
     alerted = sorted(p["data"]["article"]["url"] for p in receiver.payloads())
     assert alerted == [site.url("/news/1"), site.url("/news/3")]
 
-    once(project)
+    project.once()
     assert article_requests(site) == ["/news/1", "/news/2", "/news/3"]
     assert len(site.requests_to("/politics/")) == 2
 
@@ -161,9 +150,9 @@ def test_max_pages_caps_a_run(project: Project, site: Site, receiver: Receiver) 
         content_type=HTML)
     configure(project, receiver, crawl={"start": [site.url("/politics/")],
                                         "follow": [r"/news/"], "max_pages": 2})
-    once(project)
+    project.once()
     assert len(stored_urls(project)) == 2
-    once(project)
+    project.once()
     assert len(stored_urls(project)) == 4, "the next run takes the next new pages"
 
 
@@ -190,7 +179,7 @@ def test_a_hung_crawl_is_killed_at_its_budget_and_recorded(project: Project,
         configure(project, receiver, sitemap=site.url("/news-sitemap.xml"), budget="8s",
                   timeout="60s")
 
-        report = once(project)
+        report = project.once()
 
         error = report.polls[0].error
         assert error is not None and "killed at its 8s budget" in error
@@ -203,7 +192,7 @@ def test_a_hung_crawl_is_killed_at_its_budget_and_recorded(project: Project,
 
         site.hang.clear()
         site.release.set()
-        again = once(project)
+        again = project.once()
         assert again.polls[0].error is None
         assert site.url("/news/2") in stored_urls(project)
     finally:
@@ -353,7 +342,7 @@ def test_crawl_honours_retry_after_and_the_size_cap(project: Project,
         publish(site, big)
         configure(project, receiver, sitemap=site.url("/news-sitemap.xml"),
                   max_bytes="64KiB")
-        report = once(project)
+        report = project.once()
         assert report.polls[0].error is None, report.polls[0].error
         assert [h.status for h in site.requests_to("/news/1")] == [429, 200]
         assert stored_urls(project) == [site.url("/news/1")], "the page over the cap is dropped"

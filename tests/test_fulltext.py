@@ -6,21 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.daemon import OnceReport, Runner
+from crawler.daemon import Runner
 from crawler.store import Store
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import HTML, Story, article_html, publish
 from tests.servers import Hit, Page, Receiver, Site
-
-
-def once(project: Project) -> OnceReport:
-    config = project.config()
-    store = Store(config.database_path)
-    try:
-        return asyncio.run(Runner(config, store).once())
-    finally:
-        store.close()
 
 
 def articles(project: Project) -> dict[str, dict[str, Any]]:
@@ -56,7 +47,7 @@ def test_matches_come_from_the_body_never_from_page_chrome(
         Item("Snow closes the Salang pass", site.url("/a/chrome"), "Read more.", "g2", now),
     ])
 
-    report = once(project)
+    report = project.once()
 
     assert report.polls[0].error is None
     assert alerted_urls(receiver) == [site.url("/a/body")]
@@ -71,7 +62,7 @@ def test_matches_come_from_the_body_never_from_page_chrome(
     assert "Most read" not in chrome["text"] and "Massoud" not in chrome["text"]
     assert chrome["language"] == "en"
     # Each page was fetched once, and not again on the next pass.
-    once(project)
+    project.once()
     assert len(site.requests_to("/a/body")) == 1
     assert len(receiver.payloads()) == 1
 
@@ -92,7 +83,7 @@ def test_failed_extraction_is_recorded_and_the_feed_text_still_matches(
         Item("Big page", site.url("/a/huge"), "A long read.", "g3", now),
     ], max_bytes="64KiB")
 
-    report = once(project)
+    report = project.once()
 
     assert report.polls[0].error is None
     stored = articles(project)
@@ -127,8 +118,8 @@ def test_redirects_canonical_links_and_amp_variants_lead_to_one_article(
     site.pages["/other.xml"] = Page(rss([Item("Talks again", site.url("/news/talks"), "",
                                               "other-1", now)]))
 
-    once(project)
-    once(project)
+    project.once()
+    project.once()
 
     assert list(articles(project)) == [site.url("/news/talks")]
     assert alerted_urls(receiver) == [site.url("/news/talks")]
@@ -143,7 +134,7 @@ def test_robots_txt_is_obeyed_for_article_pages(project: Project, site: Site,
     setup(project, site, receiver, [Item("Hidden", site.url("/private/1"), "Nothing.",
                                          "g1", now)])
 
-    once(project)
+    project.once()
 
     assert site.requests_to("/private/1") == []
     assert articles(project)[site.url("/private/1")]["extraction"] == \
@@ -156,7 +147,7 @@ def test_full_text_off_fetches_no_page(project: Project, site: Site,
     publish(site, Story("/a/1", "T", "Atta Mohammad Noor spoke."))
     setup(project, site, receiver, [Item("T", site.url("/a/1"), "Short.", "g1",
                                          datetime.now(UTC))], full_text=False)
-    once(project)
+    project.once()
     assert site.requests_to("/a/1") == []
     assert articles(project)[site.url("/a/1")]["extraction"] == "off"
 
@@ -196,7 +187,7 @@ def test_429_with_retry_after_is_retried_and_honoured(project: Project,
         site.script["/a/1"] = [(429, {"retry-after": "1"}), (503, {})]
         setup(project, site, receiver, [Item("Talks", site.url("/a/1"), "Short.", "g1",
                                              datetime.now(UTC))])
-        once(project)
+        project.once()
         assert [h.status for h in site.requests_to("/a/1")] == [429, 503, 200]
         assert articles(project)[site.url("/a/1")]["extraction"] == "ok"
         assert alerted_urls(receiver) == [site.url("/a/1")]
@@ -220,7 +211,7 @@ def test_one_request_at_a_time_per_host_across_pages_and_crawls(
         setup(project, site, receiver, [Item(f"Story {n}", site.url(f"/a/{n}"), "", f"g{n}",
                                              now) for n in range(6)])
         project.sources.append({"name": "Map", "sitemap": site.url("/news-sitemap.xml")})
-        report = once(project)
+        report = project.once()
         assert [p.error for p in report.polls] == [None, None]
         assert len(articles(project)) == 12
         assert site.most_busy == 1, "two requests to one host overlapped"
@@ -265,7 +256,7 @@ def test_each_redirect_hop_obeys_its_hosts_robots_txt(project: Project, site: Si
         now = datetime.now(UTC)
         setup(project, site, receiver, [Item("Locked", site.url("/go/1"), "", "g1", now),
                                         Item("Open", site.url("/go/2"), "", "g2", now)])
-        once(project)
+        project.once()
         assert publisher.requests_to("/paywall/1") == []
         assert len(publisher.requests_to("/robots.txt")) == 1
         stored = articles(project)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +30,7 @@ def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: 
     project.hook(receiver.url("/hook"))
     project.settings["daemon"] = {"tick": "0.2s"}
     project.sources = [{"name": "Live", "feed": site.url("/feed.xml"), "interval": "0.5s"}]
-    daemon = project.popen("run")
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(daemon.stderr.readline, "")),
-                              daemon=True)
-    reader.start()
+    daemon, lines = project.run_logged()
     try:
         assert len(receiver.wait_for(1)) == 1
 
