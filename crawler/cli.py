@@ -490,11 +490,8 @@ def status(obj: _Context, as_json: bool) -> None:
         rows = store.source_health(now)
         counts = store.alert_counts()
     for row in rows:
-        facts = health.figures(row, now)
-        row["daily_rate"] = round(facts.daily_rate, 2)
-        row["state"] = ("retired" if row["retired_at"] else "inactive" if not row["active"]
-                        else health.incident(facts, now) or
-                        ("failing" if row["error_count"] else "ok"))
+        row["daily_rate"] = round(health.figures(row, now).daily_rate, 2)
+        row["state"] = health.state(row, now)
     if as_json:
         _print_json({"sources": rows, "alerts": counts})
         return
@@ -543,20 +540,22 @@ def sources() -> None:
 def sources_list(obj: _Context, as_json: bool) -> None:
     """Every source with its kind, interval and health."""
     config = obj.config()
+    now = SystemClock().now()
     with obj.store(config) as store:
-        store.sync_sources(config.active_sources(), SystemClock().now())
-        rows = {r["name"]: r for r in store.sources()}
+        store.sync_sources(config.active_sources(), now)
+        rows = {r["name"]: r for r in store.source_health(now)}
     active = {s.name: s for s in config.active_sources()}
     listed: list[dict[str, Any]] = []
     for entry in config.sources:
         row = rows.get(entry.name, {})
         source = active.get(entry.name)
-        health = ("disabled" if not entry.enabled else
-                  "never polled" if not row.get("last_checked_at") else
-                  f"failing ({row['error_count']} in a row)" if row.get("error_count") else "ok")
+        state = health.state(row, now) if row.get("last_checked_at") else ""
+        shown = ("disabled" if not entry.enabled else
+                 "never polled" if not state else
+                 f"failing ({row['error_count']} in a row)" if state == "failing" else state)
         listed.append({
             "name": entry.name, "kind": entry.kind, "url": row.get("url") or "",
-            "interval_s": source.interval if source else None, "health": health,
+            "interval_s": source.interval if source else None, "health": shown,
             "last_success_at": row.get("last_success_at"), "last_error": row.get("last_error"),
             "next_check_at": row.get("next_check_at") if entry.enabled else None})
     if as_json:

@@ -65,3 +65,13 @@ def describe(kind: str, row: Mapping[str, Any], figures: Figures) -> str:
     last = row["last_article_at"][:16] if row["last_article_at"] else "never"
     return (f"source {row['name']} has gone quiet: no new article since {last}, "
             f"though it usually carries {figures.daily_rate:.1f} a day")
+
+
+def state(row: Mapping[str, Any], now: datetime) -> str:
+    """One word for a ``Store.source_health`` row: ``retired``, ``inactive``, an open
+    incident (``failing`` too long, ``quiet``), ``failing`` or ``ok``."""
+    if row["retired_at"]:
+        return "retired"
+    if not row["active"]:
+        return "inactive"
+    return incident(figures(row, now), now) or ("failing" if row["error_count"] else "ok")

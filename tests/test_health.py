@@ -142,3 +142,15 @@ def test_feed_ttl_and_max_age_delay_the_next_poll_unless_told_not_to(project: Pr
              for r in runner.store.sources()}
     assert waits == {"ttl": timedelta(minutes=90), "max-age": timedelta(hours=2),
                      "ignores": timedelta(minutes=10), "plain": timedelta(minutes=10)}
+
+
+def test_one_state_word_for_status_and_sources_list() -> None:
+    row = {"retired_at": None, "active": 1, "error_count": 0, "failing_since": None,
+           "last_article_at": None, "articles_window": 0,
+           "created_at": (NOW - timedelta(days=1)).isoformat()}
+    assert health.state(row, NOW) == "ok"
+    assert health.state({**row, "error_count": 2,
+                         "failing_since": (NOW - timedelta(hours=1)).isoformat()},
+                        NOW) == "failing"
+    assert health.state({**row, "retired_at": NOW.isoformat()}, NOW) == "retired"
+    assert health.state({**row, "active": 0}, NOW) == "inactive"
