@@ -10,9 +10,13 @@ each character, so a position in the folded text maps back to the original text.
 
 All names, aliases and ``exclude`` phrases of every watch item are found in ONE pass of an
 Aho-Corasick automaton over the folded text; hits must start and end on word boundaries
-(in any script). Only articles with such hits go further: context terms are searched (a
-second automaton), case-sensitive aliases are checked against the original text, and
-offsets are mapped back to the original text to quote it.
+(in any script). The same pass does most of the folding: an article's text is taken as
+UTF-8 after NFKC and a byte table for ASCII, and the automaton also holds *markers* for
+everything else the fold changes. Text without markers (most English news) is folded and
+searched in that one pass; text with markers has those characters replaced and is scanned
+again. Only articles with hits go further: context terms are searched (a second
+automaton), case-sensitive aliases are checked against the original text, and offsets are
+mapped back to the original text to quote it.
 """
 
 from __future__ import annotations
@@ -78,7 +82,6 @@ def _build_fold_table() -> dict[str, str]:
 
 _TABLE = _build_fold_table()
 _CHANGED = re.compile("[" + "".join(re.escape(c) for c in sorted(_TABLE)) + "]")
-_ASCII_SEPARATORS = [c for c in _TABLE if c.isascii() and _TABLE[c] == " "]
 
 
 def _decomposed_fold(text: str) -> str:
@@ -107,23 +110,29 @@ def _composed_table() -> tuple[dict[str, str], re.Pattern[str]]:
 
 def _unfolded(text: str, casefold: bool = True) -> str:
     """The fold before space runs are made one space: one piece per original character."""
-    if text.isascii():
-        folded = text.lower() if casefold else text
-        for char in _ASCII_SEPARATORS:
-            if char in folded:
-                folded = folded.replace(char, " ")
-        return folded
     if not casefold:
         folded = unicodedata.normalize("NFKD", text)
         for char in set(_CHANGED.findall(folded)):
             folded = folded.replace(char, _TABLE[char])
         return folded
+    if text.isascii():
+        return _ascii_folded(text.encode("ascii")).decode("ascii")
     table, changed = _composed_table()
     folded = unicodedata.normalize("NFKC", text).casefold()
     # one scan finds the few distinct characters to change; str.replace is C-fast
     for char in set(changed.findall(folded)):
         folded = folded.replace(char, table[char])
     return folded
+
+
+_ASCII_FOLD = bytes.maketrans(bytes(range(128)), "".join(
+    _TABLE.get(chr(b), chr(b)).lower() for b in range(128)).encode("ascii"))
+
+
+def _ascii_folded(data: bytes) -> bytes:
+    """The fold of every ASCII byte of UTF-8 ``data`` (lower case; white space, hyphens and
+    apostrophes made spaces); other bytes are left as they are."""
+    return data.translate(_ASCII_FOLD)
 
 
 def _collapse(text: str) -> str:
@@ -308,9 +317,47 @@ class _Item:
     rules: list[tuple[str, ContextRule, dict[str, str]]]  # (kind, rule, folded → as written)
 
 
+@lru_cache(maxsize=1)
+def _markers() -> tuple[list[bytes], list[str]]:
+    """Byte strings whose presence in NFKC text after ``_ascii_folded`` means it is not yet
+    folded. First the characters (also returned) to replace by their fold: every non-ASCII
+    BMP character that NFKC keeps and the fold changes. Then two spaces in a row: a run to
+    collapse. Then lead bytes that send the text down the plain path: those of astral
+    characters, which the table does not reach, and of U+A000-U+DFFF, whose 11,172 Hangul
+    syllables the fold decomposes and would otherwise be as many markers."""
+    table = _composed_table()[0]
+    chars = [c for c in table if not c.isascii() and not "\ua000" <= c <= "\udfff"
+             and unicodedata.normalize("NFKC", c) == c]
+    plain = [bytes([b]) for b in (0xEA, 0xEB, 0xEC, 0xED, 0xF0, 0xF1, 0xF2, 0xF3, 0xF4)]
+    return [*(c.encode() for c in chars), b"  ", *plain], chars
+
+
+def _collapse_bytes(data: bytes) -> bytes:
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    return data
+
+
+_Hit = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Folded:
+    """A text's fold as UTF-8 with space runs kept (``spaced``) and collapsed (``data``), and
+    the byte offsets of phrases found in ``data`` (not yet checked for word boundaries)."""
+
+    spaced: bytes
+    data: bytes
+    raw: list[_Hit]
+
+
 @dataclass(slots=True)
-class _Automaton:
-    """One Aho-Corasick automaton over folded phrases; ``find`` gives word-bounded hits."""
+class _Phrases:
+    """Folded phrases, all found in one automaton pass over a text's fold.
+
+    The same scan folds the text: after NFKC and the ASCII byte table, markers (see
+    ``_markers``) report which other characters need folding; only texts with markers get
+    those replaced and are scanned again. Most news text needs one scan."""
 
     phrases: list[str] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=dict)
@@ -322,24 +369,55 @@ class _Automaton:
             self.phrases.append(phrase)
         return self.ids[phrase]
 
-    def build(self) -> None:
-        if not self.phrases:
-            return
-        patterns = [p.encode("utf-8") for p in self.phrases]
+    def build(self, *, folds: bool = True) -> None:
+        """Compile the automaton; ``folds=False`` leaves out the markers, for phrases only
+        ever looked for in text that is folded already."""
+        patterns = [*(p.encode() for p in self.phrases), *(_markers()[0] if folds else ())]
         try:
             self.engine = ahocorasick_rs.BytesAhoCorasick(
                 patterns, implementation=ahocorasick_rs.Implementation.DFA)
         except ValueError:  # too large for a DFA: the automaton picks a smaller form
             self.engine = ahocorasick_rs.BytesAhoCorasick(patterns)
 
-    def find(self, folded: str) -> list[tuple[int, int, int]]:
-        """(phrase id, start, end) of every hit, as character offsets into ``folded``."""
-        if self.engine is None:
-            return []
-        data = folded.encode("utf-8", "surrogatepass")
-        raw = self.engine.find_matches_as_indexes(data, overlapping=True)
+    def scan(self, data: bytes) -> list[_Hit]:
+        """Every occurrence of every pattern: (pattern id, start, end) in bytes."""
+        assert self.engine is not None
+        return self.engine.find_matches_as_indexes(data, overlapping=True)
+
+    def fold(self, text: str) -> _Folded:
+        """``text`` folded, and the phrases in it."""
+        normal = text if text.isascii() else unicodedata.normalize("NFKC", text)
+        data = _ascii_folded(normal.encode("utf-8", "surrogatepass"))
+        raw = self.scan(data)
+        size = len(self.phrases)
+        fired = {i - size for i, _, _ in raw if i >= size}
+        if not fired:
+            return _Folded(data, data, raw)
+        chars = _markers()[1]
+        if max(fired) > len(chars):
+            spaced = _unfolded(text).encode("utf-8", "surrogatepass")
+        elif min(fired) < len(chars):
+            table = _composed_table()[0]
+            for marker in fired:
+                if marker < len(chars):  # on str: replacing there is several times faster
+                    normal = normal.replace(chars[marker], table[chars[marker]])
+            spaced = _ascii_folded(normal.encode("utf-8", "surrogatepass"))
+        else:  # only runs of spaces
+            spaced = data
+        data = _collapse_bytes(spaced)
+        return _Folded(spaced, data, [h for h in self.scan(data) if h[0] < size])
+
+    def find(self, data: bytes, raw: list[_Hit], folded: str | None = None,
+             ) -> list[tuple[int, int, int]]:
+        """(phrase id, start, end) of every word-bounded phrase in ``data``, a folded text,
+        as character offsets into it (``folded`` is ``data`` decoded, when the caller has
+        it); ``raw`` is what the scan found in ``data``."""
+        size = len(self.phrases)
+        raw = [h for h in raw if h[0] < size]
         if not raw:
             return []
+        if folded is None:
+            folded = data.decode("utf-8", "surrogatepass")
         if len(data) != len(folded):  # not ASCII: byte offsets → character offsets
             chars: dict[int, int] = {}
             last_byte = last_char = 0
@@ -357,6 +435,13 @@ class _Automaton:
                 continue
             hits.append((phrase, start, end))
         return hits
+
+    def find_folded(self, folded: str) -> list[tuple[int, int, int]]:
+        """``find`` over text that is folded already."""
+        if self.engine is None:
+            return []
+        data = folded.encode("utf-8", "surrogatepass")
+        return self.find(data, self.scan(data), folded)
 
 
 def _alias_parts(item: WatchItem) -> Iterable[tuple[str, bool]]:
@@ -382,8 +467,8 @@ class Matcher:
 
     def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
         self._items: list[_Item] = []
-        self._names = _Automaton()
-        self._context = _Automaton()
+        self._names = _Phrases()
+        self._context = _Phrases()
         self._uses: dict[int, list[_Name]] = {}  # phrase id → names it stands for
         self._excludes: dict[int, list[int]] = {}  # phrase id → items it hides
         for watchlist in watchlists:
@@ -413,7 +498,8 @@ class Matcher:
                     if phrase:
                         self._excludes.setdefault(self._names.add(phrase), []).append(index)
         self._names.build()
-        self._context.build()
+        if self._context.phrases:
+            self._context.build(folds=False)
 
     @classmethod
     def for_config(cls, config: Config) -> Matcher:
@@ -427,18 +513,23 @@ class Matcher:
 
     def match(self, article: Article) -> list[Match]:
         """The first counting mention of each watch item in each field."""
-        texts = {f: t for f in FIELDS if (t := getattr(article, f))}
-        unfolded = {f: _unfolded(t) for f, t in texts.items()}
-        folded = {f: _collapse(t) for f, t in unfolded.items()}
-        hits = {f: self._names.find(t) for f, t in folded.items()}
-        if not any(hits.values()):
+        scanned = {f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
+        if not any(s.raw for s in scanned.values()):
             return []
+        texts = {f: getattr(article, f) for f in scanned}
+        folded = {f: s.data.decode("utf-8", "surrogatepass") for f, s in scanned.items()}
+        hits: dict[str, list[tuple[int, int, int]]] = {}
         origins: dict[str, Sequence[int]] = {}
-        for f, found in hits.items():
-            if any(phrase in self._uses for phrase, _, _ in found):
-                again, origins[f] = aligned(texts[f], unfolded[f])
-                if again != folded[f]:  # only for unusual mark sequences: trust the aligned
-                    folded[f], hits[f] = again, self._names.find(again)
+        for f, s in scanned.items():
+            hits[f] = self._names.find(s.data, s.raw, folded[f])
+            if not any(phrase in self._uses for phrase, _, _ in hits[f]):
+                continue
+            if len(s.data) == len(texts[f]) and texts[f].isascii():  # folded letter by letter
+                origins[f] = range(len(s.data) + 1)
+                continue
+            again, origins[f] = aligned(texts[f], s.spaced.decode("utf-8", "surrogatepass"))
+            if again != folded[f]:  # only for unusual mark sequences: trust the aligned
+                folded[f], hits[f] = again, self._names.find_folded(again)
         terms: dict[str, list[tuple[str, int, int]]] | None = None
         found_matches: list[Match] = []
         for f in FIELDS:
@@ -450,6 +541,7 @@ class Matcher:
                 for index in self._excludes.get(phrase, ()):
                     hidden.setdefault(index, []).append((start, end))
             done: set[int] = set()
+            quoted: dict[tuple[int, int], tuple[str, str]] = {}
             for phrase, start, end in sorted(hits[f], key=lambda h: (h[1], -h[2])):
                 for name in self._uses.get(phrase, ()):
                     item = self._items[name.item]
@@ -470,16 +562,18 @@ class Matcher:
                             continue
                         context = explained
                     done.add(name.item)
+                    if (first, last) not in quoted:  # often several items share a mention
+                        quoted[first, last] = excerpts(text, first, last)
                     found_matches.append(Match(
                         item.watchlist, item.config.name, name.alias, surface, f, first, last,
-                        *excerpts(text, first, last), context))
+                        *quoted[first, last], context))
         return found_matches
 
     def _terms(self, folded: dict[str, str]) -> dict[str, list[tuple[str, int, int]]]:
         """Every context term's occurrences: term → [(field, start, end)]."""
         found: dict[str, list[tuple[str, int, int]]] = {}
         for f, normal in folded.items():
-            for phrase, start, end in self._context.find(normal):
+            for phrase, start, end in self._context.find_folded(normal):
                 found.setdefault(self._context.phrases[phrase], []).append((f, start, end))
         return found
 

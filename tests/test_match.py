@@ -18,7 +18,7 @@ from alerts.outbox import event_data
 from crawler.article import Article
 from crawler.config import WatchItem, WatchlistConfig, WatchlistsFile
 from crawler.extract import extract
-from crawler.match import Matcher, _aligned_by_character, aligned, fold
+from crawler.match import Matcher, _aligned_by_character, _Phrases, _unfolded, aligned, fold
 from tests.test_end_to_end import SCHEMA
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
@@ -153,6 +153,22 @@ def test_fast_alignment_agrees_with_the_plain_one(text: str) -> None:
     assert folded == plain or reordered
     if folded == plain:
         assert list(origin) == plain_origin
+
+
+FOLDING = _Phrases()
+FOLDING.build()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(ANY_TEXT, WORDS, st.text(max_size=200),
+                 st.text(st.characters(min_codepoint=0x80, max_codepoint=0x6ff), max_size=80),
+                 st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)))
+def test_the_fast_byte_fold_is_the_fold(text: str) -> None:
+    """Articles are folded as UTF-8 bytes in one automaton pass that also spots what is
+    left to fold; that must agree with ``fold``, the plain definition, on any text."""
+    folded = FOLDING.fold(text)
+    assert folded.spaced.decode("utf-8", "surrogatepass") == _unfolded(text)
+    assert folded.data.decode("utf-8", "surrogatepass") == fold(text)
 
 
 def test_lone_surrogates_do_not_break_matching() -> None:
