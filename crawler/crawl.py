@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urljoin
 
 from crawler.config import Source
 
@@ -57,6 +58,16 @@ def spec_for(source: Source, *, known: list[str], now: datetime,
         "robots_txt": source.robots_txt, "allow_private_networks": allow_private_networks,
         "known": known,
     }
+
+
+def entry_urls(spec: dict[str, Any]) -> list[str]:
+    """Where a crawl starts: its listing pages, its sitemap, or robots.txt for ``auto``.
+    When none of them can be had, the source is failing, not merely quiet."""
+    if spec["kind"] == "crawl":
+        return list(spec["start"])
+    if spec["sitemap"] == "auto":
+        return [urljoin(spec["site"], "/robots.txt")]
+    return [spec["sitemap"]]
 
 
 async def run(spec: dict[str, Any], budget: float, max_bytes: int) -> CrawlReport:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,12 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def refusal(host: str, blocked: Sequence[str]) -> str:
+    """Why ``host`` is not fetched, given the addresses it resolved to that are refused."""
+    return (f"{host} resolves to {', '.join(blocked) or 'nothing'}, a loopback, private or "
+            "link-local address; set allow_private_networks: true to allow it")
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves each host itself and connects only to addresses ``allowed`` accepts."""
 
@@ -63,9 +69,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         addresses = [str(info[4][0]) for info in infos]
         blocked = [a for a in addresses if not self._allowed(a)]
         if blocked or not addresses:
-            raise _Blocked(f"{host} resolves to {', '.join(blocked) or 'nothing'}, a "
-                           "loopback, private or link-local address; set "
-                           "allow_private_networks: true to allow it")
+            raise _Blocked(refusal(host, blocked))
         return await self._inner.connect_tcp(addresses[0], port, timeout=timeout,
                                              local_address=local_address,
                                              socket_options=socket_options)

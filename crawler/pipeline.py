@@ -209,8 +209,8 @@ class Pipeline:
         spec = crawl.spec_for(source, known=self.store.source_urls(source.name),
                               now=self.clock.now(),
                               allow_private_networks=self.config.settings.allow_private_networks)
-        hosts = spec["start"] or [source.sitemap if source.sitemap != "auto" else source.site]
-        async with self.politeness.hold(hosts, source.delay):
+        entries = crawl.entry_urls(spec)
+        async with self.politeness.hold(entries, source.delay):
             report = await crawl.run(spec, source.budget, source.max_bytes)
         for event in report.retry_after:
             self.politeness.retry_after(event["url"], float(event["seconds"]))
@@ -221,6 +221,7 @@ class Pipeline:
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
                      extra={"source": source.name})
+        missed = {f.get("url"): f.get("reason") for f in report.errors if f.get("url") in entries}
         error = None
         if report.killed:
             error = (f"crawl killed at its {source.budget:g}s budget; kept the "
@@ -228,6 +229,8 @@ class Pipeline:
         elif not report.finished:
             error = (f"crawl process exited with code {report.exit_code} before finishing: "
                      f"{report.stderr.splitlines()[-1] if report.stderr else 'no output'}")
+        elif not report.pages and entries and missed.keys() == set(entries):
+            error = f"could not get {entries[0]}: {missed[entries[0]]}"
         if error:
             raise CrawlError(source.name, error)
         self._recovered(state)

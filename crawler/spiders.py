@@ -17,11 +17,10 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -30,11 +29,14 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
+from twisted.internet.interfaces import IHostnameResolver, IResolutionReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from crawler import dates
+from crawler.crawl import entry_urls
 from crawler.dedup import canonical_url, without_variant
-from crawler.fetch import is_public_address
+from crawler.fetch import is_public_address, refusal
 from crawler.headers import parse_retry_after
 
 _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
@@ -46,30 +48,71 @@ def emit(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+@implementer(IHostnameResolver)
+class PublicOnlyResolver:
+    """Scrapy's resolver when private networks are not allowed: the reactor's own resolver,
+    passing an answer on only when every address in it is public.
+
+    Checking the very answer the connection uses leaves no gap for DNS rebinding, where a
+    name resolves to a public address for a check and to a private one a moment later."""
+
+    refused: ClassVar[dict[str, str]] = {}  # host → why, for the error and to stop retries
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.inner = reactor.nameResolver
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, reactor: Any) -> PublicOnlyResolver:
+        return cls(reactor)
+
+    def install_on_reactor(self) -> None:
+        self.reactor.installNameResolver(self)
+
+    def resolveHostName(self, resolutionReceiver: Any, hostName: str, portNumber: int = 0,
+                        addressTypes: Any = None, transportSemantics: str = "TCP") -> Any:
+        return self.inner.resolveHostName(_PublicOnly(resolutionReceiver, hostName), hostName,
+                                          portNumber, addressTypes, transportSemantics)
+
+
+@implementer(IResolutionReceiver)
+class _PublicOnly:
+    """Holds the addresses back until the answer is complete, then passes on all or none."""
+
+    def __init__(self, receiver: Any, host: str) -> None:
+        self.receiver, self.host = receiver, host
+        self.addresses: list[Any] = []
+
+    def resolutionBegan(self, resolution: Any) -> None:
+        self.receiver.resolutionBegan(resolution)
+
+    def addressResolved(self, address: Any) -> None:
+        self.addresses.append(address)
+
+    def resolutionComplete(self) -> None:
+        blocked = [a.host for a in self.addresses if not is_public_address(a.host)]
+        if blocked:
+            PublicOnlyResolver.refused[self.host] = refusal(self.host, blocked)
+        else:
+            for address in self.addresses:
+                self.receiver.addressResolved(address)
+        self.receiver.resolutionComplete()
+
+
 class Guard:
-    """Downloader middleware: the private-address rule, and Retry-After honoured."""
+    """Downloader middleware: no second try at a refused host, and Retry-After honoured."""
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
-        self.allow_private = crawler.settings.getbool("NEWSWATCH_ALLOW_PRIVATE")
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Guard:
         return cls(crawler)
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
-        if self.allow_private:
-            return
-        host = urlsplit(request.url).hostname or ""
-        try:
-            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise IgnoreRequest(f"cannot resolve {host}: {exc}") from exc
-        blocked = [str(i[4][0]) for i in infos if not is_public_address(str(i[4][0]))]
-        if blocked or not infos:
-            raise IgnoreRequest(f"{host} resolves to {', '.join(blocked) or 'nothing'}, a "
-                                "loopback, private or link-local address; set "
-                                "allow_private_networks: true to allow it")
+        reason = PublicOnlyResolver.refused.get(urlsplit(request.url).hostname or "")
+        if reason is not None:
+            raise IgnoreRequest(reason)
 
     def process_response(self, request: Request, response: Response,
                          spider: Spider | None = None) -> Response:
@@ -105,17 +148,15 @@ class NewsSpider(Spider):
         self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in hosts})
 
     async def start(self) -> AsyncIterator[Request]:
-        spec = self.spec
-        if spec["kind"] == "crawl":
-            for url in spec["start"]:
+        for url in entry_urls(self.spec):
+            if self.spec["kind"] == "crawl":
                 yield Request(url, self.parse_listing, errback=self.failed,
                               cb_kwargs={"depth": 0})
-        elif spec["sitemap"] == "auto":
-            yield Request(urljoin(spec["site"], "/robots.txt"), self.parse_robots,
-                          errback=self.failed)
-        else:
-            yield Request(spec["sitemap"], self.parse_sitemap, errback=self.failed,
-                          cb_kwargs={"level": 0})
+            elif self.spec["sitemap"] == "auto":
+                yield Request(url, self.parse_robots, errback=self.failed)
+            else:
+                yield Request(url, self.parse_sitemap, errback=self.failed,
+                              cb_kwargs={"level": 0})
 
     # --- sitemaps -----------------------------------------------------------------------
 
@@ -211,8 +252,10 @@ class NewsSpider(Spider):
 
     def failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
-        emit({"type": "error", "url": request.url if request is not None else "",
-              "reason": failure.getErrorMessage() or repr(failure.value)})
+        url = request.url if request is not None else ""
+        emit({"type": "error", "url": url,
+              "reason": PublicOnlyResolver.refused.get(urlsplit(url).hostname or "")
+              or failure.getErrorMessage() or repr(failure.value)})
 
 
 def settings(spec: dict[str, Any]) -> dict[str, Any]:
@@ -241,8 +284,9 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
         "DEPTH_PRIORITY": 1,
         "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
-        "NEWSWATCH_ALLOW_PRIVATE": bool(spec.get("allow_private_networks", False)),
         "DOWNLOADER_MIDDLEWARES": {"crawler.spiders.Guard": 560},
+        **({} if spec.get("allow_private_networks") else
+           {"TWISTED_DNS_RESOLVER": "crawler.spiders.PublicOnlyResolver"}),
         "LOG_LEVEL": "WARNING",
         "LOG_STDOUT": False,
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",

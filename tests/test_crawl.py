@@ -156,6 +156,25 @@ def test_max_pages_caps_a_run(project: Project, site: Site, receiver: Receiver) 
     assert len(stored_urls(project)) == 4, "the next run takes the next new pages"
 
 
+def test_a_sitemap_that_cannot_be_had_is_an_error_on_the_source(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    build_site(site)
+    configure(project, receiver, sitemap=site.url("/moved-sitemap.xml"))
+
+    report = project.once()
+
+    error = report.polls[0].error
+    assert error is not None and error.startswith(
+        f"could not get {site.url('/moved-sitemap.xml')}: "), error
+    store = project.store()
+    row = store.sources()[0]
+    assert row["error_count"] == 1 and "moved-sitemap.xml" in row["last_error"]
+    store.close()
+    # a sitemap that answers with nothing new is quiet, not failing
+    site.pages["/moved-sitemap.xml"] = Page(news_sitemap([]), content_type=XML)
+    assert project.once().polls[0].error is None
+
+
 class HangingSite(Site):
     """A site whose ``hang`` paths never answer until ``release`` is set."""
 

@@ -78,11 +78,18 @@ def test_private_address_refused_unless_allowed(project: Project, site: Site) ->
     project.settings["allow_private_networks"] = False
     project.hook("http://127.0.0.1:9/unused")
     project.sources = [{"name": "Local", "feed": site.url("/feed.xml")},
-                       {"name": "By name", "feed": f"http://localhost:{site.port}/feed.xml"}]
+                       {"name": "By name", "feed": f"http://localhost:{site.port}/feed.xml"},
+                       # crawls check the address Scrapy connects to, in its resolver
+                       {"name": "Sitemap", "sitemap": site.url("/sitemap.xml")},
+                       {"name": "Auto", "sitemap": "auto",
+                        "site": f"http://localhost:{site.port}/"},
+                       {"name": "Listing", "crawl": {"start": [site.url("/news/")],
+                                                     "follow": [r"/news/\w+$"]}}]
 
     polls = json.loads(project.cli("once", "--json", check=True).stdout)["sources"]
+    assert len(polls) == 5
     for poll in polls:
-        assert "loopback, private or link-local" in poll["error"]
+        assert "loopback, private or link-local" in poll["error"], poll
         assert "allow_private_networks" in poll["error"]
     assert site.hits == [], "a refused source must not be contacted at all"
 

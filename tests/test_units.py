@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from twisted.internet.address import IPv4Address
 
 from alerts import outbox, retry, webhook
 from crawler import dedup
@@ -17,6 +19,7 @@ from crawler.feeds import parse_feed
 from crawler.headers import parse_max_age, parse_retry_after
 from crawler.match import Matcher
 from crawler.schedule import MAX_BACKOFF, next_check
+from crawler.spiders import PublicOnlyResolver
 from tests.feeds import Item, atom, json_feed, rss
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -196,3 +199,52 @@ def test_source_backoff_is_exponential_and_capped() -> None:
     assert next_check(NOW, 600, failures=1) == NOW + timedelta(minutes=20)
     assert next_check(NOW, 600, failures=3) == NOW + timedelta(minutes=80)
     assert next_check(NOW, 600, failures=30) == NOW + MAX_BACKOFF
+
+
+class _Answers:
+    """A fake of the reactor's resolver: answers every name with fixed addresses."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    def resolveHostName(self, receiver: Any, host: str, port: int = 0,
+                        *_: Any) -> Any:
+        receiver.resolutionBegan(None)
+        for address in self.addresses:
+            receiver.addressResolved(IPv4Address("TCP", address, port))
+        receiver.resolutionComplete()
+        return receiver
+
+
+class _Received:
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+        self.complete = False
+
+    def resolutionBegan(self, resolution: Any) -> None:
+        pass
+
+    def addressResolved(self, address: Any) -> None:
+        self.addresses.append(address.host)
+
+    def resolutionComplete(self) -> None:
+        self.complete = True
+
+
+@pytest.mark.parametrize(("answer", "passed"), [
+    (("93.184.215.14",), ["93.184.215.14"]),
+    (("93.184.215.14", "10.0.0.7"), []),  # one private address refuses the whole answer
+    (("169.254.169.254",), []),
+])
+def test_the_crawl_resolver_passes_on_public_answers_only(answer: tuple[str, ...],
+                                                          passed: list[str]) -> None:
+    """Scrapy connects to what its resolver answers, so checking there leaves no window
+    for a name to turn private between check and connection (DNS rebinding)."""
+    class Reactor:
+        nameResolver = _Answers(*answer)
+
+    received = _Received()
+    PublicOnlyResolver.refused.clear()
+    PublicOnlyResolver(Reactor()).resolveHostName(received, "news.example", 443)
+    assert received.complete and received.addresses == passed
+    assert ("news.example" in PublicOnlyResolver.refused) == (not passed)
