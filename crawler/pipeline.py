@@ -210,6 +210,9 @@ class Pipeline:
                               now=self.clock.now(),
                               allow_private_networks=self.config.settings.allow_private_networks)
         entries = crawl.entry_urls(spec)
+        # Scrapy reads robots.txt but not its Crawl-delay: a longer one than ours is kept
+        spec["delay"] = max([spec["delay"], *[await self._crawl_delay(source, url)
+                                              for url in entries]])
         async with self.politeness.hold(entries, source.delay):
             report = await crawl.run(spec, source.budget, source.max_bytes)
         for event in report.retry_after:
@@ -241,6 +244,15 @@ class Pipeline:
                  report.requests, len(report.pages), result.new, result.matched,
                  result.queued, extra={"source": source.name})
         return dataclasses.replace(result, items=len(report.pages))
+
+    async def _crawl_delay(self, source: Source, url: str) -> float:
+        """The ``Crawl-delay`` in robots.txt of ``url``'s host (read through the shared
+        politeness state, so at most once an hour), when the source obeys robots.txt."""
+        if not source.robots_txt:
+            return 0.0
+        await self.politeness.allowed(self.client, source.name, url, source.user_agent,
+                                      source.timeout)
+        return self.politeness.crawl_delay(url, source.user_agent) or 0.0
 
     def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
         """dedup → extract → dedup → match → fingerprint → store (story, alert), for

@@ -175,6 +175,21 @@ def test_a_sitemap_that_cannot_be_had_is_an_error_on_the_source(
     assert project.once().polls[0].error is None
 
 
+def test_a_crawl_keeps_the_robots_txt_crawl_delay(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    build_site(site)
+    site.pages["/robots.txt"] = Page(b"User-agent: *\nCrawl-delay: 1.5\nDisallow: /private/\n",
+                                     content_type="text/plain")
+    configure(project, receiver, sitemap=site.url("/news-sitemap.xml"))
+
+    assert project.once().polls[0].error is None
+
+    with site.lock:
+        times = sorted(h.at for h in site.hits if h.path.startswith("/news/"))
+    assert len(times) == 2  # /news/1 and /news/2; /news/old is too old
+    assert times[1] - times[0] >= 1.4, "Scrapy alone would not wait between them"
+
+
 class HangingSite(Site):
     """A site whose ``hang`` paths never answer until ``release`` is set."""
 
