@@ -105,21 +105,25 @@ class Dispatcher:
                     break
                 report.digests += made
                 continue
-            results = await asyncio.gather(*(self._attempt(a) for a in claimed))
-            for alert, result in zip(claimed, results, strict=True):
-                self.store.record_delivery(alert.id, self.clock.now(), result)
-                counter = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
-                self.metrics.inc(f"newswatch_alerts_{counter[result.outcome]}_total",
-                                 channel=alert.channel)
-                if result.outcome == "delivered":
-                    report.delivered += 1
-                    continue
-                failed = True
-                if result.outcome == "retry":
-                    report.retrying += 1
-                else:
-                    report.dead.append(f"{alert.channel} {alert.message_id}: {result.error}")
+            delivered = await asyncio.gather(*(self._settle(a, report) for a in claimed))
+            failed = failed or not all(delivered)
         return failed
+
+    async def _settle(self, alert: QueuedAlert, report: DeliveryReport) -> bool:
+        """Send one claimed alert and record the outcome at once, so a crash or a slow
+        neighbour in the batch cannot send an alert that already went out again."""
+        result = await self._attempt(alert)
+        self.store.record_delivery(alert.id, self.owner, self.clock.now(), result)
+        counter = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
+        self.metrics.inc(f"newswatch_alerts_{counter[result.outcome]}_total",
+                         channel=alert.channel)
+        if result.outcome == "delivered":
+            report.delivered += 1
+        elif result.outcome == "retry":
+            report.retrying += 1
+        else:
+            report.dead.append(f"{alert.channel} {alert.message_id}: {result.error}")
+        return result.outcome == "delivered"
 
     def _incidents(self, dead_on: set[str]) -> list[str]:
         """Open an incident (a log line, and a notice on the operator channel) once for
@@ -149,21 +153,28 @@ class Dispatcher:
         try:
             status = await self.senders.send(alert.channel, alert.message_id, alert.payload,
                                              now)
-        except DeliveryError as exc:
+        except Exception as exc:  # a surprise (a bug) costs one attempt, never a loop
+            if isinstance(exc, DeliveryError):
+                failure = exc
+            else:
+                log.exception("%s %s: unexpected error while sending", alert.kind,
+                              alert.message_id, extra={"channel": alert.channel})
+                failure = DeliveryError(alert.channel,
+                                        f"unexpected {type(exc).__name__}: {exc}")
             took = int((time.monotonic() - started) * 1000)
             attempts = alert.attempts + 1
             when = (retry.next_attempt(channel.retry, attempts, self.clock.now(), self.rng,
-                                       exc.retry_after) if exc.retryable else None)
+                                       failure.retry_after) if failure.retryable else None)
             extra = {"channel": alert.channel, "alert": alert.message_id}
             if when is None:
-                why = "out of attempts" if exc.retryable else "permanent failure"
+                why = "out of attempts" if failure.retryable else "permanent failure"
                 log.error("%s %s is dead after %d attempt(s), %s: %s", alert.kind,
-                          alert.message_id, attempts, why, exc.message, extra=extra)
-                return DeliveryResult("dead", exc.status, exc.message, took)
+                          alert.message_id, attempts, why, failure.message, extra=extra)
+                return DeliveryResult("dead", failure.status, failure.message, took)
             log.warning("%s %s attempt %d failed, retrying at %s: %s", alert.kind,
                         alert.message_id, attempts, when.isoformat(timespec="seconds"),
-                        exc.message, extra=extra)
-            return DeliveryResult("retry", exc.status, exc.message, took, when)
+                        failure.message, extra=extra)
+            return DeliveryResult("retry", failure.status, failure.message, took, when)
         took = int((time.monotonic() - started) * 1000)
         log.info("%s %s delivered%s", alert.kind, alert.message_id,
                  f" ({status})" if status else "",

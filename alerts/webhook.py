@@ -6,6 +6,7 @@ errors) are worth retrying, honouring ``Retry-After``; any other status is perma
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -59,9 +60,10 @@ async def send(client: httpx.AsyncClient, name: str, channel: WebhookChannel,
     if channel.secret:
         headers["webhook-signature"] = sign(channel.secret, message_id, timestamp, body)
     try:
-        response = await client.post(channel.url, content=body, headers=headers,
-                                     timeout=channel.timeout, follow_redirects=False)
-    except httpx.TimeoutException as exc:
+        async with asyncio.timeout(channel.timeout):  # httpx's timeout is per read
+            response = await client.post(channel.url, content=body, headers=headers,
+                                         timeout=channel.timeout, follow_redirects=False)
+    except (httpx.TimeoutException, TimeoutError) as exc:
         raise DeliveryError(name, f"no answer from {channel.url} within "
                                   f"{channel.timeout:g}s") from exc
     except httpx.HTTPError as exc:

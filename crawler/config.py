@@ -124,12 +124,22 @@ class Defaults(_Model):
     budget: Duration = 600.0
 
 
+MAX_RETRY_DELAY = 30 * 86400.0
+
+
 class RetryPolicy(_Model):
     """Delivery attempts for one channel; the defaults span about a day."""
 
     attempts: int = Field(default=15, ge=1, le=100)
     base_delay: Duration = 30.0
     max_delay: Duration = 4 * 3600.0
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RetryPolicy:
+        if self.max_delay > MAX_RETRY_DELAY:
+            raise ValueError("max_delay is at most 30d (an alert later than that is "
+                             "no longer news)")
+        return self
 
 
 def _digest(value: Any) -> str | None:
@@ -357,6 +367,21 @@ class Settings(_Model):
     timezone: Annotated[str, BeforeValidator(_timezone)] = "UTC"
     channels: dict[str, Channel] = {}
     operator: Text | None = None
+
+    @model_validator(mode="after")
+    def _stories_outlive_alerts(self) -> Settings:
+        # a story knows what it was alerted for from its delivered alerts: forgetting them
+        # while copies may still join the story would alert for it again
+        if self.retention.delivered_alerts < self.stories.window:
+            raise ValueError(
+                f"retention.delivered_alerts ({_days(self.retention.delivered_alerts)}) is "
+                f"shorter than stories.window ({_days(self.stories.window)}): a story would "
+                "alert again once its first alert is forgotten; keep it at least as long")
+        return self
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g}d"
 
 
 def _regex(value: Any) -> str:

@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+#: Longer than any caller waits (each caps it lower); keeps date arithmetic finite.
+MAX_SECONDS = 10 * 365 * 86400.0
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -14,15 +16,15 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() also takes
+        return min(float(value), MAX_SECONDS)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), MAX_SECONDS)
 
 
 def parse_max_age(cache_control: str | None) -> float | None:

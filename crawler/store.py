@@ -699,8 +699,11 @@ class Store:
                             json.loads(row["payload"]), row["attempts"], row["created_at"],
                             row["kind"]) for row in claimed]
 
-    def record_delivery(self, alert_id: int, now: datetime, result: DeliveryResult) -> None:
-        """Log the attempt and move the row on; a delivered row is never touched again.
+    def record_delivery(self, alert_id: int, owner: str, now: datetime,
+                        result: DeliveryResult) -> None:
+        """Log the attempt and move the row on, if ``owner`` still holds its lease (a late
+        report from a process whose lease ran out must not disturb the one sending it
+        now); a delivered row is never touched again.
 
         A digest's members follow it: delivered or dead with it.
         """
@@ -716,10 +719,10 @@ class Store:
                 "last_error = :error, next_attempt_at = coalesce(:next, next_attempt_at), "
                 "delivered_at = CASE WHEN :status = 'delivered' THEN :now END, "
                 "lease_owner = NULL, lease_expires_at = NULL "
-                "WHERE id = :id AND status = 'pending'",
+                "WHERE id = :id AND status = 'pending' AND lease_owner = :owner",
                 {"status": status[result.outcome], "error": result.error,
                  "next": iso(result.next_attempt_at) if result.next_attempt_at else None,
-                 "now": iso(now), "id": alert_id}).rowcount
+                 "now": iso(now), "id": alert_id, "owner": owner}).rowcount
             if changed and result.outcome != "retry":
                 db.execute(
                     "UPDATE outbox SET status = :status, last_error = :error, "
@@ -750,8 +753,9 @@ class Store:
                 count += db.execute(
                     "UPDATE outbox SET status = 'pending', attempts = 0, held = 0, "
                     "next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL "
-                    "WHERE id = ? AND status IN ('pending', 'dead')",
-                    [iso(now), target]).rowcount
+                    "WHERE id = ? AND (status = 'dead' OR status = 'pending' AND "
+                    "(lease_expires_at IS NULL OR lease_expires_at <= ?))",
+                    [iso(now), target, iso(now)]).rowcount
                 db.execute("UPDATE outbox SET status = 'digested' WHERE digest_id = ? "
                            "AND status = 'dead'", [target])
         return count

@@ -109,6 +109,18 @@ def test_duplicate_yaml_key(tmp_path: Path) -> None:
     assert problem.startswith("newswatch.yaml:6:1: YAML: found duplicate key 'alert_max_age'")
 
 
+def test_retry_delays_and_retention_are_bounded(tmp_path: Path) -> None:
+    settings = SETTINGS.replace('secret: "${NW_TEST_SECRET:-}"}',
+                                'secret: "${NW_TEST_SECRET:-}", retry: {max_delay: 90d}}')
+    assert problems(write(tmp_path, settings=settings)) == [
+        "newswatch.yaml:5:96: retry: max_delay is at most 30d (an alert later than that is "
+        "no longer news)"]
+    settings = SETTINGS + "retention: {delivered_alerts: 1d}\nstories: {window: 3d}\n"
+    [short] = problems(write(tmp_path, settings=settings))
+    assert short.startswith("newswatch.yaml:1:1: retention.delivered_alerts (1d) is shorter "
+                            "than stories.window (3d)")
+
+
 def test_bad_duration(tmp_path: Path) -> None:
     sources = SOURCES.replace("interval: 10m", "interval: 10 minutes")
     [problem] = problems(write(tmp_path, sources=sources))

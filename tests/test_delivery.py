@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import httpx
 
 from crawler.daemon import Runner
 from tests.conftest import FakeClock, Project
@@ -121,3 +126,74 @@ def test_unreachable_receiver_retries_until_it_answers(project: Project, site: S
     assert asyncio.run(runner(project, clock).once()).delivery.delivered == 1
     assert len(receiver.delivered()) == 1
     assert receiver.delivered()[0].headers["webhook-id"] == pending[0]["message_id"]
+
+
+class _RaisesOnce(httpx.AsyncBaseTransport):
+    """A real transport that fails the first request with an error no sender expects."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.raised:
+            self.raised = True
+            raise RuntimeError("a bug in a sender")
+        # a transport per request: each once() below runs in an event loop of its own
+        async with httpx.AsyncHTTPTransport() as inner:
+            response = await inner.handle_async_request(request)
+            return httpx.Response(response.status_code, headers=response.headers,
+                                  content=await response.aread())
+
+
+def test_a_surprise_while_sending_costs_one_attempt_and_resends_nothing(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    feed_with(site, "Atta Mohammad Noor speaks", "Ahmad Massoud replies",
+              "An intra-Afghan dialogue opens")
+    project.hook(receiver.url("/hook"), retry={"attempts": 5, "base_delay": "1s"})
+    project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+    receiver.script = [(503, {"Retry-After": "²"})]  # isdigit() says yes, float() says no
+    clock = FakeClock()
+    nw = Runner(project.config(), project.store(), clock=clock, deliver_transport=_RaisesOnce())
+
+    first = asyncio.run(nw.once()).delivery
+    assert (first.delivered, first.retrying) == (1, 2)
+    for _ in range(3):
+        clock.advance(3600)
+        asyncio.run(nw.once())
+
+    ids = [h.headers["webhook-id"] for h in receiver.delivered()]
+    assert len(ids) == 3 == len(set(ids)), "each alert delivered exactly once"
+    assert len(receiver.hits) == 4, "one 503, three deliveries; nothing sent twice"
+    errors = [r["error"] for r in project.store().db.query(
+        "SELECT error FROM delivery_attempts WHERE outcome = 'retry' ORDER BY id")]
+    assert len(errors) == 2
+    assert any(e.startswith("unexpected RuntimeError: a bug in a sender") for e in errors)
+    assert any(e.startswith("HTTP 503") for e in errors)
+
+
+class _Trickling(Receiver):
+    """Answers 200 at once, then sends the body a byte every 0.2 s for up to 10 s."""
+
+    def streamer(self, hit: Any) -> Callable[[Callable[[bytes], None]], None] | None:
+        def trickle(write: Callable[[bytes], None]) -> None:
+            for _ in range(50):
+                write(b".")
+                time.sleep(0.2)
+        return trickle
+
+
+def test_a_trickling_receiver_is_cut_at_the_channel_timeout(project: Project,
+                                                            site: Site) -> None:
+    """httpx's timeout is per read: without a deadline on the whole send, a receiver
+    sending a byte now and then would keep it open past the alert's lease."""
+    receiver = _Trickling()
+    try:
+        feed_with(site, "Atta Mohammad Noor speaks")
+        project.hook(receiver.url("/hook"), timeout="1s")
+        project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
+        report = asyncio.run(runner(project, FakeClock()).once()).delivery
+        assert (report.delivered, report.retrying) == (0, 1)
+        [row] = project.store().alerts()
+        assert "within 1s" in row["last_error"]
+    finally:
+        receiver.close()

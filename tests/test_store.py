@@ -83,15 +83,33 @@ def test_alert_leases_and_delivered_rows_are_final(tmp_path: Path) -> None:
     [claimed] = one.claim_alerts("p1", NOW, LEASE, ["hook"])
     assert claimed.id == alert_id and claimed.payload == {"k": 1}
     assert two.claim_alerts("p2", NOW, LEASE, ["hook"]) == []
-    one.record_delivery(alert_id, NOW, DeliveryResult("delivered", 200))
+    one.record_delivery(alert_id, "p1", NOW, DeliveryResult("delivered", 200))
     # Even after every lease has expired, a delivered alert is never claimed again,
     # and a late failure report cannot reopen it.
     later = NOW + timedelta(days=2)
     assert two.claim_alerts("p2", later, LEASE, ["hook"]) == []
-    two.record_delivery(alert_id, later, DeliveryResult("retry", 503, "x", 0, later))
+    two.record_delivery(alert_id, "p2", later, DeliveryResult("retry", 503, "x", 0, later))
     assert one.alert_counts() == {"delivered": 1}
     attempts = one.db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0]
     assert attempts == 2, "every attempt is logged, even a late one"
+
+
+def test_a_late_report_from_a_lost_lease_leaves_the_new_holder_alone(tmp_path: Path) -> None:
+    one, two = Store(tmp_path / "nw.db"), Store(tmp_path / "nw.db")
+    alert_id = _queue_one(one)
+    one.claim_alerts("p1", NOW, LEASE, ["hook"])
+    later = NOW + LEASE + timedelta(seconds=1)  # p1's send outlived its lease
+    assert [a.id for a in two.claim_alerts("p2", later, LEASE, ["hook"])] == [alert_id]
+
+    one.record_delivery(alert_id, "p1", later, DeliveryResult("retry", 503, "x", 0, later))
+    assert one.requeue(later, [alert_id]) == 0, "no requeue while p2 is sending it"
+
+    row = one.db.execute("SELECT status, attempts, lease_owner FROM outbox").fetchone()
+    assert tuple(row) == ("pending", 0, "p2"), "p2's claim stands; p1's attempt not counted"
+    assert one.claim_alerts("p3", later, LEASE, ["hook"]) == [], "nobody else may send it"
+    two.record_delivery(alert_id, "p2", later, DeliveryResult("delivered", 200))
+    assert one.alert_counts() == {"delivered": 1}
+    assert one.db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0] == 2
 
 
 def test_only_configured_channels_are_claimed(tmp_path: Path) -> None:
