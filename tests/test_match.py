@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
@@ -123,6 +123,7 @@ FUZZ = Matcher([WatchlistConfig.model_validate({"name": "f", "watch": [
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(ANY_TEXT, WORDS), st.one_of(ANY_TEXT, WORDS))
+@example("ＮＯＯＲ in Kabul", "Nur\u2019s بیانیه\u200cای and دُوســتم")  # matches, for sure
 def test_matching_never_raises_and_offsets_slice_the_original(title: str, text: str) -> None:
     a = Article("S", "u", "u", title, text=text)
     for m in FUZZ.match(a):

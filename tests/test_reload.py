@@ -61,6 +61,7 @@ def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: 
         project.sources.append({"name": "Other", "feed": site.url("/other.xml")})
         project.write()
         daemon.send_signal(signal.SIGHUP)
+        assert wait_for_log(lines, "SIGHUP: reloading the config"), "\n".join(lines)
         assert len(receiver.wait_for(4)) == 4
         assert json.loads(receiver.delivered()[3].body)["data"]["article"]["source"] == "Other"
 

@@ -68,9 +68,14 @@ def test_clustering_of_the_fixture_set_has_full_precision_and_recall(
           f"{precision:.3f}, recall {recall:.3f}")
     assert (precision, recall) == (1.0, 1.0)
     # Explainable: every copy names the article it was most similar to, and its score.
-    for row in store.db.query("SELECT url, similarity, similar_to, story_id FROM articles "
-                              "WHERE similar_to IS NOT NULL"):
+    copies = list(store.db.query("SELECT similarity, similar_to, story_id FROM articles "
+                                 "WHERE similar_to IS NOT NULL"))
+    assert len(copies) == len(texts) - len(set(truth.values())), "all but each first"
+    story_of = {r["id"]: r["story_id"] for r in store.db.query("SELECT id, story_id "
+                                                               "FROM articles")}
+    for row in copies:
         assert 0.4 <= row["similarity"] <= 1.0
+        assert story_of[row["similar_to"]] == row["story_id"]
     stories = {r["id"]: r for r in store.db.query("SELECT * FROM stories")}
     assert stories[found[BASES["joint-declaration"].url]]["outlets"] == 5
 

@@ -187,11 +187,20 @@ def test_backoff_grows_jitters_honours_retry_after_and_ends() -> None:
     assert capped == NOW + retry.MAX_RETRY_AFTER
 
 
+class _Top(random.Random):
+    """Jitter at its top: every delay at its full length."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def test_default_retry_policy_spans_about_a_day() -> None:
     policy = RetryPolicy()
-    total = sum(min(policy.base_delay * 2 ** (n - 1), policy.max_delay)
-                for n in range(1, policy.attempts))
-    assert timedelta(hours=18) <= timedelta(seconds=total) <= timedelta(hours=36)
+    delays = [retry.next_attempt(policy, n, NOW, _Top()) for n in range(1, policy.attempts)]
+    total = sum((d - NOW for d in delays if d is not None), timedelta())
+    assert len(delays) == policy.attempts - 1 and None not in delays
+    assert timedelta(hours=18) <= total <= timedelta(hours=36)
+    assert retry.next_attempt(policy, policy.attempts, NOW, _Top()) is None
 
 
 def test_source_backoff_is_exponential_and_capped() -> None:
