@@ -171,3 +171,24 @@ class Receiver(_Base):
         while time.monotonic() < deadline and len(self.delivered()) < count:
             time.sleep(0.05)
         return self.delivered()
+
+
+class TricklingReceiver(Receiver):
+    """Answers its first ``slow`` requests 200 at once, then sends the body a byte every
+    0.2 s for 10 s: each read is quick, the whole answer is not."""
+
+    def __init__(self, slow: int = 1_000_000) -> None:
+        self.slow = slow
+        super().__init__()
+
+    def streamer(self, hit: Hit) -> Callable[[Callable[[bytes], None]], None] | None:
+        with self.lock:
+            if self.slow <= 0:
+                return None
+            self.slow -= 1
+
+        def trickle(write: Callable[[bytes], None]) -> None:
+            for _ in range(50):
+                write(b".")
+                time.sleep(0.2)
+        return trickle

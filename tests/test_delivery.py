@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
 from crawler.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
-from tests.servers import Page, Receiver, Site
+from tests.servers import Page, Receiver, Site, TricklingReceiver
 from tests.test_end_to_end import verify
 
 
@@ -171,22 +168,11 @@ def test_a_surprise_while_sending_costs_one_attempt_and_resends_nothing(
     assert any(e.startswith("HTTP 503") for e in errors)
 
 
-class _Trickling(Receiver):
-    """Answers 200 at once, then sends the body a byte every 0.2 s for up to 10 s."""
-
-    def streamer(self, hit: Any) -> Callable[[Callable[[bytes], None]], None] | None:
-        def trickle(write: Callable[[bytes], None]) -> None:
-            for _ in range(50):
-                write(b".")
-                time.sleep(0.2)
-        return trickle
-
-
 def test_a_trickling_receiver_is_cut_at_the_channel_timeout(project: Project,
                                                             site: Site) -> None:
     """httpx's timeout is per read: without a deadline on the whole send, a receiver
     sending a byte now and then would keep it open past the alert's lease."""
-    receiver = _Trickling()
+    receiver = TricklingReceiver()
     try:
         feed_with(site, "Atta Mohammad Noor speaks")
         project.hook(receiver.url("/hook"), timeout="1s")
