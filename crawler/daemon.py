@@ -52,20 +52,30 @@ MAINTENANCE_S = 3600.0
 CONFIG_FILES = (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)
 
 
+def _machine() -> str:
+    """This host, with its PID namespace where Linux shows it: containers that share a
+    hostname (``--network host``) do not share process ids."""
+    try:
+        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def process_owner() -> str:
     """A lease owner name unique to this process and readable in the database."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{_machine()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def owner_is_dead(owner: str) -> bool:
     """Whether a lease owner was a process on this host that no longer exists.
 
-    Only a definite "no such process" counts: another host's owner, a live process (even
-    one that reused the pid) or anything unreadable waits for the lease to expire.
+    Only a definite "no such process" counts: another host's or PID namespace's owner, a
+    live process (even one that reused the pid) or anything unreadable waits for the lease
+    to expire.
     """
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if host != _machine() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)

@@ -186,7 +186,10 @@ def test_a_restart_takes_back_the_leases_of_a_dead_process_only(project: Project
     host = process_owner().split(":")[0]
     dead, alive = f"{host}:{gone.pid}:aaaaaa", f"{host}:{os.getppid()}:bbbbbb"
     elsewhere = f"other-host-{host}:{gone.pid}:cccccc"
+    # another container with the same hostname: its pids are not ours to judge
+    beside = f"{host.partition('/')[0]}/1:{gone.pid}:dddddd"
     assert owner_is_dead(dead) and not owner_is_dead(alive) and not owner_is_dead(elsewhere)
+    assert "/" in host and not owner_is_dead(beside)
 
     store = Store(project.root / "leases.db")
     now = datetime.now(UTC)
