@@ -518,6 +518,7 @@ class WatchlistConfig(_Model):
 
     name: Text
     channels: list[Text] = []
+    sources: list[Text] | None = None  # only articles from these sources; all when unset
     defaults: WatchDefaults = WatchDefaults()
     watch: list[WatchItem] = Field(min_length=1)
 
@@ -851,16 +852,18 @@ def load_config(directory: Path | str | None = None) -> Config:
         problems += _duplicates(sources.sources, "source", "sources", src)
     if watchlists is not None and (wl := files[WATCHLISTS_FILE]):
         problems += _duplicates(watchlists.watchlists, "watchlist", "watchlists", wl)
-        if settings is not None:
-            defined = sorted(settings.channels)
-            for i, watchlist in enumerate(watchlists.watchlists):
-                for j, channel in enumerate(watchlist.channels):
-                    if channel not in settings.channels:
-                        hint = difflib.get_close_matches(channel, defined, n=1)
+        names = {"channels": (SETTINGS_FILE, sorted(settings.channels) if settings else None),
+                 "sources": (SOURCES_FILE, sorted(s.name for s in sources.sources)
+                             if sources else None)}
+        for i, watchlist in enumerate(watchlists.watchlists):
+            for key, (file, defined) in names.items():
+                for j, name in enumerate(getattr(watchlist, key) or ()):
+                    if defined is not None and name not in defined:
+                        hint = difflib.get_close_matches(name, defined, n=1)
                         problems.append(wl.problem(
-                            ("watchlists", i, "channels", j),
-                            f"watchlist '{watchlist.name}' names channel '{channel}', which "
-                            f"{SETTINGS_FILE} does not define"
+                            ("watchlists", i, key, j),
+                            f"watchlist '{watchlist.name}' names {key[:-1]} '{name}', which "
+                            f"{file} does not define"
                             + (f": did you mean '{hint[0]}'?" if hint else "")
                             + f" (defined: {', '.join(defined) or 'none'})"))
     if settings is not None and (st := files[SETTINGS_FILE]):

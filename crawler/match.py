@@ -314,6 +314,7 @@ class _Item:
     watchlist: str
     config: WatchItem
     fields: frozenset[str]
+    sources: frozenset[str] | None  # the watchlist's ``sources``: None is every source
     rules: list[tuple[str, ContextRule, dict[str, str]]]  # (kind, rule, folded → as written)
 
 
@@ -482,8 +483,10 @@ class Matcher:
                         for term in terms:
                             self._context.add(term)
                         rules.append((kind, rule, terms))
-                self._items.append(_Item(watchlist.name, config,
-                                         frozenset(config.fields or FIELDS), rules))
+                self._items.append(_Item(
+                    watchlist.name, config, frozenset(config.fields or FIELDS),
+                    None if watchlist.sources is None else frozenset(watchlist.sources),
+                    rules))
                 seen: set[tuple[str, str | None]] = set()
                 for alias, sensitive in _alias_parts(config):
                     phrase = _folded(alias)
@@ -545,7 +548,8 @@ class Matcher:
             for phrase, start, end in sorted(hits[f], key=lambda h: (h[1], -h[2])):
                 for name in self._uses.get(phrase, ()):
                     item = self._items[name.item]
-                    if name.item in done or f not in item.fields:
+                    if name.item in done or f not in item.fields or (
+                            item.sources is not None and article.source not in item.sources):
                         continue
                     if any(s <= start and end <= e for s, e in hidden.get(name.item, ())):
                         continue

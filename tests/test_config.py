@@ -147,6 +147,16 @@ def test_channel_that_does_not_exist(tmp_path: Path) -> None:
         "(defined: team-webhook)"]
 
 
+def test_watchlist_sources_must_exist(tmp_path: Path) -> None:
+    watchlists = WATCHLISTS.replace("    channels: [team-webhook]\n",
+                                    "    channels: [team-webhook]\n"
+                                    "    sources: [Khaama Press, BBC Asai]\n")
+    assert problems(write(tmp_path, watchlists=watchlists)) == [
+        "watchlists.yaml:4:29: watchlist 'afghan-opposition' names source 'BBC Asai', "
+        "which sources.yaml does not define: did you mean 'BBC Asia'? "
+        "(defined: BBC Asia, Khaama Press)"]
+
+
 def test_missing_key_bad_url_and_wrong_type(tmp_path: Path) -> None:
     sources = 'sources:\n  - {name: No feed}\n  - {name: Bad, feed: "ftp://x.org/f"}\n'
     settings = SETTINGS.replace("type: webhook", "type: pager")

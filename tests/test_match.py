@@ -83,6 +83,15 @@ def test_first_mention_per_item_and_field() -> None:
                                                                 ("text", "Noor", 0)]
 
 
+def test_a_watchlist_can_keep_to_some_sources() -> None:
+    m = Matcher([WatchlistConfig(name="dari", sources=["8am", "Etilaatroz"],
+                                 watch=[WatchItem(name="Noor")]),
+                 WatchlistConfig(name="all", watch=[WatchItem(name="Noor")])])
+    for source, expected in (("8am", ["all", "dari"]), ("BBC Asia", ["all"])):
+        found = m.match(Article(source, "u", "u", "Noor returns to Mazar"))
+        assert sorted(f.watchlist for f in found) == expected, source
+
+
 def test_case_sensitive_can_be_a_watchlist_default() -> None:
     m = matcher(WatchItem(name="NRC"), WatchItem(name="Taliban", case_sensitive=False),
                 defaults={"case_sensitive": True})
