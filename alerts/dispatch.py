@@ -105,15 +105,23 @@ class Dispatcher:
                     break
                 report.digests += made
                 continue
-            delivered = await asyncio.gather(*(self._settle(a, report) for a in claimed))
-            failed = failed or not all(delivered)
+            settled = await asyncio.gather(*(self._settle(a, report) for a in claimed),
+                                           return_exceptions=True)  # let every send end
+            for outcome in settled:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            failed = failed or not all(settled)
         return failed
 
     async def _settle(self, alert: QueuedAlert, report: DeliveryReport) -> bool:
         """Send one claimed alert and record the outcome at once, so a crash or a slow
         neighbour in the batch cannot send an alert that already went out again."""
         result = await self._attempt(alert)
-        self.store.record_delivery(alert.id, self.owner, self.clock.now(), result)
+        if not self.store.record_delivery(alert.id, self.owner, self.clock.now(), result):
+            log.warning("%s %s: its lease passed to another process while sending; this "
+                        "%s is logged only", alert.kind, alert.message_id, result.outcome,
+                        extra={"channel": alert.channel, "alert": alert.message_id})
+            return True
         counter = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
         self.metrics.inc(f"newswatch_alerts_{counter[result.outcome]}_total",
                          channel=alert.channel)

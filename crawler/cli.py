@@ -752,7 +752,8 @@ def match_command(obj: _Context, text: str | None, path: Path | None, url: str |
                           content_html=body if html else "", text="" if html else body)
         if html:
             article = extract(article, now)
-    found = Matcher(chosen).match(article)
+    # a text tried here comes from no source: a watchlist's `sources` does not apply
+    found = Matcher([w.model_copy(update={"sources": None}) for w in chosen]).match(article)
     page = {"url": article.url, "title": article.title, "published_at": article.published_at,
             "author": article.author, "language": article.language,
             "extraction": article.extraction, "text": article.text} if url else {}

@@ -518,7 +518,8 @@ class WatchlistConfig(_Model):
 
     name: Text
     channels: list[Text] = []
-    sources: list[Text] | None = None  # only articles from these sources; all when unset
+    # only articles from these sources; all when unset (an empty list would match nothing)
+    sources: list[Text] | None = Field(default=None, min_length=1)
     defaults: WatchDefaults = WatchDefaults()
     watch: list[WatchItem] = Field(min_length=1)
 
@@ -859,7 +860,9 @@ def load_config(directory: Path | str | None = None) -> Config:
             for key, (file, defined) in names.items():
                 for j, name in enumerate(getattr(watchlist, key) or ()):
                     if defined is not None and name not in defined:
-                        hint = difflib.get_close_matches(name, defined, n=1)
+                        folded = {d.casefold(): d for d in defined}
+                        hint = [folded[h] for h in difflib.get_close_matches(
+                            name.casefold(), list(folded), n=1)]
                         problems.append(wl.problem(
                             ("watchlists", i, key, j),
                             f"watchlist '{watchlist.name}' names {key[:-1]} '{name}', which "

@@ -224,7 +224,7 @@ class Pipeline:
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
                      extra={"source": source.name})
-        missed = {f.get("url"): f.get("reason") for f in report.errors if f.get("url") in entries}
+        missed = {f["entry"]: f.get("reason") for f in report.errors if f.get("entry")}
         error = None
         if report.killed:
             error = (f"crawl killed at its {source.budget:g}s budget; kept the "
@@ -233,7 +233,7 @@ class Pipeline:
             error = (f"crawl process exited with code {report.exit_code} before finishing: "
                      f"{report.stderr.splitlines()[-1] if report.stderr else 'no output'}")
         elif not report.pages and entries and missed.keys() == set(entries):
-            error = f"could not get {entries[0]}: {missed[entries[0]]}"
+            error = f"crawl collected nothing: {entries[0]}: {missed[entries[0]]}"
         if error:
             raise CrawlError(source.name, error)
         self._recovered(state)

@@ -11,6 +11,7 @@ reports the ``Retry-After`` answers it met, and they apply to later page fetches
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -27,6 +28,9 @@ ROBOTS_TTL_S = 3600.0
 ROBOTS_MAX_BYTES = 512 * 1024
 #: A Retry-After longer than this is not waited for within a run: the host is skipped.
 MAX_WAIT_S = 120.0
+#: robots.txt ``Crawl-delay`` is kept up to this; a larger (or infinite) one would stop
+#: every fetch from the host, its first included.
+MAX_CRAWL_DELAY_S = 60.0
 
 
 def host_of(url: str) -> str:
@@ -116,6 +120,10 @@ class Politeness:
         return None
 
     def crawl_delay(self, url: str, user_agent: str) -> float | None:
-        """The host's robots.txt ``Crawl-delay`` for us, once robots.txt was read."""
+        """The host's robots.txt ``Crawl-delay`` for us (at most ``MAX_CRAWL_DELAY_S``),
+        once robots.txt was read."""
         host = self._host(url)
-        return host.robots.crawl_delay(user_agent) if host.robots else None
+        asked = host.robots.crawl_delay(user_agent) if host.robots else None
+        if asked is None:
+            return None
+        return min(asked, MAX_CRAWL_DELAY_S) if math.isfinite(asked) else MAX_CRAWL_DELAY_S

@@ -4,7 +4,8 @@ The parent (``crawler/crawl.py``) writes one JSON spec on stdin; this process cr
 writes one JSON object per line on stdout:
 
     {"type": "page", "url", "final_url", "html", "title", "published"}   an article page
-    {"type": "error", "url", "reason"}                                    a page not had
+    {"type": "error", "url", "reason", "entry"}       a page not had ("entry": the entry
+                                                      point it came from, if it is one)
     {"type": "retry_after", "url", "seconds"}                             a host asked to wait
     {"type": "done", "requests": N}                                       the crawl finished
 
@@ -149,13 +150,14 @@ class NewsSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         for url in entry_urls(self.spec):
+            meta = {"entry": url}  # kept through redirects and retries
             if self.spec["kind"] == "crawl":
-                yield Request(url, self.parse_listing, errback=self.failed,
+                yield Request(url, self.parse_listing, errback=self.failed, meta=meta,
                               cb_kwargs={"depth": 0})
             elif self.spec["sitemap"] == "auto":
-                yield Request(url, self.parse_robots, errback=self.failed)
+                yield Request(url, self.parse_robots, errback=self.failed, meta=meta)
             else:
-                yield Request(url, self.parse_sitemap, errback=self.failed,
+                yield Request(url, self.parse_sitemap, errback=self.failed, meta=meta,
                               cb_kwargs={"level": 0})
 
     # --- sitemaps -----------------------------------------------------------------------
@@ -164,8 +166,7 @@ class NewsSpider(Spider):
         robots = Protego.parse(response.text if isinstance(response, TextResponse) else "")
         found = list(robots.sitemaps)
         if not found:
-            emit({"type": "error", "url": response.url,
-                  "reason": "robots.txt lists no Sitemap: line"})
+            self.error(response, "robots.txt lists no Sitemap: line")
         for url in found:
             yield Request(urljoin(response.url, url), self.parse_sitemap, errback=self.failed,
                           cb_kwargs={"level": 0})
@@ -178,10 +179,10 @@ class NewsSpider(Spider):
             root = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
                                                           no_network=True, recover=True))
         except etree.XMLSyntaxError as exc:
-            emit({"type": "error", "url": response.url, "reason": f"not a sitemap: {exc}"})
+            self.error(response, f"not a sitemap: {exc}")
             return
         if root is None:
-            emit({"type": "error", "url": response.url, "reason": "not a sitemap"})
+            self.error(response, "not a sitemap")
             return
         kind = etree.QName(root).localname
         for entry in root:
@@ -242,7 +243,7 @@ class NewsSpider(Spider):
     def parse_article(self, response: Response, title: str, published: str | None,
                       depth: int) -> Iterator[Request]:
         if not isinstance(response, TextResponse):
-            emit({"type": "error", "url": response.url, "reason": "not an HTML page"})
+            self.error(response, "not an HTML page")
             return
         emit({"type": "page", "url": response.request.url if response.request else
               response.url, "final_url": response.url, "html": response.text,
@@ -253,9 +254,15 @@ class NewsSpider(Spider):
     def failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else ""
-        emit({"type": "error", "url": url,
-              "reason": PublicOnlyResolver.refused.get(urlsplit(url).hostname or "")
-              or failure.getErrorMessage() or repr(failure.value)})
+        self.error(request, PublicOnlyResolver.refused.get(urlsplit(url).hostname or "")
+                   or failure.getErrorMessage() or repr(failure.value))
+
+    @staticmethod
+    def error(got: Request | Response | None, reason: str) -> None:
+        meta = (got.meta if isinstance(got, Request) else got.request.meta
+                if got is not None and got.request is not None else {})
+        emit({"type": "error", "url": got.url if got is not None else "", "reason": reason,
+              "entry": meta.get("entry")})
 
 
 def settings(spec: dict[str, Any]) -> dict[str, Any]:
@@ -273,12 +280,16 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "AUTOTHROTTLE_ENABLED": True,
         "AUTOTHROTTLE_START_DELAY": max(float(spec["delay"]), 0.01),
+        "AUTOTHROTTLE_MAX_DELAY": max(60.0, float(spec["delay"])),  # never below ours
         "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
         "RETRY_ENABLED": True,
         "RETRY_TIMES": int(spec["retries"]),
         "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
         "REDIRECT_MAX_TIMES": 5,
         "COOKIES_ENABLED": False,
+        # the daemon's own clients ignore proxy variables too (trust_env=False); through a
+        # proxy, the resolver would judge the proxy's address instead of the site's
+        "HTTPPROXY_ENABLED": False,
         # Breadth-first, in the order the sitemap or listing gives (newest first, usually),
         # so a run cut short by its budget or max_pages has taken the newest pages.
         "DEPTH_PRIORITY": 1,
@@ -311,4 +322,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module's main, not this __main__ copy: Scrapy loads the resolver
+    # and middleware by their crawler.spiders path, and they share state with the spider.
+    from crawler import spiders
+
+    spiders.main()

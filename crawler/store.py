@@ -700,10 +700,10 @@ class Store:
                             row["kind"]) for row in claimed]
 
     def record_delivery(self, alert_id: int, owner: str, now: datetime,
-                        result: DeliveryResult) -> None:
+                        result: DeliveryResult) -> bool:
         """Log the attempt and move the row on, if ``owner`` still holds its lease (a late
         report from a process whose lease ran out must not disturb the one sending it
-        now); a delivered row is never touched again.
+        now); a delivered row is never touched again. Returns whether the row moved.
 
         A digest's members follow it: delivered or dead with it.
         """
@@ -730,6 +730,7 @@ class Store:
                     "WHERE digest_id = :id AND status = 'digested'",
                     {"status": status[result.outcome], "error": result.error,
                      "now": iso(now), "id": alert_id})
+            return bool(changed)
 
     def requeue(self, now: datetime, ids: Iterable[int] = (), *, dead: bool = False) -> int:
         """Send dead (or any undelivered) alerts again with a fresh set of attempts.

@@ -155,6 +155,13 @@ def test_watchlist_sources_must_exist(tmp_path: Path) -> None:
         "watchlists.yaml:4:29: watchlist 'afghan-opposition' names source 'BBC Asai', "
         "which sources.yaml does not define: did you mean 'BBC Asia'? "
         "(defined: BBC Asia, Khaama Press)"]
+    case = watchlists.replace("BBC Asai", "bbc asia")
+    [problem] = problems(write(tmp_path, watchlists=case))
+    assert "did you mean 'BBC Asia'?" in problem
+    empty = WATCHLISTS.replace("    channels: [team-webhook]\n",
+                               "    channels: [team-webhook]\n    sources: []\n")
+    [problem] = problems(write(tmp_path, watchlists=empty))
+    assert problem.startswith("watchlists.yaml:4:14: sources: ") and "at least 1" in problem
 
 
 def test_missing_key_bad_url_and_wrong_type(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crawler import crawl
+from crawler import crawl, fetch
+from crawler.politeness import MAX_CRAWL_DELAY_S, Politeness
 from tests.conftest import Project
 from tests.newssite import (
     HTML,
@@ -159,13 +160,15 @@ def test_max_pages_caps_a_run(project: Project, site: Site, receiver: Receiver) 
 def test_a_sitemap_that_cannot_be_had_is_an_error_on_the_source(
         project: Project, site: Site, receiver: Receiver) -> None:
     build_site(site)
+    site.pages["/moved-sitemap.xml"] = Page(b"", status=301,
+                                            headers={"location": site.url("/gone.xml")})
     configure(project, receiver, sitemap=site.url("/moved-sitemap.xml"))
 
     report = project.once()
 
-    error = report.polls[0].error
+    error = report.polls[0].error  # the entry point redirected to a page that is not there
     assert error is not None and error.startswith(
-        f"could not get {site.url('/moved-sitemap.xml')}: "), error
+        f"crawl collected nothing: {site.url('/moved-sitemap.xml')}: "), error
     store = project.store()
     row = store.sources()[0]
     assert row["error_count"] == 1 and "moved-sitemap.xml" in row["last_error"]
@@ -188,6 +191,19 @@ def test_a_crawl_keeps_the_robots_txt_crawl_delay(
         times = sorted(h.at for h in site.hits if h.path.startswith("/news/"))
     assert len(times) == 2  # /news/1 and /news/2; /news/old is too old
     assert times[1] - times[0] >= 1.4, "Scrapy alone would not wait between them"
+
+
+def test_a_huge_crawl_delay_is_kept_to_a_minute(site: Site) -> None:
+    site.pages["/robots.txt"] = Page(b"User-agent: *\nCrawl-delay: 1e12\n",
+                                     content_type="text/plain")
+
+    async def asked() -> float | None:
+        polite = Politeness()
+        async with fetch.make_client(allow_private_networks=True) as client:
+            assert await polite.allowed(client, "s", site.url("/news/1"), "ua", 5.0) is None
+        return polite.crawl_delay(site.url("/news/1"), "ua")
+
+    assert asyncio.run(asked()) == MAX_CRAWL_DELAY_S == 60.0
 
 
 class HangingSite(Site):

@@ -81,13 +81,15 @@ def test_private_address_refused_unless_allowed(project: Project, site: Site) ->
                        {"name": "By name", "feed": f"http://localhost:{site.port}/feed.xml"},
                        # crawls check the address Scrapy connects to, in its resolver
                        {"name": "Sitemap", "sitemap": site.url("/sitemap.xml")},
+                       {"name": "No robots", "sitemap": site.url("/sitemap.xml"),
+                        "robots_txt": False, "retries": 0},
                        {"name": "Auto", "sitemap": "auto",
                         "site": f"http://localhost:{site.port}/"},
                        {"name": "Listing", "crawl": {"start": [site.url("/news/")],
                                                      "follow": [r"/news/\w+$"]}}]
 
     polls = json.loads(project.cli("once", "--json", check=True).stdout)["sources"]
-    assert len(polls) == 5
+    assert len(polls) == 6
     for poll in polls:
         assert "loopback, private or link-local" in poll["error"], poll
         assert "allow_private_networks" in poll["error"]

@@ -40,6 +40,15 @@ def test_match_explains_each_mention_as_json(project: Project) -> None:
     assert "barred **women** from" in found[0]["highlight"]
 
 
+def test_match_tries_a_watchlist_that_keeps_to_some_sources(project: Project) -> None:
+    project.sources = [{"name": "TOLOnews", "feed": "http://127.0.0.1:9/rss"}]
+    project.watchlists = [{"name": "w", "sources": ["TOLOnews"],
+                           "watch": [{"name": "Dostum"}]}]
+    found = json.loads(project.cli("match", "--text", "General Dostum returned.", "--json",
+                                   check=True).stdout)["matches"]
+    assert [m["watch"] for m in found] == ["Dostum"]
+
+
 def test_match_reads_a_file_of_feed_html_and_prints_a_table(project: Project) -> None:
     project.hook("")
     page = project.root / "item.html"
