@@ -13,7 +13,9 @@ timed ``--runs`` times, interleaved, and the best of each counts. Reported per s
 - matcher: ``Matcher.match`` over the whole corpus, normalisation included;
 - floor: a bare ``unicodedata.normalize("NFKC", t).casefold()`` pass over the same corpus;
 - baseline: one compiled regex per term (name or alias, case-insensitive, word-bounded)
-  searched in every article of a fixed 50-article sample, as users would otherwise write.
+  searched in every article of a fixed 50-article sample, as users would otherwise write;
+- where the time goes, in microseconds per article: the floor, and the matcher on the
+  articles it finds nothing in and on those it finds mentions in (results built).
 
 Targets (issue 3): at 10,000 items the matcher reaches at least 0.5x the floor and 1,000x
 the baseline, and its throughput falls by at most 3x from 10 to 10,000 items.
@@ -192,16 +194,22 @@ def measure(name: str, articles: Sequence[Article], pool: Sequence[Person], runs
         started = time.perf_counter()
         matcher = Matcher(config)
         build = time.perf_counter() - started
-        matched = sum(1 for a in articles if matcher.match(a))
-        floor_s, match_s = best_of(runs, partial(floor_pass, articles),
-                                   partial(match_all, matcher, articles))
+        hits = [a for a in articles if matcher.match(a)]
+        misses = [a for a in articles if not matcher.match(a)]
+        matched = len(hits)
+        floor_s, match_s, hits_s, misses_s = best_of(
+            runs, partial(floor_pass, articles), partial(match_all, matcher, articles),
+            partial(match_all, matcher, hits), partial(match_all, matcher, misses))
         floor, speed = mb / floor_s, mb / match_s
         baseline = sample_mb / timed(partial(regex_baseline, config, sample))
         rows.append({"corpus": name, "items": size, "articles": len(articles),
                      "matched_articles": matched, "build_s": round(build, 3),
                      "matcher_mb_s": round(speed, 2), "floor_mb_s": round(floor, 2),
                      "vs_floor": round(speed / floor, 3), "baseline_mb_s": round(baseline, 4),
-                     "vs_baseline": round(speed / baseline, 1)})
+                     "vs_baseline": round(speed / baseline, 1),
+                     "floor_us": round(floor_s / len(articles) * 1e6, 1),
+                     "no_match_us": round(misses_s / len(misses) * 1e6, 1) if misses else "—",
+                     "match_us": round(hits_s / len(hits) * 1e6, 1) if hits else "—"})
         print(f"  {name} {size:>6} items: matcher {speed:8.2f} MB/s, floor {floor:8.2f} MB/s, "
               f"baseline {baseline:8.4f} MB/s", file=sys.stderr, flush=True)
     return rows
@@ -213,6 +221,11 @@ def report(rows: list[dict[str, float | int | str]]) -> list[str]:
     lines += [f"| {r['corpus']} | {r['items']} | {r['matched_articles']}/{r['articles']} "
               f"| {r['build_s']} | {r['matcher_mb_s']} | {r['floor_mb_s']} | {r['vs_floor']} "
               f"| {r['baseline_mb_s']} | {r['vs_baseline']} |" for r in rows]
+    lines += ["", "Microseconds per article:", "",
+              "| corpus | items | floor | matcher, no mention found | matcher, mentions found |",
+              "|" + "---|" * 5]
+    lines += [f"| {r['corpus']} | {r['items']} | {r['floor_us']} | {r['no_match_us']} "
+              f"| {r['match_us']} |" for r in rows]
     lines.append("")
     for corpus_name in dict.fromkeys(str(r["corpus"]) for r in rows):
         mine = [r for r in rows if r["corpus"] == corpus_name]
