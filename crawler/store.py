@@ -345,12 +345,18 @@ class Store:
     def maintain(self, now: datetime, keep_delivered: timedelta) -> int:
         """Forget delivered alerts (and their attempts) older than ``keep_delivered``,
         then checkpoint the WAL; returns the alerts removed. Dead and pending alerts,
-        articles and dedup keys are kept."""
+        articles and dedup keys are kept, and so are the alerts of a story seen since the
+        cutoff: they are how it knows what it was alerted for, so it does not alert again."""
         cutoff = iso(now - keep_delivered)
         with self._write() as db:
-            old = "SELECT id FROM outbox WHERE status = 'delivered' AND delivered_at < ?"
-            db.execute(f"DELETE FROM delivery_attempts WHERE outbox_id IN ({old})", [cutoff])
-            removed = db.execute(f"DELETE FROM outbox WHERE id IN ({old})", [cutoff]).rowcount
+            old = ("SELECT o.id FROM outbox o WHERE o.status = 'delivered' "
+                   "AND o.delivered_at < :cutoff AND NOT EXISTS (SELECT 1 FROM articles a "
+                   "JOIN stories s ON s.id = a.story_id WHERE a.id = o.article_id "
+                   "AND s.last_seen_at >= :cutoff)")
+            db.execute(f"DELETE FROM delivery_attempts WHERE outbox_id IN ({old})",
+                       {"cutoff": cutoff})
+            removed = db.execute(f"DELETE FROM outbox WHERE id IN ({old})",
+                                 {"cutoff": cutoff}).rowcount
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return int(removed)
 

@@ -11,6 +11,7 @@ import pytest
 from alerts import outbox
 from crawler import dedup, stories
 from crawler.article import Article
+from crawler.clock import iso
 from crawler.config import Source
 from crawler.errors import SchemaTooNewError
 from crawler.store import MIGRATIONS, DeliveryResult, NewArticle, PollRecord, Store
@@ -110,6 +111,22 @@ def test_a_late_report_from_a_lost_lease_leaves_the_new_holder_alone(tmp_path: P
     two.record_delivery(alert_id, "p2", later, DeliveryResult("delivered", 200))
     assert one.alert_counts() == {"delivered": 1}
     assert one.db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0] == 2
+
+
+def test_retention_keeps_the_alerts_of_a_story_still_being_seen(tmp_path: Path) -> None:
+    store = Store(tmp_path / "nw.db")
+    alert_id = _queue_one(store)
+    [claimed] = store.claim_alerts("p1", NOW, LEASE, ["hook"])
+    store.record_delivery(claimed.id, "p1", NOW, DeliveryResult("delivered", 200))
+    keep = timedelta(days=90)
+    later = NOW + timedelta(days=91)
+    # a copy joined the story ten days ago: the story still needs to know it alerted
+    store.db.execute("UPDATE stories SET last_seen_at = ?", [iso(later - timedelta(days=10))])
+    assert store.maintain(later, keep) == 0
+    assert [a["id"] for a in store.alerts()] == [alert_id]
+    # once the story has been quiet for the whole retention time, the alert goes
+    assert store.maintain(later + timedelta(days=81), keep) == 1
+    assert store.alerts() == []
 
 
 def test_only_configured_channels_are_claimed(tmp_path: Path) -> None:
