@@ -259,10 +259,10 @@ class NewsSpider(Spider):
 
     @staticmethod
     def error(got: Request | Response | None, reason: str) -> None:
-        meta = (got.meta if isinstance(got, Request) else got.request.meta
-                if got is not None and got.request is not None else {})
+        """Report a page not had; ``got`` is its request or its response (whose ``meta``
+        is its request's)."""
         emit({"type": "error", "url": got.url if got is not None else "", "reason": reason,
-              "entry": meta.get("entry")})
+              "entry": got.meta.get("entry") if got is not None else None})
 
 
 def settings(spec: dict[str, Any]) -> dict[str, Any]:
