@@ -13,7 +13,7 @@ import apprise
 
 from alerts.templates import Rendered
 from crawler.config import AppriseChannel
-from crawler.errors import DeliveryError
+from crawler.core.errors import DeliveryError
 
 
 def invalid_urls(channel: AppriseChannel) -> list[int]:

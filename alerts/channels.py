@@ -15,7 +15,6 @@ import httpx
 
 from alerts import apprise_channel, digest, email, outbox, webhook
 from alerts.templates import Renderer, TemplateProblem, context
-from crawler.article import Article
 from crawler.config import (
     AppriseChannel,
     Channel,
@@ -24,9 +23,10 @@ from crawler.config import (
     WatchlistConfig,
     WebhookChannel,
 )
-from crawler.errors import DeliveryError
-from crawler.extract import extract
-from crawler.match import Matcher
+from crawler.core.article import Article
+from crawler.core.errors import DeliveryError
+from crawler.process.extract import extract
+from crawler.process.match import Matcher
 
 
 def renderer_for(channel: Channel, config_dir: Path) -> Renderer | None:

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from crawler.clock import iso
 from crawler.config import digest_cron
+from crawler.core.clock import iso
 
 HOURLY = "hourly"
 

@@ -19,10 +19,10 @@ import httpx
 from alerts import digest, notices, retry
 from alerts.channels import Senders
 from alerts.outbox import OutboxRow, alert_key, message_id
-from crawler.clock import Clock, iso
 from crawler.config import Config
-from crawler.errors import DeliveryError
-from crawler.metrics import Metrics
+from crawler.core.clock import Clock, iso
+from crawler.core.errors import DeliveryError
+from crawler.core.metrics import Metrics
 from crawler.store import DeliveryResult, QueuedAlert, Store
 
 log = logging.getLogger(__name__)

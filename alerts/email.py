@@ -19,7 +19,7 @@ import aiosmtplib
 
 from alerts.templates import Rendered
 from crawler.config import EmailChannel
-from crawler.errors import DeliveryError
+from crawler.core.errors import DeliveryError
 
 MESSAGE_ID_DOMAIN = "newswatch"
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.outbox import OutboxRow, alert_key, message_id
-from crawler.clock import iso
+from crawler.core.clock import iso
 
 FAILING_FOR = timedelta(hours=1)
 

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts import digest
-from crawler.article import Article
-from crawler.clock import iso
 from crawler.config import Config
-from crawler.match import Match
+from crawler.core.article import Article
+from crawler.core.clock import iso
+from crawler.process.match import Match
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
+from crawler.collect.headers import parse_retry_after
 from crawler.config import WebhookChannel
-from crawler.errors import DeliveryError
-from crawler.headers import parse_retry_after
+from crawler.core.errors import DeliveryError
 
 RETRYABLE_STATUS = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 USER_AGENT = "newswatch-webhooks/0.1"

@@ -32,10 +32,10 @@ from typing import Any
 
 import httpx
 
-from crawler.article import Article
+from crawler.app.pipeline import Pipeline
 from crawler.config import load_config
-from crawler.pipeline import Pipeline
-from crawler.search import parse_query
+from crawler.core.article import Article
+from crawler.process.search import parse_query
 from crawler.store import Store
 
 NAMES = ["Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",

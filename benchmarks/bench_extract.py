@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.article import Article
-from crawler.extract import extract, html_to_text
+from crawler.core.article import Article
+from crawler.process.extract import extract, html_to_text
 from tests.newssite import FILLER, Story, article_html
 
 PAGES = 200

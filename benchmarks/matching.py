@@ -36,9 +36,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from crawler.article import Article
 from crawler.config import WatchItem, WatchlistConfig
-from crawler.match import Matcher
+from crawler.core.article import Article
+from crawler.process.match import Matcher
 
 SIZES = (10, 100, 1000, 10000)
 SAMPLE = 50

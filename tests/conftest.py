@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from crawler.app.daemon import OnceReport, Runner
 from crawler.config import Config, load_config
-from crawler.daemon import OnceReport, Runner
 from crawler.store import Store
 from tests.servers import Receiver, Site
 

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import feedparser
 
-from crawler import search
-from crawler.article import Article
+from crawler.core.article import Article
+from crawler.process import search
 from tests.conftest import WATCHLIST, FakeClock, Project
 from tests.feeds import Item, rss
 from tests.fixtures.stories import BASES, SAME_EVENT
@@ -187,7 +187,7 @@ def test_the_hourly_maintenance_prunes_articles_past_retention(project: Project,
                                                                site: Site) -> None:
     import asyncio
 
-    from crawler.daemon import Runner, _Work
+    from crawler.app.daemon import Runner, _Work
 
     project.settings["retention"] = {"articles": "30d"}
     project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]

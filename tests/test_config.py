@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crawler.config import load_config, parse_duration
-from crawler.errors import ConfigError
+from crawler.core.errors import ConfigError
 
 ROOT = Path(__file__).parent.parent
 

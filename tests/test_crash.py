@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from crawler.app.daemon import owner_is_dead, process_owner
 from crawler.config import Source
-from crawler.daemon import owner_is_dead, process_owner
 from crawler.store import Store
 from tests.conftest import Project
 from tests.feeds import Item, rss

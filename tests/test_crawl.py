@@ -7,8 +7,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crawler import crawl, fetch
-from crawler.politeness import MAX_CRAWL_DELAY_S, Politeness
+from crawler.collect import crawl, fetch
+from crawler.collect.politeness import MAX_CRAWL_DELAY_S, Politeness
 from tests.conftest import Project
 from tests.newssite import (
     HTML,
@@ -346,7 +346,7 @@ def crawl_children(source: str) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"crawler.spiders" in argv and source.encode() in argv:
+        if b"crawler.collect.spiders" in argv and source.encode() in argv:
             found.append(int(proc.name))
     return found
 
@@ -382,7 +382,7 @@ def test_stopping_the_daemon_kills_a_running_crawl(project: Project,
 
 def test_crawl_honours_retry_after_and_the_size_cap(project: Project,
                                                    receiver: Receiver) -> None:
-    from crawler.spiders import settings as scrapy_settings
+    from crawler.collect.spiders import settings as scrapy_settings
 
     site = ScriptedSite()
     try:

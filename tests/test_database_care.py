@@ -13,8 +13,8 @@ import pytest
 import sqlite_utils
 
 from crawler import store as store_module
-from crawler.daemon import Runner
-from crawler.errors import DiskFullError
+from crawler.app.daemon import Runner
+from crawler.core.errors import DiskFullError
 from crawler.store import Store
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from crawler import dates, dedup
-from crawler.article import Article
-from crawler.extract import extract
+from crawler.core.article import Article
+from crawler.process import dates, dedup
+from crawler.process.extract import extract
 from tests.newssite import Story, article_html
 
 # 7 Qaws (Azar) 1405 = 28 November 2026; midnight in Kabul is 19:30 UTC the day before.

@@ -8,8 +8,8 @@ import zlib
 import brotli
 import pytest
 
-from crawler.decompress import DecodeError, decoder
-from crawler.feeds import parse_feed
+from crawler.collect.decompress import DecodeError, decoder
+from crawler.collect.feeds import parse_feed
 from tests.feeds import Item, rss
 
 BODY = b"<rss>" + b"Atta Mohammad Noor " * 5000 + b"</rss>"

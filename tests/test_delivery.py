@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site, TricklingReceiver

@@ -14,7 +14,7 @@ import pytest
 from referencing import Registry, Resource
 
 from alerts import digest
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
 from tests.conftest import WATCHLIST, FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Hit, Page, Receiver, Site

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Site

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crawler import fetch
-from crawler.errors import BlockedAddressError
+from crawler.collect import fetch
+from crawler.core.errors import BlockedAddressError
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
 from crawler.store import Store
 from tests.conftest import Project
 from tests.feeds import Item, rss
@@ -221,7 +221,7 @@ def test_one_request_at_a_time_per_host_across_pages_and_crawls(
 
 def test_page_fetches_obey_the_private_address_rule(project: Project, site: Site,
                                                     receiver: Receiver) -> None:
-    from crawler.fetch import GuardedTransport
+    from crawler.collect.fetch import GuardedTransport
 
     other = Site("127.0.0.2")
     try:

@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from crawler import health
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
+from crawler.process import health
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -81,7 +81,7 @@ def test_quiet_source_raises_one_notice(project: Project, site: Site, receiver: 
     clock.advance(86400 * 2)  # then silence for three days, while still answering 200
     asyncio.run(runner.once())
 
-    with caplog.at_level(logging.INFO, logger="crawler.daemon"):
+    with caplog.at_level(logging.INFO, logger="crawler.app.daemon"):
         first = asyncio.run(runner.check_health())
         again = asyncio.run(runner.check_health())
     assert len(first) == 1 and "Daily has gone quiet" in first[0]
@@ -97,7 +97,7 @@ def test_quiet_source_raises_one_notice(project: Project, site: Site, receiver: 
     items.insert(0, Item("Back", site.url("/a/back"), "", "gb", clock.now()))
     site.pages["/feed.xml"] = Page(rss(items))
     asyncio.run(runner.once())
-    with caplog.at_level(logging.INFO, logger="crawler.daemon"):
+    with caplog.at_level(logging.INFO, logger="crawler.app.daemon"):
         assert asyncio.run(runner.check_health()) == []
     assert "incident over" in caplog.text
     assert runner.store.sources()[0]["notice"] is None

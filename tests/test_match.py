@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from alerts.outbox import event_data
-from crawler.article import Article
 from crawler.config import WatchItem, WatchlistConfig, WatchlistsFile
-from crawler.extract import extract
-from crawler.match import Matcher, _aligned_by_character, _Phrases, _unfolded, aligned, fold
+from crawler.core.article import Article
+from crawler.process.extract import extract
+from crawler.process.match import Matcher, _aligned_by_character, _Phrases, _unfolded, aligned, fold
 from tests.test_end_to_end import SCHEMA
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())

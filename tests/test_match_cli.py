@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from alerts.outbox import OutboxRow
-from crawler import dedup, search, stories
-from crawler.article import Article
 from crawler.config import Source
-from crawler.match import Match, Matcher
+from crawler.core.article import Article
+from crawler.process import dedup, search, stories
+from crawler.process.match import Match, Matcher
 from crawler.store import NewArticle, Store
 from tests.conftest import Project
 from tests.servers import Receiver

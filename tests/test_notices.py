@@ -12,7 +12,7 @@ import pytest
 
 from alerts.notices import notice_row
 from alerts.templates import Renderer, context
-from crawler.daemon import Runner
+from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site

@@ -156,7 +156,7 @@ def test_appending_to_the_shipped_sources_file_keeps_every_byte(tmp_path: object
     import shutil
     from pathlib import Path
 
-    from crawler.sources import append_sources
+    from crawler.collect.discovery import append_sources
 
     shipped = Path(__file__).parent.parent / "config"
     copy = Path(str(tmp_path)) / "config"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from alerts import outbox
-from crawler import dedup, stories
-from crawler.article import Article
-from crawler.clock import iso
 from crawler.config import Source
-from crawler.errors import SchemaTooNewError
+from crawler.core.article import Article
+from crawler.core.clock import iso
+from crawler.core.errors import SchemaTooNewError
+from crawler.process import dedup, stories
 from crawler.store import MIGRATIONS, DeliveryResult, NewArticle, PollRecord, Store
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

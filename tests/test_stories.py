@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from crawler.article import Article
-from crawler.pipeline import Pipeline
+from crawler.app.pipeline import Pipeline
+from crawler.core.article import Article
 from crawler.store import Store
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
@@ -279,7 +279,7 @@ def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
 
 def test_plan_per_story_first_alert_follow_up_and_silence() -> None:
     from alerts import outbox
-    from crawler.match import Match
+    from crawler.process.match import Match
 
     now = datetime(2026, 11, 28, 10, tzinfo=UTC)
     art = Article("s", "https://e.org/copy", "https://e.org/copy", "t", published_at=now)

@@ -10,16 +10,16 @@ import pytest
 from twisted.internet.address import IPv4Address
 
 from alerts import outbox, retry, webhook
-from crawler import dedup
-from crawler.article import Article
+from crawler.collect.feeds import parse_feed
+from crawler.collect.headers import parse_max_age, parse_retry_after
+from crawler.collect.spiders import PublicOnlyResolver
 from crawler.config import RetryPolicy, WatchItem, WatchlistConfig
-from crawler.errors import ParseError
-from crawler.extract import extract, html_to_text
-from crawler.feeds import parse_feed
-from crawler.headers import parse_max_age, parse_retry_after
-from crawler.match import Matcher
-from crawler.schedule import MAX_BACKOFF, next_check
-from crawler.spiders import PublicOnlyResolver
+from crawler.core.article import Article
+from crawler.core.errors import ParseError
+from crawler.process import dedup
+from crawler.process.extract import extract, html_to_text
+from crawler.process.match import Matcher
+from crawler.process.schedule import MAX_BACKOFF, next_check
 from tests.feeds import Item, atom, json_feed, rss
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

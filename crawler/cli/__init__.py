@@ -21,10 +21,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from crawler import __version__, export, fetch, health, pages, search
-from crawler import sources as discovery
-from crawler.article import Article
-from crawler.clock import SystemClock, parse_iso
+from crawler import __version__
+from crawler.app.daemon import OnceReport, Runner, send_test_alert
+from crawler.app.pipeline import PollResult
+from crawler.cli import export
+from crawler.collect import discovery, fetch, pages
+from crawler.collect.feeds import parse_feed
+from crawler.collect.fetch import make_client
 from crawler.config import (
     Config,
     Source,
@@ -33,14 +36,13 @@ from crawler.config import (
     parse_duration,
     source_url,
 )
-from crawler.daemon import OnceReport, Runner, send_test_alert
-from crawler.dedup import canonical_url
-from crawler.errors import ConfigError, SourceError, StoreError
-from crawler.extract import extract
-from crawler.feeds import parse_feed
-from crawler.fetch import make_client
-from crawler.match import Match, Matcher
-from crawler.pipeline import PollResult
+from crawler.core.article import Article
+from crawler.core.clock import SystemClock, parse_iso
+from crawler.core.errors import ConfigError, SourceError, StoreError
+from crawler.process import health, search
+from crawler.process.dedup import canonical_url
+from crawler.process.extract import extract
+from crawler.process.match import Match, Matcher
 from crawler.store import Store
 
 EXIT_CONFIG = 1
@@ -509,7 +511,7 @@ def status(obj: _Context, as_json: bool) -> None:
 def demo() -> None:
     """See alerts flow in seconds: bundled sample feeds, a local webhook printer, a
     temporary database. Needs no network and touches nothing of yours."""
-    from crawler import demo as sample
+    from crawler.app import demo as sample
 
     logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
 

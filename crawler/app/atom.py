@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from crawler.clock import iso
+from crawler.core.clock import iso
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 

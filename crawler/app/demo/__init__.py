@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from crawler.app.daemon import OnceReport, Runner
 from crawler.config import load_config
-from crawler.daemon import OnceReport, Runner
 from crawler.store import Store
 
 FEEDS = {"kabul-daily.xml": "Kabul Daily", "north-wire.xml": "North Wire",

@@ -4,7 +4,7 @@ Feed summaries and content are HTML fragments; matching and alerts read plain te
 the article page was fetched (``Article.page_html``), trafilatura takes its main text
 only (menus, "most read" boxes, related links and footers are dropped) with its title,
 author and language; the page's ``rel=canonical`` and ``og:url`` feed dedup, and its
-date metadata feeds :func:`crawler.dates.choose`.
+date metadata feeds :func:`crawler.process.dates.choose`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
-from crawler import dates
-from crawler.article import Article
-from crawler.dedup import canonical_url, same_site
+from crawler.core.article import Article
+from crawler.process import dates
+from crawler.process.dedup import canonical_url, same_site
 
 _BLOCK = frozenset({
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th",

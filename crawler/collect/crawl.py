@@ -1,7 +1,7 @@
 """Run one Scrapy crawl in a child process and read its items as they stream in.
 
 Twisted's reactor cannot be restarted and must not share the daemon's asyncio loop, so
-each crawl is ``python -m crawler.spiders`` in its own process group, given its spec on
+each crawl is ``python -m crawler.collect.spiders`` in its own process group, given its spec on
 stdin. Its JSON lines are read as they come; at the source's time budget (or when the
 daemon stops) the whole group is killed, what arrived is kept, and the overrun is
 reported as the poll's error.
@@ -74,7 +74,7 @@ async def run(spec: dict[str, Any], budget: float, max_bytes: int) -> CrawlRepor
     """Crawl in a child process for at most ``budget`` seconds."""
     report = CrawlReport()
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.spiders", "--source", str(spec["name"]),
+        sys.executable, "-m", "crawler.collect.spiders", "--source", str(spec["name"]),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True, limit=max_bytes * 7 + 65536)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from crawler.article import Article
+from crawler.core.article import Article
 
 # Query parameters that only track the reader, never change the page.
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "hmsr", "__hs")

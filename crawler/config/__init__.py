@@ -31,7 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from crawler.errors import ConfigError, ConfigProblem
+from crawler.core.errors import ConfigError, ConfigProblem
 
 SETTINGS_FILE = "newswatch.yaml"
 SOURCES_FILE = "sources.yaml"
@@ -339,7 +339,7 @@ class Retention(_Model):
 
 
 class StorySettings(_Model):
-    """How copies of one story are grouped (crawler/stories.py)."""
+    """How copies of one story are grouped (crawler/process/stories.py)."""
 
     window: Duration = 3 * 86400.0
     threshold: float = Field(default=0.4, gt=0.0, le=1.0)

@@ -26,8 +26,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alerts import notices
 from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
-from crawler import atom, health, listener
-from crawler.clock import Clock, SystemClock, parse_iso
+from crawler.app import atom, listener
+from crawler.app.pipeline import Pipeline, PollResult
+from crawler.collect.fetch import make_client
+from crawler.collect.politeness import Politeness
 from crawler.config import (
     SETTINGS_FILE,
     SOURCES_FILE,
@@ -36,11 +38,10 @@ from crawler.config import (
     Config,
     load_config,
 )
-from crawler.errors import ConfigError, DeliveryError, DiskFullError
-from crawler.fetch import make_client
-from crawler.metrics import Metrics
-from crawler.pipeline import Pipeline, PollResult
-from crawler.politeness import Politeness
+from crawler.core.clock import Clock, SystemClock, parse_iso
+from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
+from crawler.core.metrics import Metrics
+from crawler.process import health
 from crawler.store import SourceState, Store
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from protego import Protego
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from crawler import fetch
+from crawler.collect import fetch
+from crawler.collect.feeds import parse_feed
 from crawler.config import SOURCES_FILE, SourceConfig, load_config
-from crawler.errors import ConfigError, FetchError, NewswatchError, ParseError
-from crawler.feeds import parse_feed
+from crawler.core.errors import ConfigError, FetchError, NewswatchError, ParseError
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
               "application/json", "application/rdf+xml")

@@ -16,11 +16,11 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from crawler import dates
-from crawler.article import Article
-from crawler.dedup import canonical_url
-from crawler.errors import ParseError
-from crawler.xmlsafe import refuse_entities
+from crawler.collect.xmlsafe import refuse_entities
+from crawler.core.article import Article
+from crawler.core.errors import ParseError
+from crawler.process import dates
+from crawler.process.dedup import canonical_url
 
 log = logging.getLogger(__name__)
 

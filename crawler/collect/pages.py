@@ -1,7 +1,7 @@
 """Fetch the article page of each new item, politely, for full-text extraction.
 
-Every page goes through :class:`crawler.politeness.Politeness` (robots.txt, one request
-at a time per host, the delay, ``Retry-After``) and through :func:`crawler.fetch.fetch`
+Every page goes through :class:`crawler.collect.politeness.Politeness` (robots.txt, one request
+at a time per host, the delay, ``Retry-After``) and through :func:`crawler.collect.fetch.fetch`
 (deadline, size cap, the private-address rule). A page that cannot be had leaves the
 article as the feed gave it, with the reason in ``Article.extraction``; it never stops
 the other articles or the source.
@@ -18,11 +18,11 @@ from urllib.parse import urljoin
 
 import httpx
 
-from crawler import fetch
-from crawler.article import Article
+from crawler.collect import fetch
+from crawler.collect.politeness import MAX_WAIT_S, Politeness
 from crawler.config import Source
-from crawler.errors import FetchError, HTTPStatusError
-from crawler.politeness import MAX_WAIT_S, Politeness
+from crawler.core.article import Article
+from crawler.core.errors import FetchError, HTTPStatusError
 
 log = logging.getLogger(__name__)
 

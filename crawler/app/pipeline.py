@@ -37,17 +37,19 @@ from datetime import datetime, timedelta
 import httpx
 
 from alerts import outbox
-from crawler import atom, crawl, dates, dedup, fetch, pages, schedule, search, stories
-from crawler.article import Article
-from crawler.clock import Clock, parse_iso
+from crawler.app import atom
+from crawler.collect import crawl, fetch, pages
+from crawler.collect.feeds import parse_feed
+from crawler.collect.headers import parse_max_age
+from crawler.collect.politeness import Politeness
 from crawler.config import Config, Source
-from crawler.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
-from crawler.extract import extract
-from crawler.feeds import parse_feed
-from crawler.headers import parse_max_age
-from crawler.match import Match, Matcher
-from crawler.metrics import Metrics
-from crawler.politeness import Politeness
+from crawler.core.article import Article
+from crawler.core.clock import Clock, parse_iso
+from crawler.core.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
+from crawler.core.metrics import Metrics
+from crawler.process import dates, dedup, schedule, search, stories
+from crawler.process.extract import extract
+from crawler.process.match import Match, Matcher
 from crawler.store import NewArticle, PollRecord, SourceState, Store, StoryRules
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from crawler.clock import parse_iso
+from crawler.core.clock import parse_iso
 
 FAILING_AFTER = timedelta(hours=6)
 QUIET_MIN_DAILY_RATE = 1.0   # only sources that usually publish daily can go "quiet"

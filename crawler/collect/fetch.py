@@ -20,8 +20,9 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
-from crawler.decompress import ACCEPT_ENCODING, DecodeError, decoder
-from crawler.errors import (
+from crawler.collect.decompress import ACCEPT_ENCODING, DecodeError, decoder
+from crawler.collect.headers import parse_retry_after
+from crawler.core.errors import (
     BlockedAddressError,
     BodyTooLargeError,
     FetchError,
@@ -30,7 +31,6 @@ from crawler.errors import (
     HTTPStatusError,
     RedirectError,
 )
-from crawler.headers import parse_retry_after
 
 
 class _Blocked(Exception):

@@ -1,7 +1,7 @@
 """Which stored article a new one is a copy of: MinHash over word shingles. Pure, no I/O.
 
 An article's *fingerprint* is taken from its title and text (the summary when it has no
-text) in the comparable form the full-text index holds (``crawler.search.document``:
+text) in the comparable form the full-text index holds (``crawler.process.search.document``:
 the matcher's normalisation, letter variants folded), cut into words, then into
 overlapping runs of ``SHINGLE`` words. Its MinHash *signature* holds,
 for each of ``HASHES`` independent hash functions, the smallest hash of any shingle; the

@@ -23,13 +23,13 @@ from urllib.parse import urlsplit
 import sqlite_utils
 
 from alerts.outbox import OutboxRow, StoryContext, story_subject
-from crawler import stories
-from crawler.article import Article
-from crawler.clock import iso, parse_iso
 from crawler.config import Source
-from crawler.errors import DiskFullError, SchemaTooNewError, StoreError
-from crawler.match import Match
-from crawler.search import comparable
+from crawler.core.article import Article
+from crawler.core.clock import iso, parse_iso
+from crawler.core.errors import DiskFullError, SchemaTooNewError, StoreError
+from crawler.process import stories
+from crawler.process.match import Match
+from crawler.process.search import comparable
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -893,7 +893,7 @@ class Store:
                order: Literal["newest", "rank"] = "newest",
                limit: int = 20) -> list[dict[str, Any]]:
         """Articles whose indexed text matches the FTS5 ``match`` expression (comparable
-        form, see crawler/search.py), newest first or best ranked (bm25) first."""
+        form, see crawler/process/search.py), newest first or best ranked (bm25) first."""
         where, values = ["articles_fts MATCH ?"], [match]
         if since is not None:
             where.append("a.fetched_at >= ?")

@@ -31,8 +31,8 @@ from typing import ClassVar, overload
 
 import ahocorasick_rs
 
-from crawler.article import Article
 from crawler.config import Alias, Config, ContextRule, WatchItem, WatchlistConfig
+from crawler.core.article import Article
 
 FIELDS = ("title", "summary", "text")
 SNIPPET_CONTEXT = 70

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from crawler.errors import ParseError
+from crawler.core.errors import ParseError
 
 _PROLOG_BYTES = 64 * 1024
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)

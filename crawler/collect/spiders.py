@@ -1,6 +1,6 @@
-"""The Scrapy side of a crawl. Runs ONLY in a child process: ``python -m crawler.spiders``.
+"""The Scrapy side of a crawl. Runs ONLY in a child process: ``python -m crawler.collect.spiders``.
 
-The parent (``crawler/crawl.py``) writes one JSON spec on stdin; this process crawls and
+The parent (``crawler/collect/crawl.py``) writes one JSON spec on stdin; this process crawls and
 writes one JSON object per line on stdout:
 
     {"type": "page", "url", "final_url", "html", "title", "published"}   an article page
@@ -34,11 +34,11 @@ from twisted.internet.interfaces import IHostnameResolver, IResolutionReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from crawler import dates
-from crawler.crawl import entry_urls
-from crawler.dedup import canonical_url, without_variant
-from crawler.fetch import is_public_address, refusal
-from crawler.headers import parse_retry_after
+from crawler.collect.crawl import entry_urls
+from crawler.collect.fetch import is_public_address, refusal
+from crawler.collect.headers import parse_retry_after
+from crawler.process import dates
+from crawler.process.dedup import canonical_url, without_variant
 
 _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 _SITEMAP_MAX_DEPTH = 3
@@ -295,9 +295,9 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
         "DEPTH_PRIORITY": 1,
         "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
-        "DOWNLOADER_MIDDLEWARES": {"crawler.spiders.Guard": 560},
+        "DOWNLOADER_MIDDLEWARES": {"crawler.collect.spiders.Guard": 560},
         **({} if spec.get("allow_private_networks") else
-           {"TWISTED_DNS_RESOLVER": "crawler.spiders.PublicOnlyResolver"}),
+           {"TWISTED_DNS_RESOLVER": "crawler.collect.spiders.PublicOnlyResolver"}),
         "LOG_LEVEL": "WARNING",
         "LOG_STDOUT": False,
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
@@ -323,7 +323,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     # Run the imported module's main, not this __main__ copy: Scrapy loads the resolver
-    # and middleware by their crawler.spiders path, and they share state with the spider.
-    from crawler import spiders
+    # and middleware by their crawler.collect.spiders path, and they share state with the spider.
+    from crawler.collect import spiders
 
     spiders.main()

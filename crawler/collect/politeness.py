@@ -1,7 +1,7 @@
 """How newswatch treats other people's servers, in one place for every fetch it makes.
 
-The httpx page fetcher (``crawler/pages.py``) and the Scrapy crawls (``crawler/crawl.py``)
-both go through one :class:`Politeness` per process: one request at a time per host, a
+The httpx page fetcher (``crawler/collect/pages.py``) and the Scrapy crawls
+(``crawler/collect/crawl.py``) both go through one :class:`Politeness` per process: one request at a time per host, a
 delay between two requests to a host, a pause while a host's ``Retry-After`` lasts, and
 robots.txt read with protego (Scrapy's default parser too). A crawl holds its hosts for
 as long as it runs, so the page fetcher never hits them at the same time; the crawl
@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 from protego import Protego
 
-from crawler import fetch
-from crawler.errors import FetchError, HTTPStatusError
+from crawler.collect import fetch
+from crawler.core.errors import FetchError, HTTPStatusError
 
 ROBOTS_TTL_S = 3600.0
 ROBOTS_MAX_BYTES = 512 * 1024
