@@ -36,9 +36,10 @@ check: $(VENV)/.installed-run  ## validate config/
 test: $(VENV)/.installed-test  ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-test  ## ruff and mypy
+lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: bench-extract bench-matching bench-archive  ## run every benchmark in benchmarks/ (not the soak)
 
