@@ -1,0 +1,175 @@
+"""Commands that read the archive: matches, stories, search, export, alerts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from crawler.cli import export
+from crawler.cli.base import Context, cli, err, out, parse_since, print_json, show_table
+from crawler.core.clock import SystemClock
+from crawler.core.errors import StoreError
+from crawler.process import search
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="How many matches to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
+@click.pass_obj
+def matches(obj: Context, limit: int, as_json: bool) -> None:
+    """The most recent matches, newest first."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.recent_matches(limit)
+    if as_json:
+        print_json(rows)
+        return
+    show_table("matches", ["when", "watchlist", "watch", "matched", "field", "source", "title"],
+               [(r["created_at"][:19], r["watchlist"], r["watch"], r["matched"], r["field"],
+             r["source"], r["title"]) for r in rows])
+
+
+
+
+@cli.command()
+@click.option("--since", default="3d", show_default=True,
+              help="Stories seen in this last span (7d, 12h) or since this date.")
+@click.option("--limit", default=30, show_default=True, help="How many stories to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
+@click.pass_obj
+def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
+    """Recent stories: each article with its copies, the outlets that carried it, when
+    it was first seen and the watch items it matched."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.recent_stories(parse_since(since) or SystemClock().now(), limit)
+    if as_json:
+        print_json(rows)
+        return
+    show_table("stories", ["id", "first seen", "title", "articles", "outlets", "matches"],
+               [(r["id"], r["first_seen_at"][:16], r["title"], r["articles"],
+             f"{r['outlets']}: " + ", ".join(r["outlets_list"]), "; ".join(r["watches"]))
+            for r in rows])
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("--since", help="Only articles fetched in this last span (30d) or since a date.")
+@click.option("--source", help="Only articles of this source.")
+@click.option("--watchlist", help="Only articles that matched this watchlist.")
+@click.option("--rank", is_flag=True, help="Best match first (bm25) instead of newest first.")
+@click.option("--limit", default=20, show_default=True, help="How many articles to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+def search_command(obj: Context, query: str, since: str | None, source: str | None,
+                   watchlist: str | None, rank: bool, limit: int, as_json: bool) -> None:
+    """Search the archive's titles, summaries and texts.
+
+    QUERY takes words, "exact phrases", prefixes (mass*) and AND, OR, NOT (in capitals)
+    with parentheses; words are compared as matching compares them (case, Arabic-script
+    letter variants). Snippets mark the hit «like this».
+    """
+    try:
+        parsed = search.parse_query(query)
+    except search.QueryError as exc:
+        raise click.BadParameter(str(exc), param_hint="QUERY") from exc
+    config = obj.config()
+    with obj.store(config) as store:
+        try:
+            rows = store.search(parsed.fts, since=parse_since(since), source=source,
+                                watchlist=watchlist, order="rank" if rank else "newest",
+                                limit=limit)
+        except StoreError as exc:
+            raise click.BadParameter(str(exc), param_hint="QUERY") from exc
+    for row in rows:
+        row["snippet"] = next((s for s in (search.highlight(row[f] or "", parsed.terms)
+                                           for f in ("title", "summary", "text")) if s), "")
+        del row["text"]
+    if as_json:
+        print_json(rows)
+        return
+    show_table(f"{len(rows)} article(s) for {query}",
+               ["published", "source", "story", "title", "snippet"],
+               [((r["published_at"] or r["fetched_at"])[:16], r["source"], r["story_id"],
+             r["title"], r["snippet"]) for r in rows])
+
+
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="One JSON object per article, or one CSV row per match.")
+@click.option("--since", help="Only matches stored in this last span (30d) or since a date.")
+@click.option("--watchlist", help="Only this watchlist's matches.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file instead of standard output.")
+@click.pass_obj
+def export_command(obj: Context, fmt: str, since: str | None, watchlist: str | None,
+                   output: Path | None) -> None:
+    """Matched articles with their matches, as JSON Lines or CSV, newest match first."""
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.matched_articles(watchlist=watchlist, since=parse_since(since))
+    if output is None:
+        export.write(sys.stdout, fmt, rows)
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        export.write(handle, fmt, rows)
+    err.print(f"exported {len(rows)} article(s) to {output}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "held", "retrying", "digested",
+                                             "delivered", "dead"]),
+              help="Only alerts in this state (held: waiting for a digest).")
+@click.option("--limit", default=50, show_default=True, help="How many alerts to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
+@click.pass_context
+def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """Alerts in the outbox: pending, held for a digest, retrying, delivered, dead.
+
+    `newswatch alerts retry` sends dead alerts again.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    config = obj.config()
+    with obj.store(config) as store:
+        rows = store.alerts(status, limit)
+        counts = store.alert_counts()
+    if as_json:
+        print_json({"counts": counts, "alerts": rows})
+        return
+    show_table("alerts", ["id", "kind", "channel", "watchlist", "state", "tries",
+                      "next / delivered", "title", "last error"],
+               [(r["id"], r["kind"], r["channel"], r["watchlist"], r["state"], r["attempts"],
+             (r["delivered_at"] or r["next_attempt_at"] or "")[:19],
+             r["title"] or ("digest" if r["kind"] == "digest" else ""), r["last_error"])
+            for r in rows])
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no alerts yet")
+
+
+@alerts.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--dead", is_flag=True, help="Requeue every dead alert.")
+@click.pass_obj
+def alerts_retry(obj: Context, ids: tuple[int, ...], dead: bool) -> None:
+    """Requeue alerts by ID (from `newswatch alerts`), or all dead ones with --dead.
+
+    A requeued alert gets a fresh set of attempts and goes out on the next pass under the
+    same id; an alert that was part of a digest is requeued as that digest. Delivered
+    alerts are never sent again.
+    """
+    if not ids and not dead:
+        raise click.UsageError("give alert IDs or --dead")
+    config = obj.config()
+    with obj.store(config) as store:
+        count = store.requeue(SystemClock().now(), ids, dead=dead)
+    out.print(f"{count} alert(s) requeued")
+    if ids and count < len(ids):
+        err.print("some IDs were not requeued: unknown, or already delivered", style="yellow")
+        raise SystemExit(1)
+
+

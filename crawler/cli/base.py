@@ -1,0 +1,163 @@
+"""The command group, its shared context (config, store, exit codes) and output helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crawler import __version__
+from crawler.config import (
+    Config,
+    load_config,
+    parse_duration,
+)
+from crawler.core.clock import SystemClock, parse_iso
+from crawler.core.errors import ConfigError, StoreError
+from crawler.store import Store
+
+EXIT_CONFIG = 1
+EXIT_DATABASE = 2
+EXIT_FETCH = 3
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _SourceFormatter(logging.Formatter):
+    """Puts the source (or channel) an event concerns at the front of the line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        subject = getattr(record, "source", None) or getattr(record, "channel", None)
+        if subject:
+            kind = "source" if getattr(record, "source", None) else "channel"
+            prefix, sep, rest = line.partition("] ")
+            return f"{prefix}] [{kind} {subject}] {rest}" if sep else f"[{subject}] {line}"
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line, with the source, channel, alert and article as fields."""
+
+    FIELDS = ("source", "channel", "alert", "article")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        entry.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else
+                         _SourceFormatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class Context:
+    def __init__(self, config_dir: Path) -> None:
+        self.config_dir = config_dir
+
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_dir)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            err.print(f"{len(exc.problems)} problem(s) in the config; nothing was run.",
+                      style="red")
+            raise SystemExit(EXIT_CONFIG) from exc
+
+    @contextmanager
+    def store(self, config: Config) -> Iterator[Store]:
+        try:
+            store = Store(config.database_path)
+        except StoreError as exc:
+            click.echo(f"database error: {exc}", err=True)
+            raise SystemExit(EXIT_DATABASE) from exc
+        try:
+            yield store
+        except StoreError as exc:
+            click.echo(f"database error: {exc}", err=True)
+            raise SystemExit(EXIT_DATABASE) from exc
+        finally:
+            store.close()
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def show_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_dir", type=click.Path(path_type=Path), default="config",
+              envvar="NEWSWATCH_CONFIG", show_default=True, show_envvar=True,
+              help="Config directory holding newswatch.yaml, sources.yaml, watchlists.yaml.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              help="How much the log on stderr says.")
+@click.option("--log-format", default="text", show_default=True,
+              type=click.Choice(["text", "json"]),
+              help="Log lines as readable text, or one JSON object per line.")
+@click.version_option(__version__, prog_name="newswatch")
+@click.pass_context
+def cli(ctx: click.Context, config_dir: Path, log_level: str, log_format: str) -> None:
+    """newswatch: watch news sources for people and terms, and alert on every match once."""
+    _setup_logging(log_level, log_format)
+    ctx.obj = Context(config_dir)
+
+
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since`` as a duration back from now (``7d``) or an ISO date or time."""
+    if value is None:
+        return None
+    try:
+        return SystemClock().now() - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a duration such as 7d or a date such "
+                                 "as 2026-11-01", param_hint="--since") from None
+
+
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+

@@ -1,0 +1,171 @@
+"""Trying watchlists before they go live: match and backtest."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from crawler.cli.base import EXIT_FETCH, Context, cli, err, out, print_json, show_table
+from crawler.collect import fetch, pages
+from crawler.collect.fetch import make_client
+from crawler.config import (
+    Config,
+    WatchlistConfig,
+    parse_duration,
+)
+from crawler.core.article import Article
+from crawler.core.clock import SystemClock
+from crawler.core.errors import SourceError
+from crawler.process.dedup import canonical_url
+from crawler.process.extract import extract
+from crawler.process.match import Match, Matcher
+
+
+def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
+    if name is None:
+        return config.watchlists
+    chosen = [w for w in config.watchlists if w.name == name]
+    if not chosen:
+        raise click.BadParameter(
+            f"no watchlist named {name!r} (defined: "
+            f"{', '.join(w.name for w in config.watchlists) or 'none'})", param_hint="--watchlist")
+    return chosen
+
+
+def _match_row(m: Match) -> dict[str, Any]:
+    return {**dataclasses.asdict(m), "context": list(m.context)}
+
+
+@cli.command("match")
+@click.option("--text", help="The text to match (as an article's body).")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the text from this file (UTF-8).")
+@click.option("--url", help="Fetch this article page, extract its body and match that.")
+@click.option("--title", default="", help="A title to match as well (--text, --file).")
+@click.option("--html", is_flag=True,
+              help="The text is HTML, as feeds give it: extract plain text first.")
+@click.option("--watchlist", help="Only this watchlist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def match_command(obj: Context, text: str | None, path: Path | None, url: str | None,
+                  title: str, html: bool, watchlist: str | None, as_json: bool) -> None:
+    """Which watch items a text or a page matches, and why: try a watchlist before it goes
+    live. Sends and stores nothing; exits 3 when --url cannot be fetched."""
+    if sum(x is not None for x in (text, path, url)) != 1:
+        raise click.UsageError("give exactly one of --text, --file or --url")
+    config = obj.config()
+    chosen = _watchlists(config, watchlist)
+    now = SystemClock().now()
+    if url is not None:
+        article = _fetch_article(config, url, now)
+    else:
+        body = (text or "") if path is None else path.read_text(encoding="utf-8")
+        article = Article(source="(match)", url="", link="", title=title,
+                          content_html=body if html else "", text="" if html else body)
+        if html:
+            article = extract(article, now)
+    # a text tried here comes from no source: a watchlist's `sources` does not apply
+    found = Matcher([w.model_copy(update={"sources": None}) for w in chosen]).match(article)
+    page = {"url": article.url, "title": article.title, "published_at": article.published_at,
+            "author": article.author, "language": article.language,
+            "extraction": article.extraction, "text": article.text} if url else {}
+    if as_json:
+        print_json({**page, "matches": [_match_row(m) for m in found]})
+        return
+    if url:
+        out.print(f"{article.title or '(no title)'}\n{article.url}\nextraction: "
+                  f"{article.extraction}; published: {article.published_at or 'unknown'}; "
+                  f"{len(article.text)} characters of body", markup=False)
+    if not found:
+        out.print("no watch item matches")
+        return
+    show_table("matches", ["watchlist", "watch", "alias", "field", "at", "context", "snippet"],
+               [(m.watchlist, m.watch, m.alias, m.field, f"{m.start}-{m.end}",
+             "\n".join(m.context), m.highlight) for m in found])
+
+
+def _fetch_article(config: Config, url: str, now: datetime) -> Article:
+    """One page, fetched with the daemon's limits and extracted; exits 3 if it cannot."""
+    defaults = config.settings.defaults
+
+    async def get() -> fetch.Response:
+        async with make_client(
+                allow_private_networks=config.settings.allow_private_networks) as client:
+            return await fetch.fetch(client, fetch.Request(
+                "match --url", url, defaults.timeout, defaults.user_agent, defaults.max_bytes,
+                accept=fetch.PAGE_ACCEPT))
+
+    try:
+        answer = asyncio.run(get())
+    except SourceError as exc:
+        click.echo(f"cannot fetch {url}: {exc.message}", err=True)
+        raise SystemExit(EXIT_FETCH) from exc
+    return extract(Article(source="match --url", url=canonical_url(answer.url), link=url,
+                           title="", page_html=pages.decode(answer), final_url=answer.url),
+                   now)
+
+
+@cli.command()
+@click.option("--watchlist", help="Only this watchlist.")
+@click.option("--since", default="30d", show_default=True,
+              help="How far back to replay, by when articles were fetched (7d, 12h, 2w).")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_obj
+def backtest(obj: Context, watchlist: str | None, since: str, as_json: bool) -> None:
+    """Replay the current watchlists over the stored archive: what would newly match, and
+    what matched that no longer would. A dry run: sends and stores nothing."""
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    config = obj.config()
+    chosen = _watchlists(config, watchlist)
+    names = {w.name for w in chosen}
+    matcher = Matcher(chosen)
+    start = SystemClock().now() - timedelta(seconds=seconds)
+    with obj.store(config) as store:
+        archive = store.archive(start)
+    newly: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
+
+    def replay(article: Article, before: set[tuple[str, str]]) -> None:
+        now = {(m.watchlist, m.watch): m for m in matcher.match(article)}
+        about = {"url": article.url, "title": article.title, "source": article.source}
+        for key in sorted(now.keys() - before):
+            newly.append({**about, **_match_row(now[key])})
+        for wl, watch in sorted(k for k in before - now.keys()
+                                if watchlist is None or k[0] in names):
+            gone.append({**about, "watchlist": wl, "watch": watch})
+
+    if err.is_terminal and not as_json and len(archive) > 200:
+        with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                      console=err, transient=True) as bar:
+            for article, before in bar.track(archive):
+                replay(article, before)
+    else:
+        for article, before in archive:
+            replay(article, before)
+    if as_json:
+        print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),
+                     "newly_matched": newly, "no_longer_matched": gone})
+        return
+    out.print(f"{len(archive)} stored article(s) since {start.isoformat(timespec='seconds')}: "
+              f"{len(newly)} match(es) would be new, {len(gone)} would be gone. "
+              "Nothing was sent or stored.")
+    if newly:
+        show_table("would newly match",
+                   ["watchlist", "watch", "alias", "field", "title", "snippet"],
+                   [(r["watchlist"], r["watch"], r["alias"], r["field"], r["title"],
+                 r["highlight"]) for r in newly])
+    if gone:
+        show_table("would no longer match", ["watchlist", "watch", "title", "url"],
+                   [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone])
+
+
