@@ -72,3 +72,28 @@ def test_watchlist_doc_examples_are_valid_config() -> None:
     assert len(whole) >= 2
     for block in whole:
         WatchlistsFile.model_validate(YAML(typ="safe").load(block))
+
+
+def _prose(path: Path) -> str:
+    """The text with markdown quoting, list markers and line breaks flattened."""
+    text = re.sub(r"^\s*(?:>|-)\s?", "", path.read_text(), flags=re.MULTILINE)
+    return " ".join(text.split())
+
+
+def test_readme_contributing_and_architecture_state_the_same_pipeline() -> None:
+    root = DOCS.parent
+    sentence = _prose(root / "README.md").split("**collect → process → store → alert.**")[1]
+    sentence = sentence.split(" alert delivers and publishes.")[0]
+    for page in (root / "CONTRIBUTING.md", DOCS / "architecture.md"):
+        assert f"**collect → process → store → alert.**{sentence} alert delivers and " \
+               "publishes." in _prose(page), page
+
+
+def test_architecture_names_every_layer_package_and_the_import_rule() -> None:
+    text = (DOCS / "architecture.md").read_text()
+    packages = sorted(p.name for p in (DOCS.parent / "crawler").iterdir()
+                      if (p / "__init__.py").exists())
+    assert packages == ["app", "cli", "collect", "config", "core", "process", "store"]
+    for name in packages:
+        assert f"`crawler/{name}`" in text
+    assert "import-linter" in text
