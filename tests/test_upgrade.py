@@ -1,0 +1,43 @@
+"""A config directory from the previous release keeps working unedited.
+
+``tests/fixtures/release-0.1/config`` is the shipped ``config/`` of release 0.1, frozen.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from crawler.cli import cli
+from crawler.config import load_config
+
+RELEASE_0_1 = Path(__file__).parent / "fixtures" / "release-0.1"
+
+
+def copy_config(tmp_path: Path) -> Path:
+    """A writable copy, so its relative database path lands in tmp_path."""
+    config = tmp_path / "config"
+    shutil.copytree(RELEASE_0_1 / "config", config)
+    return config
+
+
+def test_the_previous_release_config_loads_unchanged(tmp_path: Path) -> None:
+    config = load_config(copy_config(tmp_path))
+    assert len(config.sources) >= 10
+    assert {w.name for w in config.watchlists} >= {"afghan-opposition"}
+    assert config.database_path == tmp_path / "data" / "newswatch.db"
+
+
+def test_the_previous_release_config_passes_check_and_still_matches(tmp_path: Path) -> None:
+    config = copy_config(tmp_path)
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["--config", str(config), "check", "--json"])
+    assert checked.exit_code == 0, checked.output
+    matched = runner.invoke(cli, ["--config", str(config), "match", "--json", "--text",
+                                  "Ahmad Massoud and Atta Mohammad Noor met in Dushanbe."])
+    assert matched.exit_code == 0, matched.output
+    watches = {m["watch"] for m in json.loads(matched.output)["matches"]}
+    assert {"Ahmad Massoud", "Atta Mohammad Noor"} <= watches
