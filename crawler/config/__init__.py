@@ -10,6 +10,7 @@ The modules, by job: ``units`` (durations, sizes), ``schedule`` (digest schedule
 ``source`` (the runtime ``Source``). The names below are the package's public face.
 """
 
+from crawler.config.checks import SettingsCheck
 from crawler.config.load import Config, default_config_dir, load_config
 from crawler.config.models import (
     MAX_RETRY_DELAY,
@@ -44,13 +45,15 @@ from crawler.config.models import (
 from crawler.config.schedule import digest_cron
 from crawler.config.source import Source, source_url
 from crawler.config.units import Duration, Size, Text, Url, parse_duration, parse_size
+from crawler.config.yamlfile import LoadedFile
 
 __all__ = [
     "MAX_RETRY_DELAY", "SETTINGS_FILE", "SOURCES_FILE", "WATCHLISTS_FILE", "Alias",
     "AppriseChannel", "AtomSettings", "Channel", "Config", "ContextRule", "CrawlSpec",
     "DaemonSettings", "Defaults", "Duration", "EmailChannel", "FieldName", "HttpSettings",
-    "Retention", "RetryPolicy", "Settings", "Size", "SmtpServer", "Source", "SourceConfig",
-    "SourcesFile", "StorySettings", "Templates", "Text", "Url", "WatchDefaults", "WatchItem",
-    "WatchlistConfig", "WatchlistsFile", "WebhookChannel", "default_config_dir", "digest_cron",
-    "load_config", "parse_duration", "parse_size", "source_url",
+    "LoadedFile", "Retention", "RetryPolicy", "Settings", "SettingsCheck", "Size", "SmtpServer",
+    "Source", "SourceConfig", "SourcesFile", "StorySettings", "Templates", "Text", "Url",
+    "WatchDefaults", "WatchItem", "WatchlistConfig", "WatchlistsFile", "WebhookChannel",
+    "default_config_dir", "digest_cron", "load_config", "parse_duration", "parse_size",
+    "source_url",
 ]

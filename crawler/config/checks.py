@@ -1,22 +1,27 @@
-"""Checks a schema cannot make: unique names, names that point into another file, and
-the channels' operator, Apprise URLs and templates."""
+"""Checks a schema cannot make: unique names, names that point into another file, the
+operator channel. The checks of the layers above (Apprise URLs, templates) come in as
+``SettingsCheck`` functions passed to ``load_config``."""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from crawler.config.models import (
     SETTINGS_FILE,
     SOURCES_FILE,
-    AppriseChannel,
     Settings,
     SourcesFile,
     WatchlistsFile,
 )
 from crawler.config.yamlfile import LoadedFile
 from crawler.core.errors import ConfigProblem
+
+SettingsCheck = Callable[[Path, Settings, LoadedFile], list[ConfigProblem]]
+"""A check of newswatch.yaml's settings from a layer above config: it gets the config
+directory, the settings and their file with positions, and returns located problems."""
 
 
 def duplicate_names(items: list[Any], what: str, path: str,
@@ -35,27 +40,13 @@ def duplicate_names(items: list[Any], what: str, path: str,
     return found
 
 
-def channel_problems(root: Path, settings: Settings, loaded: LoadedFile) -> list[ConfigProblem]:
-    """What a schema cannot see: the operator channel exists, Apprise understands each
-    URL, every template compiles and renders a sample (reported at its own file:line)."""
-    from datetime import UTC, datetime
-
-    from alerts.apprise_channel import invalid_urls
-    from alerts.channels import template_problems
-
-    found = []
-    if settings.operator is not None and settings.operator not in settings.channels:
-        defined = sorted(settings.channels)
-        found.append(loaded.problem(("operator",), f"operator: channel '{settings.operator}' "
-                                    f"is not defined (defined: {', '.join(defined) or 'none'})"))
-    for name, channel in settings.channels.items():
-        if isinstance(channel, AppriseChannel):
-            found += [loaded.problem(("channels", name, "urls", i),
-                                     f"urls: Apprise does not understand URL number {i + 1}")
-                      for i in invalid_urls(channel)]
-    found += [ConfigProblem(p.file, p.line, 1, p.message)
-              for p in template_problems(root, settings.channels, datetime.now(UTC))]
-    return found
+def operator_problems(settings: Settings, loaded: LoadedFile) -> list[ConfigProblem]:
+    """The operator channel, when set, is one of the channels defined."""
+    if settings.operator is None or settings.operator in settings.channels:
+        return []
+    defined = sorted(settings.channels)
+    return [loaded.problem(("operator",), f"operator: channel '{settings.operator}' "
+                           f"is not defined (defined: {', '.join(defined) or 'none'})")]
 
 
 def reference_problems(watchlists: WatchlistsFile, loaded: LoadedFile,

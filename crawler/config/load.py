@@ -6,14 +6,19 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from crawler.config.checks import channel_problems, duplicate_names, reference_problems
+from crawler.config.checks import (
+    SettingsCheck,
+    duplicate_names,
+    operator_problems,
+    reference_problems,
+)
 from crawler.config.models import (
     SETTINGS_FILE,
     SOURCES_FILE,
@@ -156,8 +161,13 @@ def _validate(model: type[M], loaded: LoadedFile | None,
         return None
 
 
-def load_config(directory: Path | str | None = None) -> Config:
-    """Read and validate the config directory, or raise ConfigError listing every problem."""
+def load_config(directory: Path | str | None = None, *,
+                checks: Sequence[SettingsCheck] = ()) -> Config:
+    """Read and validate the config directory, or raise ConfigError listing every problem.
+
+    ``checks`` are the settings checks of the layers above (the alerts layer's Apprise
+    URLs and templates): they run when newswatch.yaml validates, and their problems are
+    reported with the others, so one round fixes everything."""
     root = Path(directory) if directory is not None else default_config_dir()
     problems: list[ConfigProblem] = []
     if not root.is_dir():
@@ -175,7 +185,9 @@ def load_config(directory: Path | str | None = None) -> Config:
         problems += duplicate_names(watchlists.watchlists, "watchlist", "watchlists", wl)
         problems += reference_problems(watchlists, wl, settings, sources)
     if settings is not None and (st := files[SETTINGS_FILE]):
-        problems += channel_problems(root, settings, st)
+        problems += operator_problems(settings, st)
+        for check in checks:
+            problems += check(root, settings, st)
     if problems or settings is None or sources is None or watchlists is None:
         raise ConfigError(problems)
     digest = hashlib.sha256()
