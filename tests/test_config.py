@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,9 @@ def write(tmp_path: Path, settings: str = SETTINGS, sources: str = SOURCES,
     return tmp_path
 
 
-def problems(directory: Path) -> list[str]:
+def problems(directory: Path, load: Callable[[Path], object] = load_config) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        load_config(directory)
+        load(directory)
     return [f"{Path(p.file).name}:{p.line}:{p.column}: {p.message}"
             for p in caught.value.problems]
 

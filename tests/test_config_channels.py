@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from crawler.app.configure import load_checked_config
 from crawler.config import AppriseChannel, EmailChannel, WebhookChannel, load_config
 from tests.test_config import SOURCES, WATCHLISTS, problems, write
 
@@ -81,8 +82,19 @@ def test_operator_must_name_a_channel(tmp_path: Path) -> None:
 
 def test_apprise_url_that_apprise_does_not_know_is_refused(tmp_path: Path) -> None:
     settings = 'channels:\n  chat: {type: apprise, urls: ["json://127.0.0.1:9/x", "nope://x"]}\n'
-    assert problems(write(tmp_path, settings=settings, watchlists="watchlists: []\n")) == [
+    directory = write(tmp_path, settings=settings, watchlists="watchlists: []\n")
+    assert problems(directory, load_checked_config) == [
         "newswatch.yaml:2:56: urls: Apprise does not understand URL number 2"]
+
+
+def test_alert_checks_are_reported_with_the_config_problems_at_once(tmp_path: Path) -> None:
+    settings = 'channels:\n  chat: {type: apprise, urls: ["nope://x"]}\n'
+    watchlists = WATCHLISTS.replace("[team-webhook]", "[chat, pager]")
+    assert problems(write(tmp_path, settings=settings, watchlists=watchlists),
+                    load_checked_config) == [
+        "newswatch.yaml:2:32: urls: Apprise does not understand URL number 1",
+        "watchlists.yaml:3:22: watchlist 'afghan-opposition' names channel 'pager', which "
+        "newswatch.yaml does not define (defined: chat)"]
 
 
 def test_template_errors_name_the_template_file_and_line(tmp_path: Path) -> None:
@@ -92,7 +104,7 @@ def test_template_errors_name_the_template_file_and_line(tmp_path: Path) -> None
     (tmp_path / "subject.j2").write_text("{{ count }} alerts\n{% if kind %}\n{{ oops( }}\n"
                                          "{% endif %}\n")
     (tmp_path / "body.html").write_text("<p>\n{{ alerts[0].article.titel }}\n</p>\n")
-    assert problems(tmp_path) == [
+    assert problems(tmp_path, load_checked_config) == [
         "body.html:2:1: template error: 'dict object' has no attribute 'titel'",
         "subject.j2:3:1: template syntax error: unexpected '}', expected ')'",
     ]
@@ -118,3 +130,14 @@ def test_check_reports_a_template_error_at_its_line_and_exits_1(tmp_path: Path) 
     assert result.returncode == 1
     assert f"{tmp_path / 'body.txt'}:2:1: template syntax error: Unexpected end of " \
            "template." in result.stderr
+
+
+def test_loading_a_config_imports_neither_alerts_nor_apprise_nor_trafilatura() -> None:
+    """The config layer is the bottom of the app: what a config check needs from the
+    layers above comes in through ``load_config(checks=...)``, never as an import."""
+    code = ("import sys; from crawler.config import load_config; load_config('config'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'alerts', 'apprise', 'trafilatura'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).parent.parent, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import pytest
+
+from alerts.dispatch import Dispatcher
+from crawler.app.daemon import Runner, _ConfigWatcher, _Work
+from crawler.app.pipeline import Pipeline
+from crawler.config import Config
 from tests.conftest import WATCHLIST, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -80,3 +87,27 @@ def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: 
     versions = {m["config_version"] for m in project.store().db.query(
         "SELECT config_version FROM matches")}
     assert len(versions) >= 2
+
+
+def test_a_reload_failing_an_alert_check_keeps_the_running_config(
+        project: Project, caplog: pytest.LogCaptureFixture) -> None:
+    """The alerts layer's checks (here an Apprise URL) guard a reload like the config's."""
+    project.hook("http://127.0.0.1:9/hook")
+    config = project.config()
+    store = project.store()
+    try:
+        runner = Runner(config, store)
+        def build(_: Config) -> tuple[Pipeline, Dispatcher]:
+            raise AssertionError("a rejected reload builds nothing")
+
+        watcher = _ConfigWatcher(runner, cast(_Work, None), build)
+        project.settings["channels"]["chat"] = {"type": "apprise", "urls": ["nope://x"]}
+        project.write()
+        with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
+            watcher.reload()
+    finally:
+        store.close()
+    assert runner.config is config
+    assert f"{project.config_dir / 'newswatch.yaml'}:" in caplog.text
+    assert "Apprise does not understand URL number 1" in caplog.text
+    assert "keeping the running config" in caplog.text

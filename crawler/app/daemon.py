@@ -27,6 +27,7 @@ from alerts import notices
 from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
 from crawler.app import atom, listener
+from crawler.app.configure import load_checked_config
 from crawler.app.pipeline import Pipeline, PollResult
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -36,7 +37,6 @@ from crawler.config import (
     WATCHLISTS_FILE,
     AtomSettings,
     Config,
-    load_config,
 )
 from crawler.core.clock import Clock, SystemClock, parse_iso
 from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
@@ -469,7 +469,7 @@ class _ConfigWatcher:
         self.seen = self.pending = self._fingerprint()
         runner, old = self.runner, self.runner.config
         try:
-            new = load_config(old.directory)
+            new = load_checked_config(old.directory)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("config reload rejected: %s", problem)

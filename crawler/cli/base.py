@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler import __version__
+from crawler.app.configure import load_checked_config
 from crawler.config import (
     Config,
-    load_config,
     parse_duration,
 )
 from crawler.core.clock import SystemClock, parse_iso
@@ -78,7 +78,7 @@ class Context:
 
     def config(self) -> Config:
         try:
-            return load_config(self.config_dir)
+            return load_checked_config(self.config_dir)
         except ConfigError as exc:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)

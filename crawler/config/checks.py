@@ -1,0 +1,74 @@
+"""Checks a schema cannot make: unique names, names that point into another file, the
+operator channel. The checks of the layers above (Apprise URLs, templates) come in as
+``SettingsCheck`` functions passed to ``load_config``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from crawler.config.models import (
+    SETTINGS_FILE,
+    SOURCES_FILE,
+    Settings,
+    SourcesFile,
+    WatchlistsFile,
+)
+from crawler.config.yamlfile import LoadedFile
+from crawler.core.errors import ConfigProblem
+
+SettingsCheck = Callable[[Path, Settings, LoadedFile], list[ConfigProblem]]
+"""A check of newswatch.yaml's settings from a layer above config: it gets the config
+directory, the settings and their file with positions, and returns located problems."""
+
+
+def duplicate_names(items: list[Any], what: str, path: str,
+                    loaded: LoadedFile) -> list[ConfigProblem]:
+    seen: dict[str, int] = {}
+    found = []
+    for index, item in enumerate(items):
+        if item.name in seen:
+            first_line = loaded.where((path, seen[item.name], "name"))[0]
+            found.append(loaded.problem(
+                (path, index, "name"),
+                f"duplicate {what} name '{item.name}' (first defined at line {first_line}): "
+                "names must be unique"))
+        else:
+            seen[item.name] = index
+    return found
+
+
+def operator_problems(settings: Settings, loaded: LoadedFile) -> list[ConfigProblem]:
+    """The operator channel, when set, is one of the channels defined."""
+    if settings.operator is None or settings.operator in settings.channels:
+        return []
+    defined = sorted(settings.channels)
+    return [loaded.problem(("operator",), f"operator: channel '{settings.operator}' "
+                           f"is not defined (defined: {', '.join(defined) or 'none'})")]
+
+
+def reference_problems(watchlists: WatchlistsFile, loaded: LoadedFile,
+                       settings: Settings | None,
+                       sources: SourcesFile | None) -> list[ConfigProblem]:
+    """Each channel and source a watchlist names is defined, with the nearest name as a
+    hint; a file that failed to load is not held against the watchlists."""
+    problems = []
+    names = {"channels": (SETTINGS_FILE, sorted(settings.channels) if settings else None),
+             "sources": (SOURCES_FILE, sorted(s.name for s in sources.sources)
+                         if sources else None)}
+    for i, watchlist in enumerate(watchlists.watchlists):
+        for key, (file, defined) in names.items():
+            for j, name in enumerate(getattr(watchlist, key) or ()):
+                if defined is not None and name not in defined:
+                    folded = {d.casefold(): d for d in defined}
+                    hint = [folded[h] for h in difflib.get_close_matches(
+                        name.casefold(), list(folded), n=1)]
+                    problems.append(loaded.problem(
+                        ("watchlists", i, key, j),
+                        f"watchlist '{watchlist.name}' names {key[:-1]} '{name}', which "
+                        f"{file} does not define"
+                        + (f": did you mean '{hint[0]}'?" if hint else "")
+                        + f" (defined: {', '.join(defined) or 'none'})"))
+    return problems
