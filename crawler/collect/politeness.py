@@ -1,11 +1,12 @@
 """How newswatch treats other people's servers, in one place for every fetch it makes.
 
 The httpx page fetcher (``crawler/collect/pages.py``) and the Scrapy crawls
-(``crawler/collect/crawl.py``) both go through one :class:`Politeness` per process: one request at a time per host, a
-delay between two requests to a host, a pause while a host's ``Retry-After`` lasts, and
-robots.txt read with protego (Scrapy's default parser too). A crawl holds its hosts for
-as long as it runs, so the page fetcher never hits them at the same time; the crawl
-reports the ``Retry-After`` answers it met, and they apply to later page fetches.
+(``crawler/collect/crawl.py``) both go through one :class:`Politeness` per process: one
+request at a time per host, a delay between two requests to a host, a pause while a
+host's ``Retry-After`` lasts, and robots.txt read with protego (Scrapy's default parser
+too). A crawl holds its hosts for as long as it runs, so the page fetcher never hits
+them at the same time; the crawl reports the ``Retry-After`` answers it met, and they
+apply to later page fetches.
 """
 
 from __future__ import annotations
