@@ -13,9 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
-from crawler.config import digest_cron
+from crawler.config import next_digest_time
 from crawler.core.clock import iso
 
 HOURLY = "hourly"
@@ -23,12 +21,10 @@ HOURLY = "hourly"
 
 def next_slot(spec: str, timezone: str, now: datetime) -> datetime:
     """The first digest time of ``spec`` strictly after ``now`` (an aware datetime)."""
-    trigger = CronTrigger.from_crontab(digest_cron(spec), timezone=ZoneInfo(timezone))
-    when = trigger.get_next_fire_time(None, now + timedelta(seconds=1))
+    when = next_digest_time(spec, now.astimezone(ZoneInfo(timezone)))
     if when is None:  # a cron line that never fires again (e.g. 31 February)
         return now + timedelta(days=366)
-    moment: datetime = when
-    return moment
+    return when.astimezone(now.tzinfo)
 
 
 def digest_payload(channel: str, members: Sequence[Mapping[str, Any]],

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from crawler.app.configure import load_checked_config
+from crawler.cli import cli
 from crawler.config import AppriseChannel, EmailChannel, WebhookChannel, load_config
 from tests.test_config import SOURCES, WATCHLISTS, problems, write
 
@@ -118,6 +122,42 @@ def test_digest_forms(tmp_path: Path) -> None:
     assert problems(write(tmp_path, settings=settings))[0].startswith(
         "newswatch.yaml:11:13: digest: bad digest 'weekly': write hourly, \"daily at 08:00\" "
         "or a cron expression")
+
+
+def test_digest_cron_errors_are_explained(tmp_path: Path) -> None:
+    for bad, why in (("0 25 * * *", "out of range"), ("H 8 * * *", "H and R"),
+                     ("0 8 * * someday", "not a valid cron expression")):
+        settings = CHANNELS.replace('"daily at 08:00"', f'"{bad}"')
+        [found] = problems(write(tmp_path, settings=settings))
+        assert found.startswith(f"newswatch.yaml:11:13: digest: bad digest '{bad}': ")
+        assert why in found
+
+
+def test_check_warns_at_each_digest_restricting_both_day_and_weekday(tmp_path: Path) -> None:
+    """Their meaning changed to cron's (either day fires): check points at them, exit 0."""
+    settings = CHANNELS.replace('"daily at 08:00"', '"0 8 1 * 1"').replace(
+        'urls: ["json://127.0.0.1:9/notify", ""]',
+        'urls: ["json://127.0.0.1:9/notify"]\n    digest: "0 9 */2 * fri"')
+    write(tmp_path, settings=settings)
+    assert [str(w) for w in load_config(tmp_path).warnings] == [
+        f"{tmp_path / 'newswatch.yaml'}:11:13: digest: '0 8 1 * 1' restricts both the day of "
+        "the month and the weekday, so it fires on a day matching either (as in cron); "
+        "earlier releases needed both. Write * in one of them if you meant only the other",
+        f"{tmp_path / 'newswatch.yaml'}:16:13: digest: '0 9 */2 * fri' restricts both the "
+        "day of the month and the weekday, so it fires on a day matching either (as in "
+        "cron); earlier releases needed both. Write * in one of them if you meant only the "
+        "other"]
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path), "check"])
+    assert result.exit_code == 0, result.output
+    assert "config OK" in result.stdout and "warning" not in result.stdout
+    assert result.stderr.count(": warning: digest: ") == 2
+    assert f"{tmp_path / 'newswatch.yaml'}:11:13: warning: digest: '0 8 1 * 1'" in result.stderr
+    checked = CliRunner().invoke(cli, ["--config", str(tmp_path), "check", "--json"])
+    assert json.loads(checked.stdout)["warnings"] == \
+        [str(w) for w in load_config(tmp_path).warnings]
+    # the shipped forms warn about nothing
+    write(tmp_path, settings=CHANNELS)
+    assert load_config(tmp_path).warnings == ()
 
 
 def test_check_reports_a_template_error_at_its_line_and_exits_1(tmp_path: Path) -> None:

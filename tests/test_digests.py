@@ -233,6 +233,31 @@ def test_next_slot_reads_the_schedule_in_the_configured_time_zone() -> None:
         datetime(2026, 3, 29, 9, 0, tzinfo=UTC)
     assert digest.next_slot("0 9 * * sat", "UTC", sunday) == \
         datetime(2026, 4, 4, 9, 0, tzinfo=UTC)
+    assert digest.next_slot("0 9 * * monday-friday", "UTC", sunday) == \
+        datetime(2026, 3, 30, 9, 0, tzinfo=UTC)
+
+
+def test_a_schedule_restricting_day_and_weekday_fires_on_either_as_cron_does() -> None:
+    saturday = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    monday = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)  # a Monday, not the 1st
+    assert digest.next_slot("0 8 1 * 1", "UTC", saturday) == monday
+    assert digest.next_slot("0 8 1 * 1", "UTC", monday) == \
+        datetime(2026, 4, 1, 8, 0, tzinfo=UTC)  # the 1st, a Wednesday
+    # one field left as * restricts nothing: only the other one counts
+    assert digest.next_slot("0 8 * * 1", "UTC", monday) == monday + timedelta(days=7)
+    assert digest.next_slot("0 8 1 * *", "UTC", monday) == \
+        datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+
+
+def test_a_digest_time_in_the_hour_skipped_by_the_clock_change_goes_out_as_it_ends() -> None:
+    """01:30 does not exist in London on 29 March 2026: cron sends at 02:00 BST."""
+    at = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    assert digest.next_slot("daily at 01:30", "Europe/London", at) == \
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    # ... and a daily digest at midnight does not skip the day after the change
+    assert digest.next_slot("daily at 00:00", "America/New_York",
+                            datetime(2026, 3, 8, 6, 0, tzinfo=UTC)) == \
+        datetime(2026, 3, 9, 4, 0, tzinfo=UTC)
 
 
 def test_a_dead_digest_is_requeued_whole_and_its_members_follow_it(

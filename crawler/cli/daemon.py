@@ -29,8 +29,12 @@ from crawler.process import health
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 def check(obj: Context, as_json: bool) -> None:
-    """Validate the config and summarise it; exits 1 listing every problem."""
+    """Validate the config and summarise it; exits 1 listing every problem. Warnings
+    (FILE:LINE:COL: warning: ...) go to stderr and leave the exit status 0."""
     config = obj.config()
+    for warning in config.warnings:
+        click.echo(f"{warning.file}:{warning.line}:{warning.column}: warning: "
+                   f"{warning.message}", err=True)
     summary = {
         "config": str(config.directory), "version": config.version,
         "database": str(config.database_path),
@@ -40,6 +44,7 @@ def check(obj: Context, as_json: bool) -> None:
                        for w in config.watchlists],
         "channels": [{"name": n, "type": c.type, "enabled": c.enabled}
                      for n, c in config.settings.channels.items()],
+        "warnings": [str(w) for w in config.warnings],
     }
     if as_json:
         print_json(summary)

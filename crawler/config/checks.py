@@ -16,6 +16,7 @@ from crawler.config.models import (
     SourcesFile,
     WatchlistsFile,
 )
+from crawler.config.schedule import restricts_both_days
 from crawler.config.yamlfile import LoadedFile
 from crawler.core.errors import ConfigProblem
 
@@ -72,3 +73,15 @@ def reference_problems(watchlists: WatchlistsFile, loaded: LoadedFile,
                         + (f": did you mean '{hint[0]}'?" if hint else "")
                         + f" (defined: {', '.join(defined) or 'none'})"))
     return problems
+
+
+def digest_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProblem]:
+    """Digest schedules that restrict both the day of the month and the weekday: their
+    meaning changed to standard cron's (either day fires), so ``check`` points at them."""
+    return [loaded.problem(("channels", name, "digest"),
+                           f"digest: '{channel.digest}' restricts both the day of the month "
+                           "and the weekday, so it fires on a day matching either (as in "
+                           "cron); earlier releases needed both. Write * in one of them if "
+                           "you meant only the other")
+            for name, channel in settings.channels.items()
+            if channel.digest and restricts_both_days(channel.digest)]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from crawler.config.checks import (
     SettingsCheck,
+    digest_warnings,
     duplicate_names,
     operator_problems,
     reference_problems,
@@ -39,13 +40,14 @@ M = TypeVar("M", bound="BaseModel")
 
 @dataclass(frozen=True)
 class Config:
-    """The whole validated config directory."""
+    """The whole validated config directory, and what ``check`` warns about in it."""
 
     directory: Path
     settings: Settings
     sources: tuple[SourceConfig, ...]
     watchlists: tuple[WatchlistConfig, ...]
     version: str
+    warnings: tuple[ConfigProblem, ...] = ()
 
     @property
     def database_path(self) -> Path:
@@ -170,6 +172,7 @@ def load_config(directory: Path | str | None = None, *,
     reported with the others, so one round fixes everything."""
     root = Path(directory) if directory is not None else default_config_dir()
     problems: list[ConfigProblem] = []
+    warnings: list[ConfigProblem] = []
     if not root.is_dir():
         raise ConfigError([ConfigProblem(str(root), 1, 1, "config directory not found: pass "
                                          "--config DIR or set NEWSWATCH_CONFIG")])
@@ -186,6 +189,7 @@ def load_config(directory: Path | str | None = None, *,
         problems += reference_problems(watchlists, wl, settings, sources)
     if settings is not None and (st := files[SETTINGS_FILE]):
         problems += operator_problems(settings, st)
+        warnings += digest_warnings(settings, st)
         for check in checks:
             problems += check(root, settings, st)
     if problems or settings is None or sources is None or watchlists is None:
@@ -194,4 +198,5 @@ def load_config(directory: Path | str | None = None, *,
     for name in (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE):
         digest.update((root / name).read_bytes())
     return Config(root.resolve(), settings, tuple(sources.sources),
-                  tuple(watchlists.watchlists), digest.hexdigest()[:12])
+                  tuple(watchlists.watchlists), digest.hexdigest()[:12],
+                  tuple(warnings))

@@ -19,6 +19,7 @@ from pydantic import (
 
 from crawler.config.schedule import Digest
 from crawler.config.units import (
+    Delay,
     Duration,
     Size,
     Text,
@@ -26,7 +27,6 @@ from crawler.config.units import (
     http_url,
     non_empty,
     optional_http_url,
-    parse_duration,
 )
 
 SETTINGS_FILE = "newswatch.yaml"
@@ -46,8 +46,7 @@ class Defaults(_Model):
     user_agent: Text = "newswatch/0.1 (+https://example.org/newswatch)"
     max_bytes: Size = 10 * 2**20
     respect_cache_hints: bool = True
-    delay: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else
-                                            parse_duration(v))] = 1.0
+    delay: Delay = 1.0
     retries: int = Field(default=2, ge=0, le=10)
     robots_txt: bool = True
     full_text: bool = True
@@ -276,8 +275,7 @@ class SourceConfig(_Model):
     user_agent: Text | None = None
     respect_cache_hints: bool | None = None
     full_text: bool | None = None
-    delay: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else
-                                            parse_duration(v))] | None = None
+    delay: Delay | None = None
     retries: int | None = Field(default=None, ge=0, le=10)
     robots_txt: bool | None = None
     max_bytes: Size | None = None

@@ -1,11 +1,22 @@
-"""Digest schedules: ``hourly``, ``daily at HH:MM`` or a five-field cron line."""
+"""Digest schedules: ``hourly``, ``daily at HH:MM`` or a five-field cron line.
+
+A cron line means what it means to cron (croniter reads it): when both the day of the
+month and the weekday are restricted, a day matching either one fires.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
+from croniter import CroniterError, croniter
 from pydantic import BeforeValidator
+
+# Full weekday names, which croniter does not read, as the three letters it does.
+_FULL_DAY = re.compile(r"\b(sun|mon|tues|wednes|thurs|fri|satur)day\b")
+# croniter's hashed (H) and random (R) times: not a schedule a digest can keep to.
+_HASHED_OR_RANDOM = re.compile(r"\b[hr]\b")
 
 
 def _digest(value: Any) -> str | None:
@@ -35,48 +46,36 @@ def digest_cron(spec: str) -> str:
     if len(text.split()) != 5:
         raise ValueError(f"bad digest {spec!r}: write hourly, \"daily at 08:00\" or a cron "
                          "expression of five fields (minute hour day month weekday)")
-    minute, hour, day, month, weekday = text.split()
+    text = _FULL_DAY.sub(lambda m: m.group(1)[:3], text)
+    if _HASHED_OR_RANDOM.search(text):
+        raise ValueError(f"bad digest {spec!r}: H and R (hashed and random times) are not "
+                         "supported; write the minute and hour")
     try:
-        text = " ".join((minute, hour, day, month, _weekdays(weekday)))
-        from apscheduler.triggers.cron import CronTrigger
-        CronTrigger.from_crontab(text, timezone="UTC")
-    except ValueError as exc:
-        raise ValueError(f"bad digest {spec!r}: {exc}") from exc
+        croniter.expand(text)
+    except CroniterError as exc:
+        detail = re.sub(r"^\[.*?\] is not acceptable[,.]?\s*", "", str(exc))
+        raise ValueError(f"bad digest {spec!r}: not a valid cron expression"
+                         + (f" ({detail})" if detail else "")
+                         + "; write minute hour day month weekday, e.g. \"0 8 * * mon-fri\"",
+                         ) from exc
     return text
 
 
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+def restricts_both_days(spec: str) -> bool:
+    """Whether a schedule restricts both the day of the month and the weekday: cron then
+    fires on a day matching either (releases before 0.2 needed both)."""
+    expanded, _ = croniter.expand(digest_cron(spec))
+    return bool(expanded[2][0] != "*" and expanded[4][0] != "*")
 
 
-def _weekdays(field: str) -> str:
-    """A cron weekday field (0 or 7 = Sunday) as day names, because APScheduler counts
-    from Monday = 0 and would shift every numbered weekday by one."""
-    if field == "*":
-        return field
-    days: set[int] = set()
-    for part in field.split(","):
-        span, _, step = part.partition("/")
-        if span == "*":
-            first, last = 0, 6
-        else:
-            low, _, high = span.partition("-")
-            first = _day(low)
-            last = _day(high) if high else (6 if step else first)
-            if last < first:
-                last += 7
-        for day in range(first, last + 1, int(step) if step else 1):
-            days.add(day % 7)
-    if not days:
-        raise ValueError(f"no weekday in {field!r}")
-    return ",".join(_DAYS[d] for d in sorted(days))
-
-
-def _day(text: str) -> int:
-    if text.isdigit() and int(text) <= 7:
-        return int(text) % 7
-    if text[:3] in _DAYS:
-        return _DAYS.index(text[:3])
-    raise ValueError(f"bad weekday {text!r}: use 0-7 (0 and 7 are Sunday) or sun-sat")
+def next_digest_time(spec: str, local_now: datetime) -> datetime | None:
+    """The first time of ``spec`` strictly after ``local_now`` (aware, in the config's
+    time zone), or None if the schedule never fires again (e.g. 31 February)."""
+    try:
+        when: datetime = croniter(digest_cron(spec), local_now).get_next(datetime)
+    except CroniterError:
+        return None
+    return when
 
 
 Digest = Annotated[str | None, BeforeValidator(_digest)]

@@ -71,6 +71,9 @@ def non_empty(value: Any) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# a pause between two requests to a host, which may be none at all
+Delay = Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else
+                                         parse_duration(v))]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Url = Annotated[str, BeforeValidator(http_url)]
 Text = Annotated[str, BeforeValidator(non_empty)]
