@@ -300,7 +300,6 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
            {"TWISTED_DNS_RESOLVER": "crawler.collect.spiders.PublicOnlyResolver"}),
         "LOG_LEVEL": "WARNING",
         "LOG_STDOUT": False,
-        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
     }
 
 
