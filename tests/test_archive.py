@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+from lxml import etree
 
+from crawler.app import atom
 from crawler.core.article import Article
 from crawler.process import search
 from tests.conftest import WATCHLIST, FakeClock, Project
-from tests.feeds import Item, rss
+from tests.feeds import Item, json_feed, rss
 from tests.fixtures.stories import BASES, SAME_EVENT
 from tests.servers import Page, Receiver, Site
 from tests.test_stories import ingest
@@ -181,6 +183,32 @@ def test_atom_feed_of_a_watchlist_is_rewritten_on_each_change(
     assert len(feed.entries) == 2  # atom.entries
     assert all("Ahmad Massoud statement" in e.title for e in feed.entries)
     assert not list((project.root / "feeds").glob(".*"))  # no temporary files left
+
+
+def test_atom_feed_drops_characters_xml_forbids(project: Project, site: Site) -> None:
+    """A control character in a title or summary (JSON feeds carry them) would make the
+    feed ill-formed: it is left out, and the poll succeeds."""
+    project.settings["atom"] = {"directory": "../feeds"}
+    project.watchlists = [{**WATCHLIST, "channels": []}]
+    project.sources = [{"name": "Feed", "feed": site.url("/feed.json"), "full_text": False}]
+    site.pages["/feed.json"] = Page(json_feed([Item(
+        "Atta Mohammad Noor\x0b meets\x1b envoys", site.url("/a/1"),
+        "<p>Atta Mohammad Noor\x1b met\x00 envoys\x0c.</p>", "g1", datetime.now(UTC))]),
+        content_type="application/feed+json")
+    project.cli("once", check=True)
+    feed = etree.fromstring((project.root / "feeds" / "afghan-opposition.atom").read_bytes())
+    space = {"a": "http://www.w3.org/2005/Atom"}
+    assert feed.findtext("a:entry/a:title", namespaces=space) == \
+        "Atta Mohammad Noor meets envoys"
+    assert "met envoys" in feed.findtext("a:entry/a:content", namespaces=space)
+    # The feed the listener serves is the same rendering; every field is cleaned.
+    entry = {"url": "http://example.org/a\x1b", "title": "", "summary": "s\x00um\ufffe",
+             "source": "Wire\x1b", "published_at": None, "matched_at": "2026-01-10T00:00:00",
+             "story_id": None, "matches": [{"watch": "W\x0b", "field": "text",
+                                           "snippet": "sn\x1bip"}]}
+    feed = etree.fromstring(atom.render("w\x07", [entry], datetime.now(UTC)).encode())
+    assert feed.findtext("a:entry/a:summary", namespaces=space) == "sum"
+    assert feed.find("a:entry/a:link", namespaces=space).get("href") == "http://example.org/a"
 
 
 def test_the_hourly_maintenance_prunes_articles_past_retention(project: Project,

@@ -27,6 +27,15 @@ def test_solar_hijri_arithmetic(year: int, month: int, day: int, expected: date)
     assert dates.solar_to_gregorian(year, month, day) == expected
 
 
+
+def test_a_day_the_solar_calendar_lacks_is_no_date() -> None:
+    """1404 is a common year: 30 Hut (Esfand) 1404 does not exist (it was read as the
+    next Nowruz before jdatetime)."""
+    with pytest.raises(ValueError):
+        dates.solar_to_gregorian(1404, 12, 30)
+    assert dates.parse_date("30 Hut 1404") is None
+    assert dates.parse_date("30 Hut 1403") == datetime(2025, 3, 19, 19, 30, tzinfo=UTC)
+
 @pytest.mark.parametrize("text", [
     "۷ قوس ۱۴۰۵",          # Dari month, Persian digits
     "7 Qaws 1405",          # Dari month, Latin letters and digits

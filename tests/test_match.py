@@ -18,7 +18,8 @@ from alerts.outbox import event_data
 from crawler.config import WatchItem, WatchlistConfig, WatchlistsFile
 from crawler.core.article import Article
 from crawler.process.extract import extract
-from crawler.process.match import Matcher, _aligned_by_character, _Phrases, _unfolded, aligned, fold
+from crawler.process.fold import _aligned_by_character, aligned, fold, spaced_fold
+from crawler.process.match import Matcher, _Phrases
 from tests.test_end_to_end import SCHEMA
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
@@ -177,7 +178,7 @@ def test_the_fast_byte_fold_is_the_fold(text: str) -> None:
     """Articles are folded as UTF-8 bytes in one automaton pass that also spots what is
     left to fold; that must agree with ``fold``, the plain definition, on any text."""
     folded = FOLDING.fold(text)
-    assert folded.spaced.decode("utf-8", "surrogatepass") == _unfolded(text)
+    assert folded.spaced.decode("utf-8", "surrogatepass") == spaced_fold(text)
     assert folded.data.decode("utf-8", "surrogatepass") == fold(text)
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import feedparser
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Project
 from tests.feeds import Item, rss
@@ -54,14 +55,20 @@ def test_healthz_and_metrics_from_a_running_daemon(project: Project, site: Site,
         assert body["status"] == "ok" and body["scheduler"]["alive"]
         assert body["database"]["writable"] and body["outbox"]["pending"] == 0
 
-        metrics = get(f"http://127.0.0.1:{port}/metrics").text
-        assert 'newswatch_fetches_total{outcome="ok",source="Good"} 1' in metrics
-        assert 'newswatch_fetches_total{outcome="error",source="Bad"} 1' in metrics
-        assert 'newswatch_articles_stored_total{source="Good"} 1' in metrics
-        assert 'newswatch_alerts_delivered_total{channel="hook"} 1' in metrics
-        assert 'newswatch_fetch_seconds_count{source="Good"} 1' in metrics
-        assert "newswatch_outbox_pending 0" in metrics
-        assert "newswatch_sources_failing 1" in metrics
+        scraped = get(f"http://127.0.0.1:{port}/metrics")
+        assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        metrics = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(scraped.text)
+                   for s in family.samples}
+        assert metrics[("newswatch_fetches_total",
+                        (("outcome", "ok"), ("source", "Good")))] == 1
+        assert metrics[("newswatch_fetches_total",
+                        (("outcome", "error"), ("source", "Bad")))] == 1
+        assert metrics[("newswatch_articles_stored_total", (("source", "Good"),))] == 1
+        assert metrics[("newswatch_alerts_delivered_total", (("channel", "hook"),))] == 1
+        assert metrics[("newswatch_fetch_seconds_count", (("source", "Good"),))] == 1
+        assert metrics[("newswatch_outbox_pending", ())] == 0
+        assert metrics[("newswatch_sources_failing", ())] == 1
         assert get(f"http://127.0.0.1:{port}/other").status_code == 404
         feed = get(f"http://127.0.0.1:{port}/feeds/afghan-opposition.atom")
         assert feed.headers["content-type"].startswith("application/atom+xml")

@@ -14,11 +14,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
+
+from lxml import etree
 
 from crawler.core.clock import iso
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+# What XML 1.0 cannot hold: C0 controls but tab, newline and return; lone surrogates;
+# U+FFFE and U+FFFF. lxml refuses them with ValueError, so they are left out.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def file_name(watchlist: str) -> str:
@@ -30,16 +35,25 @@ def _when(text: str | None) -> str:
     return (text or "")[:19] + "Z" if text else ""
 
 
+def _add(parent: etree._Element, tag: str, text: str | None = None,
+         **attributes: str) -> etree._Element:
+    """A child element; text and attributes lose the characters XML forbids."""
+    child = etree.SubElement(parent, f"{{{ATOM_NS}}}{tag}",
+                             {k: _FORBIDDEN.sub("", v) for k, v in attributes.items()})
+    if text is not None:
+        child.text = _FORBIDDEN.sub("", text)
+    return child
+
+
 def render(watchlist: str, entries: Sequence[Mapping[str, Any]], now: datetime) -> str:
     """The feed: one entry per matched article, newest match first; each entry names
     the watch items it matched, with snippets, and its story and outlet count."""
-    feed_id = "urn:newswatch:watchlist:" + hashlib.sha256(watchlist.encode()).hexdigest()[:32]
-    updated = _when(entries[0]["matched_at"]) if entries else iso(now)[:19] + "Z"
-    parts = ['<?xml version="1.0" encoding="utf-8"?>\n',
-             f'<feed xmlns="{ATOM_NS}">\n',
-             f"<title>{escape('newswatch: ' + watchlist)}</title>\n",
-             f"<id>{feed_id}</id>\n<updated>{updated}</updated>\n",
-             "<generator>newswatch</generator>\n"]
+    feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap={None: ATOM_NS})
+    _add(feed, "title", "newswatch: " + watchlist)
+    _add(feed, "id",
+         "urn:newswatch:watchlist:" + hashlib.sha256(watchlist.encode()).hexdigest()[:32])
+    _add(feed, "updated", _when(entries[0]["matched_at"]) if entries else iso(now)[:19] + "Z")
+    _add(feed, "generator", "newswatch")
     for entry in entries:
         watches = sorted({m["watch"] for m in entry["matches"]})
         lines = [f"<li><b>{escape(m['watch'])}</b> ({escape(m['field'])}): "
@@ -50,24 +64,22 @@ def render(watchlist: str, entries: Sequence[Mapping[str, Any]], now: datetime) 
                      f"outlet{'s' if entry['outlets'] != 1 else ''}.</p>")
         html = (f"<p>{escape(entry['source'])}: {escape(', '.join(watches))}</p>"
                 f"<ul>{''.join(lines)}</ul>{story}")
-        summary = entry.get("summary") or ""
-        parts += [
-            "<entry>\n",
-            f"<title>{escape(entry['title'] or entry['url'])}</title>\n",
-            f"<link href={quoteattr(entry['url'])}/>\n",
-            f"<id>urn:newswatch:article:{hashlib.sha256(entry['url'].encode()).hexdigest()[:32]}"
-            "</id>\n",
-            f"<updated>{_when(entry['matched_at'])}</updated>\n",
-            *([f"<published>{_when(entry['published_at'])}</published>\n"]
-              if entry.get("published_at") else []),
-            f"<author><name>{escape(entry['source'])}</name></author>\n",
-            *([f"<summary>{escape(summary)}</summary>\n"] if summary else []),
-            f"<content type=\"html\">{escape(html)}</content>\n",
-            *(f"<category term={quoteattr(w)}/>\n" for w in watches),
-            "</entry>\n",
-        ]
-    parts.append("</feed>\n")
-    return "".join(parts)
+        item = _add(feed, "entry")
+        _add(item, "title", entry["title"] or entry["url"])
+        _add(item, "link", href=entry["url"])
+        _add(item, "id", "urn:newswatch:article:"
+             + hashlib.sha256(entry["url"].encode()).hexdigest()[:32])
+        _add(item, "updated", _when(entry["matched_at"]))
+        if entry.get("published_at"):
+            _add(item, "published", _when(entry["published_at"]))
+        _add(_add(item, "author"), "name", entry["source"])
+        if entry.get("summary"):
+            _add(item, "summary", entry["summary"])
+        _add(item, "content", html, type="html")
+        for watch in watches:
+            _add(item, "category", term=watch)
+    body: str = etree.tostring(feed, encoding="unicode", pretty_print=True)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + body
 
 
 def write_feed(directory: Path, watchlist: str, entries: Sequence[Mapping[str, Any]],

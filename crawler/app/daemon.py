@@ -40,7 +40,7 @@ from crawler.config import (
 )
 from crawler.core.clock import Clock, SystemClock, parse_iso
 from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
-from crawler.core.metrics import Metrics
+from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
 from crawler.store import SourceState, Store
 
@@ -249,7 +249,7 @@ class Runner:
     async def _metrics(self) -> tuple[int, str, str]:
         pending, oldest = self.store.outbox_backlog(self.clock.now())
         failing = sum(1 for r in self.store.sources() if r["active"] and r["error_count"])
-        return 200, "text/plain; version=0.0.4", self.metrics.render({
+        return 200, CONTENT_TYPE, self.metrics.render({
             "newswatch_outbox_pending": pending,
             "newswatch_oldest_pending_alert_seconds": oldest,
             "newswatch_sources_failing": failing,

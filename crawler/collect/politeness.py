@@ -85,9 +85,6 @@ class Politeness:
         host = self._host(url)
         host.not_before = max(host.not_before, time.monotonic() + seconds)
 
-    def paused_for(self, url: str) -> float:
-        return max(0.0, self._host(url).not_before - time.monotonic())
-
     async def allowed(self, client: httpx.AsyncClient, source: str, url: str,
                       user_agent: str, timeout: float) -> str | None:
         """None when robots.txt lets ``user_agent`` fetch ``url``, else the reason not to.

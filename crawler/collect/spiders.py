@@ -172,6 +172,8 @@ class NewsSpider(Spider):
                           cb_kwargs={"level": 0})
 
     def parse_sitemap(self, response: Response, level: int) -> Iterator[Request]:
+        """Entries of a sitemap or sitemap index. Not scrapy.utils.sitemap.Sitemap: it keeps
+        only each entry's top-level text, losing news:title and news:publication_date."""
         body = response.body
         if body[:2] == b"\x1f\x8b":
             body = gzip.decompress(body)[:self.settings.getint("DOWNLOAD_MAXSIZE")]
@@ -300,7 +302,6 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
            {"TWISTED_DNS_RESOLVER": "crawler.collect.spiders.PublicOnlyResolver"}),
         "LOG_LEVEL": "WARNING",
         "LOG_STDOUT": False,
-        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
     }
 
 

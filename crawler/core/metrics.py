@@ -1,59 +1,60 @@
-"""Counters the daemon keeps in memory, rendered in the Prometheus text format."""
+"""Counters the daemon keeps in memory, exposed in the Prometheus text format.
+
+Each ``Metrics`` has its own prometheus_client registry, not the process-wide default, so
+several runners in one process (and tests) keep separate counts.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 
-_Key = tuple[str, tuple[tuple[str, str], ...]]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-HELP = {
-    "newswatch_fetches_total": ("counter", "Polls of a source, by outcome."),
-    "newswatch_fetch_seconds": ("summary", "Time to fetch and process one poll."),
-    "newswatch_articles_stored_total": ("counter", "New articles stored."),
-    "newswatch_matches_total": ("counter", "Watch item matches stored."),
-    "newswatch_alerts_queued_total": ("counter", "Alerts written to the outbox."),
-    "newswatch_alerts_delivered_total": ("counter", "Alerts delivered."),
-    "newswatch_alerts_retried_total": ("counter", "Failed attempts that will be retried."),
-    "newswatch_alerts_dead_total": ("counter", "Alerts given up on."),
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+# name: (kind, help, label names)
+FAMILIES: dict[str, tuple[type[Counter] | type[Summary], str, tuple[str, ...]]] = {
+    "newswatch_fetches_total": (Counter, "Polls of a source, by outcome.",
+                                ("source", "outcome")),
+    "newswatch_fetch_seconds": (Summary, "Time to fetch and process one poll.", ("source",)),
+    "newswatch_articles_stored_total": (Counter, "New articles stored.", ("source",)),
+    "newswatch_matches_total": (Counter, "Watch item matches stored.", ("watchlist",)),
+    "newswatch_alerts_queued_total": (Counter, "Alerts written to the outbox.", ("channel",)),
+    "newswatch_alerts_delivered_total": (Counter, "Alerts delivered.", ("channel",)),
+    "newswatch_alerts_retried_total": (Counter, "Failed attempts that will be retried.",
+                                       ("channel",)),
+    "newswatch_alerts_dead_total": (Counter, "Alerts given up on.", ("channel",)),
+}
+GAUGES = {
+    "newswatch_outbox_pending": "Alerts waiting in the outbox.",
+    "newswatch_oldest_pending_alert_seconds": "Age of the oldest alert waiting.",
+    "newswatch_sources_failing": "Active sources whose last poll failed.",
 }
 
 
 class Metrics:
-    """Process-local counters and summaries, with labels."""
+    """Process-local counters, summaries and gauges, with labels."""
 
     def __init__(self) -> None:
-        self._values: dict[_Key, float] = defaultdict(float)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._families = {name: kind(name, text, labels, registry=self.registry)
+                          for name, (kind, text, labels) in FAMILIES.items()}
+        self._gauges = {name: Gauge(name, text, registry=self.registry)
+                        for name, text in GAUGES.items()}
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        self._values[(name, tuple(sorted(labels.items())))] += value
+        counter = self._families[name]
+        assert isinstance(counter, Counter), name
+        counter.labels(**labels).inc(value)
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
-        self.inc(f"{name}_sum", seconds, **labels)
-        self.inc(f"{name}_count", 1, **labels)
-
-    def value(self, name: str, **labels: str) -> float:
-        return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
+        summary = self._families[name]
+        assert isinstance(summary, Summary), name
+        summary.labels(**labels).observe(seconds)
 
     def render(self, gauges: Mapping[str, float]) -> str:
-        """The exposition text: counters, summaries, then the gauges given."""
-        lines: list[str] = []
-        for family, (kind, text) in HELP.items():
-            lines += [f"# HELP {family} {text}", f"# TYPE {family} {kind}"]
-            for (name, labels), value in sorted(self._values.items()):
-                if name == family or (name.startswith(family + "_") and kind == "summary"):
-                    lines.append(f"{name}{_labels(labels)} {value:g}")
+        """The exposition text (``CONTENT_TYPE``), with the gauges set to the values given."""
         for name, value in gauges.items():
-            lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
-        return "\n".join(lines) + "\n"
-
-
-def _labels(labels: tuple[tuple[str, str], ...]) -> str:
-    if not labels:
-        return ""
-    quoted = (f'{k}="{_escape(v)}"' for k, v in labels)
-    return "{" + ",".join(quoted) + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+            self._gauges[name].set(value)
+        return generate_latest(self.registry).decode("utf-8")

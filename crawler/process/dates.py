@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
+import jdatetime
 from hijridate import Hijri
 
 KABUL = ZoneInfo("Asia/Kabul")
@@ -83,26 +84,10 @@ _URL_DATE = re.compile(r"/(?P<y>20\d\d)[/\-](?P<m>[01]?\d)[/\-](?P<d>[0-3]?\d)(?
 
 
 def solar_to_gregorian(year: int, month: int, day: int) -> date:
-    """The Gregorian day of a Solar Hijri date (the 33-year arithmetic of the calendar)."""
-    if not (1 <= month <= 12 and 1 <= day <= (31 if month <= 6 else 30)):
-        raise ValueError(f"no Solar Hijri day {year}/{month}/{day}")
-    jy = year + 1595
-    days = (-355668 + 365 * jy + (jy // 33) * 8 + ((jy % 33) + 3) // 4 + day
-            + ((month - 1) * 31 if month < 7 else (month - 7) * 30 + 186))
-    gy = 400 * (days // 146097)
-    days %= 146097
-    if days > 36524:
-        days -= 1
-        gy += 100 * (days // 36524)
-        days %= 36524
-        if days >= 365:
-            days += 1
-    gy += 4 * (days // 1461)
-    days %= 1461
-    if days > 365:
-        gy += (days - 1) // 365
-        days = (days - 1) % 365
-    return date(gy, 1, 1) + timedelta(days=days)
+    """The Gregorian day of a Solar Hijri date (jdatetime: the 33-year arithmetic of the
+    calendar); ValueError for a day the calendar lacks, 30 Esfand of a common year too."""
+    gregorian: date = jdatetime.date(year, month, day).togregorian()
+    return gregorian
 
 
 def _kabul(day: date, match: re.Match[str]) -> datetime:

@@ -1,4 +1,8 @@
-"""Which collected items are new: canonical URLs and per-source GUIDs. Pure, no I/O."""
+"""Which collected items are new: canonical URLs and per-source GUIDs. Pure, no I/O.
+
+Canonical URLs are computed here, not by w3lib or courlan: both give other keys for URLs
+the tests hold (w3lib sorts the query; courlan keeps fragments or drops queries), and a
+changed key would ingest and alert stored articles again."""
 
 from __future__ import annotations
 

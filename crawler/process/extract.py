@@ -92,10 +92,6 @@ _DATE_META = ("article:published_time", "og:published_time", "datepublished",
               "sailthru.date", "parsely-pub-date", "publication_date")
 
 
-class PageError(ValueError):
-    """The page has no article text that extraction could find."""
-
-
 def _from_page(article: Article, now: datetime) -> Article:
     url = article.final_url or article.link
     try:

@@ -1,7 +1,7 @@
 """Full-text search: the indexed form of text, queries in FTS5 syntax, snippets. Pure.
 
 The archive's FTS5 index holds the *comparable* form of each article's title, summary
-and text: the matcher's folding (``crawler.process.match.fold``: NFKC, case folding, Latin
+and text: the matcher's folding (``crawler.process.fold``: NFKC, case folding, Latin
 diacritics, plain apostrophes and hyphens, folded spaces, and Arabic-script letter
 variants, tatweel, harakat, ZWNJ and digits made one), since FTS5's unicode61 tokenizer
 folds none of the Arabic-script variants. Queries are folded the same way, so "احمد مسعود"
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from crawler.core.article import Article
-from crawler.process.match import aligned, excerpts, fold
+from crawler.process.fold import aligned, excerpts, fold
 
 # A query: "phrases", operators, parentheses, or words (with an optional trailing *).
 _QUERY = re.compile(r'"(?P<phrase>[^"]*)"(?P<pstar>\*)?|(?P<op>\bAND\b|\bOR\b|\bNOT\b)'
