@@ -11,8 +11,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import httpx
 
@@ -23,9 +25,26 @@ from crawler.config import Config
 from crawler.core.clock import Clock, iso
 from crawler.core.errors import DeliveryError
 from crawler.core.metrics import Metrics
-from crawler.store import DeliveryResult, QueuedAlert, Store
+from crawler.process.throttle import Throttle
+from crawler.store.records import DeliveryResult, DigestBuilder, QueuedAlert
 
 log = logging.getLogger(__name__)
+
+
+class OutboxStore(Protocol):
+    """The part of the store delivery uses (``crawler.store.Store`` has all of it)."""
+
+    def fold_digests(self, now: datetime, channels: Iterable[str],
+                     build: DigestBuilder) -> int: ...
+    def claim_alerts(self, owner: str, now: datetime, lease: timedelta,
+                     channels: Iterable[str], limit: int = 100,
+                     throttles: Mapping[str, Throttle] | None = None,
+                     ) -> list[QueuedAlert]: ...
+    def record_delivery(self, alert_id: int, owner: str, now: datetime,
+                        result: DeliveryResult) -> bool: ...
+    def failing_channels(self) -> dict[str, tuple[datetime, str | None]]: ...
+    def open_incident(self, key: str, kind: str, channel: str, since: datetime,
+                      now: datetime, message: str, notice: OutboxRow | None) -> bool: ...
 
 MAX_ROUNDS = 1000  # bounds one call even if rows keep becoming due
 
@@ -44,7 +63,7 @@ class DeliveryReport:
 class Dispatcher:
     """Sends what the outbox holds for the enabled channels, at most ``concurrency`` at once."""
 
-    def __init__(self, store: Store, config: Config, client: httpx.AsyncClient, clock: Clock,
+    def __init__(self, store: OutboxStore, config: Config, client: httpx.AsyncClient, clock: Clock,
                  owner: str, *, concurrency: int = 8, rng: random.Random | None = None,
                  metrics: Metrics | None = None) -> None:
         self.store = store
@@ -62,9 +81,9 @@ class Dispatcher:
         slowest = max((c.timeout for c in self.channels.values()), default=15.0)
         return timedelta(seconds=slowest * 2 + 60)
 
-    def _throttles(self, now: datetime) -> dict[str, tuple[int, datetime]]:
-        return {n: (c.max_per_hour, digest.next_slot(c.digest or digest.HOURLY,
-                                                      self.settings.timezone, now))
+    def _throttles(self, now: datetime) -> dict[str, Throttle]:
+        return {n: Throttle(c.max_per_hour, digest.next_slot(c.digest or digest.HOURLY,
+                                                             self.settings.timezone, now))
                 for n, c in self.channels.items() if c.max_per_hour}
 
     def _digest_row(self, channel: str, members: list[dict[str, object]]) -> OutboxRow:

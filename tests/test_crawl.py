@@ -9,6 +9,7 @@ from typing import Any
 
 from crawler.collect import crawl, fetch
 from crawler.collect.politeness import MAX_CRAWL_DELAY_S, Politeness
+from tests import schema
 from tests.conftest import Project
 from tests.newssite import (
     HTML,
@@ -26,7 +27,7 @@ from tests.servers import Hit, Page, Receiver, Site
 def stored_urls(project: Project) -> list[str]:
     store = project.store()
     try:
-        return sorted(r["url"] for r in store.db.query("SELECT url FROM articles"))
+        return sorted(r["url"] for r in schema.rows(store, "SELECT url FROM articles"))
     finally:
         store.close()
 

@@ -15,6 +15,7 @@ from alerts.dispatch import Dispatcher
 from crawler.app.daemon import Runner, _ConfigWatcher, _Work
 from crawler.app.pipeline import Pipeline
 from crawler.config import Config
+from tests import schema
 from tests.conftest import WATCHLIST, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -84,7 +85,7 @@ def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: 
 
     # Each match records the config version that produced it.
     del project.settings["database"]
-    versions = {m["config_version"] for m in project.store().db.query(
+    versions = {m["config_version"] for m in schema.rows(project.store(),
         "SELECT config_version FROM matches")}
     assert len(versions) >= 2
 

@@ -186,7 +186,7 @@ class Runner:
             scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
-                     len(work.pipeline.sources), tick, self.store.path, self.config.version)
+                     len(work.pipeline.sources), tick, self.store.location, self.config.version)
             http = self.config.settings.http
             server = None
             if http is not None:
