@@ -32,19 +32,20 @@ log = logging.getLogger(__name__)
 
 
 class OutboxStore(Protocol):
-    """The part of the store delivery uses (``crawler.store.Store`` has all of it)."""
+    """The part of the store delivery uses, awaited (``crawler.store.ThreadedStore``)."""
 
-    def fold_digests(self, now: datetime, channels: Iterable[str],
-                     build: DigestBuilder) -> int: ...
-    def claim_alerts(self, owner: str, now: datetime, lease: timedelta,
-                     channels: Iterable[str], limit: int = 100,
-                     throttles: Mapping[str, Throttle] | None = None,
-                     ) -> list[QueuedAlert]: ...
-    def record_delivery(self, alert_id: int, owner: str, now: datetime,
-                        result: DeliveryResult) -> bool: ...
-    def failing_channels(self) -> dict[str, tuple[datetime, str | None]]: ...
-    def open_incident(self, key: str, kind: str, channel: str, since: datetime,
-                      now: datetime, message: str, notice: OutboxRow | None) -> bool: ...
+    async def fold_digests(self, now: datetime, channels: Iterable[str],
+                           build: DigestBuilder) -> int: ...
+    async def claim_alerts(self, owner: str, now: datetime, lease: timedelta,
+                           channels: Iterable[str], limit: int = 100,
+                           throttles: Mapping[str, Throttle] | None = None,
+                           ) -> list[QueuedAlert]: ...
+    async def record_delivery(self, alert_id: int, owner: str, now: datetime,
+                              result: DeliveryResult) -> bool: ...
+    async def failing_channels(self) -> dict[str, tuple[datetime, str | None]]: ...
+    async def open_incident(self, key: str, kind: str, channel: str, since: datetime,
+                            now: datetime, message: str, notice: OutboxRow | None
+                            ) -> bool: ...
 
 MAX_ROUNDS = 1000  # bounds one call even if rows keep becoming due
 
@@ -99,10 +100,10 @@ class Dispatcher:
 
     async def _deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
-        report.digests = self.store.fold_digests(self.clock.now(), self.channels,
+        report.digests = await self.store.fold_digests(self.clock.now(), self.channels,
                                                  self._digest_row)
         if await self._rounds(report):
-            opened = self._incidents({d.split(" ", 1)[0] for d in report.dead})
+            opened = await self._incidents({d.split(" ", 1)[0] for d in report.dead})
             report.notices = opened
             if opened:
                 await self._rounds(report)  # send the notices now, not a tick later
@@ -113,12 +114,12 @@ class Dispatcher:
         failed = False
         for _ in range(MAX_ROUNDS):
             now = self.clock.now()
-            claimed = self.store.claim_alerts(self.owner, now, self.lease(), self.channels,
+            claimed = await self.store.claim_alerts(self.owner, now, self.lease(), self.channels,
                                               limit=self.concurrency,
                                               throttles=self._throttles(now))
             if not claimed:
                 # throttling may have held rows whose digest is already due
-                made = self.store.fold_digests(self.clock.now(), self.channels,
+                made = await self.store.fold_digests(self.clock.now(), self.channels,
                                                self._digest_row)
                 if not made:
                     break
@@ -136,7 +137,7 @@ class Dispatcher:
         """Send one claimed alert and record the outcome at once, so a crash or a slow
         neighbour in the batch cannot send an alert that already went out again."""
         result = await self._attempt(alert)
-        if not self.store.record_delivery(alert.id, self.owner, self.clock.now(), result):
+        if not await self.store.record_delivery(alert.id, self.owner, self.clock.now(), result):
             log.warning("%s %s: its lease passed to another process while sending; this "
                         "%s is logged only", alert.kind, alert.message_id, result.outcome,
                         extra={"channel": alert.channel, "alert": alert.message_id})
@@ -152,13 +153,13 @@ class Dispatcher:
             report.dead.append(f"{alert.channel} {alert.message_id}: {result.error}")
         return result.outcome == "delivered"
 
-    def _incidents(self, dead_on: set[str]) -> list[str]:
+    async def _incidents(self, dead_on: set[str]) -> list[str]:
         """Open an incident (a log line, and a notice on the operator channel) once for
         each channel whose alerts died or that has been failing for an hour."""
         now = self.clock.now()
         operator = self.settings.operator
         opened = []
-        for channel, (since, last_error) in self.store.failing_channels().items():
+        for channel, (since, last_error) in (await self.store.failing_channels()).items():
             kinds = ["alert.dead"] if channel in dead_on else []
             if now - since >= notices.FAILING_FOR:
                 kinds.append("channel.failing")
@@ -167,7 +168,7 @@ class Dispatcher:
                 notice = (notices.notice_row(operator, kind, channel, since, last_error, now)
                           if operator is not None and operator in self.channels
                           and operator != channel else None)
-                if self.store.open_incident(notices.incident_key(kind, channel, since), kind,
+                if await self.store.open_incident(notices.incident_key(kind, channel, since), kind,
                                             channel, since, now, message, notice):
                     log.error("operator notice: %s", message, extra={"channel": channel})
                     opened.append(message)

@@ -38,6 +38,7 @@ from crawler.config import load_config
 from crawler.core.article import Article
 from crawler.process.search import parse_query
 from crawler.store import SQLiteStore, Store
+from crawler.store.threaded import ThreadedStore
 
 NAMES = ["Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
          "Mohammad Mohaqiq", "Abdul Rashid Dostum"]
@@ -117,12 +118,12 @@ def run_newswatch(root: Path, articles: list[Article], batch: int) -> dict[str, 
 
     async def ingest() -> float:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, store, client, clock, "bench")
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "bench")
             started = time.perf_counter()
             for i in range(0, len(articles), batch):
                 chunk = articles[i:i + batch]
                 clock.moment = chunk[-1].published_at or clock.moment
-                pipeline.ingest(chunk[0].source, chunk)
+                await pipeline.ingest(chunk[0].source, chunk)
             return time.perf_counter() - started
 
     seconds = asyncio.run(ingest())

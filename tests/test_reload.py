@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -98,14 +99,14 @@ def test_a_reload_failing_an_alert_check_keeps_the_running_config(
     store = project.store()
     try:
         runner = Runner(config, store)
-        def build(_: Config) -> tuple[Pipeline, Dispatcher]:
+        async def build(_: Config) -> tuple[Pipeline, Dispatcher]:
             raise AssertionError("a rejected reload builds nothing")
 
         watcher = _ConfigWatcher(runner, cast(_Work, None), build)
         project.settings["channels"]["chat"] = {"type": "apprise", "urls": ["nope://x"]}
         project.write()
         with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
-            watcher.reload()
+            asyncio.run(watcher.reload())
     finally:
         store.close()
     assert runner.config is config

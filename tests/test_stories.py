@@ -15,6 +15,7 @@ from crawler.app.pipeline import Pipeline
 from crawler.core.article import Article
 from crawler.process import stories
 from crawler.store import SQLiteStore, Store
+from crawler.store.threaded import ThreadedStore
 from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
@@ -42,9 +43,9 @@ def ingest(project: Project, articles: list[Article], clock: FakeClock) -> Store
 
     async def run() -> None:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, store, client, clock, "test")
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "test")
             for article in articles:  # one poll each, as copies arrive over time
-                pipeline.ingest(article.source, [article])
+                await pipeline.ingest(article.source, [article])
                 clock.advance(600)
 
     asyncio.run(run())
@@ -95,12 +96,12 @@ def test_an_article_outside_the_window_starts_a_new_story(project: Project) -> N
 
     async def run() -> None:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, store, client, clock, "test")
-            pipeline.ingest("a", [Article("a", base.url, base.url, base.title,
-                                          content_html=base.body)])
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "test")
+            await pipeline.ingest("a", [Article("a", base.url, base.url, base.title,
+                                                content_html=base.body)])
             clock.advance(2 * 86400)
-            pipeline.ingest("b", [Article("b", base.url + "?again", base.url, base.title,
-                                          content_html=base.body)])
+            await pipeline.ingest("b", [Article("b", base.url + "?again", base.url,
+                                                base.title, content_html=base.body)])
 
     asyncio.run(run())
     assert len({r["story_id"] for r in schema.rows(store, "SELECT story_id FROM articles")}) == 2

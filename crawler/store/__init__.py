@@ -24,7 +24,8 @@ from crawler.store.records import (
     StoryRules,
 )
 from crawler.store.sqlite import SQLiteStore
+from crawler.store.threaded import ThreadedStore
 
 __all__ = ["DeliveryResult", "NewArticle", "OutboxRow", "PollRecord", "QueuedAlert",
            "SQLiteStore", "SourceState", "Store", "StoredArticle", "StoryContext",
-           "StoryRules"]
+           "StoryRules", "ThreadedStore"]

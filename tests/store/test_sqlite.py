@@ -13,7 +13,7 @@ from crawler.config import Source
 from crawler.core.article import Article
 from crawler.core.errors import SchemaTooNewError
 from crawler.process import dedup, stories
-from crawler.store import DeliveryResult, NewArticle, SQLiteStore
+from crawler.store import DeliveryResult, NewArticle, SQLiteStore, Store
 from crawler.store.sqlite import STEPS
 from tests import schema
 
@@ -92,3 +92,12 @@ def test_a_late_report_from_a_lost_lease_leaves_the_new_holder_alone(tmp_path: P
     two.record_delivery(alert_id, "p2", later, DeliveryResult("delivered", 200))
     assert one.alert_counts() == {"delivered": 1}
     assert schema.value(one, "SELECT count(*) FROM delivery_attempts") == 2
+
+
+def test_every_public_method_turns_driver_errors_into_store_errors() -> None:
+    """Each method of the contract is wrapped (``wrap_exceptions``); ``writable`` reports
+    through its write, ``close`` and ``location`` touch no query."""
+    public = {n for n in dir(Store) if not n.startswith("_")}
+    unwrapped = {n for n in public - {"close", "location", "writable"}
+                 if not hasattr(getattr(SQLiteStore, n), "__wrapped__")}
+    assert unwrapped == set()
