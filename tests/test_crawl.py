@@ -9,7 +9,6 @@ from typing import Any
 
 from crawler.collect import crawl, fetch
 from crawler.collect.politeness import MAX_CRAWL_DELAY_S, Politeness
-from tests import schema
 from tests.conftest import Project
 from tests.newssite import (
     HTML,
@@ -27,7 +26,7 @@ from tests.servers import Hit, Page, Receiver, Site
 def stored_urls(project: Project) -> list[str]:
     store = project.store()
     try:
-        return sorted(r["url"] for r in schema.rows(store, "SELECT url FROM articles"))
+        return sorted(article.url for article, _ in store.archive(datetime(2000, 1, 1, tzinfo=UTC)))
     finally:
         store.close()
 
