@@ -24,7 +24,7 @@ MARK_OPEN, MARK_CLOSE = "«", "»"
 
 
 class QueryError(ValueError):
-    """A search query FTS5 cannot read, in words a user understands."""
+    """A search query with nothing to search for, in words a user understands."""
 
 
 def comparable(text: str) -> str:
