@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from crawler.cli import cli
+from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -20,12 +20,10 @@ def damage(path: Path) -> None:
     """Write garbage over the pages of the tables the read commands use, in the middle
     of the file; the schema and the migrations table stay whole, so the file opens and
     the damage shows only when those tables are read (as a bad disk sector would)."""
-    with sqlite3.connect(path) as conn:  # schema inspection: where the tables lie
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        pages = [n for (n,) in conn.execute(
-            f"SELECT pageno FROM dbstat WHERE name IN ({','.join('?' * len(DAMAGED))})",
-            DAMAGED)]
-    conn.close()
+    size = schema.value(path, "PRAGMA page_size")  # where the tables lie in the file
+    pages = [r["pageno"] for r in schema.rows(
+        path, f"SELECT pageno FROM dbstat WHERE name IN ({','.join('?' * len(DAMAGED))})",
+        DAMAGED)]
     assert pages
     with path.open("r+b") as f:
         for page in pages:
