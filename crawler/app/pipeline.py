@@ -50,7 +50,8 @@ from crawler.core.metrics import Metrics
 from crawler.process import dates, dedup, schedule, search, stories
 from crawler.process.extract import extract
 from crawler.process.match import Match, Matcher
-from crawler.store import NewArticle, PollRecord, SourceState, Store, StoryRules
+from crawler.store import NewArticle, PollRecord, SourceState, StoryRules
+from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ class PollResult:
 class Pipeline:
     """Polls sources for one config; the store, HTTP client and clock are passed in."""
 
-    def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock,
-                 owner: str, metrics: Metrics | None = None,
+    def __init__(self, config: Config, store: ThreadedStore, client: httpx.AsyncClient,
+                 clock: Clock, owner: str, metrics: Metrics | None = None,
                  politeness: Politeness | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -106,12 +107,12 @@ class Pipeline:
         try:
             result = await self._poll(source, state)
         except SourceError as exc:
-            result = self._failed(source, state, exc)
+            result = await self._failed(source, state, exc)
         except StoreError:
             raise
         except Exception as exc:  # a bug must not stop the other sources
             log.exception("internal error while polling", extra={"source": source.name})
-            result = self._failed(source, state, SourceError(
+            result = await self._failed(source, state, SourceError(
                 source.name, f"internal error: {type(exc).__name__}: {exc}"))
         outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"
         self.metrics.inc("newswatch_fetches_total", source=source.name, outcome=outcome)
@@ -119,7 +120,7 @@ class Pipeline:
                              source=source.name)
         return result
 
-    def _failed(self, source: Source, state: SourceState, exc: SourceError) -> PollResult:
+    async def _failed(self, source: Source, state: SourceState, exc: SourceError) -> PollResult:
         now = self.clock.now()
         failures = state.error_count + 1
         retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
@@ -137,7 +138,7 @@ class Pipeline:
         else:
             log.debug("poll failed again (%d in a row): %s", failures, exc.message,
                       extra=extra)
-        self.store.record_poll(source.name, self.owner, now, PollRecord(
+        await self.store.record_poll(source.name, self.owner, now, PollRecord(
             when, error=exc.message, retire=retire,
             defer_host_until=now + timedelta(seconds=retry_after)
             if retry_after is not None else None))
@@ -162,7 +163,7 @@ class Pipeline:
         max_age = parse_max_age(response.headers.get("cache-control"))
         if response.not_modified:
             self._recovered(state)
-            self.store.record_poll(source.name, self.owner, now, PollRecord(
+            await self.store.record_poll(source.name, self.owner, now, PollRecord(
                 self._next(source, now, max_age), redirect_to=redirect_to,
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
@@ -170,7 +171,7 @@ class Pipeline:
         feed = parse_feed(source.name, response.body, response.headers, response.url)
         result = await self.collect(source, feed.articles)
         self._recovered(state)
-        self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
+        await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
             self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
             etag=response.headers.get("etag"),
             last_modified=response.headers.get("last-modified"), full_fetch=True,
@@ -193,11 +194,11 @@ class Pipeline:
 
     async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
         """Fetch the pages of the new articles (full text), then :meth:`ingest` them."""
-        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        known = await self.store.known_keys(k for a in collected for k in dedup.keys(a))
         fresh = dedup.select_new(collected, known)
         with_pages = await pages.fetch_pages(self.client, self.politeness, source, fresh)
         extracted = await self._extract_pages(with_pages)
-        return dataclasses.replace(self.ingest(source.name, extracted), items=len(collected))
+        return dataclasses.replace(await self.ingest(source.name, extracted), items=len(collected))
 
     async def _extract_pages(self, articles: list[Article]) -> list[Article]:
         """Extract fetched pages in a worker thread: trafilatura takes tens of milliseconds
@@ -208,7 +209,7 @@ class Pipeline:
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
-        spec = crawl.spec_for(source, known=self.store.source_urls(source.name),
+        spec = crawl.spec_for(source, known=await self.store.source_urls(source.name),
                               now=self.clock.now(),
                               allow_private_networks=self.config.settings.allow_private_networks)
         entries = crawl.entry_urls(spec)
@@ -220,8 +221,8 @@ class Pipeline:
         for event in report.retry_after:
             self.politeness.retry_after(event["url"], float(event["seconds"]))
         collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
-        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        result = self.ingest(source.name, await self._extract_pages(
+        known = await self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        result = await self.ingest(source.name, await self._extract_pages(
             dedup.select_new(collected, known)))
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
@@ -240,7 +241,7 @@ class Pipeline:
             raise CrawlError(source.name, error)
         self._recovered(state)
         now = self.clock.now()
-        self.store.record_poll(source.name, self.owner, now,
+        await self.store.record_poll(source.name, self.owner, now,
                                PollRecord(self._next(source, now, None), full_fetch=True))
         log.info("crawl: %d request(s), %d page(s), %d new, %d matched, %d alert(s) queued",
                  report.requests, len(report.pages), result.new, result.matched,
@@ -256,14 +257,14 @@ class Pipeline:
                                       source.timeout)
         return self.politeness.crawl_delay(url, source.user_agent) or 0.0
 
-    def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
+    async def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
         """dedup → extract → dedup → match → fingerprint → store (story, alert), for
         articles collected by any means; an article's page, when attached, is extracted
         before anything is matched."""
         now = self.clock.now()
-        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
+        known = await self.store.known_keys(k for a in collected for k in dedup.keys(a))
         extracted = [extract(a, now) for a in dedup.select_new(collected, known)]
-        known = self.store.known_keys(k for a in extracted for k in dedup.keys(a))
+        known = await self.store.known_keys(k for a in extracted for k in dedup.keys(a))
         batch = []
         for article in dedup.select_new(extracted, known):
             if article.extraction.startswith("failed"):
@@ -279,7 +280,7 @@ class Pipeline:
             return outbox.plan(article, matches, self.routes, now, self.max_age,
                                self.policy, story)
 
-        kept = self.store.add_articles(batch, now, self.config.version, plan,
+        kept = await self.store.add_articles(batch, now, self.config.version, plan,
                                        self.story_rules)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
         matched = {id(n.article): n.matches for n in batch}
@@ -291,13 +292,13 @@ class Pipeline:
             for row in entry.rows:
                 self.metrics.inc("newswatch_alerts_queued_total", channel=row.channel)
         if changed:
-            self.publish(changed)
+            await self.publish(changed)
         return PollResult(
             source, len(collected), len(kept),
             sum(1 for entry in kept if matched[id(entry.article)]),
             sum(len(entry.rows) for entry in kept))
 
-    def publish(self, watchlists: set[str]) -> None:
+    async def publish(self, watchlists: set[str]) -> None:
         """Rewrite the Atom feeds of watchlists that got new matches (when configured).
         A feed that cannot be written is logged; the articles are stored either way."""
         directory = self.config.atom_directory
@@ -307,7 +308,7 @@ class Pipeline:
         for name in sorted(watchlists):
             try:
                 atom.write_feed(directory, name,
-                                self.store.matched_articles(watchlist=name,
+                                await self.store.matched_articles(watchlist=name,
                                                             limit=settings.entries),
                                 self.clock.now())
             except OSError as exc:
