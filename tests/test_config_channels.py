@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from crawler.app.configure import load_checked_config
 from crawler.cli import cli
 from crawler.config import AppriseChannel, EmailChannel, WebhookChannel, load_config
+from tests.helpers import newswatch
 from tests.test_config import SOURCES, WATCHLISTS, problems, write
 
 CHANNELS = """\
@@ -165,8 +166,7 @@ def test_check_reports_a_template_error_at_its_line_and_exits_1(tmp_path: Path) 
                                 '    templates: {text: body.txt}\n')
     write(tmp_path, settings=settings)
     (tmp_path / "body.txt").write_text("{% for a in alerts %}\n{{ a.article.title }}\n")
-    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(tmp_path),
-                             "check"], capture_output=True, text=True, timeout=60)
+    result = newswatch("--config", str(tmp_path), "check")
     assert result.returncode == 1
     assert f"{tmp_path / 'body.txt'}:2:1: template syntax error: Unexpected end of " \
            "template." in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime
 
 import httpx
@@ -12,6 +11,7 @@ from crawler.app.daemon import Runner
 from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
+from tests.helpers import free_port
 from tests.servers import Page, Receiver, Site, TricklingReceiver
 from tests.test_end_to_end import verify
 
@@ -98,13 +98,6 @@ def test_redirect_is_not_followed(project: Project, site: Site, receiver: Receiv
     report = asyncio.run(runner(project, FakeClock()).once()).delivery
     assert [h.path for h in receiver.hits] == ["/hook"]
     assert len(report.dead) == 1 and "redirects are not followed" in report.dead[0]
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_unreachable_receiver_retries_until_it_answers(project: Project, site: Site,

@@ -12,8 +12,8 @@ from crawler.collect import fetch
 from crawler.core.errors import BlockedAddressError
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import free_port
 from tests.servers import Page, Receiver, Site
-from tests.test_delivery import free_port
 
 
 def test_broken_sources_are_recorded_and_healthy_alerts_arrive(
