@@ -28,7 +28,6 @@ from typing import Any
 from click.testing import CliRunner
 
 from crawler.app.daemon import OnceReport, Runner
-from crawler.cli import cli as newswatch_group
 from crawler.config import Config, load_config
 from crawler.core.clock import Clock
 from crawler.store import SQLiteStore
@@ -48,6 +47,11 @@ WATCHLIST = {
 
 #: The wide terminal the CLI's tables are printed on, so no cell is folded.
 COLUMNS = "200"
+# The CLI's rich consoles fix their width when built if COLUMNS is set then (pytest-xdist
+# workers inherit COLUMNS=80); unset, they read it at each print, from each run's env.
+# Hence also the late import of crawler.cli below.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 
 def _real_command() -> list[str]:
@@ -107,6 +111,8 @@ def newswatch(*args: str, input: str | None = None,
     as Python itself would do. The CLI points the root logger at its own stderr; that is
     undone afterwards so that later tests log where pytest expects.
     """
+    from crawler.cli import cli as newswatch_group
+
     root = logging.getLogger()
     saved = root.handlers[:], root.level, {
         name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import pytest
 from lxml import etree
 
 from crawler.app import atom
@@ -268,6 +269,7 @@ def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
         assert [h["url"] for h in hits] == ["https://e.org/1"], query
 
 
+@pytest.mark.slow
 def test_the_listener_serves_the_feeds_of_the_watchlists_after_a_reload(
         project: Project, site: Site) -> None:
 

@@ -6,11 +6,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Site
 
 
+@pytest.mark.slow
 def test_demo_shows_alerts_flowing_without_network() -> None:
     result = subprocess.run([sys.executable, "-m", "crawler", "demo"], capture_output=True,
                             text=True, timeout=120, env={"COLUMNS": "160", "PATH": ""})

@@ -7,6 +7,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from crawler.collect import crawl, fetch
 from crawler.collect.politeness import MAX_CRAWL_DELAY_S, Politeness
 from tests.conftest import Project
@@ -178,6 +180,7 @@ def test_a_sitemap_that_cannot_be_had_is_an_error_on_the_source(
     assert project.once().polls[0].error is None
 
 
+@pytest.mark.slow
 def test_a_crawl_keeps_the_robots_txt_crawl_delay(
         project: Project, site: Site, receiver: Receiver) -> None:
     build_site(site)
@@ -220,6 +223,7 @@ class HangingSite(Site):
         return super().answer(hit)
 
 
+@pytest.mark.slow
 def test_a_hung_crawl_is_killed_at_its_budget_and_recorded(project: Project,
                                                            receiver: Receiver) -> None:
     site = HangingSite()
@@ -264,6 +268,7 @@ def test_the_child_streams_pages_as_json_lines(site: Site) -> None:
     assert site.hits == []
 
 
+@pytest.mark.slow
 def test_daemon_runs_twenty_scheduled_crawls_and_survives_a_hung_one(
         project: Project, receiver: Receiver) -> None:
     import signal
@@ -351,6 +356,7 @@ def crawl_children(source: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_stopping_the_daemon_kills_a_running_crawl(project: Project,
                                                    receiver: Receiver) -> None:
     import signal

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from crawler.app.daemon import Runner
 from tests import schema
@@ -162,6 +163,7 @@ def test_a_surprise_while_sending_costs_one_attempt_and_resends_nothing(
     assert any(e.startswith("HTTP 503") for e in errors)
 
 
+@pytest.mark.slow
 def test_a_trickling_receiver_is_cut_at_the_channel_timeout(project: Project,
                                                             site: Site) -> None:
     """httpx's timeout is per read: without a deadline on the whole send, a receiver

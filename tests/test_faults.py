@@ -73,6 +73,7 @@ def test_304_is_not_parsed_again(project: Project, site: Site, receiver: Receive
     assert hits[1].headers["if-none-match"] == '"v1"'
 
 
+@pytest.mark.slow
 def test_private_address_refused_unless_allowed(project: Project, site: Site) -> None:
     site.pages["/feed.xml"] = Page(rss([]))
     project.settings["allow_private_networks"] = False

@@ -126,6 +126,7 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_hostile_sources_fail_in_place_while_healthy_ones_alert(
         project: Project, site: Site, receiver: Receiver, request: pytest.FixtureRequest,
         ) -> None:

@@ -10,6 +10,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from crawler.app.pipeline import Pipeline
 from crawler.core.article import Article
@@ -250,6 +251,7 @@ def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
     assert "Follow-up: now also names Atta Mohammad Noor." in text
 
 
+@pytest.mark.slow
 def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
         project: Project, site: Site, receiver: Receiver) -> None:
     from tests.fixtures.stories import BOILERPLATE, SAME_EVENT
