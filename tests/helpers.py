@@ -28,8 +28,11 @@ from typing import Any
 from click.testing import CliRunner
 
 from crawler.app.daemon import OnceReport, Runner
-from crawler.config import Config, load_config
+from crawler.config import Config, WatchItem, WatchlistConfig, load_config
+from crawler.core.article import Article
 from crawler.core.clock import Clock
+from crawler.process import dedup
+from crawler.process.match import Matcher
 from crawler.store import SQLiteStore
 
 SECRET = "whsec_" + base64.b64encode(b"newswatch-test-secret-0123456789").decode()
@@ -62,6 +65,24 @@ def _real_command() -> list[str]:
 
 
 NEWSWATCH = _real_command()
+
+
+def make_article(url: str = "https://e.org/a", guid: str | None = None, source: str = "S",
+                 **fields: object) -> Article:
+    """An article as a feed gives it: the canonical URL, the link as written."""
+    fields.setdefault("title", "t")
+    return Article(source=source, url=dedup.canonical_url(url), link=url, guid=guid,
+                   **fields)  # type: ignore[arg-type]
+
+
+def massoud_noor_dialogue() -> Matcher:
+    """One watchlist ``w``: Ahmad Massoud (not his father), Noor, the intra-Afghan dialogue."""
+    return Matcher([WatchlistConfig(name="w", watch=[
+        WatchItem(name="Ahmad Massoud", aliases=["Ahmad Masoud", "Massoud"],
+                  exclude=["Ahmad Shah Massoud"]),
+        WatchItem(name="Noor"),
+        WatchItem(name="intra-Afghan dialogue"),
+    ])])
 
 
 class FakeClock:
