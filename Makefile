@@ -35,15 +35,19 @@ check: $(VENV)/.installed-run  ## validate config/
 	$(BIN)/newswatch --config config check
 
 # pytest-xdist spreads the tests over the cores (most of their time is spent waiting on
-# local servers and child processes); PYTEST_FLAGS adds to or overrides the options.
+# local servers and child processes). The slow tier runs after, one test at a time: the
+# crash and soak-like tests race real daemons against the clock, and must not share the
+# cores with the rest of the suite. PYTEST_FLAGS adds options to every run.
 TIERS        := not slow and not chromium and not postgres
-PYTEST_FLAGS ?= -n auto
+XDIST        ?= -n auto
+PYTEST_FLAGS ?=
 
 test: $(VENV)/.installed-test  ## set up, then run the default tier (not slow, chromium or postgres)
-	$(BIN)/python -m pytest -m "$(TIERS)" $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -m "$(TIERS)" $(XDIST) $(PYTEST_FLAGS)
 
-test-all: $(VENV)/.installed-test  ## set up, then run every test, the slow tier included
-	$(BIN)/python -m pytest $(PYTEST_FLAGS)
+test-all: $(VENV)/.installed-test  ## set up, then run every test: the rest in parallel, then the slow tier
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -m slow $(PYTEST_FLAGS)
 
 lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/ruff check .
