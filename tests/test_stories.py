@@ -220,7 +220,7 @@ def test_old_copies_are_not_candidates_after_their_text_is_pruned(project: Proje
 def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
                                                              site: Site) -> None:
     from tests.smtp import SmtpServer
-    from tests.test_email import mail_channel, once
+    from tests.test_email import mail_channel
 
     server = SmtpServer("none")
     try:
@@ -231,11 +231,11 @@ def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
         site.pages["/a.xml"] = Page(rss([story_item(site, "/w", STORY.title, p)]))
         site.pages["/b.xml"] = Page(rss([]))
         clock = FakeClock()
-        assert once(project, clock).delivered == 1
+        assert project.once(clock).delivery.delivered == 1
         site.pages["/b.xml"] = Page(rss([story_item(site, "/e", f"Opinion | {STORY.title}",
                                                     (*p, NOOR))]))
         clock.advance(900)
-        assert once(project, clock).delivered == 1
+        assert project.once(clock).delivery.delivered == 1
         first, follow = (m.message for m in server.mailbox.received())
     finally:
         server.close()
