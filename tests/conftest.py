@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import SECRET, WATCHLIST, FakeClock, Project
 from tests.servers import Receiver, Site
+from tests.smtp import SmtpServer
 
 __all__ = ["SECRET", "WATCHLIST", "FakeClock", "Project"]
 
@@ -41,6 +42,26 @@ def receiver(_receiver_server: Receiver) -> Receiver:
     """The session's webhook receiver, answering 200 with nothing recorded."""
     _receiver_server.reset()
     return _receiver_server
+
+
+@pytest.fixture(scope="session")
+def _smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer("none")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def smtp(_smtp_server: SmtpServer) -> SmtpServer:
+    """The session's plain SMTP server on 127.0.0.1, its mailbox empty."""
+    _smtp_server.mailbox.reset()
+    return _smtp_server
+
+
+@pytest.fixture(name="plain_smtp")
+def _plain_smtp(smtp: SmtpServer) -> SmtpServer:
+    """The same server, under the name the email tests know it by."""
+    return smtp
 
 
 @pytest.fixture

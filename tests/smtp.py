@@ -119,6 +119,13 @@ class Mailbox:
                                           message, _encrypted(server)))
         return "250 OK queued"
 
+    def reset(self) -> None:
+        """Forget what was accepted and scripted, for the next test on a session's server."""
+        with self.lock:
+            self.script.clear()
+            self.messages.clear()
+            self.refused.clear()
+
     def received(self) -> list[Received]:
         with self.lock:
             return list(self.messages)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,13 +169,6 @@ def test_max_per_hour_overflow_goes_to_the_next_digest_and_priority_is_not_count
     clock.advance(6 * 60)
     assert project.once(clock).delivery.delivered == 2
     assert project.store().alert_counts()["held"] == 2
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer("none")
-    yield server
-    server.close()
 
 
 def test_email_digest_is_one_message_grouped_by_watchlist(

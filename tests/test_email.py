@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,13 +18,6 @@ from tests.smtp import LocalCA, SmtpServer, Staller, make_ca
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
     return make_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def plain_smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer("none")
-    yield server
-    server.close()
 
 
 def mail_channel(project: Project, port: int, **smtp: Any) -> None:
