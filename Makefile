@@ -1,11 +1,12 @@
-# newswatch: `make run` starts the daemon on config/, `make test` runs the whole suite.
+# newswatch: `make run` starts the daemon on config/, `make test` runs the default tier of the
+# tests (about a minute and a half), `make test-all` every test (slow, chromium, postgres too).
 # Both create .venv on first use; only Python 3.11+ with pip and venv is needed.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test lint bench bench-archive bench-extract bench-matching bench-soak clean
+.PHONY: help run once check test test-all lint bench bench-archive bench-extract bench-matching bench-soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,8 +34,20 @@ once: $(VENV)/.installed-run  ## set up, then make one pass over every source
 check: $(VENV)/.installed-run  ## validate config/
 	$(BIN)/newswatch --config config check
 
-test: $(VENV)/.installed-test  ## set up, then run the whole test suite
-	$(BIN)/python -m pytest
+# pytest-xdist spreads the tests over the cores (most of their time is spent waiting on
+# local servers and child processes). The slow tier runs after, one test at a time: the
+# crash and soak-like tests race real daemons against the clock, and must not share the
+# cores with the rest of the suite. PYTEST_FLAGS adds options to every run.
+TIERS        := not slow and not chromium and not postgres
+XDIST        ?= -n auto
+PYTEST_FLAGS ?=
+
+test: $(VENV)/.installed-test  ## set up, then run the default tier (not slow, chromium or postgres)
+	$(BIN)/python -m pytest -m "$(TIERS)" $(XDIST) $(PYTEST_FLAGS)
+
+test-all: $(VENV)/.installed-test  ## set up, then run every test: the rest in parallel, then the slow tier
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -m slow $(PYTEST_FLAGS)
 
 lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/ruff check .

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.helpers import wait_until
+
 
 @dataclass
 class Page:
@@ -65,6 +67,13 @@ class _Base:
                 hit = Hit(self.command, self.path, {k.lower(): v for k, v in
                                                      self.headers.items()},
                           self.rfile.read(length) if length else b"")
+                if len(hit.body) < length:
+                    # The client hung up mid-request (a killed daemon): nothing arrived,
+                    # and answering 200 would count a delivery that did not happen.
+                    with owner.lock:
+                        owner.hits.append(hit)
+                    self.close_connection = True
+                    return
                 status, headers, body = owner.answer(hit)
                 hit.status = status
                 with owner.lock:
@@ -95,7 +104,9 @@ class _Base:
         self.server = _Server((host, 0), Handler)
         self.host = host
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: close() waits for the loop to notice the shutdown.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/") -> str:
@@ -106,6 +117,11 @@ class _Base:
 
     def streamer(self, hit: Hit) -> Callable[[Callable[[bytes], None]], None] | None:
         return None
+
+    def reset(self) -> None:
+        """Forget the requests seen, for the next test on a session's server."""
+        with self.lock:
+            self.hits.clear()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -129,6 +145,10 @@ class Site(_Base):
             if hit.headers.get("if-none-match") == page.etag:
                 return 304, headers, b""
         return page.status, headers, page.body
+
+    def reset(self) -> None:
+        super().reset()
+        self.pages.clear()
 
     def streamer(self, hit: Hit) -> Callable[[Callable[[bytes], None]], None] | None:
         page = self.pages.get(hit.path)
@@ -157,6 +177,13 @@ class Receiver(_Base):
         return status, {"content-type": "text/plain", **headers}, b"ok" if status < 300 \
             else b"nope"
 
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.script.clear()
+            self.default = (200, {})
+            self.answerer = None
+
     def delivered(self) -> list[Hit]:
         """The POSTs that were answered 2xx."""
         with self.lock:
@@ -167,9 +194,7 @@ class Receiver(_Base):
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Hit]:
         """Wait (bounded) until ``count`` deliveries arrived; returns them either way."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.delivered()) < count:
-            time.sleep(0.05)
+        wait_until(lambda: len(self.delivered()) >= count, timeout)
         return self.delivered()
 
 

@@ -13,7 +13,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -25,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.helpers import free_port, wait_until
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,6 @@ def make_ca(folder: Path, name: str = "newswatch test CA") -> LocalCA:
     return files
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Received:
     sender: str
@@ -124,14 +119,19 @@ class Mailbox:
                                           message, _encrypted(server)))
         return "250 OK queued"
 
+    def reset(self) -> None:
+        """Forget what was accepted and scripted, for the next test on a session's server."""
+        with self.lock:
+            self.script.clear()
+            self.messages.clear()
+            self.refused.clear()
+
     def received(self) -> list[Received]:
         with self.lock:
             return list(self.messages)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.received()) < count:
-            time.sleep(0.05)
+        wait_until(lambda: len(self.received()) >= count, timeout)
         return self.received()
 
 

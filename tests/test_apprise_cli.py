@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -28,27 +26,23 @@ def feed(project: Project, site: Site, *titles: str) -> None:
     project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
 
 
-def once(project: Project, clock: FakeClock) -> Any:
-    return asyncio.run(Runner(project.config(), project.store(), clock=clock).once()).delivery
-
-
 def test_apprise_json_url_delivers_and_a_failure_is_retried(
         project: Project, site: Site, receiver: Receiver) -> None:
     feed(project, site, "Atta Mohammad Noor speaks")
     apprise_channel(project, receiver)
     receiver.script = [(500, {})]
     clock = FakeClock()
-    first = once(project, clock)
+    first = project.once(clock).delivery
     assert (first.delivered, first.retrying) == (0, 1)
     clock.advance(11)
-    assert once(project, clock).delivered == 1
+    assert project.once(clock).delivery.delivered == 1
     assert [h.status for h in receiver.hits] == [500, 200]
     body = json.loads(receiver.delivered()[0].body)
     assert body["title"] == "[afghan-opposition] Atta Mohammad Noor speaks"
     assert "*Atta Mohammad Noor* speaks" in body["message"]
     assert site.url("/a/0") in body["message"]
     clock.advance(3600)
-    once(project, clock)
+    project.once(clock)
     assert len(receiver.hits) == 2
 
 

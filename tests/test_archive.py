@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import pytest
 from lxml import etree
 
 from crawler.app import atom
@@ -268,11 +269,12 @@ def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
         assert [h["url"] for h in hits] == ["https://e.org/1"], query
 
 
+@pytest.mark.slow
 def test_the_listener_serves_the_feeds_of_the_watchlists_after_a_reload(
         project: Project, site: Site) -> None:
 
-    from tests.test_observability import free_port, get
-    from tests.test_reload import wait_for_log
+    from tests.helpers import free_port, wait_for_log
+    from tests.test_observability import get
 
     port = free_port()
     project.settings["http"] = {"listen": f"127.0.0.1:{port}"}

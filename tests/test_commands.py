@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+
+import pytest
 
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import newswatch_process
 from tests.servers import Page, Site
 
 
+@pytest.mark.slow
 def test_demo_shows_alerts_flowing_without_network() -> None:
-    result = subprocess.run([sys.executable, "-m", "crawler", "demo"], capture_output=True,
-                            text=True, timeout=120, env={"COLUMNS": "160", "PATH": ""})
+    result = newswatch_process("demo", env={"COLUMNS": "160", "PATH": ""})
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "7 webhook(s) received" in out  # first pass

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from crawler.config import load_config, parse_duration
 from crawler.core.errors import ConfigError
+from tests.helpers import newswatch, newswatch_process
 
 ROOT = Path(__file__).parent.parent
 
@@ -62,9 +61,7 @@ def test_the_shapes_from_the_issue_load(tmp_path: Path) -> None:
 
 def test_shipped_config_checks_clean_without_environment() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-    result = subprocess.run([sys.executable, "-m", "crawler", "--config",
-                             str(ROOT / "config"), "check"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = newswatch_process("--config", str(ROOT / "config"), "check", env=env)
     assert result.returncode == 0, result.stderr
     assert "config OK" in result.stdout and "disabled (no destination)" in result.stdout
     config = load_config(ROOT / "config")
@@ -200,8 +197,7 @@ def test_check_command_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     sources = SOURCES.replace("interval: 10m", "interval: soon")
     watchlists = WATCHLISTS.replace("[team-webhook]", "[nowhere]")
     write(tmp_path, sources=sources, watchlists=watchlists)
-    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(tmp_path),
-                             "check"], capture_output=True, text=True, timeout=60)
+    result = newswatch("--config", str(tmp_path), "check")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith(f"{tmp_path}/sources.yaml:2:90: interval: bad duration")

@@ -7,11 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from crawler.app.configure import load_checked_config
-from crawler.cli import cli
 from crawler.config import AppriseChannel, EmailChannel, WebhookChannel, load_config
+from tests.helpers import newswatch
 from tests.test_config import SOURCES, WATCHLISTS, problems, write
 
 CHANNELS = """\
@@ -147,12 +145,12 @@ def test_check_warns_at_each_digest_restricting_both_day_and_weekday(tmp_path: P
         "day of the month and the weekday, so it fires on a day matching either (as in "
         "cron); earlier releases needed both. Write * in one of them if you meant only the "
         "other"]
-    result = CliRunner().invoke(cli, ["--config", str(tmp_path), "check"])
-    assert result.exit_code == 0, result.output
+    result = newswatch("--config", str(tmp_path), "check")
+    assert result.returncode == 0, result.stderr
     assert "config OK" in result.stdout and "warning" not in result.stdout
     assert result.stderr.count(": warning: digest: ") == 2
     assert f"{tmp_path / 'newswatch.yaml'}:11:13: warning: digest: '0 8 1 * 1'" in result.stderr
-    checked = CliRunner().invoke(cli, ["--config", str(tmp_path), "check", "--json"])
+    checked = newswatch("--config", str(tmp_path), "check", "--json")
     assert json.loads(checked.stdout)["warnings"] == \
         [str(w) for w in load_config(tmp_path).warnings]
     # the shipped forms warn about nothing
@@ -165,8 +163,7 @@ def test_check_reports_a_template_error_at_its_line_and_exits_1(tmp_path: Path) 
                                 '    templates: {text: body.txt}\n')
     write(tmp_path, settings=settings)
     (tmp_path / "body.txt").write_text("{% for a in alerts %}\n{{ a.article.title }}\n")
-    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(tmp_path),
-                             "check"], capture_output=True, text=True, timeout=60)
+    result = newswatch("--config", str(tmp_path), "check")
     assert result.returncode == 1
     assert f"{tmp_path / 'body.txt'}:2:1: template syntax error: Unexpected end of " \
            "template." in result.stderr

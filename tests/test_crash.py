@@ -99,6 +99,7 @@ def start(project: Project, log: Path) -> subprocess.Popen[bytes]:
             stdout=out, stderr=out, env={**os.environ, "COLUMNS": "200"})
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigkill_at_random_moments_loses_nothing_and_doubles_within_the_bound(
         project: Project, site: Site, tmp_path: Path) -> None:

@@ -7,8 +7,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from twisted.internet.address import IPv4Address
+
 from crawler.collect import crawl, fetch
 from crawler.collect.politeness import MAX_CRAWL_DELAY_S, Politeness
+from crawler.collect.spiders import PublicOnlyResolver
 from tests.conftest import Project
 from tests.newssite import (
     HTML,
@@ -178,6 +182,7 @@ def test_a_sitemap_that_cannot_be_had_is_an_error_on_the_source(
     assert project.once().polls[0].error is None
 
 
+@pytest.mark.slow
 def test_a_crawl_keeps_the_robots_txt_crawl_delay(
         project: Project, site: Site, receiver: Receiver) -> None:
     build_site(site)
@@ -220,6 +225,7 @@ class HangingSite(Site):
         return super().answer(hit)
 
 
+@pytest.mark.slow
 def test_a_hung_crawl_is_killed_at_its_budget_and_recorded(project: Project,
                                                            receiver: Receiver) -> None:
     site = HangingSite()
@@ -264,6 +270,7 @@ def test_the_child_streams_pages_as_json_lines(site: Site) -> None:
     assert site.hits == []
 
 
+@pytest.mark.slow
 def test_daemon_runs_twenty_scheduled_crawls_and_survives_a_hung_one(
         project: Project, receiver: Receiver) -> None:
     import signal
@@ -351,6 +358,7 @@ def crawl_children(source: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_stopping_the_daemon_kills_a_running_crawl(project: Project,
                                                    receiver: Receiver) -> None:
     import signal
@@ -416,3 +424,52 @@ class ScriptedSite(Site):
         if first is not None:
             return first[0], {"content-type": "text/plain", **first[1]}, b"wait"
         return super().answer(hit)
+
+
+class _Answers:
+    """A fake of the reactor's resolver: answers every name with fixed addresses."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    def resolveHostName(self, receiver: Any, host: str, port: int = 0,
+                        *_: Any) -> Any:
+        receiver.resolutionBegan(None)
+        for address in self.addresses:
+            receiver.addressResolved(IPv4Address("TCP", address, port))
+        receiver.resolutionComplete()
+        return receiver
+
+
+class _Received:
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+        self.complete = False
+
+    def resolutionBegan(self, resolution: Any) -> None:
+        pass
+
+    def addressResolved(self, address: Any) -> None:
+        self.addresses.append(address.host)
+
+    def resolutionComplete(self) -> None:
+        self.complete = True
+
+
+@pytest.mark.parametrize(("answer", "passed"), [
+    (("93.184.215.14",), ["93.184.215.14"]),
+    (("93.184.215.14", "10.0.0.7"), []),  # one private address refuses the whole answer
+    (("169.254.169.254",), []),
+])
+def test_the_crawl_resolver_passes_on_public_answers_only(answer: tuple[str, ...],
+                                                          passed: list[str]) -> None:
+    """Scrapy connects to what its resolver answers, so checking there leaves no window
+    for a name to turn private between check and connection (DNS rebinding)."""
+    class Reactor:
+        nameResolver = _Answers(*answer)
+
+    received = _Received()
+    PublicOnlyResolver.refused.clear()
+    PublicOnlyResolver(Reactor()).resolveHostName(received, "news.example", 443)
+    assert received.complete and received.addresses == passed
+    assert ("news.example" in PublicOnlyResolver.refused) == (not passed)

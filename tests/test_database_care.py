@@ -27,6 +27,7 @@ def many_items(site: Site, count: int, prefix: str = "n") -> bytes:
                      "", f"{prefix}{n}", now) for n in range(count)])
 
 
+@pytest.mark.slow
 def test_backup_while_the_daemon_writes(project: Project, site: Site,
                                         receiver: Receiver, tmp_path: Path) -> None:
     site.pages["/feed.xml"] = Page(many_items(site, 50))
@@ -117,6 +118,7 @@ def test_full_disk_stops_the_daemon_safely(project: Project, site: Site,
                         "(SELECT id FROM articles)") == 0
 
 
+@pytest.mark.slow
 def test_two_daemons_share_one_database(project: Project, site: Site,
                                         receiver: Receiver) -> None:
     feeds = 6

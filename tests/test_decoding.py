@@ -1,16 +1,18 @@
-"""Bounded decompression and feed encodings."""
+"""Bounded decompression, feed encodings, and the three feed formats parsed."""
 
 from __future__ import annotations
 
 import gzip
 import zlib
+from datetime import UTC, datetime
 
 import brotli
 import pytest
 
 from crawler.collect.decompress import DecodeError, decoder
 from crawler.collect.feeds import parse_feed
-from tests.feeds import Item, rss
+from crawler.core.errors import ParseError
+from tests.feeds import Item, atom, json_feed, rss
 
 BODY = b"<rss>" + b"Atta Mohammad Noor " * 5000 + b"</rss>"
 
@@ -65,3 +67,30 @@ def test_bom_prolog_and_wrong_http_charset() -> None:
     wrong = {"content-type": "application/rss+xml; charset=utf-8"}
     [survived] = parse_feed("S", latin, wrong, "https://e.org/").articles
     assert survived.title.startswith("Atta Mohammad Noor")
+
+
+@pytest.mark.parametrize("render", [rss, atom, json_feed])
+def test_each_feed_format_parses(render: object) -> None:
+    when = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+    body = render([Item("Noor speaks", "/a/1?utm_source=x", "<p>Body</p>", "urn:x:1", when),  # type: ignore[operator]
+                   Item("No date", "https://e.org/a/2", "", "urn:x:2")])
+    articles = parse_feed("S", body, {}, "https://e.org/feed").articles
+    assert [a.url for a in articles] == ["https://e.org/a/1", "https://e.org/a/2"]
+    assert articles[0].link == "https://e.org/a/1?utm_source=x"
+    assert articles[0].guid == "urn:x:1" and articles[0].published_at == when
+    assert articles[1].published_at is None
+    assert "Body" in articles[0].summary_html + articles[0].content_html
+
+
+def test_not_a_feed_is_a_parse_error_naming_the_source() -> None:
+    with pytest.raises(ParseError, match=r"^Tolo: not a readable feed"):
+        parse_feed("Tolo", b"<html><body>Gateway timeout</body></html>",
+                   {"content-type": "text/html"}, "https://e.org/feed")
+    with pytest.raises(ParseError, match="not a JSON Feed"):
+        parse_feed("J", b'{"hello": 1}', {"content-type": "application/json"}, "https://e.org")
+
+
+def test_slightly_broken_feed_keeps_its_items() -> None:
+    body = rss([Item("Noor speaks", "https://e.org/a/1")]).replace(b"</channel></rss>", b"")
+    assert [a.url for a in parse_feed("S", body, {}, "https://e.org/feed").articles] == [
+        "https://e.org/a/1"]

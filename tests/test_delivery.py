@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
+from alerts import outbox, retry, webhook
 from crawler.app.daemon import Runner
+from crawler.config import RetryPolicy
+from crawler.process.extract import extract
 from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
+from tests.helpers import free_port, make_article, massoud_noor_dialogue
 from tests.servers import Page, Receiver, Site, TricklingReceiver
 from tests.test_end_to_end import verify
+
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 def feed_with(site: Site, *titles: str) -> None:
@@ -100,13 +107,6 @@ def test_redirect_is_not_followed(project: Project, site: Site, receiver: Receiv
     assert len(report.dead) == 1 and "redirects are not followed" in report.dead[0]
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound and released at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_unreachable_receiver_retries_until_it_answers(project: Project, site: Site,
                                                       receiver: Receiver) -> None:
     feed_with(site, "Atta Mohammad Noor speaks")
@@ -169,6 +169,7 @@ def test_a_surprise_while_sending_costs_one_attempt_and_resends_nothing(
     assert any(e.startswith("HTTP 503") for e in errors)
 
 
+@pytest.mark.slow
 def test_a_trickling_receiver_is_cut_at_the_channel_timeout(project: Project,
                                                             site: Site) -> None:
     """httpx's timeout is per read: without a deadline on the whole send, a receiver
@@ -184,3 +185,60 @@ def test_a_trickling_receiver_is_cut_at_the_channel_timeout(project: Project,
         assert "within 1s" in row["last_error"]
     finally:
         receiver.close()
+
+
+def test_plan_makes_one_row_per_watchlist_and_channel_with_stable_ids() -> None:
+    a = extract(make_article(content_html="<p>Noor and Massoud</p>"), NOW)
+    found = massoud_noor_dialogue().match(a)
+    rows = outbox.plan(a, found, {"w": ["hook", "mail"]}, NOW, timedelta(hours=48))
+    assert [r.channel for r in rows] == ["hook", "mail"]
+    again = outbox.plan(a, found, {"w": ["hook", "mail"]}, NOW + timedelta(hours=1),
+                        timedelta(hours=48))
+    assert [r.message_id for r in rows] == [r.message_id for r in again]
+    assert rows[0].message_id != rows[1].message_id
+    assert len(rows[0].payload["data"]["matches"]) == 2
+
+
+def test_old_items_are_not_alerted_and_undated_are() -> None:
+    found = massoud_noor_dialogue().match(make_article(text="Noor"))
+    old = make_article(text="Noor", published_at=NOW - timedelta(hours=49))
+    undated = make_article(text="Noor")
+    assert outbox.plan(old, found, {"w": ["hook"]}, NOW, timedelta(hours=48)) == []
+    assert len(outbox.plan(undated, found, {"w": ["hook"]}, NOW, timedelta(hours=48))) == 1
+
+
+def test_signature_matches_the_standard_webhooks_test_vector() -> None:
+    signature = webhook.sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                             "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                             b'{"test": 2432232314}')
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert webhook.secret_key("plain secret") == b"plain secret"
+
+
+def test_backoff_grows_jitters_honours_retry_after_and_ends() -> None:
+    policy = RetryPolicy(attempts=4, base_delay=10, max_delay=25)
+    rng = random.Random(7)
+    delays = [(retry.next_attempt(policy, n, NOW, rng) - NOW).total_seconds()  # type: ignore[operator]
+              for n in (1, 2, 3)]
+    assert 5 <= delays[0] <= 10 and 10 <= delays[1] <= 20 and 12.5 <= delays[2] <= 25
+    assert retry.next_attempt(policy, 4, NOW, rng) is None
+    late = retry.next_attempt(policy, 1, NOW, rng, retry_after=600)
+    assert late == NOW + timedelta(seconds=600)
+    capped = retry.next_attempt(policy, 1, NOW, rng, retry_after=10**9)
+    assert capped == NOW + retry.MAX_RETRY_AFTER
+
+
+class _Top(random.Random):
+    """Jitter at its top: every delay at its full length."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_default_retry_policy_spans_about_a_day() -> None:
+    policy = RetryPolicy()
+    delays = [retry.next_attempt(policy, n, NOW, _Top()) for n in range(1, policy.attempts)]
+    total = sum((d - NOW for d in delays if d is not None), timedelta())
+    assert len(delays) == policy.attempts - 1 and None not in delays
+    assert timedelta(hours=18) <= total <= timedelta(hours=36)
+    assert retry.next_attempt(policy, policy.attempts, NOW, _Top()) is None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ import pytest
 from referencing import Registry, Resource
 
 from alerts import digest
-from crawler.app.daemon import Runner
 from tests.conftest import WATCHLIST, FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Hit, Page, Receiver, Site
@@ -70,26 +67,22 @@ def setup(project: Project, receiver: Receiver, site: Site, **channel: Any) -> N
     project.watchlists = [WATCHLIST, second]
 
 
-def once(project: Project, clock: FakeClock) -> Any:
-    return asyncio.run(Runner(project.config(), project.store(), clock=clock).once()).delivery
-
-
 def test_hourly_digest_holds_everything_due_in_one_delivery(
         project: Project, site: Site, receiver: Receiver, feed: Feed) -> None:
     setup(project, receiver, site, digest="hourly")
     clock = quarter_past()
     feed.add("Atta Mohammad Noor speaks", "Ahmad Massoud replies", "Dostum returns")
-    once(project, clock)
+    project.once(clock)
     assert receiver.hits == []
     assert project.store().alert_counts() == {"held": 3}
 
     clock.advance(44 * 60 + 58)  # hh:59:58
     feed.add("Atta Mohammad Noor again")
-    once(project, clock)
+    project.once(clock)
     assert receiver.hits == [], "nothing before the hour"
 
     clock.advance(3)  # past the full hour
-    report = once(project, clock)
+    report = project.once(clock).delivery
     assert (report.digests, report.delivered) == (1, 1)
     (hit,) = receiver.delivered()
     body = payload_of(hit)
@@ -103,7 +96,7 @@ def test_hourly_digest_holds_everything_due_in_one_delivery(
     assert project.store().alert_counts() == {"delivered": 5}, "4 alerts and their digest"
 
     clock.advance(3600)  # an empty hour
-    assert once(project, clock).digests == 0
+    assert project.once(clock).delivery.digests == 0
     assert len(receiver.hits) == 1, "an empty digest sends nothing"
 
 
@@ -113,18 +106,18 @@ def test_a_failed_digest_is_retried_under_its_id_and_new_alerts_wait_for_the_nex
     receiver.script = [(503, {})]
     clock = quarter_past()
     feed.add("Atta Mohammad Noor speaks")
-    once(project, clock)
+    project.once(clock)
     clock.advance(3600)
-    assert once(project, clock).retrying == 1
+    assert project.once(clock).delivery.retrying == 1
     feed.add("Ahmad Massoud replies")  # queued while the digest waits for its retry
     clock.advance(5)
-    assert once(project, clock).delivered == 1
+    assert project.once(clock).delivery.delivered == 1
     failed, sent = receiver.hits
     assert failed.headers["webhook-id"] == sent.headers["webhook-id"]
     assert [a["article"]["title"] for a in payload_of(sent)["data"]["watchlists"][0]
             ["alerts"]] == ["Atta Mohammad Noor speaks"]
     clock.advance(3600)
-    once(project, clock)
+    project.once(clock)
     assert len(receiver.delivered()) == 2
     later = payload_of(receiver.delivered()[1])
     assert later["data"]["watchlists"][0]["alerts"][0]["article"]["title"] == \
@@ -137,7 +130,7 @@ def test_high_priority_item_bypasses_the_digest(
     setup(project, receiver, site, digest="hourly")
     clock = quarter_past()
     feed.add("Dostum returns", "Mohaqiq warns of famine")
-    once(project, clock)
+    project.once(clock)
     (hit,) = receiver.delivered()
     body = payload_of(hit)
     assert body["type"] == "article.matched"
@@ -151,7 +144,7 @@ def test_max_per_hour_overflow_goes_to_the_next_digest_and_priority_is_not_count
     clock = quarter_past()
     feed.add(*(f"Atta Mohammad Noor statement {n}" for n in range(5)))
     feed.add("Mohaqiq warns of famine")
-    report = once(project, clock)
+    report = project.once(clock).delivery
     assert report.delivered == 3, "two within the limit and the high-priority one"
     immediate = [payload_of(h)["data"]["article"]["title"] for h in receiver.delivered()]
     assert sorted(immediate) == ["Atta Mohammad Noor statement 0",
@@ -159,7 +152,7 @@ def test_max_per_hour_overflow_goes_to_the_next_digest_and_priority_is_not_count
     assert project.store().alert_counts() == {"delivered": 3, "held": 3}
 
     clock.advance(45 * 60 + 1)  # the next full hour: no digest set, so hourly
-    assert once(project, clock).digests == 1
+    assert project.once(clock).delivery.digests == 1
     body = payload_of(receiver.delivered()[-1])
     assert body["type"] == "digest"
     assert [a["article"]["title"] for a in body["data"]["watchlists"][0]["alerts"]] == [
@@ -168,21 +161,14 @@ def test_max_per_hour_overflow_goes_to_the_next_digest_and_priority_is_not_count
     # The window is rolling: the two sent at hh:15 still count at hh+1:10 ...
     feed.add("Atta Mohammad Noor statement 5")
     clock.advance(10 * 60)
-    assert once(project, clock).delivered == 0
+    assert project.once(clock).delivery.delivered == 0
     assert project.store().alert_counts()["held"] == 1
     # ... and no longer at hh+1:16, when two of the next three go at once.
     feed.add("Atta Mohammad Noor statement 6", "Atta Mohammad Noor statement 7",
              "Atta Mohammad Noor statement 8")
     clock.advance(6 * 60)
-    assert once(project, clock).delivered == 2
+    assert project.once(clock).delivery.delivered == 2
     assert project.store().alert_counts()["held"] == 2
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer("none")
-    yield server
-    server.close()
 
 
 def test_email_digest_is_one_message_grouped_by_watchlist(
@@ -199,12 +185,12 @@ def test_email_digest_is_one_message_grouped_by_watchlist(
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clock = FakeClock(start)  # 04:30 in Kabul: the digest is due at 03:30 UTC
     feed.add("Atta Mohammad Noor speaks", "Dostum returns")
-    once(project, clock)
+    project.once(clock)
     clock.advance(3 * 3600 + 29 * 60)
-    once(project, clock)
+    project.once(clock)
     assert smtp.mailbox.received() == []
     clock.advance(2 * 60)
-    assert once(project, clock).delivered == 1
+    assert project.once(clock).delivery.delivered == 1
     (got,) = smtp.mailbox.received()
     assert got.message["Subject"] == \
         "[newswatch] digest: 2 alerts for afghan-opposition, regional"
@@ -266,9 +252,9 @@ def test_a_dead_digest_is_requeued_whole_and_its_members_follow_it(
     receiver.default = (410, {})
     clock = quarter_past()
     feed.add("Atta Mohammad Noor speaks", "Ahmad Massoud replies")
-    once(project, clock)
+    project.once(clock)
     clock.advance(3600)
-    assert len(once(project, clock).dead) == 1
+    assert len(project.once(clock).delivery.dead) == 1
     store = project.store()
     assert store.alert_counts() == {"dead": 3}
     member = next(r for r in store.alerts() if r["kind"] == "alert")
@@ -276,7 +262,7 @@ def test_a_dead_digest_is_requeued_whole_and_its_members_follow_it(
     receiver.default = (200, {})
     assert store.requeue(clock.now(), [member["id"]]) == 1, "requeued as its digest"
     assert store.alert_counts() == {"pending": 1, "digested": 2}
-    assert once(project, clock).delivered == 1
+    assert project.once(clock).delivery.delivered == 1
     failed, sent = receiver.hits
     assert failed.headers["webhook-id"] == sent.headers["webhook-id"]
     assert payload_of(sent)["data"]["count"] == 2

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Site
@@ -21,13 +18,6 @@ from tests.smtp import LocalCA, SmtpServer, Staller, make_ca
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
     return make_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def plain_smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer("none")
-    yield server
-    server.close()
 
 
 def mail_channel(project: Project, port: int, **smtp: Any) -> None:
@@ -46,10 +36,6 @@ def one_article(project: Project, site: Site, title: str = "Atta Mohammad Noor s
     project.sources = [{"name": "Feed", "feed": site.url("/rss.xml")}]
 
 
-def once(project: Project, clock: FakeClock) -> Any:
-    return asyncio.run(Runner(project.config(), project.store(), clock=clock).once()).delivery
-
-
 def outbox_row(project: Project) -> dict[str, Any]:
     (row,) = project.store().alerts()
     return row
@@ -61,7 +47,7 @@ def test_starttls_with_private_ca_sends_one_multipart_message(
     try:
         one_article(project, site)
         mail_channel(project, server.port, security="starttls", ca_file=str(ca.ca_file))
-        report = once(project, FakeClock())
+        report = project.once(FakeClock()).delivery
         assert report.delivered == 1, report
         (got,) = server.mailbox.received()
     finally:
@@ -88,7 +74,7 @@ def test_implicit_tls_with_private_ca(project: Project, site: Site, ca: LocalCA)
     try:
         one_article(project, site)
         mail_channel(project, server.port, security="tls", ca_file=str(ca.ca_file))
-        assert once(project, FakeClock()).delivered == 1
+        assert project.once(FakeClock()).delivery.delivered == 1
         (got,) = server.mailbox.received()
         assert got.tls
     finally:
@@ -100,7 +86,7 @@ def test_untrusted_certificate_is_refused(project: Project, site: Site, ca: Loca
     try:
         one_article(project, site)
         mail_channel(project, server.port, security="starttls")  # no ca_file
-        report = once(project, FakeClock())
+        report = project.once(FakeClock()).delivery
         assert (report.delivered, report.retrying) == (0, 1)
         assert server.mailbox.received() == []
     finally:
@@ -112,7 +98,7 @@ def test_starttls_not_offered_is_an_error_not_plain_text(
         project: Project, site: Site, plain_smtp: SmtpServer) -> None:
     one_article(project, site)
     mail_channel(project, plain_smtp.port, security="starttls")
-    report = once(project, FakeClock())
+    report = project.once(FakeClock()).delivery
     assert (report.delivered, report.retrying) == (0, 1)
     assert plain_smtp.mailbox.received() == []
     assert "STARTTLS" in outbox_row(project)["last_error"]
@@ -124,16 +110,16 @@ def test_451_then_success_delivers_exactly_one_message_with_the_same_id(
     mail_channel(project, plain_smtp.port)
     plain_smtp.mailbox.script = ["451 4.3.0 try again later"]
     clock = FakeClock()
-    first = once(project, clock)
+    first = project.once(clock).delivery
     assert (first.delivered, first.retrying) == (0, 1)
     assert outbox_row(project)["last_error"].startswith("SMTP 451")
 
     clock.advance(5)  # the backoff (5-10 s) has not passed
-    assert once(project, clock).delivered == 0
+    assert project.once(clock).delivery.delivered == 0
     clock.advance(10)
-    assert once(project, clock).delivered == 1
+    assert project.once(clock).delivery.delivered == 1
     clock.advance(3600)
-    assert once(project, clock).delivered == 0
+    assert project.once(clock).delivery.delivered == 0
     assert len(plain_smtp.mailbox.received()) == 1
     assert plain_smtp.mailbox.refused == ["451 4.3.0 try again later"]
     row = outbox_row(project)
@@ -148,11 +134,11 @@ def test_550_is_final_and_recorded(project: Project, site: Site,
     mail_channel(project, plain_smtp.port)
     plain_smtp.mailbox.script = ["550 5.1.1 mailbox unavailable"]
     clock = FakeClock()
-    report = once(project, clock)
+    report = project.once(clock).delivery
     assert len(report.dead) == 1 and "SMTP 550" in report.dead[0]
     for _ in range(3):
         clock.advance(3600)
-        once(project, clock)
+        project.once(clock)
     assert plain_smtp.mailbox.refused == ["550 5.1.1 mailbox unavailable"], "no retry"
     assert plain_smtp.mailbox.received() == []
     row = outbox_row(project)
@@ -167,7 +153,7 @@ def test_a_stalled_server_times_out_and_is_retried(project: Project, site: Site)
         one_article(project, site)
         mail_channel(project, staller.port)
         project.settings["channels"]["mail"]["timeout"] = "1s"
-        report = once(project, FakeClock())
+        report = project.once(FakeClock()).delivery
     finally:
         staller.close()
     assert (report.delivered, report.retrying) == (0, 1)
@@ -194,7 +180,7 @@ def test_hostile_feed_text_reaches_the_html_part_as_inert_text(
     one_article(project, site, "<script>alert(0)</script>Atta Mohammad Noor <b>speaks</b>",
                 hostile)
     mail_channel(project, plain_smtp.port)
-    assert once(project, FakeClock()).delivered == 1
+    assert project.once(FakeClock()).delivery.delivered == 1
     message = plain_smtp.mailbox.received()[0].message
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -217,6 +203,6 @@ def test_template_override_from_the_config_directory(
     project.write()
     (project.config_dir / "mail-subject.j2").write_text(
         "ALERT {{ alerts[0].watchlist | upper }}: {{ count }} x {{ alerts[0].article.title }}")
-    assert once(project, FakeClock()).delivered == 1
+    assert project.once(FakeClock()).delivery.delivered == 1
     got = plain_smtp.mailbox.received()[0].message
     assert got["Subject"] == "ALERT AFGHAN-OPPOSITION: 1 x Atta Mohammad Noor speaks"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from tests.conftest import SECRET, Project
 from tests.feeds import Item, atom, json_feed, rss
@@ -115,6 +116,7 @@ def test_once_delivers_each_alert_exactly_once(project: Project, site: Site,
     assert sorted(by_url(receiver)) == [f"{base}/a/{n}" for n in (1, 4, 6, 8)]
 
 
+@pytest.mark.slow
 def test_two_concurrent_passes_send_each_alert_once(project: Project, site: Site,
                                                     receiver: Receiver) -> None:
     now = datetime.now(UTC)

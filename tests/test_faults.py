@@ -12,8 +12,8 @@ from crawler.collect import fetch
 from crawler.core.errors import BlockedAddressError
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import free_port
 from tests.servers import Page, Receiver, Site
-from tests.test_delivery import free_port
 
 
 def test_broken_sources_are_recorded_and_healthy_alerts_arrive(
@@ -73,6 +73,7 @@ def test_304_is_not_parsed_again(project: Project, site: Site, receiver: Receive
     assert hits[1].headers["if-none-match"] == '"v1"'
 
 
+@pytest.mark.slow
 def test_private_address_refused_unless_allowed(project: Project, site: Site) -> None:
     site.pages["/feed.xml"] = Page(rss([]))
     project.settings["allow_private_networks"] = False

@@ -7,12 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawler.app.daemon import Runner
+from crawler.process.extract import extract, html_to_text
 from crawler.store import SQLiteStore
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import make_article
 from tests.newssite import HTML, Story, article_html, publish
 from tests.servers import Hit, Page, Receiver, Site
+
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 def articles(project: Project) -> dict[str, dict[str, Any]]:
@@ -268,3 +272,17 @@ def test_each_redirect_hop_obeys_its_hosts_robots_txt(project: Project, site: Si
         assert alerted_urls(receiver) == [publisher.url("/open/1")]
     finally:
         publisher.close()
+
+
+def test_html_to_text() -> None:
+    markup = ("<p>Atta&nbsp;Mohammad <b>Noor</b> said:</p><script>alert(1)</script>"
+              "<ul><li>one</li><li>two &amp; three</li></ul>")
+    assert html_to_text(markup) == "Atta Mohammad Noor said:\none\ntwo & three"
+    assert html_to_text("plain text") == "plain text"
+
+
+def test_extract_fills_plain_text_and_falls_back_to_summary() -> None:
+    a = extract(make_article(summary_html="<p>Short <i>summary</i></p>", title="A &amp; B"), NOW)
+    assert (a.title, a.summary, a.text) == ("A & B", "Short summary", "Short summary")
+    b = extract(make_article(summary_html="s", content_html="<div>Full <b>body</b></div>"), NOW)
+    assert b.text == "Full body"

@@ -12,7 +12,9 @@ import jsonschema
 import pytest
 
 from crawler.app.daemon import Runner
+from crawler.collect.headers import parse_max_age, parse_retry_after
 from crawler.process import health
+from crawler.process.schedule import MAX_BACKOFF, next_check
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -154,3 +156,25 @@ def test_one_state_word_for_status_and_sources_list() -> None:
                         NOW) == "failing"
     assert health.state({**row, "retired_at": NOW.isoformat()}, NOW) == "retired"
     assert health.state({**row, "active": 0}, NOW) == "inactive"
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    ten = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    assert parse_retry_after("120", ten) == 120
+    assert parse_retry_after("Sat, 28 Nov 2026 10:05:00 GMT", ten) == 300
+    assert parse_retry_after("soon", ten) is None
+    assert parse_retry_after("Sat, 28 Nov 2026 09:00:00 GMT", ten) == 0
+
+
+def test_cache_control_max_age() -> None:
+    assert parse_max_age("public, max-age=3600") == 3600
+    assert parse_max_age("s-maxage=60") is None
+    assert parse_max_age("max-age=600, no-store") is None
+    assert parse_max_age(None) is None
+
+
+def test_source_backoff_is_exponential_and_capped() -> None:
+    assert next_check(NOW, 600) == NOW + timedelta(minutes=10)
+    assert next_check(NOW, 600, failures=1) == NOW + timedelta(minutes=20)
+    assert next_check(NOW, 600, failures=3) == NOW + timedelta(minutes=80)
+    assert next_check(NOW, 600, failures=30) == NOW + MAX_BACKOFF

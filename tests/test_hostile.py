@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import wait_until
 from tests.servers import Page, Receiver, Site
 
 BOMB_SIZE = 256 * 2**20  # decompressed; the fetch cap in this test is 1 MiB
@@ -125,15 +126,7 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def wait_until(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
+@pytest.mark.slow
 def test_hostile_sources_fail_in_place_while_healthy_ones_alert(
         project: Project, site: Site, receiver: Receiver, request: pytest.FixtureRequest,
         ) -> None:

@@ -20,6 +20,7 @@ from crawler.core.article import Article
 from crawler.process.extract import extract
 from crawler.process.fold import _aligned_by_character, aligned, fold, spaced_fold
 from crawler.process.match import Matcher, _Phrases
+from tests.helpers import make_article, massoud_noor_dialogue
 from tests.test_end_to_end import SCHEMA
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
@@ -208,3 +209,29 @@ def test_within_counts_words_between_mention_and_term(text: str, found: bool) ->
     m = matcher(WatchItem.model_validate(
         {"name": "women", "any_of": {"terms": ["education"], "within": 3}}))
     assert bool(m.match(Article("S", "u", "u", text))) is found
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("AHMAD MASOUD spoke", {"Ahmad Massoud"}),
+    ("Ahmad Shah Massoud was killed in 2001", set()),
+    ("Ahmad Shah Massoud's son Massoud spoke", {"Ahmad Massoud"}),
+    ("Massoud’s forces", {"Ahmad Massoud"}),
+    ("Noorzai was there", set()),
+    ("the intra‑Afghan dialogue resumed", {"intra-Afghan dialogue"}),  # U+2011
+    ("the intra–Afghan\n  dialogue", {"intra-Afghan dialogue"}),  # en dash, line break
+    ("ＮＯＯＲ in full width", {"Noor"}),  # NFKC
+])
+def test_matching(text: str, expected: set[str]) -> None:
+    found = massoud_noor_dialogue().match(make_article(text=text))
+    assert {m.watch for m in found} == expected
+    for m in found:
+        assert text[m.start:m.end] == m.matched
+
+
+def test_match_records_field_alias_and_snippet() -> None:
+    text = ("Opening words. " * 10) + "Then Ahmad Masoud said the talks failed." + (
+        " More words." * 10)
+    [m] = massoud_noor_dialogue().match(make_article(text=text))
+    assert (m.field, m.alias, m.matched) == ("text", "Ahmad Masoud", "Ahmad Masoud")
+    assert "Ahmad Masoud said" in m.snippet and m.snippet.startswith("…")
+    assert len(m.snippet) < 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -12,7 +11,6 @@ import pytest
 
 from alerts.notices import notice_row
 from alerts.templates import Renderer, context
-from crawler.app.daemon import Runner
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -33,7 +31,7 @@ class Feed:
 
 def passes(project: Project, clock: FakeClock, count: int, step: float) -> None:
     for _ in range(count):
-        asyncio.run(Runner(project.config(), project.store(), clock=clock).once())
+        project.once(clock)
         clock.advance(step)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
 from datetime import UTC, datetime
 
@@ -14,13 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import free_port
 from tests.servers import Page, Receiver, Site
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get(url: str, timeout: float = 30) -> httpx.Response:

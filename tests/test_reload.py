@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -19,16 +18,8 @@ from crawler.config import Config
 from tests import schema
 from tests.conftest import WATCHLIST, Project
 from tests.feeds import Item, rss
+from tests.helpers import wait_for_log
 from tests.servers import Page, Receiver, Site
-
-
-def wait_for_log(daemon_log: list[str], fragment: str, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(fragment in line for line in daemon_log):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: Site,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from crawler.config import load_config
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import newswatch
 from tests.newssite import HTML, XML, Story, news_sitemap, publish
 from tests.servers import Page, Site
 
@@ -29,18 +30,8 @@ def write_commented(project: Project) -> None:
 
 
 def run(project: Project, *args: str, input_text: str | None = None) -> str:
-    """The CLI without rewriting the config files (``Project.cli`` would)."""
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "crawler", "--config", str(project.config_dir), *args],
-        capture_output=True, text=True, timeout=90, input=input_text,
-        env={**os.environ, "COLUMNS": "200"})
-    assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stdout}\n" \
-                                   f"{result.stderr}"
-    return result.stdout
+    """The CLI without rewriting the config files (``Project.cli`` would by default)."""
+    return project.cli(*args, write=False, input=input_text, check=True).stdout
 
 
 def test_sources_add_finds_the_feed_and_sitemap_of_a_home_page(project: Project,
@@ -107,11 +98,8 @@ def test_opml_import_and_export_round_trip(project: Project) -> None:
     (again / "watchlists.yaml").write_text("watchlists: []\n")
     (again / "sources.yaml").write_text("sources: []\n")
     (again / "export.opml").write_text(exported)
-    import subprocess
-    import sys
-    subprocess.run([sys.executable, "-m", "crawler", "--config", str(again), "sources",
-                    "import", str(again / "export.opml")], check=True, capture_output=True,
-                   timeout=90)
+    imported = newswatch("--config", str(again), "sources", "import", str(again / "export.opml"))
+    assert imported.returncode == 0, imported.stderr
     round_trip = [(s.name, s.feed) for s in load_config(again).sources]
     assert round_trip == [(s.name, s.feed) for s in sources]
 

@@ -10,6 +10,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from crawler.app.pipeline import Pipeline
 from crawler.core.article import Article
@@ -21,6 +22,7 @@ from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.fixtures.stories import BASES, Text, fixture_set
 from tests.servers import Page, Receiver, Site
+from tests.smtp import SmtpServer
 from tests.test_end_to_end import verify
 
 
@@ -216,28 +218,23 @@ def test_old_copies_are_not_candidates_after_their_text_is_pruned(project: Proje
     assert schema.value(store, "SELECT count(*) FROM article_signatures") == 0
 
 
-def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
-                                                             site: Site) -> None:
-    from tests.smtp import SmtpServer
-    from tests.test_email import mail_channel, once
+def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project, site: Site,
+                                                             smtp: SmtpServer) -> None:
+    from tests.test_email import mail_channel
 
-    server = SmtpServer("none")
-    try:
-        mail_channel(project, server.port)
-        project.sources = [{"name": "Wire", "feed": site.url("/a.xml")},
-                           {"name": "Echo", "feed": site.url("/b.xml")}]
-        p = STORY.paragraphs
-        site.pages["/a.xml"] = Page(rss([story_item(site, "/w", STORY.title, p)]))
-        site.pages["/b.xml"] = Page(rss([]))
-        clock = FakeClock()
-        assert once(project, clock).delivered == 1
-        site.pages["/b.xml"] = Page(rss([story_item(site, "/e", f"Opinion | {STORY.title}",
-                                                    (*p, NOOR))]))
-        clock.advance(900)
-        assert once(project, clock).delivered == 1
-        first, follow = (m.message for m in server.mailbox.received())
-    finally:
-        server.close()
+    mail_channel(project, smtp.port)
+    project.sources = [{"name": "Wire", "feed": site.url("/a.xml")},
+                       {"name": "Echo", "feed": site.url("/b.xml")}]
+    p = STORY.paragraphs
+    site.pages["/a.xml"] = Page(rss([story_item(site, "/w", STORY.title, p)]))
+    site.pages["/b.xml"] = Page(rss([]))
+    clock = FakeClock()
+    assert project.once(clock).delivery.delivered == 1
+    site.pages["/b.xml"] = Page(rss([story_item(site, "/e", f"Opinion | {STORY.title}",
+                                                (*p, NOOR))]))
+    clock.advance(900)
+    assert project.once(clock).delivery.delivered == 1
+    first, follow = (m.message for m in smtp.mailbox.received())
     [story] = project.store().recent_stories(datetime(2000, 1, 1, tzinfo=UTC))
     story_id = story["id"]
     assert not first["Subject"].startswith("[afghan-opposition] Follow-up")
@@ -250,6 +247,7 @@ def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
     assert "Follow-up: now also names Atta Mohammad Noor." in text
 
 
+@pytest.mark.slow
 def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
         project: Project, site: Site, receiver: Receiver) -> None:
     from tests.fixtures.stories import BOILERPLATE, SAME_EVENT

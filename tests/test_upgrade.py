@@ -9,10 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from crawler.cli import cli
 from crawler.config import load_config
+from tests.helpers import newswatch
 
 RELEASE_0_1 = Path(__file__).parent / "fixtures" / "release-0.1"
 
@@ -33,11 +31,10 @@ def test_the_previous_release_config_loads_unchanged(tmp_path: Path) -> None:
 
 def test_the_previous_release_config_passes_check_and_still_matches(tmp_path: Path) -> None:
     config = copy_config(tmp_path)
-    runner = CliRunner()
-    checked = runner.invoke(cli, ["--config", str(config), "check", "--json"])
-    assert checked.exit_code == 0, checked.output
-    matched = runner.invoke(cli, ["--config", str(config), "match", "--json", "--text",
-                                  "Ahmad Massoud and Atta Mohammad Noor met in Dushanbe."])
-    assert matched.exit_code == 0, matched.output
-    watches = {m["watch"] for m in json.loads(matched.output)["matches"]}
+    checked = newswatch("--config", str(config), "check", "--json")
+    assert checked.returncode == 0, checked.stderr
+    matched = newswatch("--config", str(config), "match", "--json", "--text",
+                        "Ahmad Massoud and Atta Mohammad Noor met in Dushanbe.")
+    assert matched.returncode == 0, matched.stderr
+    watches = {m["watch"] for m in json.loads(matched.stdout)["matches"]}
     assert {"Ahmad Massoud", "Atta Mohammad Noor"} <= watches

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from crawler.cli import cli
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
@@ -43,8 +41,7 @@ def test_a_damaged_database_exits_2_with_a_message(project: Project, site: Site,
     project.once()
     damage(project.config().database_path)
 
-    result = CliRunner().invoke(cli, ["--config", str(project.config_dir), *command])
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)
-    assert result.exit_code == 2, result.output
-    assert "database" in result.output and "Traceback" not in result.output
+    result = project.cli(*command)  # an exception let through would exit 1, traceback shown
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "database" in result.stderr and "Traceback" not in output

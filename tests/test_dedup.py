@@ -1,0 +1,32 @@
+"""Dedup keys: canonical URLs, and new articles told from known ones by URL and by GUID."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawler.process import dedup
+from tests.helpers import make_article
+
+
+@pytest.mark.parametrize(("url", "canonical"), [
+    ("https://E.org/a?utm_source=x&utm_medium=rss&id=3#comments", "https://e.org/a?id=3"),
+    ("HTTP://e.org:80/a?fbclid=1", "http://e.org/a"),
+    ("https://e.org:8443/a?gclid=z&b=2&a=1", "https://e.org:8443/a?b=2&a=1"),
+    ("https://e.org", "https://e.org/"),
+    ("https://e.org/a?q=", "https://e.org/a?q="),
+])
+def test_canonical_url(url: str, canonical: str) -> None:
+    assert dedup.canonical_url(url) == canonical
+
+
+def test_select_new_by_url_and_by_guid() -> None:
+    known = {"url:https://e.org/old", "guid:S\x1fg-old"}
+    items = [
+        make_article("https://e.org/old?utm_campaign=x"),  # known URL
+        make_article("https://e.org/moved", guid="g-old"),  # known GUID from this source
+        make_article("https://e.org/other", guid="g-old", source="T"),  # GUIDs are per source
+        make_article("https://e.org/new#x"),
+        make_article("https://e.org/new"),  # same article twice in one batch
+    ]
+    fresh = dedup.select_new(items, known)
+    assert [a.url for a in fresh] == ["https://e.org/other", "https://e.org/new"]
