@@ -38,3 +38,19 @@ def test_the_previous_release_config_passes_check_and_still_matches(tmp_path: Pa
     assert matched.returncode == 0, matched.stderr
     watches = {m["watch"] for m in json.loads(matched.stdout)["matches"]}
     assert {"Ahmad Massoud", "Atta Mohammad Noor"} <= watches
+
+
+def test_the_previous_release_config_and_database_work_together(tmp_path: Path) -> None:
+    """Release 0.1's config with a database of its schema (v6): every read command works,
+    and what was stored is still shown."""
+    config = copy_config(tmp_path)
+    (tmp_path / "data").mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "store" / "v6.db",
+                tmp_path / "data" / "newswatch.db")
+    shown = {}
+    for command in ("matches", "stories", "alerts", "status"):
+        result = newswatch("--config", str(config), command, "--json")
+        assert result.returncode == 0, (command, result.stderr)
+        shown[command] = json.loads(result.stdout)
+    assert shown["matches"] and shown["alerts"]
+    assert all(row["watchlist"] for row in shown["matches"])
