@@ -95,13 +95,18 @@ class Pipeline:
         slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
         return timedelta(seconds=slowest)
 
-    async def poll(self, state: SourceState) -> PollResult:
+    async def poll(self, state: SourceState) -> PollResult | None:
         """Run the chain for one claimed source and record the outcome on its row.
 
         A SourceError (or a bug) is kept on the source and returned, never raised, so
-        one bad source cannot stop the others. Store errors do propagate.
+        one bad source cannot stop the others. Store errors do propagate. A source that
+        left the config between its claim and now (a reload) is let go: None.
         """
-        source = self.sources[state.name]
+        source = self.sources.get(state.name)
+        if source is None:
+            log.debug("no longer in the config; not polled", extra={"source": state.name})
+            self.store.release(self.owner, state.name)
+            return None
         started = time.monotonic()
         try:
             result = await self._poll(source, state)

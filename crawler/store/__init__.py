@@ -454,9 +454,14 @@ class Store:
         return str(self.db.execute("SELECT url FROM sources WHERE name = ?",
                                    [name]).fetchone()[0])
 
-    def release(self, owner: str) -> None:
-        """Give back every lease this process holds (a clean shutdown)."""
+    def release(self, owner: str, source: str | None = None) -> None:
+        """Give back every lease this process holds (a clean shutdown), or only its lease
+        on ``source`` (a source that left the config before its poll began)."""
         with self._write() as db:
+            if source is not None:
+                db.execute("UPDATE sources SET lease_owner = NULL, lease_expires_at = NULL "
+                           "WHERE lease_owner = ? AND name = ?", [owner, source])
+                return
             db.execute("UPDATE sources SET lease_owner = NULL, lease_expires_at = NULL "
                        "WHERE lease_owner = ?", [owner])
             db.execute("UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL "
