@@ -4,13 +4,15 @@
               feeds.parse_feed       one Article per item (feed sources; XML entities refused)
               crawl.run              article pages from a Scrapy child (sitemap, crawl)
     dedup     dedup.select_new       only articles whose URL and GUID keys are unknown
+                                     (keys computed once, carried as dedup.Keyed; one lookup)
               pages.fetch_pages      each new feed item's page, politely (full text)
-    extract   extract.extract        plain text; the page's body, canonical URLs and date
-    dedup     dedup.select_new       again, with the URLs the page gave for itself
+    extract   extract.extract        plain text; the page's body, canonical URLs and date;
+                                     the outcome a type: FullText, FeedText or Failed
     match     match.Matcher          mentions of watch items, with offsets and snippets
               search.document        the normalised text the full-text index holds
               stories.fingerprint    MinHash signature and band keys of its title and text
-    store     Store.add_articles     article, keys, matches, story, index rows and outbox
+    dedup     Store.add_articles     again, with the URLs the page gave for itself, then
+    store                            article, keys, matches, story, index rows and outbox
                                      rows in ONE transaction; inside it the article joins
                                      or starts a story, and then
     alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel) and
@@ -43,11 +45,12 @@ from crawler.collect.feeds import parse_feed
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
 from crawler.config import Config, Source
-from crawler.core.article import Article
+from crawler.core.article import Article, Failed
 from crawler.core.clock import Clock, parse_iso
 from crawler.core.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.core.metrics import Metrics
 from crawler.process import dates, dedup, schedule, search, stories
+from crawler.process.dedup import Keyed
 from crawler.process.extract import extract
 from crawler.process.match import Match, Matcher
 from crawler.store import NewArticle, PollRecord, SourceState, Store, StoryRules
@@ -197,19 +200,27 @@ class Pipeline:
                                       cache_hint if source.respect_cache_hints else None)
 
     async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
-        """Fetch the pages of the new articles (full text), then :meth:`ingest` them."""
-        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        fresh = dedup.select_new(collected, known)
-        with_pages = await pages.fetch_pages(self.client, self.politeness, source, fresh)
-        extracted = await self._extract_pages(with_pages)
-        return dataclasses.replace(self.ingest(source.name, extracted), items=len(collected))
+        """dedup → page → extract → store, for the items of a feed: only new articles'
+        pages are fetched (full text)."""
+        fresh = self._fresh(collected)
+        with_pages = await pages.fetch_pages(self.client, self.politeness, source,
+                                             [item.article for item in fresh])
+        return self._store(source.name, await self._extract(
+            [dataclasses.replace(item, article=page)
+             for item, page in zip(fresh, with_pages, strict=True)]), len(collected))
 
-    async def _extract_pages(self, articles: list[Article]) -> list[Article]:
-        """Extract fetched pages in a worker thread: trafilatura takes tens of milliseconds
-        a page, which the event loop (deliveries, other sources) should not wait for."""
+    def _fresh(self, collected: Sequence[Article]) -> list[Keyed]:
+        """The collected articles whose keys are unknown (one lookup), keys attached."""
+        keyed = [Keyed.of(article) for article in collected]
+        return dedup.select_new(keyed, self.store.known_keys(
+            key for item in keyed for key in item.keys))
+
+    async def _extract(self, items: list[Keyed]) -> list[Keyed]:
+        """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
+        which the event loop (deliveries, other sources) should not wait for."""
         now = self.clock.now()
         return await asyncio.to_thread(
-            lambda: [extract(a, now) if a.page_html else a for a in articles])
+            lambda: [item.extracted(extract(item.article, now)) for item in items])
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -225,9 +236,8 @@ class Pipeline:
         for event in report.retry_after:
             self.politeness.retry_after(event["url"], float(event["seconds"]))
         collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
-        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        result = self.ingest(source.name, await self._extract_pages(
-            dedup.select_new(collected, known)))
+        result = self._store(source.name, await self._extract(self._fresh(collected)),
+                             len(collected))
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
                      extra={"source": source.name})
@@ -262,21 +272,21 @@ class Pipeline:
         return self.politeness.crawl_delay(url, source.user_agent) or 0.0
 
     def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
-        """dedup → extract → dedup → match → fingerprint → store (story, alert), for
-        articles collected by any means; an article's page, when attached, is extracted
-        before anything is matched."""
+        """dedup → extract → store, for articles collected by any means (their pages,
+        when attached, are extracted here; none is fetched)."""
         now = self.clock.now()
-        known = self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        extracted = [extract(a, now) for a in dedup.select_new(collected, known)]
-        known = self.store.known_keys(k for a in extracted for k in dedup.keys(a))
+        return self._store(source, [item.extracted(extract(item.article, now))
+                                    for item in self._fresh(collected)], len(collected))
+
+    def _store(self, source: str, items: Sequence[Keyed], collected: int) -> PollResult:
+        """match → fingerprint → store (story, alert) → publish. The store checks the keys
+        again in its transaction, with those the pages gave: a page naming a known
+        article, or one stored meanwhile by another process, is not stored twice."""
+        now = self.clock.now()
         batch = []
-        for article in dedup.select_new(extracted, known):
-            if article.extraction.startswith("failed"):
-                log.warning("full text of %s not extracted (%s); matching what the source "
-                            "gave", article.link, article.extraction.removeprefix("failed: "),
-                            extra={"source": source})
-            document = search.document(article)
-            batch.append(NewArticle(article, dedup.keys(article), self.matcher.match(article),
+        for item in items:
+            document = search.document(item.article)
+            batch.append(NewArticle(item.article, item.keys, self.matcher.match(item.article),
                                     stories.fingerprint(document), document))
 
         def plan(article: Article, matches: list[Match],
@@ -287,20 +297,23 @@ class Pipeline:
         kept = self.store.add_articles(batch, now, self.config.version, plan,
                                        self.story_rules)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
-        matched = {id(n.article): n.matches for n in batch}
         changed: set[str] = set()
         for entry in kept:
-            for match in matched[id(entry.article)]:
-                self.metrics.inc("newswatch_matches_total", watchlist=match.watchlist)
-                changed.add(match.watchlist)
+            match entry.article.extraction:
+                case Failed(reason):
+                    log.warning("full text of %s not extracted (%s); matching what the "
+                                "source gave", entry.article.link, reason,
+                                extra={"source": source})
+            for found in entry.matches:
+                self.metrics.inc("newswatch_matches_total", watchlist=found.watchlist)
+                changed.add(found.watchlist)
             for row in entry.rows:
                 self.metrics.inc("newswatch_alerts_queued_total", channel=row.channel)
         if changed:
             self.publish(changed)
-        return PollResult(
-            source, len(collected), len(kept),
-            sum(1 for entry in kept if matched[id(entry.article)]),
-            sum(len(entry.rows) for entry in kept))
+        return PollResult(source, collected, len(kept),
+                          sum(1 for entry in kept if entry.matches),
+                          sum(len(entry.rows) for entry in kept))
 
     def publish(self, watchlists: set[str]) -> None:
         """Rewrite the Atom feeds of watchlists that got new matches (when configured).

@@ -75,7 +75,7 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
     found = Matcher([w.model_copy(update={"sources": None}) for w in chosen]).match(article)
     page = {"url": article.url, "title": article.title, "published_at": article.published_at,
             "author": article.author, "language": article.language,
-            "extraction": article.extraction, "text": article.text} if url else {}
+            "extraction": str(article.extraction), "text": article.text} if url else {}
     if as_json:
         print_json({**page, "matches": [_match_row(m) for m in found]})
         return

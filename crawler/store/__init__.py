@@ -203,7 +203,7 @@ class NewArticle:
     comparable form of its title, summary and text for the full-text index."""
 
     article: Article
-    keys: list[str]
+    keys: Sequence[str]
     matches: list[Match]
     fingerprint: stories.Fingerprint
     indexed: tuple[str, str, str]
@@ -223,6 +223,7 @@ class StoredArticle:
     id: int
     story_id: int
     rows: list[OutboxRow]
+    matches: list[Match]
 
 
 Planner = Callable[[Article, list[Match], StoryContext], list[OutboxRow]]
@@ -533,24 +534,25 @@ class Store:
         Each article is placed in a story here, inside the transaction, so processes
         sharing the database agree on it; ``plan`` then decides its outbox rows knowing
         what the story was already alerted for. An article any of whose keys another
-        process stored meanwhile is skipped whole, so it cannot alert twice.
+        process stored meanwhile (or an earlier article of the batch claims) is skipped
+        whole, so it cannot alert twice.
         """
         rules = rules or StoryRules()
         stored: list[StoredArticle] = []
         with self._write() as db:
+            taken = self.known_keys(k for new in batch for k in new.keys)
             for new in batch:
                 article = new.article
-                marks = ",".join("?" * len(new.keys))
-                taken = db.execute(f"SELECT 1 FROM article_keys WHERE key IN ({marks}) "
-                                   "LIMIT 1", new.keys).fetchone()
-                if taken:
+                if not taken.isdisjoint(new.keys):
                     continue
+                taken.update(new.keys)
                 article_id = _last_id(db.table("articles").insert({
                     "url": article.url, "link": article.link, "guid": article.guid,
                     "source": article.source, "title": article.title,
                     "summary": article.summary, "text": article.text,
                     "author": article.author or None, "language": article.language or None,
-                    "extraction": article.extraction or None,
+                    "extraction": None if article.extraction is None
+                    else str(article.extraction),
                     "published_at": iso(article.published_at) if article.published_at
                     else None,
                     "fetched_at": iso(now),
@@ -571,7 +573,7 @@ class Store:
                     self._outbox_row(r, now, article_id) for r in rows), ignore=True)
                 db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
                            "VALUES (?, ?, ?, ?)", [article_id, *new.indexed])
-                stored.append(StoredArticle(article, article_id, story.id, rows))
+                stored.append(StoredArticle(article, article_id, story.id, rows, new.matches))
         return stored
 
     @staticmethod
