@@ -7,6 +7,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from crawler.collect import crawl, fetch
 from crawler.collect.politeness import MAX_CRAWL_DELAY_S, Politeness
 from tests.conftest import Project
@@ -260,7 +262,7 @@ def test_the_child_streams_pages_as_json_lines(site: Site) -> None:
     report = asyncio.run(crawl.run(spec, 60, 2**20))
     # 127.0.0.1 is refused without allow_private_networks, before any byte is sent.
     assert report.finished and report.pages == []
-    assert report.errors and "loopback" in report.errors[0]["reason"]
+    assert report.errors and "loopback" in report.errors[0].reason
     assert site.hits == []
 
 
@@ -416,3 +418,20 @@ class ScriptedSite(Site):
         if first is not None:
             return first[0], {"content-type": "text/plain", **first[1]}, b"wait"
         return super().answer(hit)
+
+
+def test_crawl_events_are_typed_at_the_boundary(caplog: pytest.LogCaptureFixture) -> None:
+    page = crawl.PageEvent(url="u", final_url="f", html="<p>خبر</p>")
+    assert crawl.parse_event(page.model_dump_json()) == page
+    for line, says in [
+            (b"not json", "(line: Invalid JSON"),
+            (b'{"type": "retry_after", "url": "u"}', "(retry_after.seconds: Field required)"),
+            (b'{"type": "nap"}', "does not match any of the expected tags"),
+            (b'{"url": "u"}', "Unable to extract tag using discriminator 'type'")]:
+        with pytest.raises(crawl.BadEventError) as raised:
+            crawl.parse_event(line)
+        assert says in str(raised.value) and repr(line) in str(raised.value)
+    report = crawl.CrawlReport()
+    crawl._take(report, b'{"type": "error", "url": "u"}\n')  # no reason: logged, not kept
+    assert report.errors == []
+    assert "error.reason: Field required" in caplog.text

@@ -234,14 +234,14 @@ class Pipeline:
         async with self.politeness.hold(entries, source.delay):
             report = await crawl.run(spec, source.budget, source.max_bytes)
         for event in report.retry_after:
-            self.politeness.retry_after(event["url"], float(event["seconds"]))
-        collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
+            self.politeness.retry_after(event.url, event.seconds)
+        collected = [_page_article(source.name, page) for page in report.pages]
         result = self._store(source.name, await self._extract(self._fresh(collected)),
                              len(collected))
         for failure in report.errors[:20]:
-            log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
+            log.info("crawl did not get %s: %s", failure.url, failure.reason,
                      extra={"source": source.name})
-        missed = {f["entry"]: f.get("reason") for f in report.errors if f.get("entry")}
+        missed = {f.entry: f.reason for f in report.errors if f.entry}
         error = None
         if report.killed:
             error = (f"crawl killed at its {source.budget:g}s budget; kept the "
@@ -333,14 +333,9 @@ class Pipeline:
                           directory, exc)
 
 
-def _page_article(source: str, page: dict[str, object]) -> Article | None:
+def _page_article(source: str, page: crawl.PageEvent) -> Article:
     """An Article from a page a crawl sent back."""
-    url, final, html = page.get("url"), page.get("final_url"), page.get("html")
-    if not isinstance(url, str) or not isinstance(html, str):
-        return None
-    published = page.get("published")
-    return Article(source=source, url=dedup.canonical_url(url), link=url,
-                   title=str(page.get("title") or ""),
-                   published_at=dates.parse_date(published) if isinstance(published, str)
-                   else None,
-                   page_html=html, final_url=final if isinstance(final, str) else url)
+    return Article(source=source, url=dedup.canonical_url(page.url), link=page.url,
+                   title=page.title,
+                   published_at=dates.parse_date(page.published) if page.published else None,
+                   page_html=page.html, final_url=page.final_url)
