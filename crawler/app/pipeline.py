@@ -40,10 +40,10 @@ import httpx
 
 from alerts import outbox
 from crawler.app import atom
-from crawler.collect import crawl, fetch, pages
-from crawler.collect.feeds import parse_feed
+from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
+from crawler.collect.source import fetch_feed
 from crawler.config import Config, Source
 from crawler.core.article import Article, Failed
 from crawler.core.clock import Clock, parse_iso
@@ -157,10 +157,10 @@ class Pipeline:
         full = schedule.needs_full_fetch(
             parse_iso(state.last_full_fetch_at) if state.last_full_fetch_at else None,
             self.clock.now())
-        async with self.politeness.turn(state.url, source.delay):
-            response = await fetch.fetch(self.client, fetch.Request(
-                source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
-                None if full else state.etag, None if full else state.last_modified))
+        answer = await fetch_feed(self.client, self.politeness, source, state.url,
+                                  None if full else state.etag,
+                                  None if full else state.last_modified)
+        response, feed = answer.response, answer.feed
         now = self.clock.now()
         redirect_to, seen, move_to = schedule.track_redirect(
             state.redirect_to, state.redirect_seen, response.moved_permanently_to)
@@ -168,14 +168,13 @@ class Pipeline:
             log.warning("moved permanently to %s; polling that from now on", move_to,
                         extra={"source": source.name})
         max_age = parse_max_age(response.headers.get("cache-control"))
-        if response.not_modified:
+        if feed is None:  # not modified
             self._recovered(state)
             self.store.record_poll(source.name, self.owner, now, PollRecord(
                 self._next(source, now, max_age), redirect_to=redirect_to,
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
-        feed = parse_feed(source.name, response.body, response.headers, response.url)
         result = await self.collect(source, feed.articles)
         self._recovered(state)
         self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
