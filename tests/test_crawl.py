@@ -255,10 +255,10 @@ def test_a_hung_crawl_is_killed_at_its_budget_and_recorded(project: Project,
 def test_the_child_streams_pages_as_json_lines(site: Site) -> None:
     build_site(site)
     spec = {"kind": "sitemap", "name": "x", "sitemap": site.url("/news-sitemap.xml"),
-            "site": None, "start": [], "follow": [], "max_depth": 1, "max_pages": 10,
-            "max_age": 86400, "now": datetime.now(UTC).isoformat(), "user_agent": "t/1",
-            "timeout": 10, "max_bytes": 2**20, "delay": 0, "retries": 0, "robots_txt": True,
-            "allow_private_networks": False, "known": []}
+            "entries": [site.url("/news-sitemap.xml")], "follow": [], "max_depth": 1,
+            "max_pages": 10, "max_age": 86400, "now": datetime.now(UTC).isoformat(),
+            "user_agent": "t/1", "timeout": 10, "max_bytes": 2**20, "delay": 0, "retries": 0,
+            "robots_txt": True, "allow_private_networks": False, "known": []}
     report = asyncio.run(crawl.run(spec, 60, 2**20))
     # 127.0.0.1 is refused without allow_private_networks, before any byte is sent.
     assert report.finished and report.pages == []

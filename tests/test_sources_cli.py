@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from crawler.config import load_config
 from tests.conftest import Project
 from tests.feeds import Item, rss
-from tests.newssite import HTML, XML, Story, news_sitemap, publish
+from tests.newssite import HTML, XML, Story, listing_html, news_sitemap, publish
 from tests.servers import Page, Site
 
 COMMENTED = """\
@@ -131,6 +131,38 @@ def test_sources_list_shows_kind_interval_and_health(project: Project) -> None:
         ("Off", "crawl", None, "disabled")]
     table = run(project, "sources", "list")
     assert "10m" in table and "sitemap" in table
+
+
+def test_sources_test_fetches_where_sitemap_auto_and_a_two_page_crawl_start(
+        project: Project, site: Site) -> None:
+    """Not the source's identity (``auto:…``, start pages joined by a space): its entry
+    points, each one, as a poll fetches them."""
+    now = datetime.now(UTC)
+    site.pages["/robots.txt"] = Page(f"Sitemap: {site.url('/news-sitemap.xml')}\n".encode(),
+                                     content_type="text/plain")
+    site.pages["/news-sitemap.xml"] = Page(news_sitemap([(site.url("/a/1"), "A", now)]),
+                                           content_type=XML)
+    for path in ("/politics/", "/economy/"):
+        site.pages[path] = Page(listing_html([("/a/1", "A")]).encode(), content_type=HTML)
+    project.hook("http://127.0.0.1:9/unused")
+    project.sources = [
+        {"name": "Map", "sitemap": "auto", "site": site.url("/")},
+        {"name": "Pages", "crawl": {"start": [site.url("/politics/"), site.url("/economy/")],
+                                    "follow": ["/a/"]}}]
+
+    result = project.cli("sources", "test", "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {r["source"]: r for r in json.loads(result.stdout)}
+    assert found["Map"]["error"] is None and found["Map"]["url"] == site.url("/robots.txt")
+    assert found["Pages"]["error"] is None
+    assert sorted(h.path for h in site.hits) == ["/economy/", "/politics/", "/robots.txt"]
+
+    # A start page that cannot be had is named.
+    del site.pages["/economy/"]
+    result = project.cli("sources", "test", "Pages", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)[0]["error"] == f"HTTP 404 from {site.url('/economy/')}"
 
 
 def test_match_url_on_a_local_article_page(project: Project, site: Site) -> None:

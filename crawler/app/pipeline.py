@@ -226,7 +226,7 @@ class Pipeline:
         spec = crawl.spec_for(source, known=self.store.source_urls(source.name),
                               now=self.clock.now(),
                               allow_private_networks=self.config.settings.allow_private_networks)
-        entries = crawl.entry_urls(spec)
+        entries = source.urls
         # Scrapy reads robots.txt but not its Crawl-delay: a longer one than ours is kept
         spec["delay"] = max([spec["delay"], *[await self._crawl_delay(source, url)
                                               for url in entries]])

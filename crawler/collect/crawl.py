@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -111,11 +110,12 @@ class CrawlReport:
 
 def spec_for(source: Source, *, known: list[str], now: datetime,
              allow_private_networks: bool) -> dict[str, Any]:
-    """The JSON the child reads: everything it needs, nothing it could look up itself."""
+    """The JSON the child reads: everything it needs, nothing it could look up itself.
+    ``entries`` are where it starts (``Source.urls``)."""
     crawl = source.crawl
     return {
         "kind": source.kind, "name": source.name, "sitemap": source.sitemap,
-        "site": source.site, "start": crawl.start if crawl else [],
+        "entries": list(source.urls),
         "follow": crawl.follow if crawl else [], "max_depth": crawl.max_depth if crawl else 1,
         "max_pages": crawl.max_pages if crawl else 500, "max_age": source.max_age,
         "now": now.isoformat(), "user_agent": source.user_agent, "timeout": source.timeout,
@@ -123,16 +123,6 @@ def spec_for(source: Source, *, known: list[str], now: datetime,
         "robots_txt": source.robots_txt, "allow_private_networks": allow_private_networks,
         "known": known,
     }
-
-
-def entry_urls(spec: dict[str, Any]) -> list[str]:
-    """Where a crawl starts: its listing pages, its sitemap, or robots.txt for ``auto``.
-    When none of them can be had, the source is failing, not merely quiet."""
-    if spec["kind"] == "crawl":
-        return list(spec["start"])
-    if spec["sitemap"] == "auto":
-        return [urljoin(spec["site"], "/robots.txt")]
-    return [spec["sitemap"]]
 
 
 async def run(spec: dict[str, Any], budget: float, max_bytes: int) -> CrawlReport:

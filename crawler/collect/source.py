@@ -39,3 +39,16 @@ async def fetch_feed(client: httpx.AsyncClient, politeness: Politeness, source: 
         return FeedAnswer(response, None)
     return FeedAnswer(response, parse_feed(source.name, response.body, response.headers,
                                            response.url))
+
+
+async def check_entries(client: httpx.AsyncClient, politeness: Politeness,
+                        source: Source) -> fetch.Response:
+    """Fetch each entry point of a sitemap or crawl source in its host's turn; the first
+    one's answer, or SourceError naming the first that cannot be had."""
+    answers = []
+    for url in source.urls:
+        async with politeness.turn(url, source.delay):
+            answers.append(await fetch.fetch(client, fetch.Request(
+                source.name, url, source.timeout, source.user_agent, source.max_bytes,
+                accept=fetch.PAGE_ACCEPT)))
+    return answers[0]

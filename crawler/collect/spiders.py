@@ -36,7 +36,6 @@ from crawler.collect.crawl import (
     Event,
     PageEvent,
     RetryAfterEvent,
-    entry_urls,
 )
 from crawler.collect.fetch import is_public_address, refusal
 from crawler.collect.headers import parse_retry_after
@@ -147,12 +146,10 @@ class NewsSpider(Spider):
         self.pages = 0
         self.follow = [re.compile(p) for p in spec.get("follow", [])]
         self.max_depth = int(spec.get("max_depth", 1))
-        hosts = spec.get("start") or [spec["site"] if spec.get("sitemap") == "auto"
-                                      else spec["sitemap"]]
-        self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in hosts})
+        self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in spec["entries"]})
 
     async def start(self) -> AsyncIterator[Request]:
-        for url in entry_urls(self.spec):
+        for url in self.spec["entries"]:
             meta = {"entry": url}  # kept through redirects and retries
             if self.spec["kind"] == "crawl":
                 yield Request(url, self.parse_listing, errback=self.failed, meta=meta,

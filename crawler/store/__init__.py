@@ -375,15 +375,15 @@ class Store:
                 row = rows.get(source.name)
                 if row is None:
                     db.table("sources").insert({
-                        "name": source.name, "url": source.url, "config_url": source.url,
+                        "name": source.name, "url": source.key, "config_url": source.key,
                         "kind": source.kind, "next_check_at": iso(now), "created_at": iso(now)})
-                elif row["config_url"] != source.url or row["kind"] != source.kind:
+                elif row["config_url"] != source.key or row["kind"] != source.kind:
                     # A new address in the config starts the source afresh.
                     db.execute("UPDATE sources SET url = :url, config_url = :url, kind = :kind, "
                                "active = 1, etag = NULL, last_modified = NULL, "
                                "redirect_to = NULL, redirect_seen = 0, retired_at = NULL, "
                                "next_check_at = :now WHERE name = :name",
-                               {"url": source.url, "kind": source.kind, "now": iso(now),
+                               {"url": source.key, "kind": source.kind, "now": iso(now),
                                 "name": source.name})
                 elif not row["active"]:
                     db.execute("UPDATE sources SET active = 1, next_check_at = ? "
