@@ -201,3 +201,20 @@ def test_appending_to_the_shipped_sources_file_keeps_every_byte(tmp_path: object
     added = load_config(copy).sources[-1]
     assert (added.name, added.sitemap, added.site) == ("KabulNow (2)", "auto",
                                                        "https://kabulnow.com/")
+
+
+def test_match_url_fetches_the_page_as_a_poll_does(project: Project, site: Site) -> None:
+    """robots.txt, redirects and limits as for an item's page; exit 3 when it cannot."""
+    site.pages["/robots.txt"] = Page(b"User-agent: *\nDisallow: /private/\n",
+                                     content_type="text/plain")
+    publish(site, Story("/private/1", "Talks", "Atta Mohammad Noor said the talks go on."))
+    project.hook("")
+    project.write()
+
+    refused = project.cli("match", "--url", site.url("/private/1"))
+    missing = project.cli("match", "--url", site.url("/a/none"))
+
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "robots.txt" in refused.stderr and site.requests_to("/private/1") == []
+    assert missing.returncode == 3
+    assert f"cannot fetch {site.url('/a/none')}: HTTP 404" in missing.stderr
