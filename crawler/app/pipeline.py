@@ -236,7 +236,7 @@ class Pipeline:
             self.politeness.retry_after(event.url, event.seconds)
         collected = [_page_article(source.name, page) for page in report.pages]
         result = self._store(source.name, await self._extract(self._fresh(collected)),
-                             len(collected))
+                             len(report.pages))
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.url, failure.reason,
                      extra={"source": source.name})
@@ -249,6 +249,7 @@ class Pipeline:
             error = (f"crawl process exited with code {report.exit_code} before finishing: "
                      f"{report.stderr.splitlines()[-1] if report.stderr else 'no output'}")
         elif not report.pages and entries and missed.keys() == set(entries):
+            # none of its sitemap, robots.txt or start pages could be had: failing, not quiet
             error = f"crawl collected nothing: {entries[0]}: {missed[entries[0]]}"
         if error:
             raise CrawlError(source.name, error)
@@ -259,7 +260,7 @@ class Pipeline:
         log.info("crawl: %d request(s), %d page(s), %d new, %d matched, %d alert(s) queued",
                  report.requests, len(report.pages), result.new, result.matched,
                  result.queued, extra={"source": source.name})
-        return dataclasses.replace(result, items=len(report.pages))
+        return result
 
     async def _crawl_delay(self, source: Source, url: str) -> float:
         """The ``Crawl-delay`` in robots.txt of ``url``'s host (read through the shared
