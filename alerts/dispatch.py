@@ -11,8 +11,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import httpx
 
@@ -23,9 +25,27 @@ from crawler.config import Config
 from crawler.core.clock import Clock, iso
 from crawler.core.errors import DeliveryError
 from crawler.core.metrics import Metrics
-from crawler.store import DeliveryResult, QueuedAlert, Store
+from crawler.process.throttle import Throttle
+from crawler.store.records import DeliveryResult, DigestBuilder, QueuedAlert
 
 log = logging.getLogger(__name__)
+
+
+class OutboxStore(Protocol):
+    """The part of the store delivery uses, awaited (``crawler.store.ThreadedStore``)."""
+
+    async def fold_digests(self, now: datetime, channels: Iterable[str],
+                           build: DigestBuilder) -> int: ...
+    async def claim_alerts(self, owner: str, now: datetime, lease: timedelta,
+                           channels: Iterable[str], limit: int = 100,
+                           throttles: Mapping[str, Throttle] | None = None,
+                           ) -> list[QueuedAlert]: ...
+    async def record_delivery(self, alert_id: int, owner: str, now: datetime,
+                              result: DeliveryResult) -> bool: ...
+    async def failing_channels(self) -> dict[str, tuple[datetime, str | None]]: ...
+    async def open_incident(self, key: str, kind: str, channel: str, since: datetime,
+                            now: datetime, message: str, notice: OutboxRow | None
+                            ) -> bool: ...
 
 MAX_ROUNDS = 1000  # bounds one call even if rows keep becoming due
 
@@ -44,7 +64,7 @@ class DeliveryReport:
 class Dispatcher:
     """Sends what the outbox holds for the enabled channels, at most ``concurrency`` at once."""
 
-    def __init__(self, store: Store, config: Config, client: httpx.AsyncClient, clock: Clock,
+    def __init__(self, store: OutboxStore, config: Config, client: httpx.AsyncClient, clock: Clock,
                  owner: str, *, concurrency: int = 8, rng: random.Random | None = None,
                  metrics: Metrics | None = None) -> None:
         self.store = store
@@ -62,9 +82,9 @@ class Dispatcher:
         slowest = max((c.timeout for c in self.channels.values()), default=15.0)
         return timedelta(seconds=slowest * 2 + 60)
 
-    def _throttles(self, now: datetime) -> dict[str, tuple[int, datetime]]:
-        return {n: (c.max_per_hour, digest.next_slot(c.digest or digest.HOURLY,
-                                                      self.settings.timezone, now))
+    def _throttles(self, now: datetime) -> dict[str, Throttle]:
+        return {n: Throttle(c.max_per_hour, digest.next_slot(c.digest or digest.HOURLY,
+                                                             self.settings.timezone, now))
                 for n, c in self.channels.items() if c.max_per_hour}
 
     def _digest_row(self, channel: str, members: list[dict[str, object]]) -> OutboxRow:
@@ -80,10 +100,10 @@ class Dispatcher:
 
     async def _deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
-        report.digests = self.store.fold_digests(self.clock.now(), self.channels,
+        report.digests = await self.store.fold_digests(self.clock.now(), self.channels,
                                                  self._digest_row)
         if await self._rounds(report):
-            opened = self._incidents({d.split(" ", 1)[0] for d in report.dead})
+            opened = await self._incidents({d.split(" ", 1)[0] for d in report.dead})
             report.notices = opened
             if opened:
                 await self._rounds(report)  # send the notices now, not a tick later
@@ -94,12 +114,12 @@ class Dispatcher:
         failed = False
         for _ in range(MAX_ROUNDS):
             now = self.clock.now()
-            claimed = self.store.claim_alerts(self.owner, now, self.lease(), self.channels,
+            claimed = await self.store.claim_alerts(self.owner, now, self.lease(), self.channels,
                                               limit=self.concurrency,
                                               throttles=self._throttles(now))
             if not claimed:
                 # throttling may have held rows whose digest is already due
-                made = self.store.fold_digests(self.clock.now(), self.channels,
+                made = await self.store.fold_digests(self.clock.now(), self.channels,
                                                self._digest_row)
                 if not made:
                     break
@@ -117,7 +137,7 @@ class Dispatcher:
         """Send one claimed alert and record the outcome at once, so a crash or a slow
         neighbour in the batch cannot send an alert that already went out again."""
         result = await self._attempt(alert)
-        if not self.store.record_delivery(alert.id, self.owner, self.clock.now(), result):
+        if not await self.store.record_delivery(alert.id, self.owner, self.clock.now(), result):
             log.warning("%s %s: its lease passed to another process while sending; this "
                         "%s is logged only", alert.kind, alert.message_id, result.outcome,
                         extra={"channel": alert.channel, "alert": alert.message_id})
@@ -133,13 +153,13 @@ class Dispatcher:
             report.dead.append(f"{alert.channel} {alert.message_id}: {result.error}")
         return result.outcome == "delivered"
 
-    def _incidents(self, dead_on: set[str]) -> list[str]:
+    async def _incidents(self, dead_on: set[str]) -> list[str]:
         """Open an incident (a log line, and a notice on the operator channel) once for
         each channel whose alerts died or that has been failing for an hour."""
         now = self.clock.now()
         operator = self.settings.operator
         opened = []
-        for channel, (since, last_error) in self.store.failing_channels().items():
+        for channel, (since, last_error) in (await self.store.failing_channels()).items():
             kinds = ["alert.dead"] if channel in dead_on else []
             if now - since >= notices.FAILING_FOR:
                 kinds.append("channel.failing")
@@ -148,7 +168,7 @@ class Dispatcher:
                 notice = (notices.notice_row(operator, kind, channel, since, last_error, now)
                           if operator is not None and operator in self.channels
                           and operator != channel else None)
-                if self.store.open_incident(notices.incident_key(kind, channel, since), kind,
+                if await self.store.open_incident(notices.incident_key(kind, channel, since), kind,
                                             channel, since, now, message, notice):
                     log.error("operator notice: %s", message, extra={"channel": channel})
                     opened.append(message)

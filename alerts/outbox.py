@@ -21,20 +21,9 @@ from crawler.config import Config
 from crawler.core.article import Article
 from crawler.core.clock import iso
 from crawler.process.match import Match
+from crawler.store.records import OutboxRow, StoryContext, story_subject
 
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """One alert to deliver on one channel, with the event data captured now."""
-
-    key: str
-    message_id: str
-    watchlist: str
-    channel: str
-    subject: str
-    payload: dict[str, Any]
-    priority: bool = False
-    hold_until: datetime | None = None
+__all__ = ["OutboxRow", "StoryContext", "plan", "story_subject"]
 
 
 def alert_key(watchlist: str, subject: str, channel: str) -> str:
@@ -47,26 +36,6 @@ def message_id(key: str) -> str:
 
 def article_subject(article: Article) -> str:
     return f"article:{article.url}"
-
-
-@dataclass(frozen=True, slots=True)
-class StoryContext:
-    """The story an article was placed in, as the store saw it inside the transaction.
-
-    ``alerted`` maps a watchlist to the watch items that earlier articles of the story
-    were alerted for (empty for a new story).
-    """
-
-    id: int
-    subject: str
-    articles: int
-    outlets: int
-    first_seen_at: datetime
-    alerted: Mapping[str, frozenset[str]] = field(default_factory=dict)
-
-
-def story_subject(first_url: str) -> str:
-    return f"story:{first_url}"
 
 
 def is_alertable(article: Article, now: datetime, max_age: timedelta) -> bool:

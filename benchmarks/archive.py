@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sqlite3
@@ -36,7 +37,8 @@ from crawler.app.pipeline import Pipeline
 from crawler.config import load_config
 from crawler.core.article import Article
 from crawler.process.search import parse_query
-from crawler.store import Store
+from crawler.store import SQLiteStore, Store
+from crawler.store.threaded import ThreadedStore
 
 NAMES = ["Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
          "Mohammad Mohaqiq", "Abdul Rashid Dostum"]
@@ -110,26 +112,30 @@ def bytes_of(path: Path) -> int:
 
 def run_newswatch(root: Path, articles: list[Article], batch: int) -> dict[str, Any]:
     config = load_config(config_dir(root))
-    store = Store(config.database_path)
+    store: Store = SQLiteStore(config.database_path)
     clock = FixedClock(articles[0].published_at or datetime.now(UTC))
     store.sync_sources(config.active_sources(), clock.now())
 
     async def ingest() -> float:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, store, client, clock, "bench")
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "bench")
             started = time.perf_counter()
             for i in range(0, len(articles), batch):
                 chunk = articles[i:i + batch]
                 clock.moment = chunk[-1].published_at or clock.moment
-                pipeline.ingest(chunk[0].source, chunk)
+                await pipeline.ingest(chunk[0].source, chunk)
             return time.perf_counter() - started
 
     seconds = asyncio.run(ingest())
-    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    stories = store.db.execute("SELECT count(*) FROM stories").fetchone()[0]
-    alerts = store.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    store.close()  # the last connection out checkpoints the WAL into the file
+    with contextlib.closing(sqlite3.connect(f"file:{config.database_path}?mode=ro",
+                                            uri=True)) as conn:  # counts, read-only
+        stories = conn.execute("SELECT count(*) FROM stories").fetchone()[0]
+        alerts = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    size = bytes_of(config.database_path)
+    store = SQLiteStore(config.database_path)
     return {"seconds": seconds, "store": store, "stories": stories, "alerts": alerts,
-            "bytes": bytes_of(config.database_path)}
+            "bytes": size}
 
 
 def run_floor(root: Path, articles: list[Article]) -> dict[str, Any]:
@@ -160,7 +166,7 @@ def searches(store: Store, count: int, seed: int) -> list[float]:
         phrase = " ".join(rng.choice(WORDS) for _ in range(2))
         query = parse_query(f'"{phrase}"')
         started = time.perf_counter()
-        store.search(query.fts, order="newest", limit=20)
+        store.search(query, order="newest", limit=20)
         latencies.append(time.perf_counter() - started)
     return latencies
 

@@ -19,7 +19,7 @@ import pytest
 
 from crawler.app.daemon import OnceReport, Runner
 from crawler.config import Config, load_config
-from crawler.store import Store
+from crawler.store import SQLiteStore
 from tests.servers import Receiver, Site
 
 SECRET = "whsec_" + base64.b64encode(b"newswatch-test-secret-0123456789").decode()
@@ -84,8 +84,8 @@ class Project:
     def config(self) -> Config:
         return load_config(self.write())
 
-    def store(self) -> Store:
-        return Store(self.config().database_path)
+    def store(self) -> SQLiteStore:
+        return SQLiteStore(self.config().database_path)
 
     def cli(self, *args: str, timeout: float = 90, check: bool = False,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,7 +102,7 @@ class Project:
     def once(self) -> OnceReport:
         """One in-process pass over the config, on its own store."""
         config = self.config()
-        store = Store(config.database_path)
+        store = SQLiteStore(config.database_path)
         try:
             return asyncio.run(Runner(config, store).once())
         finally:

@@ -15,6 +15,8 @@ from lxml import etree
 from crawler.app import atom
 from crawler.core.article import Article
 from crawler.process import search
+from crawler.store.sqlite.fts import fts5
+from tests import schema
 from tests.conftest import WATCHLIST, FakeClock, Project
 from tests.feeds import Item, json_feed, rss
 from tests.fixtures.stories import BASES, SAME_EVENT
@@ -93,8 +95,10 @@ def test_dari_is_found_across_letter_variants(project: Project) -> None:
 
 def test_query_translation_quotes_words_and_keeps_operators() -> None:
     query = search.parse_query('"Ahmad  Massoud" OR intra-Afghan* NOT (Taliban)')
-    assert query.fts == '"ahmad massoud" OR "intra afghan"* NOT ( "taliban" )'
-    assert search.parse_query("ACCORD or nor").fts == '"accord" "or" "nor"'
+    assert fts5(query) == '"ahmad massoud" OR "intra afghan"* NOT ( "taliban" )'
+    assert query.terms == ("ahmad massoud", "intra afghan*", "taliban")
+    assert fts5(search.parse_query("ACCORD or nor")) == '"accord" "or" "nor"'
+    assert fts5(search.parse_query("a AND NOT b")) == '"a" NOT "b"'
     assert search.comparable("يكي ك") == search.comparable("یکی ک")
 
 
@@ -113,11 +117,11 @@ def test_prune_keeps_dedup_keys_so_a_pruned_article_does_not_alert_again(
     result = project.cli("prune", "--older-than", "1ms", check=True)
     assert "pruned the text of 1 article(s)" in result.stdout
     store = project.store()
-    (row,) = store.db.query("SELECT title, summary, text, pruned_at FROM articles")
+    (row,) = schema.rows(store, "SELECT title, summary, text, pruned_at FROM articles")
     assert row["title"] == "Atta Mohammad Noor meets envoys"
     assert row["summary"] is None and row["text"] is None and row["pruned_at"]
-    assert store.db.execute("SELECT count(*) FROM article_keys").fetchone()[0] == 2
-    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] > 0
+    assert schema.value(store, "SELECT count(*) FROM article_keys") == 2
+    assert schema.value(store, "SELECT count(*) FROM matches") > 0
     assert found(project, "Tashkent") == []
     # The feed still carries it (and another feed under a tracking URL): no new alert.
     site.pages["/rss.xml"] = Page(rss([item, Item(item.title, item.link + "?utm_source=x",
@@ -125,7 +129,7 @@ def test_prune_keeps_dedup_keys_so_a_pruned_article_does_not_alert_again(
     project.sources.append({"name": "Mirror", "feed": site.url("/rss.xml")})
     project.cli("once", check=True)
     assert len(receiver.delivered()) == 1
-    assert project.store().db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
+    assert len(project.store().archive(datetime(2000, 1, 1, tzinfo=UTC))) == 1
     assert "pruned the text of 0 article(s)" in project.cli("prune", check=True).stdout
 
 
@@ -228,26 +232,27 @@ def test_the_hourly_maintenance_prunes_articles_past_retention(project: Project,
     work = _Work(runner, None, None, lambda exc: None)  # type: ignore[arg-type]
     clock.advance(29 * 86400)
     asyncio.run(work.maintain())
-    assert runner.store.db.execute("SELECT text FROM articles").fetchone()[0]
+    assert schema.value(runner.store, "SELECT text FROM articles")
     clock.advance(2 * 86400)
     asyncio.run(work.maintain())
-    assert runner.store.db.execute("SELECT text, pruned_at FROM articles").fetchone()[0] is None
-    assert runner.store.db.execute("SELECT count(*) FROM articles_fts").fetchone()[0] == 0
+    assert schema.value(runner.store, "SELECT text, pruned_at FROM articles") is None
+    assert schema.value(runner.store, "SELECT count(*) FROM articles_fts") == 0
 
 
 def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
     import sqlite_utils
 
-    from crawler import store as store_module
-    from crawler.store import Store
+    from crawler.store import SQLiteStore
+    from crawler.store.sqlite import STEPS
 
     path = tmp_path / "v3.db"
     old = sqlite_utils.Database(path)
     old.table("migrations").create({"version": int, "name": str, "applied_at": str},
                                    pk="version")
-    for version, (name, migrate) in enumerate(store_module.MIGRATIONS[:3], start=1):
-        migrate(old)
-        old.table("migrations").insert({"version": version, "name": name, "applied_at": "x"})
+    for step in STEPS[:3]:
+        step.apply(old)
+        old.table("migrations").insert({"version": step.version, "name": step.name,
+                                        "applied_at": "x"})
     old.table("sources").insert({"name": "s", "url": "https://e.org/", "next_check_at": "x",
                                  "created_at": "x"})
     old.table("articles").insert({"url": "https://e.org/1", "source": "s",
@@ -255,11 +260,11 @@ def test_migration_indexes_the_articles_already_stored(tmp_path: Path) -> None:
                                   "text": "Ahmad Massoud spoke in Vienna.",
                                   "fetched_at": "2026-11-01T00:00:00.000000Z"})
     old.conn.close()
-    store = Store(path)
-    assert store.schema_version() == len(store_module.MIGRATIONS)
+    store = SQLiteStore(path)
+    assert store.schema_version() == len(STEPS)
     # The title was typed with an Arabic yeh; the query has the Persian one.
     for query in ('"spoke in vienna"', "\u0648\u06cc\u0627\u0646\u0627"):
-        hits = store.search(search.parse_query(query).fts)
+        hits = store.search(search.parse_query(query))
         assert [h["url"] for h in hits] == ["https://e.org/1"], query
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from crawler.app.daemon import owner_is_dead, process_owner
 from crawler.config import Source
-from crawler.store import Store
+from crawler.store import SQLiteStore
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.servers import Hit, Page, Receiver, Site
@@ -167,7 +167,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_within_the_bound(
         assert all(len(ids) == 1 for ids in mail_ids.values()), "an article under two ids"
         assert duplicates <= KILLS * CONCURRENCY, summary
 
-        store = Store(project.config().database_path)
+        store = SQLiteStore(project.config().database_path)
         assert store.alert_counts() == {"delivered": 2 * len(expected)}
         store.close()
         before = (len(receiver.hits), len(smtp.mailbox.received()))
@@ -191,7 +191,7 @@ def test_a_restart_takes_back_the_leases_of_a_dead_process_only(project: Project
     assert owner_is_dead(dead) and not owner_is_dead(alive) and not owner_is_dead(elsewhere)
     assert "/" in host and not owner_is_dead(beside)
 
-    store = Store(project.root / "leases.db")
+    store = SQLiteStore(project.root / "leases.db")
     now = datetime.now(UTC)
     sources = [Source(n, f"http://127.0.0.1/{n}", 60, 5, "t", 1000) for n in "abc"]
     store.sync_sources(sources, now)

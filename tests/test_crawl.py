@@ -28,7 +28,7 @@ from tests.servers import Hit, Page, Receiver, Site
 def stored_urls(project: Project) -> list[str]:
     store = project.store()
     try:
-        return sorted(r["url"] for r in store.db.query("SELECT url FROM articles"))
+        return sorted(article.url for article, _ in store.archive(datetime(2000, 1, 1, tzinfo=UTC)))
     finally:
         store.close()
 

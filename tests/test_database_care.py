@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from crawler import store as store_module
 from crawler.app.daemon import Runner
 from crawler.core.errors import DiskFullError
-from crawler.store import Store
+from crawler.store import SQLiteStore
+from crawler.store.sqlite import STEPS
+from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -47,11 +47,10 @@ def test_backup_while_the_daemon_writes(project: Project, site: Site,
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
     for copy in copies:
-        with sqlite3.connect(copy) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
-            keys = conn.execute("SELECT count(*) FROM article_keys").fetchone()[0]
-            assert articles >= 1 and keys == 2 * articles  # consistent: URL + GUID each
+        assert schema.value(copy, "PRAGMA integrity_check") == "ok"
+        articles = schema.value(copy, "SELECT count(*) FROM articles")
+        keys = schema.value(copy, "SELECT count(*) FROM article_keys")
+        assert articles >= 1 and keys == 2 * articles  # consistent: URL + GUID each
     refused = project.cli("backup", str(copies[0]))
     assert refused.returncode != 0 and "exists" in refused.stderr
 
@@ -61,13 +60,12 @@ def test_migration_keeps_a_backup_of_the_old_schema(tmp_path: Path) -> None:
     old = sqlite_utils.Database(path)
     old.table("migrations").create({"version": int, "name": str, "applied_at": str},
                                    pk="version")
-    store_module.MIGRATIONS[0][1](old)
+    STEPS[0].apply(old)
     old.table("migrations").insert({"version": 1, "name": "v1", "applied_at": "x"})
     old.conn.close()
 
-    assert Store(path).schema_version() == len(store_module.MIGRATIONS) > 1
-    with sqlite3.connect(tmp_path / "old.db.v1.bak") as conn:
-        assert conn.execute("SELECT max(version) FROM migrations").fetchone()[0] == 1
+    assert SQLiteStore(path).schema_version() == len(STEPS) > 1
+    assert schema.value(tmp_path / "old.db.v1.bak", "SELECT max(version) FROM migrations") == 1
 
 
 def test_retention_forgets_old_delivered_alerts_only(project: Project, site: Site,
@@ -104,21 +102,19 @@ def test_full_disk_stops_the_daemon_safely(project: Project, site: Site,
         await runner.run(stop)
 
     asyncio.run(runner.once())  # five articles stored while there is room
-    db = store.db
-    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 5
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
-    db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" is nearly full
+    assert schema.value(store, "SELECT count(*) FROM articles") == 5
+    schema.limit_size(store, 2)  # the "disk" is nearly full
     site.pages["/feed.xml"] = Page(many_items(site, 400, "big"))
     with pytest.raises(DiskFullError, match="is full"):
         asyncio.run(go())
     # Nothing half-written: every stored article has both its keys and its alert.
-    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] >= 5
-    assert db.execute(
-        "SELECT count(*) FROM articles a WHERE (SELECT count(*) FROM article_keys k "
+    assert schema.value(store, "SELECT count(*) FROM articles") >= 5
+    assert schema.value(
+        store, "SELECT count(*) FROM articles a WHERE (SELECT count(*) FROM article_keys k "
         "WHERE k.article_id = a.id) != 2 OR NOT EXISTS (SELECT 1 FROM outbox o "
-        "WHERE o.article_id = a.id)").fetchone()[0] == 0
-    assert db.execute("SELECT count(*) FROM outbox WHERE article_id NOT IN "
-                      "(SELECT id FROM articles)").fetchone()[0] == 0
+        "WHERE o.article_id = a.id)") == 0
+    assert schema.value(store, "SELECT count(*) FROM outbox WHERE article_id NOT IN "
+                        "(SELECT id FROM articles)") == 0
 
 
 def test_two_daemons_share_one_database(project: Project, site: Site,
@@ -151,5 +147,5 @@ def test_two_daemons_share_one_database(project: Project, site: Site,
         times = [h.at for h in site.requests_to(f"/f{n}.xml")]
         assert len(times) >= 2, f"F{n} polled {len(times)} time(s)"
         assert min(b - a for a, b in itertools.pairwise(times)) > 1.5
-    owners = {r["lease_owner"] for r in Store(project.config().database_path).sources()}
+    owners = {r["lease_owner"] for r in SQLiteStore(project.config().database_path).sources()}
     assert owners == {None}, "both daemons gave their leases back"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 
 from crawler.app.daemon import Runner
+from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site, TricklingReceiver
@@ -161,7 +162,7 @@ def test_a_surprise_while_sending_costs_one_attempt_and_resends_nothing(
     ids = [h.headers["webhook-id"] for h in receiver.delivered()]
     assert len(ids) == 3 == len(set(ids)), "each alert delivered exactly once"
     assert len(receiver.hits) == 4, "one 503, three deliveries; nothing sent twice"
-    errors = [r["error"] for r in project.store().db.query(
+    errors = [r["error"] for r in schema.rows(project.store(),
         "SELECT error FROM delivery_attempts WHERE outcome = 'retry' ORDER BY id")]
     assert len(errors) == 2
     assert any(e.startswith("unexpected RuntimeError: a bug in a sender") for e in errors)

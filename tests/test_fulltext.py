@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawler.app.daemon import Runner
-from crawler.store import Store
+from crawler.store import SQLiteStore
+from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import HTML, Story, article_html, publish
@@ -17,7 +18,7 @@ from tests.servers import Hit, Page, Receiver, Site
 def articles(project: Project) -> dict[str, dict[str, Any]]:
     store = project.store()
     try:
-        return {r["url"]: r for r in store.db.query("SELECT * FROM articles")}
+        return {r["url"]: r for r in schema.rows(store, "SELECT * FROM articles")}
     finally:
         store.close()
 
@@ -229,7 +230,7 @@ def test_page_fetches_obey_the_private_address_rule(project: Project, site: Site
         setup(project, site, receiver, [Item("Inside", other.url("/a/1"), "Short.", "g1",
                                              datetime.now(UTC))])
         config = project.config()
-        store = Store(config.database_path)
+        store = SQLiteStore(config.database_path)
         # 127.0.0.1 (the feed) is allowed here; 127.0.0.2 stands for a private host.
         transport = GuardedTransport(allowed=lambda address: address == "127.0.0.1")
         asyncio.run(Runner(config, store, collect_transport=transport).once())

@@ -10,7 +10,7 @@ from crawler.config import Source
 from crawler.core.article import Article
 from crawler.process import dedup, search, stories
 from crawler.process.match import Match, Matcher
-from crawler.store import NewArticle, Store
+from crawler.store import NewArticle, SQLiteStore
 from tests.conftest import Project
 from tests.servers import Receiver
 
@@ -73,7 +73,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     project.hook(receiver.url("/hook"))
     config = project.config()
     fetched = datetime.now(UTC) - timedelta(days=2)
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], fetched)
     titles = ["Dostum returns to Kabul", "Ahmad Masoud speaks", "Weather in Herat"]
     articles = [Article("S", f"https://e.org/{n}", f"https://e.org/{n}", t)
@@ -102,7 +102,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     assert project.cli("backtest", "--since", "soon").returncode == 2
 
     assert receiver.delivered() == []
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     assert len(store.recent_matches(100)) == stored
     assert store.alert_counts() == {}
     store.close()
@@ -112,7 +112,7 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
     project.watchlists = [{"name": "w", "watch": [
         {"name": "women", "any_of": ["education"]}]}]
     config = project.config()
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     now = datetime.now(UTC)
     store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], now)
     a = Article("S", "https://e.org/1", "https://e.org/1", "Women and education")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -15,6 +16,7 @@ from alerts.dispatch import Dispatcher
 from crawler.app.daemon import Runner, _ConfigWatcher, _Work
 from crawler.app.pipeline import Pipeline
 from crawler.config import Config
+from tests import schema
 from tests.conftest import WATCHLIST, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Receiver, Site
@@ -84,7 +86,7 @@ def test_edits_apply_live_and_broken_edits_are_rejected(project: Project, site: 
 
     # Each match records the config version that produced it.
     del project.settings["database"]
-    versions = {m["config_version"] for m in project.store().db.query(
+    versions = {m["config_version"] for m in schema.rows(project.store(),
         "SELECT config_version FROM matches")}
     assert len(versions) >= 2
 
@@ -97,14 +99,14 @@ def test_a_reload_failing_an_alert_check_keeps_the_running_config(
     store = project.store()
     try:
         runner = Runner(config, store)
-        def build(_: Config) -> tuple[Pipeline, Dispatcher]:
+        async def build(_: Config) -> tuple[Pipeline, Dispatcher]:
             raise AssertionError("a rejected reload builds nothing")
 
         watcher = _ConfigWatcher(runner, cast(_Work, None), build)
         project.settings["channels"]["chat"] = {"type": "apprise", "urls": ["nope://x"]}
         project.write()
         with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
-            watcher.reload()
+            asyncio.run(watcher.reload())
     finally:
         store.close()
     assert runner.config is config

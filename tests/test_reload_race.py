@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from crawler.app.daemon import Runner, _ConfigWatcher, _Work
-from crawler.store import Store
+from crawler.app.daemon import Runner, _Work
+from crawler.app.pipeline import Pipeline
+from crawler.store import SQLiteStore
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.servers import Page, Site
@@ -25,18 +26,23 @@ def test_a_source_removed_while_its_poll_starts_is_dropped_quietly(
     project.sources = [{"name": "kept", "feed": site.url("/kept.xml")},
                        {"name": "gone", "feed": site.url("/gone.xml")}]
     config = project.config()
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     runner = Runner(config, store, clock=clock)
 
     async def race() -> None:
         async with runner._clients() as build:
-            work = _Work(runner, *build(config), lambda exc: None)
-            watcher = _ConfigWatcher(runner, work, build)
+            work = _Work(runner, *await build(config), lambda exc: None)
+            old = work.pipeline
             await work.poll_tick()  # claims both; their tasks have not run yet
             assert set(work.polls) == {"kept", "gone"}
             project.sources = project.sources[:1]
-            project.write()
-            watcher.reload()  # "gone" leaves the config before its poll starts
+            new = project.config()
+            # A reload's store call (sync_sources) and the claim can both end in the
+            # store's thread before the loop runs the new tasks: the reload then swaps the
+            # pipeline first, and "gone" meets one that no longer has it.
+            work.pipeline = Pipeline(new, old.store, old.client, old.clock, old.owner,
+                                     old.metrics, old.politeness)
+            await runner.db.sync_sources(new.active_sources(), clock.now())
             await asyncio.gather(*work.polls.values())
 
     with caplog.at_level(logging.DEBUG):

@@ -13,7 +13,10 @@ import httpx
 
 from crawler.app.pipeline import Pipeline
 from crawler.core.article import Article
-from crawler.store import Store
+from crawler.process import stories
+from crawler.store import SQLiteStore, Store
+from crawler.store.threaded import ThreadedStore
+from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.fixtures.stories import BASES, Text, fixture_set
@@ -35,14 +38,14 @@ def pair_scores(truth: dict[str, str], found: dict[str, int]) -> tuple[float, fl
 def ingest(project: Project, articles: list[Article], clock: FakeClock) -> Store:
     project.hook("http://127.0.0.1:9/unused")
     config = project.config()
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     store.sync_sources(config.active_sources(), clock.now())
 
     async def run() -> None:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, store, client, clock, "test")
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "test")
             for article in articles:  # one poll each, as copies arrive over time
-                pipeline.ingest(article.source, [article])
+                await pipeline.ingest(article.source, [article])
                 clock.advance(600)
 
     asyncio.run(run())
@@ -59,7 +62,7 @@ def test_clustering_of_the_fixture_set_has_full_precision_and_recall(
                         published_at=datetime.now(UTC))
                 for n, t in enumerate(texts)]
     store = ingest(project, articles, FakeClock())
-    found = {r["url"]: r["story_id"] for r in store.db.query(
+    found = {r["url"]: r["story_id"] for r in schema.rows(store,
         "SELECT url, story_id FROM articles")}
     truth = {t.url: t.story for t in texts}
     precision, recall = pair_scores(truth, found)
@@ -68,15 +71,15 @@ def test_clustering_of_the_fixture_set_has_full_precision_and_recall(
           f"{precision:.3f}, recall {recall:.3f}")
     assert (precision, recall) == (1.0, 1.0)
     # Explainable: every copy names the article it was most similar to, and its score.
-    copies = list(store.db.query("SELECT similarity, similar_to, story_id FROM articles "
+    copies = list(schema.rows(store, "SELECT similarity, similar_to, story_id FROM articles "
                                  "WHERE similar_to IS NOT NULL"))
     assert len(copies) == len(texts) - len(set(truth.values())), "all but each first"
-    story_of = {r["id"]: r["story_id"] for r in store.db.query("SELECT id, story_id "
+    story_of = {r["id"]: r["story_id"] for r in schema.rows(store, "SELECT id, story_id "
                                                                "FROM articles")}
     for row in copies:
         assert 0.4 <= row["similarity"] <= 1.0
         assert story_of[row["similar_to"]] == row["story_id"]
-    stories = {r["id"]: r for r in store.db.query("SELECT * FROM stories")}
+    stories = {r["id"]: r for r in schema.rows(store, "SELECT * FROM stories")}
     assert stories[found[BASES["joint-declaration"].url]]["outlets"] == 5
 
 
@@ -88,20 +91,20 @@ def test_an_article_outside_the_window_starts_a_new_story(project: Project) -> N
     project.hook("http://127.0.0.1:9/unused")
     clock = FakeClock()
     config = project.config()
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     store.sync_sources(config.active_sources(), clock.now())
 
     async def run() -> None:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, store, client, clock, "test")
-            pipeline.ingest("a", [Article("a", base.url, base.url, base.title,
-                                          content_html=base.body)])
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "test")
+            await pipeline.ingest("a", [Article("a", base.url, base.url, base.title,
+                                                content_html=base.body)])
             clock.advance(2 * 86400)
-            pipeline.ingest("b", [Article("b", base.url + "?again", base.url, base.title,
-                                          content_html=base.body)])
+            await pipeline.ingest("b", [Article("b", base.url + "?again", base.url,
+                                                base.title, content_html=base.body)])
 
     asyncio.run(run())
-    assert len({r[0] for r in store.db.execute("SELECT story_id FROM articles")}) == 2
+    assert len({r["story_id"] for r in schema.rows(store, "SELECT story_id FROM articles")}) == 2
 
 
 STORY = BASES["massoud-dialogue"]
@@ -207,10 +210,10 @@ def test_old_copies_are_not_candidates_after_their_text_is_pruned(project: Proje
     clock = FakeClock()
     store = ingest(project, [Article("a", base.url, base.url, base.title,
                                      content_html=base.body)], clock)
-    assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] > 0
+    assert schema.value(store, "SELECT count(*) FROM story_bands") > 0
     assert store.prune_articles(clock.now() + timedelta(days=1), timedelta(hours=1)) == 1
-    assert store.db.execute("SELECT count(*) FROM story_bands").fetchone()[0] == 0
-    assert store.db.execute("SELECT count(*) FROM article_signatures").fetchone()[0] == 0
+    assert schema.value(store, "SELECT count(*) FROM story_bands") == 0
+    assert schema.value(store, "SELECT count(*) FROM article_signatures") == 0
 
 
 def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
@@ -235,7 +238,8 @@ def test_the_email_carries_the_story_and_marks_the_follow_up(project: Project,
         first, follow = (m.message for m in server.mailbox.received())
     finally:
         server.close()
-    story_id = project.store().db.execute("SELECT id FROM stories").fetchone()[0]
+    [story] = project.store().recent_stories(datetime(2000, 1, 1, tzinfo=UTC))
+    story_id = story["id"]
     assert not first["Subject"].startswith("[afghan-opposition] Follow-up")
     assert follow["Subject"] == f"[afghan-opposition] Follow-up: Opinion | {STORY.title}"
     for message, outlets in ((first, "1 outlet "), (follow, "2 outlets")):
@@ -268,9 +272,9 @@ def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
     store = project.store()
-    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == 2 * len(texts)
-    assert store.db.execute("SELECT count(*) FROM stories").fetchone()[0] == len(texts)
-    assert {r[0] for r in store.db.execute("SELECT outlets FROM stories")} == {2}
+    assert len(store.archive(datetime(2000, 1, 1, tzinfo=UTC))) == 2 * len(texts)
+    found = store.recent_stories(datetime(2000, 1, 1, tzinfo=UTC), limit=100)
+    assert len(found) == len(texts) and {s["outlets"] for s in found} == {2}
     # One alert per story that names a watched person (all but the Dari text, which the
     # test watchlist has no Dari alias for, and the quake), whichever copy came first.
     ids = [verify(h)["data"]["story"]["id"] for h in receiver.delivered()]  # type: ignore[index]
@@ -307,3 +311,26 @@ def test_plan_per_story_first_alert_follow_up_and_silence() -> None:
     assert follow.priority  # the new item is urgent
     assert follow.payload["data"]["story"]["new_watches"] == ["Noor"]
     assert len(follow.payload["data"]["matches"]) == 2
+
+
+def test_placement_joins_the_most_similar_candidate_or_starts_a_story() -> None:
+    base = " ".join(f"word{n}" for n in range(60))
+    new = stories.fingerprint(("", "", base))
+    close = stories.fingerprint(("", "", base.replace("word50", "other")))
+    far = stories.fingerprint(("", "", " ".join(f"else{n}" for n in range(60))))
+    short = stories.fingerprint(("", "", "word1 word2 word3"))
+
+    def candidate(article: int, story: int, fp: stories.Fingerprint) -> stories.Candidate:
+        return stories.Candidate(article, story, fp.signature, fp.shingles)
+
+    assert stories.place(new, [], 0.4) is None
+    assert stories.place(new, [candidate(1, 10, far)], 0.4) is None
+    placed = stories.place(new, [candidate(1, 10, far), candidate(2, 20, close),
+                                 candidate(3, 30, new)], 0.4)
+    assert placed is not None and (placed.story_id, placed.similar_to, placed.score) == \
+        (30, 3, 1.0)
+    # a tie keeps the first candidate; a short text joins only an exact copy
+    placed = stories.place(new, [candidate(4, 40, new), candidate(5, 50, new)], 0.4)
+    assert placed is not None and placed.story_id == 40
+    assert stories.place(short, [candidate(6, 60, stories.fingerprint(
+        ("", "", "word1 word2 word3 word4")))], 0.0) is None

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from crawler.cli import cli
 from crawler.config import Source, load_config
-from crawler.store import PollRecord, Store
+from crawler.store import PollRecord, SQLiteStore
 from tests.conftest import Project
 
 RELEASE_0_1 = Path(__file__).parent / "fixtures" / "release-0.1"
@@ -61,7 +61,7 @@ def test_source_rows_of_the_previous_release_keep_their_state(project: Project) 
                                                    "follow": ["/a/"]}},
                        {"name": "Feed", "feed": f"{site}feed"}]
     config = project.config()
-    store = Store(config.database_path)
+    store = SQLiteStore(config.database_path)
     store.sync_sources(release_0_1, now)
     for state in store.claim_sources("old", now, timedelta(minutes=5)):
         store.record_poll(state.name, "old", now, PollRecord(

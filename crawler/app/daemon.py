@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,8 +43,11 @@ from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
 from crawler.store import SourceState, Store
+from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
+
+Builder = Callable[[Config], Awaitable[tuple[Pipeline, Dispatcher]]]
 
 SHUTDOWN_GRACE_S = 10.0
 CONFIG_CHECK_S = 1.0
@@ -138,6 +141,7 @@ class Runner:
                  deliver_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
         self.store = store
+        self.db = ThreadedStore(store)  # every call from the loop goes through its thread
         self.clock = clock or SystemClock()
         self.owner = process_owner()
         self._collect_transport = collect_transport
@@ -150,7 +154,7 @@ class Runner:
     async def once(self, progress: Callable[[PollResult], None] | None = None) -> OnceReport:
         """Poll every source that no other process holds, then deliver what is due."""
         async with self._clients() as build:
-            pipeline, dispatcher = build(self.config)
+            pipeline, dispatcher = await build(self.config)
             polls = await self._poll(pipeline, due_only=False, progress=progress)
             return OnceReport(polls, await dispatcher.deliver_due())
 
@@ -171,7 +175,7 @@ class Runner:
             stop.set()
 
         async with self._clients() as build:
-            work = _Work(self, *build(self.config), stop_safely)
+            work = _Work(self, *await build(self.config), stop_safely)
             watcher = _ConfigWatcher(self, work, build)
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -186,7 +190,7 @@ class Runner:
             scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
-                     len(work.pipeline.sources), tick, self.store.path, self.config.version)
+                     len(work.pipeline.sources), tick, self.store.location, self.config.version)
             http = self.config.settings.http
             server = None
             if http is not None:
@@ -205,14 +209,14 @@ class Runner:
                     if self.reload_requested.is_set() and not stop.is_set():
                         self.reload_requested.clear()
                         log.info("SIGHUP: reloading the config")
-                        watcher.reload()
+                        await watcher.reload()
             finally:
                 if server is not None:
                     server.close()
                 scheduler.shutdown(wait=False)
                 await work.cancel()
                 if not fatal:
-                    self.store.release(self.owner)  # (on a full disk, leases just expire)
+                    await self.db.release(self.owner)  # (on a full disk, leases just expire)
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
         if fatal:
             raise fatal[0]
@@ -228,7 +232,7 @@ class Runner:
 
     async def _atom(self, watchlist: str) -> tuple[int, str, str]:
         settings = self.config.settings.atom or AtomSettings()
-        entries = self.store.matched_articles(watchlist=watchlist, limit=settings.entries)
+        entries = await self.db.matched_articles(watchlist=watchlist, limit=settings.entries)
         return (200, "application/atom+xml; charset=utf-8",
                 atom.render(watchlist, entries, self.clock.now()))
 
@@ -236,8 +240,8 @@ class Runner:
         """Alive when the scheduler ticked recently and the database takes a write."""
         tick = self.config.settings.daemon.tick
         since = time.monotonic() - work.last_tick
-        database = self.store.writable()
-        pending, oldest = self.store.outbox_backlog(self.clock.now())
+        database = await self.db.writable()
+        pending, oldest = await self.db.outbox_backlog(self.clock.now())
         alive = since < 3 * tick + 5
         return listener.json_answer(200 if alive and database is None else 503, {
             "status": "ok" if alive and database is None else "failing",
@@ -247,8 +251,8 @@ class Runner:
         })
 
     async def _metrics(self) -> tuple[int, str, str]:
-        pending, oldest = self.store.outbox_backlog(self.clock.now())
-        failing = sum(1 for r in self.store.sources() if r["active"] and r["error_count"])
+        pending, oldest = await self.db.outbox_backlog(self.clock.now())
+        failing = sum(1 for r in await self.db.sources() if r["active"] and r["error_count"])
         return 200, CONTENT_TYPE, self.metrics.render({
             "newswatch_outbox_pending": pending,
             "newswatch_oldest_pending_alert_seconds": oldest,
@@ -261,7 +265,7 @@ class Runner:
         now = self.clock.now()
         active = {s.name for s in self.config.active_sources()}
         raised = []
-        for row in self.store.source_health(now):
+        for row in await self.db.source_health(now):
             if row["name"] not in active or row["retired_at"]:
                 continue
             facts = health.figures(row, now)
@@ -272,14 +276,14 @@ class Runner:
                 notice = health.describe(kind, row, facts)
                 log.warning("operator notice: %s", notice, extra={"source": row["name"]})
                 raised.append(notice)
-                self._notify_operator(f"source.{kind}", row, notice, now)
+                await self._notify_operator(f"source.{kind}", row, notice, now)
             else:
                 log.info("incident over: the source is %s no more", row["notice"],
                          extra={"source": row["name"]})
-            self.store.set_notice(row["name"], kind)
+            await self.db.set_notice(row["name"], kind)
         return raised
 
-    def _notify_operator(self, kind: str, row: dict[str, Any], message: str,
+    async def _notify_operator(self, kind: str, row: dict[str, Any], message: str,
                          now: datetime) -> None:
         """Queue the notice on the ``operator`` channel, if one is set and enabled."""
         operator = self.config.settings.operator
@@ -289,7 +293,7 @@ class Runner:
                           else row["last_article_at"])
         notice = notices.source_notice_row(operator, kind, row["name"], since, message,
                                            row["last_error"], now)
-        self.store.open_incident(notices.incident_key(kind, f"source:{row['name']}", since),
+        await self.db.open_incident(notices.incident_key(kind, f"source:{row['name']}", since),
                                  kind, f"source:{row['name']}", since, now, message, notice)
 
     @staticmethod
@@ -300,7 +304,7 @@ class Runner:
 
     async def _poll(self, pipeline: Pipeline, *, due_only: bool,
                     progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
-        claimed = self.store.claim_sources(self.owner, self.clock.now(), pipeline.lease(),
+        claimed = await self.db.claim_sources(self.owner, self.clock.now(), pipeline.lease(),
                                            due_only=due_only, names=list(pipeline.sources))
         limit = asyncio.Semaphore(self.config.settings.daemon.concurrency)
 
@@ -314,7 +318,7 @@ class Runner:
         return [r for r in await asyncio.gather(*(one(s) for s in claimed)) if r]
 
     @asynccontextmanager
-    async def _clients(self) -> AsyncIterator[Callable[[Config], tuple[Pipeline, Dispatcher]]]:
+    async def _clients(self) -> AsyncIterator[Builder]:
         """Open the HTTP clients for one pass or one daemon run (closed after it), and
         yield a builder of the pipeline and dispatcher for a config over them."""
         settings = self.config.settings
@@ -322,19 +326,22 @@ class Runner:
                                transport=self._collect_transport) as collect, \
                 httpx.AsyncClient(transport=self._deliver_transport, follow_redirects=False,
                                   trust_env=False) as deliver:
-            for owner in self.store.release_orphans(owner_is_dead):
+            for owner in await self.db.release_orphans(owner_is_dead):
                 log.warning("took back the leases of %s, which no longer runs", owner)
             politeness = Politeness()  # shared by every pipeline of this run: hosts take turns
 
-            def build(config: Config) -> tuple[Pipeline, Dispatcher]:
-                self.store.sync_sources(config.active_sources(), self.clock.now())
-                return (Pipeline(config, self.store, collect, self.clock, self.owner,
+            async def build(config: Config) -> tuple[Pipeline, Dispatcher]:
+                await self.db.sync_sources(config.active_sources(), self.clock.now())
+                return (Pipeline(config, self.db, collect, self.clock, self.owner,
                                  self.metrics, politeness),
-                        Dispatcher(self.store, config, deliver, self.clock, self.owner,
+                        Dispatcher(self.db, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
                                    metrics=self.metrics))
 
-            yield build
+            try:
+                yield build
+            finally:  # the store's thread ends once its queued calls have run
+                await asyncio.to_thread(self.db.shutdown)
 
 
 class _Work:
@@ -360,7 +367,7 @@ class _Work:
             return
         idle = [n for n in self.pipeline.sources if n not in self.polls]
         try:
-            claimed = r.store.claim_sources(r.owner, r.clock.now(), self.pipeline.lease(),
+            claimed = await r.db.claim_sources(r.owner, r.clock.now(), self.pipeline.lease(),
                                             names=idle, limit=free)
         except DiskFullError as exc:
             self.fatal(exc)
@@ -410,9 +417,9 @@ class _Work:
         r = self.runner
         retention = r.config.settings.retention
         try:
-            pruned = r.store.prune_articles(r.clock.now(),
+            pruned = await r.db.prune_articles(r.clock.now(),
                                             timedelta(seconds=retention.articles))
-            removed = r.store.maintain(r.clock.now(),
+            removed = await r.db.maintain(r.clock.now(),
                                        timedelta(seconds=retention.delivered_alerts))
         except DiskFullError as exc:
             self.fatal(exc)
@@ -439,7 +446,7 @@ class _ConfigWatcher:
     """
 
     def __init__(self, runner: Runner, work: _Work,
-                 build: Callable[[Config], tuple[Pipeline, Dispatcher]]) -> None:
+                 build: Builder) -> None:
         self.runner = runner
         self.work = work
         self.build = build
@@ -463,9 +470,9 @@ class _ConfigWatcher:
         elif now != self.pending:
             self.pending = now  # changed since the last look: wait until it settles
         else:
-            self.reload()
+            await self.reload()
 
-    def reload(self) -> None:
+    async def reload(self) -> None:
         self.seen = self.pending = self._fingerprint()
         runner, old = self.runner, self.runner.config
         try:
@@ -486,7 +493,7 @@ class _ConfigWatcher:
             if getattr(new.settings, key) != getattr(old.settings, key):
                 log.warning("%s changed: it takes effect at the next restart", key)
         runner.config = new
-        self.work.pipeline, self.work.dispatcher = self.build(new)
+        self.work.pipeline, self.work.dispatcher = await self.build(new)
         if runner.routes:
             runner.route_feeds()
         runner._report_disabled(new)

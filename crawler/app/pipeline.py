@@ -53,7 +53,8 @@ from crawler.process import dates, dedup, schedule, search, stories
 from crawler.process.dedup import Keyed
 from crawler.process.extract import extract
 from crawler.process.match import Match, Matcher
-from crawler.store import NewArticle, PollRecord, SourceState, Store, StoryRules
+from crawler.store import NewArticle, PollRecord, SourceState, StoryRules
+from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,8 @@ class PollResult:
 class Pipeline:
     """Polls sources for one config; the store, HTTP client and clock are passed in."""
 
-    def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock,
-                 owner: str, metrics: Metrics | None = None,
+    def __init__(self, config: Config, store: ThreadedStore, client: httpx.AsyncClient,
+                 clock: Clock, owner: str, metrics: Metrics | None = None,
                  politeness: Politeness | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -108,18 +109,18 @@ class Pipeline:
         source = self.sources.get(state.name)
         if source is None:
             log.debug("no longer in the config; not polled", extra={"source": state.name})
-            self.store.release(self.owner, state.name)
+            await self.store.release(self.owner, state.name)
             return None
         started = time.monotonic()
         try:
             result = await self._poll(source, state)
         except SourceError as exc:
-            result = self._failed(source, state, exc)
+            result = await self._failed(source, state, exc)
         except StoreError:
             raise
         except Exception as exc:  # a bug must not stop the other sources
             log.exception("internal error while polling", extra={"source": source.name})
-            result = self._failed(source, state, SourceError(
+            result = await self._failed(source, state, SourceError(
                 source.name, f"internal error: {type(exc).__name__}: {exc}"))
         outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"
         self.metrics.inc("newswatch_fetches_total", source=source.name, outcome=outcome)
@@ -127,7 +128,7 @@ class Pipeline:
                              source=source.name)
         return result
 
-    def _failed(self, source: Source, state: SourceState, exc: SourceError) -> PollResult:
+    async def _failed(self, source: Source, state: SourceState, exc: SourceError) -> PollResult:
         now = self.clock.now()
         failures = state.error_count + 1
         retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
@@ -145,7 +146,7 @@ class Pipeline:
         else:
             log.debug("poll failed again (%d in a row): %s", failures, exc.message,
                       extra=extra)
-        self.store.record_poll(source.name, self.owner, now, PollRecord(
+        await self.store.record_poll(source.name, self.owner, now, PollRecord(
             when, error=exc.message, retire=retire,
             defer_host_until=now + timedelta(seconds=retry_after)
             if retry_after is not None else None))
@@ -170,14 +171,14 @@ class Pipeline:
         max_age = parse_max_age(response.headers.get("cache-control"))
         if feed is None:  # not modified
             self._recovered(state)
-            self.store.record_poll(source.name, self.owner, now, PollRecord(
+            await self.store.record_poll(source.name, self.owner, now, PollRecord(
                 self._next(source, now, max_age), redirect_to=redirect_to,
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
         result = await self.collect(source, feed.articles)
         self._recovered(state)
-        self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
+        await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
             self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
             etag=response.headers.get("etag"),
             last_modified=response.headers.get("last-modified"), full_fetch=True,
@@ -201,18 +202,18 @@ class Pipeline:
     async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
         """dedup → page → extract → store, for the items of a feed: only new articles'
         pages are fetched (full text)."""
-        fresh = self._fresh(collected)
+        fresh = await self._fresh(collected)
         with_pages = await pages.fetch_pages(self.client, self.politeness, source,
                                              [item.article for item in fresh])
-        return self._store(source.name, await self._extract(
+        return await self._store(source.name, await self._extract(
             [dataclasses.replace(item, article=page)
              for item, page in zip(fresh, with_pages, strict=True)]), len(collected))
 
-    def _fresh(self, collected: Sequence[Article]) -> list[Keyed]:
+    async def _fresh(self, collected: Sequence[Article]) -> list[Keyed]:
         """The collected articles whose keys are unknown (one lookup), keys attached."""
         keyed = [Keyed.of(article) for article in collected]
-        return dedup.select_new(keyed, self.store.known_keys(
-            key for item in keyed for key in item.keys))
+        return dedup.select_new(keyed, await self.store.known_keys(
+            [key for item in keyed for key in item.keys]))
 
     async def _extract(self, items: list[Keyed]) -> list[Keyed]:
         """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
@@ -223,7 +224,7 @@ class Pipeline:
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
-        spec = crawl.spec_for(source, known=self.store.source_urls(source.name),
+        spec = crawl.spec_for(source, known=await self.store.source_urls(source.name),
                               now=self.clock.now(),
                               allow_private_networks=self.config.settings.allow_private_networks)
         entries = source.urls
@@ -235,8 +236,9 @@ class Pipeline:
         for event in report.retry_after:
             self.politeness.retry_after(event.url, event.seconds)
         collected = [_page_article(source.name, page) for page in report.pages]
-        result = self._store(source.name, await self._extract(self._fresh(collected)),
-                             len(report.pages))
+        result = await self._store(source.name,
+                                   await self._extract(await self._fresh(collected)),
+                                   len(report.pages))
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.url, failure.reason,
                      extra={"source": source.name})
@@ -255,7 +257,7 @@ class Pipeline:
             raise CrawlError(source.name, error)
         self._recovered(state)
         now = self.clock.now()
-        self.store.record_poll(source.name, self.owner, now,
+        await self.store.record_poll(source.name, self.owner, now,
                                PollRecord(self._next(source, now, None), full_fetch=True))
         log.info("crawl: %d request(s), %d page(s), %d new, %d matched, %d alert(s) queued",
                  report.requests, len(report.pages), result.new, result.matched,
@@ -271,14 +273,15 @@ class Pipeline:
                                       source.timeout)
         return self.politeness.crawl_delay(url, source.user_agent) or 0.0
 
-    def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
+    async def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
         """dedup → extract → store, for articles collected by any means (their pages,
         when attached, are extracted here; none is fetched)."""
         now = self.clock.now()
-        return self._store(source, [item.extracted(extract(item.article, now))
-                                    for item in self._fresh(collected)], len(collected))
+        return await self._store(source, [item.extracted(extract(item.article, now))
+                                          for item in await self._fresh(collected)],
+                                 len(collected))
 
-    def _store(self, source: str, items: Sequence[Keyed], collected: int) -> PollResult:
+    async def _store(self, source: str, items: Sequence[Keyed], collected: int) -> PollResult:
         """match → fingerprint → store (story, alert) → publish. The store checks the keys
         again in its transaction, with those the pages gave: a page naming a known
         article, or one stored meanwhile by another process, is not stored twice."""
@@ -294,7 +297,7 @@ class Pipeline:
             return outbox.plan(article, matches, self.routes, now, self.max_age,
                                self.policy, story)
 
-        kept = self.store.add_articles(batch, now, self.config.version, plan,
+        kept = await self.store.add_articles(batch, now, self.config.version, plan,
                                        self.story_rules)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
         changed: set[str] = set()
@@ -310,12 +313,12 @@ class Pipeline:
             for row in entry.rows:
                 self.metrics.inc("newswatch_alerts_queued_total", channel=row.channel)
         if changed:
-            self.publish(changed)
+            await self.publish(changed)
         return PollResult(source, collected, len(kept),
                           sum(1 for entry in kept if entry.matches),
                           sum(len(entry.rows) for entry in kept))
 
-    def publish(self, watchlists: set[str]) -> None:
+    async def publish(self, watchlists: set[str]) -> None:
         """Rewrite the Atom feeds of watchlists that got new matches (when configured).
         A feed that cannot be written is logged; the articles are stored either way."""
         directory = self.config.atom_directory
@@ -325,7 +328,7 @@ class Pipeline:
         for name in sorted(watchlists):
             try:
                 atom.write_feed(directory, name,
-                                self.store.matched_articles(watchlist=name,
+                                await self.store.matched_articles(watchlist=name,
                                                             limit=settings.entries),
                                 self.clock.now())
             except OSError as exc:

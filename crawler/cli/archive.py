@@ -78,7 +78,7 @@ def search_command(obj: Context, query: str, since: str | None, source: str | No
     config = obj.config()
     with obj.store(config) as store:
         try:
-            rows = store.search(parsed.fts, since=parse_since(since), source=source,
+            rows = store.search(parsed, since=parse_since(since), source=source,
                                 watchlist=watchlist, order="rank" if rank else "newest",
                                 limit=limit)
         except StoreError as exc:

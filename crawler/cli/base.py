@@ -23,7 +23,7 @@ from crawler.config import (
 )
 from crawler.core.clock import SystemClock, parse_iso
 from crawler.core.errors import ConfigError, StoreError
-from crawler.store import Store
+from crawler.store import SQLiteStore, Store
 
 EXIT_CONFIG = 1
 EXIT_DATABASE = 2
@@ -89,7 +89,7 @@ class Context:
     @contextmanager
     def store(self, config: Config) -> Iterator[Store]:
         try:
-            store = Store(config.database_path)
+            store: Store = SQLiteStore(config.database_path)
         except StoreError as exc:
             click.echo(f"database error: {exc}", err=True)
             raise SystemExit(EXIT_DATABASE) from exc

@@ -2,9 +2,11 @@
 
     NewswatchError
     ├── ConfigError          one or more FILE:LINE:COL problems in the config directory
-    ├── StoreError           the database cannot be opened, migrated or written
+    ├── StoreError           the database cannot be opened, migrated, read or written
     │   ├── SchemaTooNewError
-    │   └── DiskFullError    the daemon stops safely rather than lose work
+    │   ├── DiskFullError    the daemon stops safely rather than lose work
+    │   ├── DatabaseDamagedError   the file is corrupt or not a database
+    │   └── DatabaseBusyError      another process held the write lock past the timeout
     ├── SourceError          one poll of one source failed; the source keeps it as data
     │   ├── FetchError
     │   │   ├── BlockedAddressError   a private/loopback target while that is not allowed
@@ -49,7 +51,8 @@ class ConfigError(NewswatchError):
 
 
 class StoreError(NewswatchError):
-    """The database cannot be opened, migrated or written."""
+    """The database cannot be opened, migrated, read or written; the driver's error is
+    the ``__cause__``."""
 
 
 class SchemaTooNewError(StoreError):
@@ -58,6 +61,14 @@ class SchemaTooNewError(StoreError):
 
 class DiskFullError(StoreError):
     """The disk (or the database's size limit) is full; nothing more can be stored."""
+
+
+class DatabaseDamagedError(StoreError):
+    """The database file is damaged (or is not a database): restore it from a backup."""
+
+
+class DatabaseBusyError(StoreError):
+    """Another process held the database's lock for longer than the busy timeout."""
 
 
 class SourceError(NewswatchError):

@@ -1,4 +1,4 @@
-"""Full-text search: the indexed form of text, queries in FTS5 syntax, snippets. Pure.
+"""Full-text search: the indexed form of text, parsed user queries, snippets. Pure.
 
 The archive's FTS5 index holds the *comparable* form of each article's title, summary
 and text: the matcher's folding (``crawler.process.fold``: NFKC, case folding, Latin
@@ -24,7 +24,7 @@ MARK_OPEN, MARK_CLOSE = "«", "»"
 
 
 class QueryError(ValueError):
-    """A search query FTS5 cannot read, in words a user understands."""
+    """A search query with nothing to search for, in words a user understands."""
 
 
 def comparable(text: str) -> str:
@@ -41,38 +41,50 @@ def document(article: Article) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Query:
-    """A user's query as FTS5 ``MATCH`` text, and the terms to highlight."""
+class Term:
+    """Words in comparable form, searched as a phrase; ``prefix``: the last word may go on."""
 
-    fts: str
-    terms: tuple[str, ...]
+    words: tuple[str, ...]
+    prefix: bool = False
+
+    def __str__(self) -> str:
+        return " ".join(self.words) + ("*" if self.prefix else "")
+
+
+OPERATORS = ("AND", "OR", "NOT", "(", ")")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A user's query, parsed: terms and the operators and parentheses between them, in
+    order. A backend translates it to its own syntax (SQLite: FTS5 ``MATCH`` text)."""
+
+    parts: tuple[Term | str, ...]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The terms to highlight: words joined by spaces, ``*`` for a prefix."""
+        return tuple(str(p) for p in self.parts if isinstance(p, Term))
 
 
 def parse_query(text: str) -> Query:
-    """Translate ``"exact phrase"``, ``prefix*``, ``AND``/``OR``/``NOT`` and parentheses
-    into FTS5 syntax over comparable text; every word is quoted, so punctuation in it
-    (``intra-Afghan``) is a phrase of its words, never FTS5 syntax."""
-    parts: list[str] = []
-    terms: list[str] = []
+    """Read ``"exact phrase"``, ``prefix*``, ``AND``/``OR``/``NOT`` and parentheses; every
+    word is folded to comparable form, and punctuation inside a word (``intra-Afghan``)
+    makes a phrase of its words, never an operator."""
+    parts: list[Term | str] = []
     for found in _QUERY.finditer(text):
-        if found.group("op"):
-            if found.group("op") == "NOT" and parts and parts[-1] == "AND":
-                parts.pop()  # FTS5's NOT is binary: "a AND NOT b" is "a NOT b"
-            parts.append(found.group("op"))
-        elif found.group("paren"):
-            parts.append(found.group("paren"))
+        if found.group("op") or found.group("paren"):
+            parts.append(found.group("op") or found.group("paren"))
         else:
             raw = found.group("phrase") if found.group("phrase") is not None \
                 else found.group("word")
-            star = found.group("pstar") or found.group("star")
             words = _TOKEN.findall(comparable(raw))
-            if not words:
-                continue
-            parts.append('"' + " ".join(words) + '"' + ("*" if star else ""))
-            terms.append(" ".join(words) + ("*" if star else ""))
-    if not terms:
+            if words:
+                parts.append(Term(tuple(words), bool(found.group("pstar")
+                                                     or found.group("star"))))
+    if not any(isinstance(p, Term) for p in parts):
         raise QueryError(f"nothing to search for in {text!r}: give a word or a \"phrase\"")
-    return Query(" ".join(parts), tuple(terms))
+    return Query(tuple(parts))
 
 
 def highlight(text: str, terms: tuple[str, ...]) -> str | None:

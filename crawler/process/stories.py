@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SHINGLE = 3
@@ -107,3 +108,35 @@ def joins(score: float, new: Fingerprint, other_shingles: int, threshold: float)
     if new.short or other_shingles < MIN_SHINGLES:
         return score >= 1.0
     return score >= threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored article that shares a band key with the new one, and its story."""
+
+    article_id: int
+    story_id: int
+    signature: bytes
+    shingles: int
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The story a new article joins, through which article, and how similar they are."""
+
+    story_id: int
+    similar_to: int
+    score: float
+
+
+def place(new: Fingerprint, candidates: Iterable[Candidate],
+          threshold: float) -> Placement | None:
+    """The story of the most similar candidate that counts as the same story (the first
+    such when scores tie), or None: the article starts a story of its own."""
+    best: Placement | None = None
+    for candidate in candidates:
+        score = similarity(new.signature, candidate.signature)
+        if joins(score, new, candidate.shingles, threshold) and (
+                best is None or score > best.score):
+            best = Placement(candidate.story_id, candidate.article_id, score)
+    return best

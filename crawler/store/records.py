@@ -1,0 +1,149 @@
+"""The records the store takes and gives: plain data, no I/O, no backend.
+
+Alert rows (``OutboxRow``) and the story an article joined (``StoryContext``) live here
+and not in ``alerts``: the store writes and reads them, and the store sits below alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from crawler.core.article import Article
+from crawler.process import stories
+from crawler.process.match import Match
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """A claimed source: what the pipeline needs to poll it."""
+
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+    last_error: str | None = None
+    redirect_to: str | None = None
+    redirect_seen: int = 0
+    last_full_fetch_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """How one poll ended, and so what the source row says next.
+
+    ``error`` set means a failure (the count goes up, the validators stay); otherwise a
+    success. ``move_to`` replaces the polled URL (a confirmed permanent redirect);
+    ``retire`` stops polling (410 Gone); ``defer_host_until`` holds back every source on
+    the same host (Retry-After).
+    """
+
+    next_check_at: datetime
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    full_fetch: bool = False
+    redirect_to: str | None = None
+    redirect_seen: int = 0
+    move_to: str | None = None
+    retire: bool = False
+    defer_host_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One alert to deliver on one channel, with the event data captured now."""
+
+    key: str
+    message_id: str
+    watchlist: str
+    channel: str
+    subject: str
+    payload: dict[str, Any]
+    priority: bool = False
+    hold_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryContext:
+    """The story an article was placed in, as the store saw it inside the transaction.
+
+    ``alerted`` maps a watchlist to the watch items that earlier articles of the story
+    were alerted for (empty for a new story).
+    """
+
+    id: int
+    subject: str
+    articles: int
+    outlets: int
+    first_seen_at: datetime
+    alerted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def story_subject(first_url: str) -> str:
+    """A story's key, and the subject of its alerts: its first article's canonical URL."""
+    return f"story:{first_url}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An article ready to store: its dedup keys, matches, story fingerprint and the
+    comparable form of its title, summary and text for the full-text index."""
+
+    article: Article
+    keys: Sequence[str]
+    matches: list[Match]
+    fingerprint: stories.Fingerprint
+    indexed: tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRules:
+    window: timedelta = timedelta(days=3)
+    threshold: float = stories.DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """What ``add_articles`` did with one article."""
+
+    article: Article
+    id: int
+    story_id: int
+    rows: list[OutboxRow]
+    matches: list[Match]
+
+
+Planner = Callable[[Article, list[Match], StoryContext], list[OutboxRow]]
+"""Decides an article's outbox rows, given the story it joined (alerts.outbox.plan)."""
+
+DigestBuilder = Callable[[str, list[dict[str, Any]]], OutboxRow]
+"""Makes one channel's digest row from its held alerts' payloads."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedAlert:
+    """A claimed outbox row, ready to render and send."""
+
+    id: int
+    message_id: str
+    channel: str
+    watchlist: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: str
+    kind: str = "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What one attempt ended in, and so what happens to the row next."""
+
+    outcome: Literal["delivered", "retry", "dead"]
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+    next_attempt_at: datetime | None = None

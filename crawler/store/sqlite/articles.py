@@ -1,0 +1,305 @@
+"""Articles with their dedup keys, matches, stories and full-text rows: written in one
+transaction, read back for the CLI, the Atom feeds, search and backtests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import sqlite_utils
+
+from crawler.core.article import Article
+from crawler.core.clock import iso, parse_iso
+from crawler.core.errors import StoreError
+from crawler.process import stories
+from crawler.process.search import Query
+from crawler.store.records import (
+    NewArticle,
+    Planner,
+    StoredArticle,
+    StoryContext,
+    StoryRules,
+    story_subject,
+)
+from crawler.store.sqlite.base import Connected, last_id, wrap_exceptions
+from crawler.store.sqlite.fts import fts5
+from crawler.store.sqlite.outbox import outbox_row
+
+
+class Articles(Connected):
+    @wrap_exceptions
+    def source_urls(self, source: str, limit: int = 5000) -> list[str]:
+        """The URL keys of a source's most recent articles (what a crawl need not fetch)."""
+        return [r[0] for r in self._db.execute(
+            "SELECT k.key FROM article_keys k JOIN articles a ON a.id = k.article_id "
+            "WHERE a.source = ? AND k.key LIKE 'url:%' ORDER BY a.id DESC LIMIT ?",
+            [source, limit])]
+
+    @wrap_exceptions
+    def known_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of these dedup keys are stored."""
+        return self._known(keys)
+
+    def _known(self, keys: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._db.execute(
+                f"SELECT key FROM article_keys WHERE key IN ({marks})", chunk))
+        return found
+
+    @wrap_exceptions
+    def add_articles(self, batch: Sequence[NewArticle], now: datetime, config_version: str,
+                     plan: Planner, rules: StoryRules | None = None) -> list[StoredArticle]:
+        """Store articles with their dedup keys, matches, story, index rows and outbox
+        rows, all or nothing.
+
+        Each article is placed in a story here, inside the transaction, so processes
+        sharing the database agree on it; ``plan`` then decides its outbox rows knowing
+        what the story was already alerted for. An article any of whose keys another
+        process stored meanwhile (or an earlier article of the batch claims) is skipped
+        whole, so it cannot alert twice.
+        """
+        rules = rules or StoryRules()
+        stored: list[StoredArticle] = []
+        with self._write() as db:
+            taken = self._known(k for new in batch for k in new.keys)
+            for new in batch:
+                article = new.article
+                if not taken.isdisjoint(new.keys):
+                    continue
+                taken.update(new.keys)
+                article_id = last_id(db.table("articles").insert({
+                    "url": article.url, "link": article.link, "guid": article.guid,
+                    "source": article.source, "title": article.title,
+                    "summary": article.summary, "text": article.text,
+                    "author": article.author or None, "language": article.language or None,
+                    "extraction": None if article.extraction is None
+                    else str(article.extraction),
+                    "published_at": iso(article.published_at) if article.published_at
+                    else None,
+                    "fetched_at": iso(now),
+                }))
+                db.table("article_keys").insert_all({"key": k, "article_id": article_id}
+                                                    for k in new.keys)
+                db.table("matches").insert_all({
+                    "article_id": article_id, "watchlist": m.watchlist, "watch": m.watch,
+                    "alias": m.alias, "matched": m.matched, "field": m.field,
+                    "start": m.start, "end": m.end, "snippet": m.snippet,
+                    "highlight": m.highlight, "context": json.dumps(list(m.context),
+                                                                    ensure_ascii=False),
+                    "config_version": config_version, "created_at": iso(now),
+                } for m in new.matches)
+                story = _place(db, article_id, new, now, rules)
+                rows = plan(article, new.matches, story)
+                db.table("outbox").insert_all((
+                    outbox_row(r, now, article_id) for r in rows), ignore=True)
+                db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
+                           "VALUES (?, ?, ?, ?)", [article_id, *new.indexed])
+                stored.append(StoredArticle(article, article_id, story.id, rows, new.matches))
+        return stored
+
+    @wrap_exceptions
+    def recent_matches(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest matches, newest first, each with its article's title, URL, source."""
+        return list(self._db.query(
+            "SELECT m.created_at, m.watchlist, m.watch, m.alias, m.matched, m.field, "
+            "m.start, m.end, m.snippet, m.highlight, m.context, a.title, a.url, a.source, "
+            "a.published_at FROM matches m JOIN articles a ON a.id = m.article_id "
+            "ORDER BY m.id DESC LIMIT ?", [limit]))
+
+    @wrap_exceptions
+    def archive(self, since: datetime) -> list[tuple[Article, set[tuple[str, str]]]]:
+        """Articles fetched since ``since``, oldest first, each with the (watchlist, watch)
+        pairs stored for it: what ``newswatch backtest`` replays."""
+        stored: dict[int, set[tuple[str, str]]] = {}
+        for row in self._db.query(
+                "SELECT m.article_id, m.watchlist, m.watch FROM matches m "
+                "JOIN articles a ON a.id = m.article_id WHERE a.fetched_at >= ?",
+                [iso(since)]):
+            stored.setdefault(row["article_id"], set()).add((row["watchlist"], row["watch"]))
+        return [
+            (Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
+                     title=r["title"] or "", guid=r["guid"],
+                     published_at=datetime.fromisoformat(r["published_at"])
+                     if r["published_at"] else None,
+                     summary=r["summary"] or "", text=r["text"] or ""),
+             stored.get(r["id"], set()))
+            for r in self._db.query(
+                "SELECT id, url, link, guid, source, title, summary, text, published_at "
+                "FROM articles WHERE fetched_at >= ? ORDER BY fetched_at, id", [iso(since)])
+        ]
+
+    @wrap_exceptions
+    def matched_articles(self, *, watchlist: str | None = None, since: datetime | None = None,
+                         limit: int | None = None) -> list[dict[str, Any]]:
+        """Articles with matches, newest match first, each with its story, outlet count
+        and ``matches`` (of ``watchlist`` only, when given); ``since`` counts from when
+        the match was stored."""
+        where, values = ["1"], []
+        if watchlist is not None:
+            where.append("m.watchlist = ?")
+            values.append(watchlist)
+        if since is not None:
+            where.append("m.created_at >= ?")
+            values.append(iso(since))
+        sql = ("SELECT a.id, a.url, a.title, a.summary, a.source, a.published_at, "
+               "a.fetched_at, a.story_id, s.outlets, max(m.created_at) AS matched_at "
+               "FROM matches m JOIN articles a ON a.id = m.article_id "
+               "LEFT JOIN stories s ON s.id = a.story_id "
+               f"WHERE {' AND '.join(where)} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        found = list(self._db.query(sql, values))
+        by_id = {row["id"]: row for row in found}
+        for row in found:
+            row["matches"] = []
+        ids = list(by_id)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            extra = " AND watchlist = ?" if watchlist is not None else ""
+            for match in self._db.query(
+                    "SELECT article_id, watchlist, watch, alias, matched, field, start, "
+                    "\"end\", snippet, created_at FROM matches WHERE article_id IN "
+                    f"({','.join('?' * len(chunk))}){extra} ORDER BY id",
+                    [*chunk, *([watchlist] if watchlist is not None else [])]):
+                by_id[match.pop("article_id")]["matches"].append(match)
+        return found
+
+    @wrap_exceptions
+    def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Stories seen since ``since``, latest first, each with its ``outlets_list``
+        (source names), ``urls`` and ``watches`` (``watchlist: watch`` matched in it)."""
+        found = list(self._db.query(
+            "SELECT id, title, first_seen_at, last_seen_at, articles, outlets, "
+            "first_article_id FROM stories WHERE last_seen_at >= ? "
+            "ORDER BY last_seen_at DESC, id DESC LIMIT ?", [iso(since), limit]))
+        for story in found:
+            members = list(self._db.query(
+                "SELECT id, source, url, similarity FROM articles WHERE story_id = ? "
+                "ORDER BY id", [story["id"]]))
+            story["outlets_list"] = list(dict.fromkeys(m["source"] for m in members))
+            story["urls"] = [m["url"] for m in members]
+            story["watches"] = [f"{r[0]}: {r[1]}" for r in self._db.execute(
+                "SELECT DISTINCT m.watchlist, m.watch FROM matches m JOIN articles a "
+                "ON a.id = m.article_id WHERE a.story_id = ? ORDER BY 1, 2", [story["id"]])]
+        return found
+
+    @wrap_exceptions
+    def search(self, query: Query, *, since: datetime | None = None,
+               source: str | None = None, watchlist: str | None = None,
+               order: Literal["newest", "rank"] = "newest",
+               limit: int = 20) -> list[dict[str, Any]]:
+        """Articles whose indexed text matches ``query``, newest first or best ranked
+        (bm25) first."""
+        match = fts5(query)
+        where, values = ["articles_fts MATCH ?"], [match]
+        if since is not None:
+            where.append("a.fetched_at >= ?")
+            values.append(iso(since))
+        if source is not None:
+            where.append("a.source = ?")
+            values.append(source)
+        if watchlist is not None:
+            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id "
+                         "AND m.watchlist = ?)")
+            values.append(watchlist)
+        ordering = ("bm25(articles_fts)" if order == "rank"
+                    else "coalesce(a.published_at, a.fetched_at) DESC")
+        try:
+            return list(self._db.query(
+                "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
+                "a.fetched_at, a.story_id FROM articles_fts JOIN articles a "
+                f"ON a.id = articles_fts.rowid WHERE {' AND '.join(where)} "
+                f"ORDER BY {ordering}, a.id DESC LIMIT ?", [*values, limit]))
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_ERROR:
+                raise  # not the query's fault: wrap_exceptions says what it is
+            raise StoreError(f"cannot search for {match!r}: {exc}") from exc
+
+    @wrap_exceptions
+    def prune_articles(self, now: datetime, keep: timedelta, batch: int = 500) -> int:
+        """Forget the text of articles fetched longer than ``keep`` ago: summary, text,
+        full-text index rows, similarity signature and band keys. The article row (URL,
+        title, source, dates, story), its matches, its alerts and its dedup keys stay, so
+        an audit can still say what was alerted, and a pruned article seen again in a
+        feed is still known. Works in short transactions; returns the articles pruned."""
+        cutoff = iso(now - keep)
+        pruned = 0
+        while True:
+            with self._write() as db:
+                ids = [r[0] for r in db.execute(
+                    "SELECT id FROM articles WHERE fetched_at < ? AND pruned_at IS NULL "
+                    "ORDER BY id LIMIT ?", [cutoff, batch])]
+                if not ids:
+                    break
+                marks = ",".join("?" * len(ids))
+                for article_id, signature in list(db.execute(
+                        "SELECT article_id, signature FROM article_signatures "
+                        f"WHERE article_id IN ({marks})", ids)):
+                    db.conn.executemany(
+                        "DELETE FROM story_bands WHERE key = ? AND article_id = ?",
+                        [(key, article_id) for key in stories.band_keys(signature)])
+                db.execute(f"DELETE FROM article_signatures WHERE article_id IN ({marks})",
+                           ids)
+                db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({marks})", ids)
+                db.execute(f"UPDATE articles SET summary = NULL, text = NULL, pruned_at = ? "
+                           f"WHERE id IN ({marks})", [iso(now), *ids])
+                pruned += len(ids)
+        return pruned
+
+
+def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: datetime,
+           rules: StoryRules) -> StoryContext:
+    """Join the story ``stories.place`` chooses among the recent articles sharing a band
+    key, or start one; keep the article's signature and band keys for those to come."""
+    fp = new.fingerprint
+    candidates: list[stories.Candidate] = []
+    if fp.bands:
+        marks = ",".join("?" * len(fp.bands))
+        candidates = [stories.Candidate(other, story_id, signature, shingles)
+                      for other, signature, shingles, story_id in db.execute(
+            "SELECT s.article_id, s.signature, s.shingles, a.story_id "
+            "FROM article_signatures s JOIN articles a ON a.id = s.article_id "
+            "WHERE s.article_id IN (SELECT article_id FROM story_bands "
+            f"WHERE key IN ({marks})) AND a.fetched_at >= ? "
+            "AND a.story_id IS NOT NULL",
+            [*fp.bands, iso(now - rules.window)])]
+    placed = stories.place(fp, candidates, rules.threshold)
+    if placed is None:
+        story_id = last_id(db.table("stories").insert({
+            "key": story_subject(new.article.url), "first_article_id": article_id,
+            "title": new.article.title, "first_seen_at": iso(now),
+            "last_seen_at": iso(now), "articles": 1, "outlets": 1}))
+        db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
+    else:
+        story_id = placed.story_id
+        db.execute("UPDATE articles SET story_id = ?, similarity = ?, similar_to = ? "
+                   "WHERE id = ?", [story_id, placed.score, placed.similar_to, article_id])
+        db.execute("UPDATE stories SET last_seen_at = :now, articles = articles + 1, "
+                   "outlets = (SELECT count(DISTINCT source) FROM articles "
+                   "WHERE story_id = :id) WHERE id = :id",
+                   {"now": iso(now), "id": story_id})
+    if fp.signature:
+        db.execute("INSERT INTO article_signatures (article_id, signature, shingles) "
+                   "VALUES (?, ?, ?)", [article_id, fp.signature, fp.shingles])
+        db.conn.executemany("INSERT OR IGNORE INTO story_bands (key, article_id) "
+                            "VALUES (?, ?)", [(key, article_id) for key in fp.bands])
+    row = db.execute("SELECT key, articles, outlets, first_seen_at FROM stories "
+                     "WHERE id = ?", [story_id]).fetchone()
+    alerted: dict[str, set[str]] = {}
+    if placed is not None and new.matches:
+        for watchlist, watch in db.execute(
+                "SELECT DISTINCT m.watchlist, m.watch FROM matches m "
+                "JOIN articles a ON a.id = m.article_id "
+                "WHERE a.story_id = ? AND a.id != ? AND EXISTS (SELECT 1 FROM outbox o "
+                "WHERE o.article_id = m.article_id AND o.watchlist = m.watchlist)",
+                [story_id, article_id]):
+            alerted.setdefault(watchlist, set()).add(watch)
+    return StoryContext(story_id, row[0], row[1], row[2], parse_iso(row[3]),
+                        {w: frozenset(items) for w, items in alerted.items()})

@@ -1,0 +1,177 @@
+"""The SQLite schema, as numbered migration steps (see ``crawler.store.migrate``).
+
+Append a step to change the schema: ``Step(7, "what it adds", _v7)``. Each runs once, in
+order, inside its own write transaction; released steps are never edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlite_utils
+
+from crawler.core.clock import iso
+from crawler.process.search import comparable
+from crawler.store.migrate import Step
+
+if TYPE_CHECKING:
+    from crawler.store.sqlite.base import Connected
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("sources").create({
+        "name": str, "url": str, "kind": str, "active": int, "etag": str,
+        "last_modified": str, "next_check_at": str, "last_checked_at": str,
+        "last_success_at": str, "last_error": str, "error_count": int, "lease_owner": str,
+        "lease_expires_at": str, "created_at": str,
+    }, pk="name", not_null={"url", "kind", "active", "next_check_at", "error_count",
+                            "created_at"},
+        defaults={"kind": "feed", "active": 1, "error_count": 0})
+    db.table("articles").create({
+        "id": int, "url": str, "link": str, "guid": str, "source": str, "title": str,
+        "summary": str, "text": str, "published_at": str, "fetched_at": str,
+    }, pk="id", not_null={"url", "source", "fetched_at"},
+        foreign_keys=[("source", "sources", "name")])
+    db.table("articles").create_index(["url"], unique=True)
+    db.table("articles").create_index(["published_at"])
+    db.table("article_keys").create({"key": str, "article_id": int}, pk="key",
+                                    not_null={"article_id"},
+                                    foreign_keys=[("article_id", "articles", "id")])
+    db.table("matches").create({
+        "id": int, "article_id": int, "watchlist": str, "watch": str, "alias": str,
+        "matched": str, "field": str, "start": int, "end": int, "snippet": str,
+        "config_version": str, "created_at": str,
+    }, pk="id", not_null={"article_id", "watchlist", "watch", "field", "created_at"},
+        foreign_keys=[("article_id", "articles", "id")])
+    db.table("matches").create_index(["article_id"])
+    db.table("matches").create_index(["created_at"])
+    db.table("outbox").create({
+        "id": int, "key": str, "message_id": str, "watchlist": str, "channel": str,
+        "subject": str, "article_id": int, "payload": str, "status": str, "attempts": int,
+        "next_attempt_at": str, "lease_owner": str, "lease_expires_at": str,
+        "last_error": str, "created_at": str, "delivered_at": str,
+    }, pk="id", not_null={"key", "message_id", "watchlist", "channel", "subject", "payload",
+                          "status", "attempts", "next_attempt_at", "created_at"},
+        defaults={"status": "pending", "attempts": 0},
+        foreign_keys=[("article_id", "articles", "id")])
+    db.table("outbox").create_index(["key"], unique=True)
+    db.table("outbox").create_index(["message_id"], unique=True)
+    db.table("outbox").create_index(["status", "next_attempt_at"])
+    db.table("delivery_attempts").create({
+        "id": int, "outbox_id": int, "attempted_at": str, "outcome": str,
+        "status_code": int, "error": str, "duration_ms": int,
+    }, pk="id", not_null={"outbox_id", "attempted_at", "outcome"},
+        foreign_keys=[("outbox_id", "outbox", "id")])
+    db.table("delivery_attempts").create_index(["outbox_id"])
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    sources = db.table("sources")
+    sources.add_column("config_url", str)
+    sources.add_column("redirect_to", str)
+    sources.add_column("redirect_seen", int, not_null_default=0)
+    sources.add_column("retired_at", str)
+    sources.add_column("last_full_fetch_at", str)
+    sources.add_column("failing_since", str)
+    sources.add_column("notice", str)
+    db.execute("UPDATE sources SET config_url = url")
+    db.table("articles").create_index(["source", "fetched_at"])
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    outbox = db.table("outbox")
+    outbox.add_column("kind", str, not_null_default="alert")
+    outbox.add_column("priority", int, not_null_default=0)
+    outbox.add_column("held", int, not_null_default=0)
+    outbox.add_column("digest_id", int)
+    outbox.add_column("first_attempt_at", str)
+    outbox.create_index(["digest_id"])
+    outbox.create_index(["channel", "first_attempt_at"])
+    db.table("incidents").create({
+        "key": str, "kind": str, "channel": str, "since": str, "opened_at": str,
+        "message": str,
+    }, pk="key", not_null={"kind", "channel", "since", "opened_at", "message"})
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    for column in ("author", "language", "extraction"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+
+
+def _v5(db: sqlite_utils.Database) -> None:
+    db.table("matches").add_column("highlight", str)
+    db.table("matches").add_column("context", str)
+
+
+def _v6(db: sqlite_utils.Database) -> None:
+    db.table("stories").create({
+        "id": int, "key": str, "first_article_id": int, "title": str, "first_seen_at": str,
+        "last_seen_at": str, "articles": int, "outlets": int,
+    }, pk="id", not_null={"key", "first_seen_at", "last_seen_at", "articles", "outlets"},
+        foreign_keys=[("first_article_id", "articles", "id")])
+    db.table("stories").create_index(["key"], unique=True)
+    db.table("stories").create_index(["last_seen_at"])
+    articles = db.table("articles")
+    articles.add_column("story_id", int, fk="stories", fk_col="id")
+    articles.add_column("similarity", float)
+    articles.add_column("similar_to", int, fk="articles", fk_col="id")
+    articles.add_column("pruned_at", str)
+    articles.create_index(["story_id"])
+    articles.create_index(["fetched_at"])
+    db.table("article_signatures").create({
+        "article_id": int, "signature": bytes, "shingles": int,
+    }, pk="article_id", not_null={"signature", "shingles"},
+        foreign_keys=[("article_id", "articles", "id")])
+    db.execute("CREATE TABLE story_bands (key INTEGER NOT NULL, "
+               "article_id INTEGER NOT NULL REFERENCES articles(id), "
+               "PRIMARY KEY (key, article_id)) WITHOUT ROWID")
+    db.execute("CREATE VIRTUAL TABLE articles_fts USING fts5(title, summary, text, "
+               "tokenize = 'unicode61 remove_diacritics 2')")
+    for row in list(db.query("SELECT id, title, summary, text FROM articles")):
+        db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
+                   "VALUES (?, ?, ?, ?)", [row["id"], *(comparable(row[f] or "") for f in
+                                                        ("title", "summary", "text"))])
+
+
+STEPS: list[Step[sqlite_utils.Database]] = [
+    Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
+    Step(2, "source redirects, retirement, full fetches and health notices", _v2),
+    Step(3, "digests, priority, throttling and operator incidents", _v3),
+    Step(4, "articles.author, articles.language, articles.extraction (full text)", _v4),
+    Step(5, "matches: highlight, context", _v5),
+    Step(6, "stories, similarity index, full-text search, article retention", _v6),
+]
+
+
+class Target:
+    """The SQLite side of the migration runner, over a store's connection."""
+
+    def __init__(self, store: Connected, keep_copy: Callable[[int], None]) -> None:
+        self.store = store
+        self.location = store.location
+        self._keep_copy = keep_copy
+
+    def applied(self) -> int:
+        db = self.store._db
+        if "migrations" not in db.table_names():
+            return 0
+        return int(db.execute("SELECT max(version) FROM migrations").fetchone()[0] or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        with self.store._write() as db:
+            if "migrations" not in db.table_names():
+                db.table("migrations").create({"version": int, "name": str,
+                                               "applied_at": str}, pk="version")
+            yield db
+
+    def record(self, handle: sqlite_utils.Database, step: Step[sqlite_utils.Database],
+               at: datetime) -> None:
+        handle.table("migrations").insert({"version": step.version, "name": step.name,
+                                           "applied_at": iso(at)})
+
+    def keep_copy(self, version: int) -> None:
+        self._keep_copy(version)

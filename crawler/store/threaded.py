@@ -1,0 +1,150 @@
+"""The store as the daemon sees it: the same methods, awaited, each run on one thread.
+
+The ``Store`` contract is synchronous (``crawler/store/protocol.py``). The event loop must
+never wait on the database, though: a write can wait up to the busy timeout (30 s) for
+another process's lock, and even a quick query holds everything else on the loop while
+it runs. ``ThreadedStore`` runs every call on one dedicated thread, in the order they
+were made, so fetches, deliveries and the listener go on while the database is busy.
+One thread, not a pool: calls stay in order (a shutdown's ``release`` after the claims
+it gives back), and the backend's connection is used by one thread at a time.
+
+A call cut short by cancellation still runs to its end on the thread (its transaction
+commits or rolls back whole); only its result is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from crawler.config import Source
+from crawler.process.throttle import Throttle
+from crawler.store.protocol import Store
+from crawler.store.records import (
+    DeliveryResult,
+    DigestBuilder,
+    NewArticle,
+    OutboxRow,
+    Planner,
+    PollRecord,
+    QueuedAlert,
+    SourceState,
+    StoredArticle,
+    StoryRules,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ThreadedStore:
+    """Awaitable calls to a ``Store``, each on the one thread this adapter owns."""
+
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def location(self) -> str:
+        return self.sync.location
+
+    async def _run(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(method, *args, **kwargs))
+
+    def shutdown(self) -> None:
+        """Let the thread go once the calls queued have run (a later call starts another)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # --- sources
+    async def sync_sources(self, sources: Sequence[Source], now: datetime) -> None:
+        return await self._run(self.sync.sync_sources, sources, now)
+
+    async def claim_sources(self, owner: str, now: datetime, lease: timedelta, *,
+                            due_only: bool = True, names: Iterable[str] | None = None,
+                            limit: int | None = None) -> list[SourceState]:
+        return await self._run(self.sync.claim_sources, owner, now, lease,
+                               due_only=due_only, names=names, limit=limit)
+
+    async def record_poll(self, name: str, owner: str, now: datetime,
+                          record: PollRecord) -> None:
+        return await self._run(self.sync.record_poll, name, owner, now, record)
+
+    async def release(self, owner: str, source: str | None = None) -> None:
+        return await self._run(self.sync.release, owner, source)
+
+    async def release_orphans(self, is_dead: Callable[[str], bool]) -> list[str]:
+        return await self._run(self.sync.release_orphans, is_dead)
+
+    async def sources(self) -> list[dict[str, Any]]:
+        return await self._run(self.sync.sources)
+
+    async def source_health(self, now: datetime) -> list[dict[str, Any]]:
+        return await self._run(self.sync.source_health, now)
+
+    async def set_notice(self, name: str, notice: str | None) -> None:
+        return await self._run(self.sync.set_notice, name, notice)
+
+    # --- articles
+    async def source_urls(self, source: str) -> list[str]:
+        return await self._run(self.sync.source_urls, source)
+
+    async def known_keys(self, keys: Iterable[str]) -> set[str]:
+        return await self._run(self.sync.known_keys, list(keys))
+
+    async def add_articles(self, batch: Sequence[NewArticle], now: datetime,
+                           config_version: str, plan: Planner,
+                           rules: StoryRules | None = None) -> list[StoredArticle]:
+        return await self._run(self.sync.add_articles, batch, now, config_version, plan,
+                               rules)
+
+    async def matched_articles(self, *, watchlist: str | None = None,
+                               since: datetime | None = None,
+                               limit: int | None = None) -> list[dict[str, Any]]:
+        return await self._run(self.sync.matched_articles, watchlist=watchlist, since=since,
+                               limit=limit)
+
+    async def prune_articles(self, now: datetime, keep: timedelta) -> int:
+        return await self._run(self.sync.prune_articles, now, keep)
+
+    # --- outbox
+    async def fold_digests(self, now: datetime, channels: Iterable[str],
+                           build: DigestBuilder) -> int:
+        return await self._run(self.sync.fold_digests, now, list(channels), build)
+
+    async def claim_alerts(self, owner: str, now: datetime, lease: timedelta,
+                           channels: Iterable[str], limit: int = 100,
+                           throttles: Mapping[str, Throttle] | None = None,
+                           ) -> list[QueuedAlert]:
+        return await self._run(self.sync.claim_alerts, owner, now, lease, list(channels),
+                               limit, throttles)
+
+    async def record_delivery(self, alert_id: int, owner: str, now: datetime,
+                              result: DeliveryResult) -> bool:
+        return await self._run(self.sync.record_delivery, alert_id, owner, now, result)
+
+    async def failing_channels(self) -> dict[str, tuple[datetime, str | None]]:
+        return await self._run(self.sync.failing_channels)
+
+    async def open_incident(self, key: str, kind: str, channel: str, since: datetime,
+                            now: datetime, message: str, notice: OutboxRow | None) -> bool:
+        return await self._run(self.sync.open_incident, key, kind, channel, since, now,
+                               message, notice)
+
+    async def outbox_backlog(self, now: datetime) -> tuple[int, float]:
+        return await self._run(self.sync.outbox_backlog, now)
+
+    # --- looking after it
+    async def maintain(self, now: datetime, keep_delivered: timedelta) -> int:
+        return await self._run(self.sync.maintain, now, keep_delivered)
+
+    async def writable(self) -> str | None:
+        return await self._run(self.sync.writable)

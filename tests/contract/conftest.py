@@ -1,0 +1,102 @@
+"""The storage contract suite: every backend passes it (``crawler/store/protocol.py``).
+
+Tests here speak only through the ``Store`` Protocol, with times passed in: no SQL, no
+backend types. ``backend`` opens handles on one fresh database, as two processes would;
+a new backend (PostgreSQL) adds its name to ``BACKENDS`` and a branch to ``backend``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crawler.config import Source
+from crawler.core.article import Article
+from crawler.process import dedup, search, stories
+from crawler.process.match import Match
+from crawler.store import NewArticle, OutboxRow, SQLiteStore, Store, StoryContext
+from crawler.store.records import story_subject
+
+BACKENDS = ["sqlite"]
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens another handle on the same fresh database."""
+    opened: list[Store] = []
+
+    def open_store() -> Store:
+        if request.param == "sqlite":
+            store: Store = SQLiteStore(tmp_path / "contract.db")
+        else:  # pragma: no cover - the next backend goes here
+            raise NotImplementedError(request.param)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(backend: Opener) -> Store:
+    return backend()
+
+
+def source(name: str, url: str | None = None) -> Source:
+    return Source(name, url or f"https://{name.lower()}.example/feed", 600, 20, "ua", 1000)
+
+
+TEXT = ("Ahmad Massoud met elders in Panjshir on Tuesday to discuss the winter aid convoy "
+        "and the reopening of the Salang pass, officials said in a statement on Wednesday.")
+
+
+def article(source_name: str, n: int, text: str = TEXT, title: str = "") -> Article:
+    url = f"https://{source_name.lower()}.example/news/{n}"
+    return Article(source=source_name, url=url, link=url, title=title or f"Story {n}",
+                   guid=f"{source_name}-{n}", published_at=NOW, summary=text, text=text)
+
+
+def match(watch: str = "Ahmad Massoud", watchlist: str = "opposition") -> Match:
+    return Match(watchlist, watch, watch, watch, "text", 0, len(watch), TEXT[:40])
+
+
+def new(art: Article, matches: Sequence[Match] = ()) -> NewArticle:
+    document = search.document(art)
+    return NewArticle(art, dedup.keys(art), list(matches), stories.fingerprint(document),
+                      document)
+
+
+def alert_row(watchlist: str, subject: str, channel: str = "hook", *,
+              priority: bool = False, hold_until: datetime | None = None) -> OutboxRow:
+    key = "\x1f".join((watchlist, subject, channel))
+    return OutboxRow(key, "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32], watchlist,
+                     channel, subject,
+                     {"subject": subject}, priority, hold_until)
+
+
+def plan_one(channel: str = "hook") -> Callable[[Article, list[Match], StoryContext],
+                                                list[OutboxRow]]:
+    """One alert per (article with matches, watchlist) on ``channel``, per story."""
+    def plan(art: Article, matches: list[Match], story: StoryContext) -> list[OutboxRow]:
+        return [alert_row(w, story.subject, channel)
+                for w in dict.fromkeys(m.watchlist for m in matches)
+                if not story.alerted.get(w)]
+    return plan
+
+
+def no_alerts(*_: object) -> list[OutboxRow]:
+    return []
+
+
+__all__ = ["EPOCH", "LEASE", "NOW", "alert_row", "article", "match", "new", "no_alerts",
+           "plan_one", "source", "story_subject"]

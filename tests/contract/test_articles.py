@@ -1,0 +1,121 @@
+"""Contract: articles are stored once with everything they bring, in one story per copy
+set; search takes a parsed query; retention forgets text, never dedup keys."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from crawler.core.errors import StoreError
+from crawler.process.search import parse_query
+from crawler.store import Store, StoryContext
+from tests.contract.conftest import (
+    EPOCH,
+    NOW,
+    Opener,
+    article,
+    match,
+    new,
+    no_alerts,
+    plan_one,
+    source,
+    story_subject,
+)
+
+
+@pytest.fixture
+def sources(store: Store) -> Store:
+    store.sync_sources([source("Kabul"), source("North"), source("West")], NOW)
+    return store
+
+
+def test_an_article_is_stored_once_with_its_keys_even_from_two_processes(
+        backend: Opener) -> None:
+    one, two = backend(), backend()
+    one.sync_sources([source("Kabul")], NOW)
+    first = new(article("Kabul", 1), [match()])
+    [stored] = one.add_articles([first], NOW, "v1", plan_one())
+    assert stored.article == first.article and len(stored.rows) == 1
+    assert one.known_keys([*first.keys, "url:https://unknown"]) == set(first.keys)
+    assert two.add_articles([first], NOW, "v1", plan_one()) == [], "another process"
+    assert len(one.alerts()) == 1
+    assert one.source_urls("Kabul") == [k for k in first.keys if k.startswith("url:")]
+
+
+def test_copies_join_one_story_and_the_plan_knows_what_it_alerted(sources: Store) -> None:
+    seen: list[StoryContext] = []
+
+    def plan(art, matches, story):  # type: ignore[no-untyped-def]
+        seen.append(story)
+        return plan_one()(art, matches, story)
+
+    stored = sources.add_articles([new(article("Kabul", 1), [match()]),
+                                   new(article("North", 2), [match()]),
+                                   new(article("West", 3, "Saffron prices held in Herat."))],
+                                  NOW, "v1", plan)
+    assert stored[0].story_id == stored[1].story_id != stored[2].story_id
+    assert seen[0].subject == story_subject(article("Kabul", 1).url) == seen[1].subject
+    assert (seen[1].articles, seen[1].outlets) == (2, 2)
+    assert seen[0].alerted == {} and seen[1].alerted == {"opposition": {"Ahmad Massoud"}}
+    assert [len(s.rows) for s in stored] == [1, 0, 0], "the copy alerts nothing new"
+    [story, other] = sorted(sources.recent_stories(EPOCH), key=lambda s: -s["articles"])
+    assert (story["articles"], story["outlets"], story["outlets_list"]) == \
+        (2, 2, ["Kabul", "North"])
+    assert story["watches"] == ["opposition: Ahmad Massoud"] and other["articles"] == 1
+
+
+def test_a_copy_outside_the_window_starts_its_own_story(sources: Store) -> None:
+    [one] = sources.add_articles([new(article("Kabul", 1))], NOW, "v1", no_alerts)
+    [two] = sources.add_articles([new(article("North", 2))], NOW + timedelta(days=4), "v1",
+                                 no_alerts)
+    assert one.story_id != two.story_id
+
+
+def test_matches_are_read_back_by_watchlist_and_time(sources: Store) -> None:
+    sources.add_articles([new(article("Kabul", 1), [match(), match("Salang", "roads")]),
+                          new(article("West", 2, "Nothing to see."))], NOW, "v1", no_alerts)
+    [row] = sources.matched_articles(watchlist="roads")
+    assert [m["watch"] for m in row["matches"]] == ["Salang"] and row["outlets"] == 1
+    assert len(sources.matched_articles()[0]["matches"]) == 2
+    assert sources.matched_articles(since=NOW + timedelta(seconds=1)) == []
+    assert {m["watch"] for m in sources.recent_matches()} == {"Ahmad Massoud", "Salang"}
+    [(art, pairs), (_, none)] = sources.archive(EPOCH)
+    assert art.url == article("Kabul", 1).url and none == set()
+    assert pairs == {("opposition", "Ahmad Massoud"), ("roads", "Salang")}
+
+
+def test_search_takes_a_parsed_query(sources: Store) -> None:
+    sources.add_articles([new(article("Kabul", 1)),
+                          new(article("West", 2, "Saffron prices held steady in Herat.")),
+                          new(article("North", 3, "The intra-Afghan talks resumed."))],
+                         NOW, "v1", no_alerts)
+
+    def urls(text: str, **filters: str) -> list[str]:
+        return [r["url"] for r in sources.search(parse_query(text), **filters)]  # type: ignore[arg-type]
+
+    assert urls("SALANG") == [article("Kabul", 1).url]
+    assert urls('"prices held"') == [article("West", 2).url]
+    assert urls("intra-Afghan") == urls("intra*") == [article("North", 3).url]
+    assert sorted(urls("saffron OR salang")) == sorted([article("Kabul", 1).url,
+                                                        article("West", 2).url])
+    assert urls("saffron OR salang", source="West") == [article("West", 2).url]
+    assert urls("saffron NOT herat") == []
+    with pytest.raises(StoreError):
+        sources.search(parse_query("salang AND"))
+
+
+def test_pruning_forgets_text_and_keeps_keys_matches_and_alerts(sources: Store) -> None:
+    first = new(article("Kabul", 1), [match()])
+    sources.add_articles([first], NOW, "v1", plan_one())
+    later = NOW + timedelta(days=31)
+    assert sources.prune_articles(later, timedelta(days=30)) == 1
+    assert sources.prune_articles(later, timedelta(days=30)) == 0
+    assert sources.search(parse_query("salang")) == []
+    assert sources.known_keys(first.keys) == set(first.keys)
+    assert len(sources.matched_articles()) == 1 and len(sources.alerts()) == 1
+    [(art, _)] = sources.archive(EPOCH)
+    assert art.text == "" and art.title == "Story 1"
+    [copy] = sources.add_articles([new(article("North", 2), [match()])], later, "v1",
+                                  plan_one())
+    assert len(copy.rows) == 1, "a pruned article is no candidate: a new story"

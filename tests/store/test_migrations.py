@@ -1,0 +1,124 @@
+"""One numbered migration runner: today's databases upgrade in place and keep their rows.
+
+``tests/fixtures/store/v6.db`` was made with the release before the storage contract
+(commit 4bca8a4, schema version 6): two sources (one failing, one with an ETag), three
+articles (two copies of one story, both matching), their keys, matches, signatures,
+band keys and full-text rows, one delivered alert and its attempt, one incident.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from crawler.core.errors import SchemaTooNewError
+from crawler.process.search import parse_query
+from crawler.store import SQLiteStore
+from crawler.store.migrate import Step, migrate
+from crawler.store.sqlite import STEPS
+from tests import schema
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "store" / "v6.db"
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+TABLES = {"migrations": 6, "sources": 2, "articles": 3, "article_keys": 6, "matches": 2,
+          "outbox": 1, "delivery_attempts": 1, "incidents": 1, "stories": 2,
+          "article_signatures": 3, "story_bands": 96, "articles_fts": 3}
+
+
+@pytest.fixture
+def v6(tmp_path: Path) -> Path:
+    copy = tmp_path / "newswatch.db"
+    shutil.copyfile(FIXTURE, copy)
+    return copy
+
+
+def counts(path: Path) -> dict[str, int]:
+    return {t: schema.value(path, f"SELECT count(*) FROM {t}") for t in TABLES}
+
+
+def test_a_database_of_todays_schema_opens_in_place_with_its_rows(v6: Path) -> None:
+    assert counts(v6) == TABLES
+    store = SQLiteStore(v6)
+    assert store.schema_version() == len(STEPS)
+    assert counts(v6) == TABLES
+    sources = {s["name"]: s for s in store.sources()}
+    assert sources["Kabul Daily"]["etag"] == '"e1"'
+    assert sources["North Wire"]["last_error"] == "HTTP 503"
+    assert sources["North Wire"]["notice"] == "failing"
+    assert [a["state"] for a in store.alerts()] == ["delivered"]
+    assert len(store.matched_articles()) == 2
+    assert [s["articles"] for s in store.recent_stories(EPOCH)] == [1, 2]
+    assert len(store.search(parse_query("Massoud Panjshir"))) == 2
+    assert len(store.incidents()) == 1
+    store.close()
+
+
+def test_a_new_step_upgrades_todays_database_keeping_its_rows_and_a_copy(v6: Path) -> None:
+    def add_key(db: sqlite_utils.Database) -> None:  # as a source `key` might come
+        db.table("sources").add_column("key", str)
+        db.execute("UPDATE sources SET key = name")
+
+    steps = [*STEPS, Step(len(STEPS) + 1, "sources.key", add_key)]
+    store = SQLiteStore(v6, steps)
+    assert store.schema_version() == len(steps)
+    assert counts(v6) == {**TABLES, "migrations": len(steps)}
+    assert {s["key"] for s in store.sources()} == {"Kabul Daily", "North Wire"}
+    store.close()
+    copy = v6.with_name(f"newswatch.db.v{len(STEPS)}.bak")
+    assert counts(copy) == TABLES, "the copy is the database as it was"
+    with pytest.raises(SchemaTooNewError, match="upgrade newswatch"):
+        SQLiteStore(v6)  # this database is now newer than STEPS
+
+
+class Memory:
+    """A backend of nothing but a migrations table, to watch the runner alone."""
+
+    location = "memory"
+
+    def __init__(self, applied: int = 0) -> None:
+        self.versions = list(range(1, applied + 1))
+        self.log: list[str] = []
+
+    def applied(self) -> int:
+        return max(self.versions, default=0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[list[str]]:
+        self.log.append("begin")
+        yield self.log
+        self.log.append("commit")
+
+    def record(self, handle: list[str], step: Step[list[str]], at: datetime) -> None:
+        self.versions.append(step.version)
+
+    def keep_copy(self, version: int) -> None:
+        self.log.append(f"copy v{version}")
+
+
+def step(n: int) -> Step[list[str]]:
+    return Step(n, f"v{n}", lambda log: log.append(f"v{n}"))
+
+
+def test_the_runner_applies_missing_steps_in_order_each_in_its_own_transaction() -> None:
+    fresh = Memory()
+    assert migrate(fresh, [step(1), step(2)], lambda: EPOCH) == 0
+    assert fresh.log == ["begin", "v1", "commit", "begin", "v2", "commit"], "no copy of nothing"
+    behind = Memory(applied=1)
+    migrate(behind, [step(1), step(2), step(3)], lambda: EPOCH)
+    assert behind.log == ["copy v1", "begin", "v2", "commit", "begin", "v3", "commit"]
+    current = Memory(applied=2)
+    migrate(current, [step(1), step(2)], lambda: EPOCH)
+    assert current.log == []
+
+
+def test_the_runner_refuses_a_newer_schema_and_a_gap_in_the_numbers() -> None:
+    with pytest.raises(SchemaTooNewError, match="version 3, newer than this newswatch"):
+        migrate(Memory(applied=3), [step(1), step(2)], lambda: EPOCH)
+    with pytest.raises(ValueError, match="numbered"):
+        migrate(Memory(), [step(1), step(3)], lambda: EPOCH)
