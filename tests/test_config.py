@@ -244,10 +244,10 @@ def test_sitemap_and_crawl_sources_validate_with_positions(tmp_path: Path) -> No
                                    "{name: Auto, sitemap: auto, site: 'http://x.af/'}")
     fixed = fixed.replace("'(bad'", "'/news/\\d+'").replace("max_depth: 9", "max_depth: 2")
     config = load_config(write(tmp_path, sources=fixed))
-    kinds = {s.name: (s.kind, s.url) for s in config.active_sources()}
-    assert kinds["Crawl"] == ("crawl", "http://x.af/")
-    assert kinds["Ok"] == ("sitemap", "http://x.af/news.xml")
-    assert kinds["Fine"] == ("sitemap", "auto:http://x.af/")
+    kinds = {s.name: (s.kind, s.key, s.urls) for s in config.active_sources()}
+    assert kinds["Crawl"] == ("crawl", "http://x.af/", ("http://x.af/",))
+    assert kinds["Ok"] == ("sitemap", "http://x.af/news.xml", ("http://x.af/news.xml",))
+    assert kinds["Fine"] == ("sitemap", "auto:http://x.af/", ("http://x.af/robots.txt",))
     fine = next(s for s in config.active_sources() if s.name == "Fine")
     assert (fine.delay, fine.budget, fine.full_text) == (0.0, 120.0, True)
     ok = next(s for s in config.active_sources() if s.name == "Ok")

@@ -259,14 +259,14 @@ def test_a_hung_crawl_is_killed_at_its_budget_and_recorded(project: Project,
 def test_the_child_streams_pages_as_json_lines(site: Site) -> None:
     build_site(site)
     spec = {"kind": "sitemap", "name": "x", "sitemap": site.url("/news-sitemap.xml"),
-            "site": None, "start": [], "follow": [], "max_depth": 1, "max_pages": 10,
-            "max_age": 86400, "now": datetime.now(UTC).isoformat(), "user_agent": "t/1",
-            "timeout": 10, "max_bytes": 2**20, "delay": 0, "retries": 0, "robots_txt": True,
-            "allow_private_networks": False, "known": []}
+            "entries": [site.url("/news-sitemap.xml")], "follow": [], "max_depth": 1,
+            "max_pages": 10, "max_age": 86400, "now": datetime.now(UTC).isoformat(),
+            "user_agent": "t/1", "timeout": 10, "max_bytes": 2**20, "delay": 0, "retries": 0,
+            "robots_txt": True, "allow_private_networks": False, "known": []}
     report = asyncio.run(crawl.run(spec, 60, 2**20))
     # 127.0.0.1 is refused without allow_private_networks, before any byte is sent.
     assert report.finished and report.pages == []
-    assert report.errors and "loopback" in report.errors[0]["reason"]
+    assert report.errors and "loopback" in report.errors[0].reason
     assert site.hits == []
 
 
@@ -473,3 +473,20 @@ def test_the_crawl_resolver_passes_on_public_answers_only(answer: tuple[str, ...
     PublicOnlyResolver(Reactor()).resolveHostName(received, "news.example", 443)
     assert received.complete and received.addresses == passed
     assert ("news.example" in PublicOnlyResolver.refused) == (not passed)
+
+
+def test_crawl_events_are_typed_at_the_boundary(caplog: pytest.LogCaptureFixture) -> None:
+    page = crawl.PageEvent(url="u", final_url="f", html="<p>خبر</p>")
+    assert crawl.parse_event(page.model_dump_json()) == page
+    for line, says in [
+            (b"not json", "(line: Invalid JSON"),
+            (b'{"type": "retry_after", "url": "u"}', "(retry_after.seconds: Field required)"),
+            (b'{"type": "nap"}', "does not match any of the expected tags"),
+            (b'{"url": "u"}', "Unable to extract tag using discriminator 'type'")]:
+        with pytest.raises(crawl.BadEventError) as raised:
+            crawl.parse_event(line)
+        assert says in str(raised.value) and repr(line) in str(raised.value)
+    report = crawl.CrawlReport()
+    crawl._take(report, b'{"type": "error", "url": "u"}\n')  # no reason: logged, not kept
+    assert report.errors == []
+    assert "error.reason: Field required" in caplog.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from crawler.process import dedup
@@ -28,5 +30,18 @@ def test_select_new_by_url_and_by_guid() -> None:
         make_article("https://e.org/new#x"),
         make_article("https://e.org/new"),  # same article twice in one batch
     ]
-    fresh = dedup.select_new(items, known)
-    assert [a.url for a in fresh] == ["https://e.org/other", "https://e.org/new"]
+    fresh = dedup.select_new([dedup.Keyed.of(a) for a in items], known)
+    assert [k.article.url for k in fresh] == ["https://e.org/other", "https://e.org/new"]
+
+
+def test_keys_after_extraction_add_only_what_the_page_gave() -> None:
+    collected = dedup.Keyed.of(make_article("https://amp.e.org/a/1/amp?utm_source=x",
+                                            guid="g",
+                                            alternates=("https://e.org/a/1?ref_src=feed",)))
+    page = dataclasses.replace(collected.article, url="https://e.org/story/1",
+                               alternates=(*collected.article.alternates,
+                                           collected.article.url, "https://m.e.org/story/1",
+                                           "https://e.org/story/1"))
+    extracted = collected.extracted(page)
+    assert extracted.keys[:len(collected.keys)] == collected.keys
+    assert sorted(extracted.keys) == sorted(dedup.keys(page))

@@ -9,7 +9,7 @@ from crawler.config import load_config
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.helpers import newswatch
-from tests.newssite import HTML, XML, Story, news_sitemap, publish
+from tests.newssite import HTML, XML, Story, listing_html, news_sitemap, publish
 from tests.servers import Page, Site
 
 COMMENTED = """\
@@ -121,6 +121,38 @@ def test_sources_list_shows_kind_interval_and_health(project: Project) -> None:
     assert "10m" in table and "sitemap" in table
 
 
+def test_sources_test_fetches_where_sitemap_auto_and_a_two_page_crawl_start(
+        project: Project, site: Site) -> None:
+    """Not the source's identity (``auto:…``, start pages joined by a space): its entry
+    points, each one, as a poll fetches them."""
+    now = datetime.now(UTC)
+    site.pages["/robots.txt"] = Page(f"Sitemap: {site.url('/news-sitemap.xml')}\n".encode(),
+                                     content_type="text/plain")
+    site.pages["/news-sitemap.xml"] = Page(news_sitemap([(site.url("/a/1"), "A", now)]),
+                                           content_type=XML)
+    for path in ("/politics/", "/economy/"):
+        site.pages[path] = Page(listing_html([("/a/1", "A")]).encode(), content_type=HTML)
+    project.hook("http://127.0.0.1:9/unused")
+    project.sources = [
+        {"name": "Map", "sitemap": "auto", "site": site.url("/")},
+        {"name": "Pages", "crawl": {"start": [site.url("/politics/"), site.url("/economy/")],
+                                    "follow": ["/a/"]}}]
+
+    result = project.cli("sources", "test", "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {r["source"]: r for r in json.loads(result.stdout)}
+    assert found["Map"]["error"] is None and found["Map"]["url"] == site.url("/robots.txt")
+    assert found["Pages"]["error"] is None
+    assert sorted(h.path for h in site.hits) == ["/economy/", "/politics/", "/robots.txt"]
+
+    # A start page that cannot be had is named.
+    del site.pages["/economy/"]
+    result = project.cli("sources", "test", "Pages", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)[0]["error"] == f"HTTP 404 from {site.url('/economy/')}"
+
+
 def test_match_url_on_a_local_article_page(project: Project, site: Site) -> None:
     publish(site, Story("/a/1", "Talks in Mazar",
                         "Governor Atta Mohammad Noor said the talks would go on.",
@@ -157,3 +189,20 @@ def test_appending_to_the_shipped_sources_file_keeps_every_byte(tmp_path: object
     added = load_config(copy).sources[-1]
     assert (added.name, added.sitemap, added.site) == ("KabulNow (2)", "auto",
                                                        "https://kabulnow.com/")
+
+
+def test_match_url_fetches_the_page_as_a_poll_does(project: Project, site: Site) -> None:
+    """robots.txt, redirects and limits as for an item's page; exit 3 when it cannot."""
+    site.pages["/robots.txt"] = Page(b"User-agent: *\nDisallow: /private/\n",
+                                     content_type="text/plain")
+    publish(site, Story("/private/1", "Talks", "Atta Mohammad Noor said the talks go on."))
+    project.hook("")
+    project.write()
+
+    refused = project.cli("match", "--url", site.url("/private/1"))
+    missing = project.cli("match", "--url", site.url("/a/none"))
+
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "robots.txt" in refused.stderr and site.requests_to("/private/1") == []
+    assert missing.returncode == 3
+    assert f"cannot fetch {site.url('/a/none')}: HTTP 404" in missing.stderr

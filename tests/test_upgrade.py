@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from crawler.config import load_config
-from tests.helpers import newswatch
+from crawler.config import Source, load_config
+from crawler.store import PollRecord, SQLiteStore
+from tests.helpers import Project, newswatch
 
 RELEASE_0_1 = Path(__file__).parent / "fixtures" / "release-0.1"
 
@@ -54,3 +56,34 @@ def test_the_previous_release_config_and_database_work_together(tmp_path: Path) 
         shown[command] = json.loads(result.stdout)
     assert shown["matches"] and shown["alerts"]
     assert all(row["watchlist"] for row in shown["matches"])
+
+
+def test_source_rows_of_the_previous_release_keep_their_state(project: Project) -> None:
+    """Rows as release 0.1 keyed its sources (``sitemap: auto`` as ``auto:`` and the site,
+    a crawl's start pages joined by a space, a feed that a permanent redirect moved) are
+    the same sources to this release: none due at once, the redirect kept."""
+    now = datetime(2026, 11, 28, 10, tzinfo=UTC)
+    site = "http://news.example/"
+    release_0_1 = [Source("Map", f"auto:{site}", 900, 20, "ua", 1000, kind="sitemap"),
+                   Source("Pages", f"{site}p/ {site}q/", 900, 20, "ua", 1000, kind="crawl"),
+                   Source("Feed", f"{site}feed", 900, 20, "ua", 1000)]
+    project.hook("http://127.0.0.1:9/unused")
+    project.sources = [{"name": "Map", "sitemap": "auto", "site": site},
+                       {"name": "Pages", "crawl": {"start": [f"{site}p/", f"{site}q/"],
+                                                   "follow": ["/a/"]}},
+                       {"name": "Feed", "feed": f"{site}feed"}]
+    config = project.config()
+    store = SQLiteStore(config.database_path)
+    store.sync_sources(release_0_1, now)
+    for state in store.claim_sources("old", now, timedelta(minutes=5)):
+        store.record_poll(state.name, "old", now, PollRecord(
+            now + timedelta(hours=1), etag='"v1"',
+            move_to=f"{site}rss" if state.name == "Feed" else None))
+    before = store.sources()
+
+    store.sync_sources(config.active_sources(), now + timedelta(minutes=1))
+
+    assert store.sources() == before
+    assert store.claim_sources("new", now + timedelta(minutes=1), timedelta(minutes=5)) == []
+    assert {r["name"]: r["url"] for r in before}["Feed"] == f"{site}rss"
+    store.close()

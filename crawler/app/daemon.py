@@ -308,14 +308,14 @@ class Runner:
                                            due_only=due_only, names=list(pipeline.sources))
         limit = asyncio.Semaphore(self.config.settings.daemon.concurrency)
 
-        async def one(state: SourceState) -> PollResult:
+        async def one(state: SourceState) -> PollResult | None:
             async with limit:
                 result = await pipeline.poll(state)
-            if progress:
+            if progress and result:
                 progress(result)
             return result
 
-        return list(await asyncio.gather(*(one(s) for s in claimed)))
+        return [r for r in await asyncio.gather(*(one(s) for s in claimed)) if r]
 
     @asynccontextmanager
     async def _clients(self) -> AsyncIterator[Builder]:
@@ -394,7 +394,7 @@ class _Work:
             log.exception("poll crashed; the source stays leased until its lease expires",
                           extra={"source": state.name})
             return
-        if result.queued:
+        if result and result.queued:
             await self.deliver_tick()
         self.polls.pop(state.name, None)
         await self.poll_tick()  # a slot is free: take the next due source without waiting

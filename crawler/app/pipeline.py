@@ -4,13 +4,15 @@
               feeds.parse_feed       one Article per item (feed sources; XML entities refused)
               crawl.run              article pages from a Scrapy child (sitemap, crawl)
     dedup     dedup.select_new       only articles whose URL and GUID keys are unknown
+                                     (keys computed once, carried as dedup.Keyed; one lookup)
               pages.fetch_pages      each new feed item's page, politely (full text)
-    extract   extract.extract        plain text; the page's body, canonical URLs and date
-    dedup     dedup.select_new       again, with the URLs the page gave for itself
+    extract   extract.extract        plain text; the page's body, canonical URLs and date;
+                                     the outcome a type: FullText, FeedText or Failed
     match     match.Matcher          mentions of watch items, with offsets and snippets
               search.document        the normalised text the full-text index holds
               stories.fingerprint    MinHash signature and band keys of its title and text
-    store     Store.add_articles     article, keys, matches, story, index rows and outbox
+    dedup     Store.add_articles     again, with the URLs the page gave for itself, then
+    store                            article, keys, matches, story, index rows and outbox
                                      rows in ONE transaction; inside it the article joins
                                      or starts a story, and then
     alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel) and
@@ -38,16 +40,17 @@ import httpx
 
 from alerts import outbox
 from crawler.app import atom
-from crawler.collect import crawl, fetch, pages
-from crawler.collect.feeds import parse_feed
+from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
+from crawler.collect.source import fetch_feed
 from crawler.config import Config, Source
-from crawler.core.article import Article
+from crawler.core.article import Article, Failed
 from crawler.core.clock import Clock, parse_iso
 from crawler.core.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.core.metrics import Metrics
 from crawler.process import dates, dedup, schedule, search, stories
+from crawler.process.dedup import Keyed
 from crawler.process.extract import extract
 from crawler.process.match import Match, Matcher
 from crawler.store import NewArticle, PollRecord, SourceState, StoryRules
@@ -96,13 +99,18 @@ class Pipeline:
         slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
         return timedelta(seconds=slowest)
 
-    async def poll(self, state: SourceState) -> PollResult:
+    async def poll(self, state: SourceState) -> PollResult | None:
         """Run the chain for one claimed source and record the outcome on its row.
 
         A SourceError (or a bug) is kept on the source and returned, never raised, so
-        one bad source cannot stop the others. Store errors do propagate.
+        one bad source cannot stop the others. Store errors do propagate. A source that
+        left the config between its claim and now (a reload) is let go: None.
         """
-        source = self.sources[state.name]
+        source = self.sources.get(state.name)
+        if source is None:
+            log.debug("no longer in the config; not polled", extra={"source": state.name})
+            await self.store.release(self.owner, state.name)
+            return None
         started = time.monotonic()
         try:
             result = await self._poll(source, state)
@@ -150,10 +158,10 @@ class Pipeline:
         full = schedule.needs_full_fetch(
             parse_iso(state.last_full_fetch_at) if state.last_full_fetch_at else None,
             self.clock.now())
-        async with self.politeness.turn(state.url, source.delay):
-            response = await fetch.fetch(self.client, fetch.Request(
-                source.name, state.url, source.timeout, source.user_agent, source.max_bytes,
-                None if full else state.etag, None if full else state.last_modified))
+        answer = await fetch_feed(self.client, self.politeness, source, state.url,
+                                  None if full else state.etag,
+                                  None if full else state.last_modified)
+        response, feed = answer.response, answer.feed
         now = self.clock.now()
         redirect_to, seen, move_to = schedule.track_redirect(
             state.redirect_to, state.redirect_seen, response.moved_permanently_to)
@@ -161,14 +169,13 @@ class Pipeline:
             log.warning("moved permanently to %s; polling that from now on", move_to,
                         extra={"source": source.name})
         max_age = parse_max_age(response.headers.get("cache-control"))
-        if response.not_modified:
+        if feed is None:  # not modified
             self._recovered(state)
             await self.store.record_poll(source.name, self.owner, now, PollRecord(
                 self._next(source, now, max_age), redirect_to=redirect_to,
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
-        feed = parse_feed(source.name, response.body, response.headers, response.url)
         result = await self.collect(source, feed.articles)
         self._recovered(state)
         await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
@@ -193,41 +200,49 @@ class Pipeline:
                                       cache_hint if source.respect_cache_hints else None)
 
     async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
-        """Fetch the pages of the new articles (full text), then :meth:`ingest` them."""
-        known = await self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        fresh = dedup.select_new(collected, known)
-        with_pages = await pages.fetch_pages(self.client, self.politeness, source, fresh)
-        extracted = await self._extract_pages(with_pages)
-        return dataclasses.replace(await self.ingest(source.name, extracted), items=len(collected))
+        """dedup → page → extract → store, for the items of a feed: only new articles'
+        pages are fetched (full text)."""
+        fresh = await self._fresh(collected)
+        with_pages = await pages.fetch_pages(self.client, self.politeness, source,
+                                             [item.article for item in fresh])
+        return await self._store(source.name, await self._extract(
+            [dataclasses.replace(item, article=page)
+             for item, page in zip(fresh, with_pages, strict=True)]), len(collected))
 
-    async def _extract_pages(self, articles: list[Article]) -> list[Article]:
-        """Extract fetched pages in a worker thread: trafilatura takes tens of milliseconds
-        a page, which the event loop (deliveries, other sources) should not wait for."""
+    async def _fresh(self, collected: Sequence[Article]) -> list[Keyed]:
+        """The collected articles whose keys are unknown (one lookup), keys attached."""
+        keyed = [Keyed.of(article) for article in collected]
+        return dedup.select_new(keyed, await self.store.known_keys(
+            [key for item in keyed for key in item.keys]))
+
+    async def _extract(self, items: list[Keyed]) -> list[Keyed]:
+        """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
+        which the event loop (deliveries, other sources) should not wait for."""
         now = self.clock.now()
         return await asyncio.to_thread(
-            lambda: [extract(a, now) if a.page_html else a for a in articles])
+            lambda: [item.extracted(extract(item.article, now)) for item in items])
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
         spec = crawl.spec_for(source, known=await self.store.source_urls(source.name),
                               now=self.clock.now(),
                               allow_private_networks=self.config.settings.allow_private_networks)
-        entries = crawl.entry_urls(spec)
+        entries = source.urls
         # Scrapy reads robots.txt but not its Crawl-delay: a longer one than ours is kept
         spec["delay"] = max([spec["delay"], *[await self._crawl_delay(source, url)
                                               for url in entries]])
         async with self.politeness.hold(entries, source.delay):
             report = await crawl.run(spec, source.budget, source.max_bytes)
         for event in report.retry_after:
-            self.politeness.retry_after(event["url"], float(event["seconds"]))
-        collected = [a for a in (_page_article(source.name, p) for p in report.pages) if a]
-        known = await self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        result = await self.ingest(source.name, await self._extract_pages(
-            dedup.select_new(collected, known)))
+            self.politeness.retry_after(event.url, event.seconds)
+        collected = [_page_article(source.name, page) for page in report.pages]
+        result = await self._store(source.name,
+                                   await self._extract(await self._fresh(collected)),
+                                   len(report.pages))
         for failure in report.errors[:20]:
-            log.info("crawl did not get %s: %s", failure.get("url"), failure.get("reason"),
+            log.info("crawl did not get %s: %s", failure.url, failure.reason,
                      extra={"source": source.name})
-        missed = {f["entry"]: f.get("reason") for f in report.errors if f.get("entry")}
+        missed = {f.entry: f.reason for f in report.errors if f.entry}
         error = None
         if report.killed:
             error = (f"crawl killed at its {source.budget:g}s budget; kept the "
@@ -236,6 +251,7 @@ class Pipeline:
             error = (f"crawl process exited with code {report.exit_code} before finishing: "
                      f"{report.stderr.splitlines()[-1] if report.stderr else 'no output'}")
         elif not report.pages and entries and missed.keys() == set(entries):
+            # none of its sitemap, robots.txt or start pages could be had: failing, not quiet
             error = f"crawl collected nothing: {entries[0]}: {missed[entries[0]]}"
         if error:
             raise CrawlError(source.name, error)
@@ -246,7 +262,7 @@ class Pipeline:
         log.info("crawl: %d request(s), %d page(s), %d new, %d matched, %d alert(s) queued",
                  report.requests, len(report.pages), result.new, result.matched,
                  result.queued, extra={"source": source.name})
-        return dataclasses.replace(result, items=len(report.pages))
+        return result
 
     async def _crawl_delay(self, source: Source, url: str) -> float:
         """The ``Crawl-delay`` in robots.txt of ``url``'s host (read through the shared
@@ -258,21 +274,22 @@ class Pipeline:
         return self.politeness.crawl_delay(url, source.user_agent) or 0.0
 
     async def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
-        """dedup → extract → dedup → match → fingerprint → store (story, alert), for
-        articles collected by any means; an article's page, when attached, is extracted
-        before anything is matched."""
+        """dedup → extract → store, for articles collected by any means (their pages,
+        when attached, are extracted here; none is fetched)."""
         now = self.clock.now()
-        known = await self.store.known_keys(k for a in collected for k in dedup.keys(a))
-        extracted = [extract(a, now) for a in dedup.select_new(collected, known)]
-        known = await self.store.known_keys(k for a in extracted for k in dedup.keys(a))
+        return await self._store(source, [item.extracted(extract(item.article, now))
+                                          for item in await self._fresh(collected)],
+                                 len(collected))
+
+    async def _store(self, source: str, items: Sequence[Keyed], collected: int) -> PollResult:
+        """match → fingerprint → store (story, alert) → publish. The store checks the keys
+        again in its transaction, with those the pages gave: a page naming a known
+        article, or one stored meanwhile by another process, is not stored twice."""
+        now = self.clock.now()
         batch = []
-        for article in dedup.select_new(extracted, known):
-            if article.extraction.startswith("failed"):
-                log.warning("full text of %s not extracted (%s); matching what the source "
-                            "gave", article.link, article.extraction.removeprefix("failed: "),
-                            extra={"source": source})
-            document = search.document(article)
-            batch.append(NewArticle(article, dedup.keys(article), self.matcher.match(article),
+        for item in items:
+            document = search.document(item.article)
+            batch.append(NewArticle(item.article, item.keys, self.matcher.match(item.article),
                                     stories.fingerprint(document), document))
 
         def plan(article: Article, matches: list[Match],
@@ -283,20 +300,23 @@ class Pipeline:
         kept = await self.store.add_articles(batch, now, self.config.version, plan,
                                        self.story_rules)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
-        matched = {id(n.article): n.matches for n in batch}
         changed: set[str] = set()
         for entry in kept:
-            for match in matched[id(entry.article)]:
-                self.metrics.inc("newswatch_matches_total", watchlist=match.watchlist)
-                changed.add(match.watchlist)
+            match entry.article.extraction:
+                case Failed(reason):
+                    log.warning("full text of %s not extracted (%s); matching what the "
+                                "source gave", entry.article.link, reason,
+                                extra={"source": source})
+            for found in entry.matches:
+                self.metrics.inc("newswatch_matches_total", watchlist=found.watchlist)
+                changed.add(found.watchlist)
             for row in entry.rows:
                 self.metrics.inc("newswatch_alerts_queued_total", channel=row.channel)
         if changed:
             await self.publish(changed)
-        return PollResult(
-            source, len(collected), len(kept),
-            sum(1 for entry in kept if matched[id(entry.article)]),
-            sum(len(entry.rows) for entry in kept))
+        return PollResult(source, collected, len(kept),
+                          sum(1 for entry in kept if entry.matches),
+                          sum(len(entry.rows) for entry in kept))
 
     async def publish(self, watchlists: set[str]) -> None:
         """Rewrite the Atom feeds of watchlists that got new matches (when configured).
@@ -316,14 +336,9 @@ class Pipeline:
                           directory, exc)
 
 
-def _page_article(source: str, page: dict[str, object]) -> Article | None:
+def _page_article(source: str, page: crawl.PageEvent) -> Article:
     """An Article from a page a crawl sent back."""
-    url, final, html = page.get("url"), page.get("final_url"), page.get("html")
-    if not isinstance(url, str) or not isinstance(html, str):
-        return None
-    published = page.get("published")
-    return Article(source=source, url=dedup.canonical_url(url), link=url,
-                   title=str(page.get("title") or ""),
-                   published_at=dates.parse_date(published) if isinstance(published, str)
-                   else None,
-                   page_html=html, final_url=final if isinstance(final, str) else url)
+    return Article(source=source, url=dedup.canonical_url(page.url), link=page.url,
+                   title=page.title,
+                   published_at=dates.parse_date(page.published) if page.published else None,
+                   page_html=page.html, final_url=page.final_url)

@@ -19,7 +19,7 @@ from crawler.app.pipeline import PollResult
 from crawler.cli.base import Context, cli, err, out, print_json, show_table
 from crawler.config import (
     parse_duration,
-    source_url,
+    source_key,
 )
 from crawler.core.clock import SystemClock
 from crawler.process import health
@@ -38,7 +38,7 @@ def check(obj: Context, as_json: bool) -> None:
     summary = {
         "config": str(config.directory), "version": config.version,
         "database": str(config.database_path),
-        "sources": [{"name": s.name, "kind": s.kind, "feed": s.feed, "url": source_url(s),
+        "sources": [{"name": s.name, "kind": s.kind, "feed": s.feed, "url": source_key(s),
                      "enabled": s.enabled} for s in config.sources],
         "watchlists": [{"name": w.name, "items": len(w.watch), "channels": w.channels}
                        for w in config.watchlists],

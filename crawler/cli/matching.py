@@ -13,16 +13,17 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crawler.cli.base import EXIT_FETCH, Context, cli, err, out, print_json, show_table
-from crawler.collect import fetch, pages
+from crawler.collect import pages
 from crawler.collect.fetch import make_client
+from crawler.collect.politeness import Politeness
 from crawler.config import (
     Config,
+    SourceConfig,
     WatchlistConfig,
     parse_duration,
 )
-from crawler.core.article import Article
+from crawler.core.article import Article, Failed
 from crawler.core.clock import SystemClock
-from crawler.core.errors import SourceError
 from crawler.process.dedup import canonical_url
 from crawler.process.extract import extract
 from crawler.process.match import Match, Matcher
@@ -75,7 +76,7 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
     found = Matcher([w.model_copy(update={"sources": None}) for w in chosen]).match(article)
     page = {"url": article.url, "title": article.title, "published_at": article.published_at,
             "author": article.author, "language": article.language,
-            "extraction": article.extraction, "text": article.text} if url else {}
+            "extraction": str(article.extraction), "text": article.text} if url else {}
     if as_json:
         print_json({**page, "matches": [_match_row(m) for m in found]})
         return
@@ -92,24 +93,24 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
 
 
 def _fetch_article(config: Config, url: str, now: datetime) -> Article:
-    """One page, fetched with the daemon's limits and extracted; exits 3 if it cannot."""
-    defaults = config.settings.defaults
+    """One page, fetched as a poll fetches a new item's page (the default source limits,
+    robots.txt, redirects hop by hop) and extracted; exits 3 if it cannot be had."""
+    source = dataclasses.replace(
+        config.resolve(SourceConfig.model_construct(name="match --url", feed=url)),
+        full_text=True)
 
-    async def get() -> fetch.Response:
+    async def get() -> Article:
         async with make_client(
                 allow_private_networks=config.settings.allow_private_networks) as client:
-            return await fetch.fetch(client, fetch.Request(
-                "match --url", url, defaults.timeout, defaults.user_agent, defaults.max_bytes,
-                accept=fetch.PAGE_ACCEPT))
+            [page] = await pages.fetch_pages(client, Politeness(), source, [Article(
+                source=source.name, url=canonical_url(url), link=url, title="")])
+            return page
 
-    try:
-        answer = asyncio.run(get())
-    except SourceError as exc:
-        click.echo(f"cannot fetch {url}: {exc.message}", err=True)
-        raise SystemExit(EXIT_FETCH) from exc
-    return extract(Article(source="match --url", url=canonical_url(answer.url), link=url,
-                           title="", page_html=pages.decode(answer), final_url=answer.url),
-                   now)
+    article = asyncio.run(get())
+    if isinstance(article.extraction, Failed):  # the page could not be had
+        click.echo(f"cannot fetch {url}: {article.extraction.reason}", err=True)
+        raise SystemExit(EXIT_FETCH)
+    return extract(article, now)
 
 
 @cli.command()

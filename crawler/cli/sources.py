@@ -21,8 +21,9 @@ from crawler.cli.base import (
     show_table,
 )
 from crawler.collect import discovery, fetch
-from crawler.collect.feeds import parse_feed
 from crawler.collect.fetch import make_client
+from crawler.collect.politeness import Politeness
+from crawler.collect.source import check_entries, fetch_feed
 from crawler.config import (
     Config,
     Source,
@@ -76,8 +77,9 @@ def sources_list(obj: Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
-    """Fetch every source (or NAMES) now and parse the feeds, storing nothing; exits 1 if
-    any fails. (Sitemap and crawl sources are checked for an answer only.)"""
+    """Fetch every source (or NAMES) now as a poll does and parse the feeds, storing
+    nothing; exits 1 if any fails. (Sitemap and crawl sources: each entry point, their
+    sitemap, robots.txt or start pages, is checked for an answer.)"""
     config = obj.config()
     chosen = [s for s in config.active_sources() if not names or s.name in names]
     unknown = set(names) - {s.name for s in chosen}
@@ -95,22 +97,22 @@ def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
 
 
 async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, Any]]:
+    """Each source asked as a poll asks it (collect.source), storing nothing."""
     limit = asyncio.Semaphore(config.settings.daemon.concurrency)
+    politeness = Politeness()
 
     async def one(client: httpx.AsyncClient, source: Source) -> dict[str, Any]:
         started = time.monotonic()
-        result: dict[str, Any] = {"source": source.name, "url": source.url, "items": 0,
+        result: dict[str, Any] = {"source": source.name, "url": source.urls[0], "items": 0,
                                   "error": None}
         async with limit:
             try:
-                response = await fetch.fetch(client, fetch.Request(
-                    source.name, source.url, source.timeout, source.user_agent,
-                    source.max_bytes))
-                result["url"] = response.url
                 if source.kind == "feed":
-                    feed = parse_feed(source.name, response.body, response.headers,
-                                      response.url)
-                    result["items"] = len(feed.articles)
+                    answer = await fetch_feed(client, politeness, source, source.urls[0])
+                    result["url"] = answer.response.url
+                    result["items"] = len(answer.feed.articles) if answer.feed else 0
+                else:
+                    result["url"] = (await check_entries(client, politeness, source)).url
             except SourceError as exc:
                 result["error"] = exc.message
         result["seconds"] = round(time.monotonic() - started, 2)

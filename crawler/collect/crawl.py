@@ -19,8 +19,9 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from urllib.parse import urljoin
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from crawler.config import Source
 
@@ -30,13 +31,76 @@ log = logging.getLogger(__name__)
 EXIT_GRACE_S = 10.0
 
 
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PageEvent(_Event):
+    """An article page: the URL asked for, where redirects ended, and what the sitemap
+    said of it."""
+
+    type: Literal["page"] = "page"
+    url: str
+    final_url: str
+    html: str
+    title: str = ""
+    published: str | None = None
+
+
+class ErrorEvent(_Event):
+    """A page not had; ``entry`` is the entry point it came from, when it is one."""
+
+    type: Literal["error"] = "error"
+    url: str
+    reason: str
+    entry: str | None = None
+
+
+class RetryAfterEvent(_Event):
+    """A host asked to wait."""
+
+    type: Literal["retry_after"] = "retry_after"
+    url: str
+    seconds: float
+
+
+class DoneEvent(_Event):
+    """The crawl finished."""
+
+    type: Literal["done"] = "done"
+    requests: int
+    finished_at: str | None = None
+
+
+#: One JSON line of the child's stdout.
+Event = Annotated[PageEvent | ErrorEvent | RetryAfterEvent | DoneEvent,
+                  Field(discriminator="type")]
+_EVENT = TypeAdapter[Event](Event)
+
+
+class BadEventError(ValueError):
+    """A line from the crawl child that is not one of its events."""
+
+
+def parse_event(line: bytes | str) -> Event:
+    """The event a line of the child's stdout stands for; BadEventError says what is
+    wrong with a line that is none."""
+    try:
+        return _EVENT.validate_json(line)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}"
+                             for e in exc.errors())
+        raise BadEventError(f"crawl child wrote a line that is not a crawl event "
+                            f"({problems}): {line[:120]!r}") from exc
+
+
 @dataclass
 class CrawlReport:
     """What came back from one crawl."""
 
-    pages: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    retry_after: list[dict[str, Any]] = field(default_factory=list)
+    pages: list[PageEvent] = field(default_factory=list)
+    errors: list[ErrorEvent] = field(default_factory=list)
+    retry_after: list[RetryAfterEvent] = field(default_factory=list)
     requests: int = 0
     finished: bool = False
     killed: bool = False
@@ -46,11 +110,12 @@ class CrawlReport:
 
 def spec_for(source: Source, *, known: list[str], now: datetime,
              allow_private_networks: bool) -> dict[str, Any]:
-    """The JSON the child reads: everything it needs, nothing it could look up itself."""
+    """The JSON the child reads: everything it needs, nothing it could look up itself.
+    ``entries`` are where it starts (``Source.urls``)."""
     crawl = source.crawl
     return {
         "kind": source.kind, "name": source.name, "sitemap": source.sitemap,
-        "site": source.site, "start": crawl.start if crawl else [],
+        "entries": list(source.urls),
         "follow": crawl.follow if crawl else [], "max_depth": crawl.max_depth if crawl else 1,
         "max_pages": crawl.max_pages if crawl else 500, "max_age": source.max_age,
         "now": now.isoformat(), "user_agent": source.user_agent, "timeout": source.timeout,
@@ -58,16 +123,6 @@ def spec_for(source: Source, *, known: list[str], now: datetime,
         "robots_txt": source.robots_txt, "allow_private_networks": allow_private_networks,
         "known": known,
     }
-
-
-def entry_urls(spec: dict[str, Any]) -> list[str]:
-    """Where a crawl starts: its listing pages, its sitemap, or robots.txt for ``auto``.
-    When none of them can be had, the source is failing, not merely quiet."""
-    if spec["kind"] == "crawl":
-        return list(spec["start"])
-    if spec["sitemap"] == "auto":
-        return [urljoin(spec["site"], "/robots.txt")]
-    return [spec["sitemap"]]
 
 
 async def run(spec: dict[str, Any], budget: float, max_bytes: int) -> CrawlReport:
@@ -112,20 +167,20 @@ async def run(spec: dict[str, Any], budget: float, max_bytes: int) -> CrawlRepor
 
 def _take(report: CrawlReport, line: bytes) -> None:
     try:
-        event = json.loads(line)
-    except ValueError:
-        log.warning("crawl child wrote a line that is not JSON: %.120r", line)
+        event = parse_event(line)
+    except BadEventError as exc:
+        log.warning("%s", exc)
         return
-    kind = event.get("type") if isinstance(event, dict) else None
-    if kind == "page":
-        report.pages.append(event)
-    elif kind == "error":
-        report.errors.append(event)
-    elif kind == "retry_after":
-        report.retry_after.append(event)
-    elif kind == "done":
-        report.finished = True
-        report.requests = int(event.get("requests", 0))
+    match event:
+        case PageEvent():
+            report.pages.append(event)
+        case ErrorEvent():
+            report.errors.append(event)
+        case RetryAfterEvent():
+            report.retry_after.append(event)
+        case DoneEvent():
+            report.finished = True
+            report.requests = event.requests
 
 
 def _kill(pid: int) -> None:

@@ -21,7 +21,7 @@ import httpx
 from crawler.collect import fetch
 from crawler.collect.politeness import MAX_WAIT_S, Politeness
 from crawler.config import Source
-from crawler.core.article import Article
+from crawler.core.article import Article, Failed, FeedText
 from crawler.core.errors import FetchError, HTTPStatusError
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source:
     ``extraction`` saying why not; in the same order. Stops fetching at the source's
     budget: the rest keep the feed's text."""
     if not source.full_text:
-        return [dataclasses.replace(a, extraction="off") for a in articles]
+        return [dataclasses.replace(a, extraction=FeedText()) for a in articles]
     deadline = time.monotonic() + source.budget
     limit = asyncio.Semaphore(PARALLEL_HOSTS)
 
@@ -47,13 +47,13 @@ async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source:
             return article
         async with limit:
             if time.monotonic() >= deadline:
-                return dataclasses.replace(article, extraction="failed: source budget spent")
+                return dataclasses.replace(article, extraction=Failed("source budget spent"))
             reason = await _page(client, politeness, source, article, deadline)
         if isinstance(reason, Article):
             return reason
         log.info("no full text for %s: %s", article.link, reason,
                  extra={"source": source.name})
-        return dataclasses.replace(article, extraction=f"failed: {reason}")
+        return dataclasses.replace(article, extraction=Failed(reason))
 
     return list(await asyncio.gather(*(one(a) for a in articles)))
 

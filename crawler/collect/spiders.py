@@ -1,13 +1,9 @@
 """The Scrapy side of a crawl. Runs ONLY in a child process: ``python -m crawler.collect.spiders``.
 
 The parent (``crawler/collect/crawl.py``) writes one JSON spec on stdin; this process crawls and
-writes one JSON object per line on stdout:
-
-    {"type": "page", "url", "final_url", "html", "title", "published"}   an article page
-    {"type": "error", "url", "reason", "entry"}       a page not had ("entry": the entry
-                                                      point it came from, if it is one)
-    {"type": "retry_after", "url", "seconds"}                             a host asked to wait
-    {"type": "done", "requests": N}                                       the crawl finished
+writes one event per line on stdout, as JSON: the types ``crawl.PageEvent`` (an article
+page), ``ErrorEvent`` (a page not had), ``RetryAfterEvent`` (a host asked to wait) and
+``DoneEvent`` (the crawl finished), which the parent parses back at the same boundary.
 
 Spiders only collect: extraction, dedup and matching happen in the parent's pipeline.
 Twisted's reactor lives and dies with this process, so it never meets the daemon's loop.
@@ -34,7 +30,13 @@ from twisted.internet.interfaces import IHostnameResolver, IResolutionReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from crawler.collect.crawl import entry_urls
+from crawler.collect.crawl import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    PageEvent,
+    RetryAfterEvent,
+)
 from crawler.collect.fetch import is_public_address, refusal
 from crawler.collect.headers import parse_retry_after
 from crawler.process import dates
@@ -44,8 +46,8 @@ _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 _SITEMAP_MAX_DEPTH = 3
 
 
-def emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+def emit(event: Event) -> None:
+    sys.stdout.write(event.model_dump_json() + "\n")
     sys.stdout.flush()
 
 
@@ -121,7 +123,7 @@ class Guard:
         if response.status in (429, 503) and value:
             seconds = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
             if seconds is not None:
-                emit({"type": "retry_after", "url": request.url, "seconds": seconds})
+                emit(RetryAfterEvent(url=request.url, seconds=seconds))
                 slots = self.crawler.engine.downloader.slots
                 slot = slots.get(request.meta.get("download_slot", ""))
                 if slot is not None:
@@ -144,12 +146,10 @@ class NewsSpider(Spider):
         self.pages = 0
         self.follow = [re.compile(p) for p in spec.get("follow", [])]
         self.max_depth = int(spec.get("max_depth", 1))
-        hosts = spec.get("start") or [spec["site"] if spec.get("sitemap") == "auto"
-                                      else spec["sitemap"]]
-        self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in hosts})
+        self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in spec["entries"]})
 
     async def start(self) -> AsyncIterator[Request]:
-        for url in entry_urls(self.spec):
+        for url in self.spec["entries"]:
             meta = {"entry": url}  # kept through redirects and retries
             if self.spec["kind"] == "crawl":
                 yield Request(url, self.parse_listing, errback=self.failed, meta=meta,
@@ -247,9 +247,9 @@ class NewsSpider(Spider):
         if not isinstance(response, TextResponse):
             self.error(response, "not an HTML page")
             return
-        emit({"type": "page", "url": response.request.url if response.request else
-              response.url, "final_url": response.url, "html": response.text,
-              "title": title, "published": published})
+        emit(PageEvent(url=response.request.url if response.request else response.url,
+                       final_url=response.url, html=response.text, title=title,
+                       published=published))
         if self.spec["kind"] == "crawl" and depth < self.max_depth:
             yield from self.parse_listing(response, depth)
 
@@ -263,8 +263,8 @@ class NewsSpider(Spider):
     def error(got: Request | Response | None, reason: str) -> None:
         """Report a page not had; ``got`` is its request or its response (whose ``meta``
         is its request's)."""
-        emit({"type": "error", "url": got.url if got is not None else "", "reason": reason,
-              "entry": got.meta.get("entry") if got is not None else None})
+        emit(ErrorEvent(url=got.url if got is not None else "", reason=reason,
+                        entry=got.meta.get("entry") if got is not None else None))
 
 
 def settings(spec: dict[str, Any]) -> dict[str, Any]:
@@ -318,8 +318,7 @@ def main() -> None:
     crawler.signals.connect(counted, signal=signals.request_reached_downloader)
     process.crawl(crawler, spec=spec)
     process.start()
-    emit({"type": "done", "requests": requests[0],
-          "finished_at": datetime.now(UTC).isoformat()})
+    emit(DoneEvent(requests=requests[0], finished_at=datetime.now(UTC).isoformat()))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from crawler.config.models import (
     WebhookChannel,
 )
 from crawler.config.schedule import digest_cron, next_digest_time, restricts_both_days
-from crawler.config.source import Source, source_url
+from crawler.config.source import Source, source_key
 from crawler.config.units import Duration, Size, Text, Url, parse_duration, parse_size
 from crawler.config.yamlfile import LoadedFile
 
@@ -55,5 +55,5 @@ __all__ = [
     "Source", "SourceConfig", "SourcesFile", "StorySettings", "Templates", "Text", "Url",
     "WatchDefaults", "WatchItem", "WatchlistConfig", "WatchlistsFile", "WebhookChannel",
     "default_config_dir", "digest_cron", "load_config", "next_digest_time", "parse_duration",
-    "parse_size", "restricts_both_days", "source_url",
+    "parse_size", "restricts_both_days", "source_key",
 ]

@@ -31,7 +31,7 @@ from crawler.config.models import (
     WatchlistConfig,
     WatchlistsFile,
 )
-from crawler.config.source import Source, source_url
+from crawler.config.source import Source, source_key
 from crawler.config.yamlfile import KeyPath, LoadedFile, read_yaml
 from crawler.core.errors import ConfigError, ConfigProblem
 
@@ -63,20 +63,21 @@ class Config:
         return path if path.is_absolute() else (self.directory / path).resolve()
 
     def active_sources(self) -> list[Source]:
+        return [self.resolve(s) for s in self.sources if s.enabled]
+
+    def resolve(self, s: SourceConfig) -> Source:
+        """The source with the config's defaults applied."""
         d = self.settings.defaults
-        return [
-            Source(s.name, source_url(s), s.interval or d.interval, s.timeout or d.timeout,
-                   s.user_agent or d.user_agent, s.max_bytes or d.max_bytes,
-                   d.respect_cache_hints if s.respect_cache_hints is None
-                   else s.respect_cache_hints, s.kind,
-                   d.full_text if s.full_text is None else s.full_text,
-                   d.delay if s.delay is None else s.delay,
-                   d.retries if s.retries is None else s.retries,
-                   d.robots_txt if s.robots_txt is None else s.robots_txt,
-                   s.budget or d.budget, s.max_age, s.sitemap, s.site, s.crawl)
-            for s in self.sources
-            if s.enabled
-        ]
+        return Source(s.name, source_key(s), s.interval or d.interval,
+                      s.timeout or d.timeout,
+                      s.user_agent or d.user_agent, s.max_bytes or d.max_bytes,
+                      d.respect_cache_hints if s.respect_cache_hints is None
+                      else s.respect_cache_hints, s.kind,
+                      d.full_text if s.full_text is None else s.full_text,
+                      d.delay if s.delay is None else s.delay,
+                      d.retries if s.retries is None else s.retries,
+                      d.robots_txt if s.robots_txt is None else s.robots_txt,
+                      s.budget or d.budget, s.max_age, s.sitemap, s.site, s.crawl)
 
     def enabled_channels(self) -> dict[str, Channel]:
         return {n: c for n, c in self.settings.channels.items() if c.enabled}

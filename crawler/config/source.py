@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urljoin
 
 from crawler.config.models import CrawlSpec, SourceConfig
 
 
 @dataclass(frozen=True)
 class Source:
-    """A source with its defaults applied: what the pipeline polls."""
+    """A source with its defaults applied: what the pipeline polls.
+
+    ``key`` is its identity, which its database row keeps: when it changes in the config
+    the source starts afresh (due at once, validators and redirects forgotten). It is no
+    address; ``urls`` are where a poll (and ``sources test``) fetches.
+    """
 
     name: str
-    url: str
+    key: str
     interval: float
     timeout: float
     user_agent: str
@@ -32,13 +38,26 @@ class Source:
     crawl: CrawlSpec | None = None
 
     @property
+    def urls(self) -> tuple[str, ...]:
+        """Where collection starts: the feed, the sitemap, the robots.txt that lists the
+        sitemaps (``sitemap: auto``), or the start pages of a crawl."""
+        if self.crawl is not None:
+            return tuple(self.crawl.start)
+        if self.sitemap == "auto":
+            assert self.site is not None
+            return (urljoin(self.site, "/robots.txt"),)
+        return (self.sitemap or self.key,)
+
+    @property
     def lease_seconds(self) -> float:
         """How long a claim on this source lasts: its budget and three fetch deadlines."""
         return self.budget + self.timeout * 3 + 60
 
 
-def source_url(source: SourceConfig) -> str:
-    """The address a source row keeps; when it changes, the source is due at once."""
+def source_key(source: SourceConfig) -> str:
+    """The identity a source row keeps (see ``Source.key``): the feed or sitemap URL,
+    ``auto:`` and the site, or the start pages joined by a space. These are the values
+    rows have always kept, so existing rows keep their state."""
     if source.feed:
         return source.feed
     if source.sitemap == "auto":

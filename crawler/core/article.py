@@ -7,6 +7,36 @@ from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
+class FullText:
+    """The page's main body replaced the source's text."""
+
+    def __str__(self) -> str:
+        return "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedText:
+    """Full text is off for the source: the text is what the source gave."""
+
+    def __str__(self) -> str:
+        return "off"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The page could not be had or held no article text; the source's text stands."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"failed: {self.reason}"
+
+
+#: How getting an article's full text went; ``str()`` is the form the database keeps.
+Extraction = FullText | FeedText | Failed
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """An item as collected, then filled in by extraction.
 
@@ -18,7 +48,7 @@ class Article:
     redirects); extraction replaces ``text`` with the page's main body only, fills
     ``author`` and ``language``, and adds the URLs the page names for itself
     (``rel=canonical``, ``og:url``) to ``alternates``, which dedup also keys on.
-    ``extraction`` says how that went: ``ok``, ``off``, or why it failed.
+    ``extraction`` says how that went (None: not tried, as for a text given by hand).
     """
 
     source: str
@@ -35,5 +65,5 @@ class Article:
     final_url: str = ""
     author: str = ""
     language: str = ""
-    extraction: str = ""
+    extraction: Extraction | None = None
     alternates: tuple[str, ...] = ()

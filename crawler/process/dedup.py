@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from crawler.core.article import Article
@@ -69,22 +70,46 @@ def keys(article: Article) -> list[str]:
     itself (final URL, rel=canonical, og:url), each also without AMP or mobile markers, and
     its source's GUID for it."""
     found = [f"url:{article.url}"]
-    for url in (article.url, *article.alternates):
-        for key in (f"url:{canonical_url(url)}", f"url:{without_variant(url)}"):
-            if key not in found:
-                found.append(key)
+    _add_url_keys(found, (article.url, *article.alternates))
     if article.guid:
         found.append(f"guid:{article.source}\x1f{article.guid}")
     return found
 
 
-def select_new(articles: Sequence[Article], known: Iterable[str]) -> list[Article]:
+def _add_url_keys(found: list[str], urls: Iterable[str]) -> None:
+    for url in urls:
+        for key in (f"url:{canonical_url(url)}", f"url:{without_variant(url)}"):
+            if key not in found:
+                found.append(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """An article on its way through the chain with its dedup keys, computed once when
+    it is collected and extended, not recomputed, when its page names more URLs."""
+
+    article: Article
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, article: Article) -> Keyed:
+        return cls(article, tuple(keys(article)))
+
+    def extracted(self, article: Article) -> Keyed:
+        """This article after extraction: its keys plus those of the URLs its page gave."""
+        before = {self.article.url, *self.article.alternates}
+        found = list(self.keys)
+        _add_url_keys(found, (u for u in (article.url, *article.alternates)
+                              if u not in before))
+        return Keyed(article, tuple(found))
+
+
+def select_new(items: Sequence[Keyed], known: Iterable[str]) -> list[Keyed]:
     """The articles none of whose keys are known, each only once (first one wins)."""
     seen = set(known)
     fresh = []
-    for article in articles:
-        article_keys = keys(article)
-        if seen.isdisjoint(article_keys):
-            fresh.append(article)
-        seen.update(article_keys)
+    for item in items:
+        if seen.isdisjoint(item.keys):
+            fresh.append(item)
+        seen.update(item.keys)
     return fresh

@@ -21,7 +21,7 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
-from crawler.core.article import Article
+from crawler.core.article import Article, Failed, FullText
 from crawler.process import dates
 from crawler.process.dedup import canonical_url, same_site
 
@@ -76,7 +76,7 @@ def extract(article: Article, now: datetime) -> Article:
     """Fill ``title``, ``summary`` and ``text`` with plain text; ``text`` falls back to the
     summary when the source gave no content. With a fetched page, ``text`` is its body.
     An article already extracted from its page is returned as it is."""
-    if article.extraction == "ok" and not article.page_html:
+    if isinstance(article.extraction, FullText) and not article.page_html:
         return article
     summary = html_to_text(article.summary_html)
     text = html_to_text(article.content_html) if article.content_html else summary
@@ -97,14 +97,14 @@ def _from_page(article: Article, now: datetime) -> Article:
     try:
         tree = lxml.html.document_fromstring(article.page_html)
     except (etree.ParserError, ValueError) as exc:
-        return dataclasses.replace(article, extraction=f"failed: unreadable HTML ({exc})")
+        return dataclasses.replace(article, extraction=Failed(f"unreadable HTML ({exc})"))
     document = trafilatura.bare_extraction(tree, url=url, with_metadata=True,
                                            include_comments=False, include_links=False,
                                            include_tables=False)
     body = _SPACES.sub(" ", getattr(document, "text", None) or "").strip()
     if not body:
-        return dataclasses.replace(article, extraction="failed: no article text found on "
-                                                       "the page")
+        return dataclasses.replace(article,
+                                   extraction=Failed("no article text found on the page"))
     title = getattr(document, "title", None) or article.title
     for heading in (title, article.title):
         if heading and body.startswith(heading):
@@ -131,7 +131,7 @@ def _from_page(article: Article, now: datetime) -> Article:
         author=getattr(document, "author", None) or "",
         language=(_attr(tree, "/html/@lang") or getattr(document, "language", None)
                   or "").split("-")[0].lower(),
-        published_at=published, extraction="ok",
+        published_at=published, extraction=FullText(),
         alternates=tuple(dict.fromkeys((*article.alternates, article.url, *alternates))))
 
 

@@ -6,7 +6,7 @@ and not in ``alerts``: the store writes and reads them, and the store sits below
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -94,7 +94,7 @@ class NewArticle:
     comparable form of its title, summary and text for the full-text index."""
 
     article: Article
-    keys: list[str]
+    keys: Sequence[str]
     matches: list[Match]
     fingerprint: stories.Fingerprint
     indexed: tuple[str, str, str]
@@ -114,6 +114,7 @@ class StoredArticle:
     id: int
     story_id: int
     rows: list[OutboxRow]
+    matches: list[Match]
 
 
 Planner = Callable[[Article, list[Match], StoryContext], list[OutboxRow]]

@@ -78,8 +78,8 @@ class ThreadedStore:
                           record: PollRecord) -> None:
         return await self._run(self.sync.record_poll, name, owner, now, record)
 
-    async def release(self, owner: str) -> None:
-        return await self._run(self.sync.release, owner)
+    async def release(self, owner: str, source: str | None = None) -> None:
+        return await self._run(self.sync.release, owner, source)
 
     async def release_orphans(self, is_dead: Callable[[str], bool]) -> list[str]:
         return await self._run(self.sync.release_orphans, is_dead)

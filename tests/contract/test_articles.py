@@ -3,6 +3,7 @@ set; search takes a parsed query; retention forgets text, never dedup keys."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -41,6 +42,19 @@ def test_an_article_is_stored_once_with_its_keys_even_from_two_processes(
     assert two.add_articles([first], NOW, "v1", plan_one()) == [], "another process"
     assert len(one.alerts()) == 1
     assert one.source_urls("Kabul") == [k for k in first.keys if k.startswith("url:")]
+
+
+def test_a_batch_claims_keys_in_order_and_each_stored_article_keeps_its_matches(
+        sources: Store) -> None:
+    """An article whose page named an earlier one of the batch (a shared key) is skipped;
+    what is stored comes back with its own matches."""
+    first = new(article("Kabul", 1), [match()])
+    same_page = new(article("North", 2), [match("Atta Mohammad Noor")])
+    same_page = dataclasses.replace(same_page, keys=[*same_page.keys, first.keys[0]])
+    other = new(article("West", 3), [match("Atta Mohammad Noor")])
+    stored = sources.add_articles([first, same_page, other], NOW, "v1", no_alerts)
+    assert [(s.article.url, [m.watch for m in s.matches]) for s in stored] == [
+        (first.article.url, ["Ahmad Massoud"]), (other.article.url, ["Atta Mohammad Noor"])]
 
 
 def test_copies_join_one_story_and_the_plan_knows_what_it_alerted(sources: Store) -> None:

@@ -72,6 +72,14 @@ def test_leases_are_given_back_on_shutdown_and_by_dead_owners(backend: Opener) -
     assert [s.name for s in backend().claim_sources("other", NOW, LEASE)] == ["A"]
 
 
+def test_one_source_lease_is_given_back_alone(backend: Opener) -> None:
+    store = backend()
+    store.sync_sources([source("A"), source("B")], NOW)
+    store.claim_sources("p", NOW, LEASE)
+    store.release("p", "A")  # A left the config before its poll began
+    assert [s.name for s in backend().claim_sources("other", NOW, LEASE)] == ["A"]
+
+
 def test_health_figures_and_notices(store: Store) -> None:
     store.sync_sources([source("A")], NOW)
     store.set_notice("A", "quiet")

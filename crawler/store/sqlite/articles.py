@@ -41,6 +41,9 @@ class Articles(Connected):
     @wrap_exceptions
     def known_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these dedup keys are stored."""
+        return self._known(keys)
+
+    def _known(self, keys: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(keys))
         found: set[str] = set()
         for i in range(0, len(wanted), 500):
@@ -59,24 +62,25 @@ class Articles(Connected):
         Each article is placed in a story here, inside the transaction, so processes
         sharing the database agree on it; ``plan`` then decides its outbox rows knowing
         what the story was already alerted for. An article any of whose keys another
-        process stored meanwhile is skipped whole, so it cannot alert twice.
+        process stored meanwhile (or an earlier article of the batch claims) is skipped
+        whole, so it cannot alert twice.
         """
         rules = rules or StoryRules()
         stored: list[StoredArticle] = []
         with self._write() as db:
+            taken = self._known(k for new in batch for k in new.keys)
             for new in batch:
                 article = new.article
-                marks = ",".join("?" * len(new.keys))
-                taken = db.execute(f"SELECT 1 FROM article_keys WHERE key IN ({marks}) "
-                                   "LIMIT 1", new.keys).fetchone()
-                if taken:
+                if not taken.isdisjoint(new.keys):
                     continue
+                taken.update(new.keys)
                 article_id = last_id(db.table("articles").insert({
                     "url": article.url, "link": article.link, "guid": article.guid,
                     "source": article.source, "title": article.title,
                     "summary": article.summary, "text": article.text,
                     "author": article.author or None, "language": article.language or None,
-                    "extraction": article.extraction or None,
+                    "extraction": None if article.extraction is None
+                    else str(article.extraction),
                     "published_at": iso(article.published_at) if article.published_at
                     else None,
                     "fetched_at": iso(now),
@@ -97,7 +101,7 @@ class Articles(Connected):
                     outbox_row(r, now, article_id) for r in rows), ignore=True)
                 db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
                            "VALUES (?, ?, ?, ?)", [article_id, *new.indexed])
-                stored.append(StoredArticle(article, article_id, story.id, rows))
+                stored.append(StoredArticle(article, article_id, story.id, rows, new.matches))
         return stored
 
     @wrap_exceptions

@@ -24,15 +24,15 @@ class Sources(Connected):
                 row = rows.get(source.name)
                 if row is None:
                     db.table("sources").insert({
-                        "name": source.name, "url": source.url, "config_url": source.url,
+                        "name": source.name, "url": source.key, "config_url": source.key,
                         "kind": source.kind, "next_check_at": iso(now), "created_at": iso(now)})
-                elif row["config_url"] != source.url or row["kind"] != source.kind:
+                elif row["config_url"] != source.key or row["kind"] != source.kind:
                     # A new address in the config starts the source afresh.
                     db.execute("UPDATE sources SET url = :url, config_url = :url, kind = :kind, "
                                "active = 1, etag = NULL, last_modified = NULL, "
                                "redirect_to = NULL, redirect_seen = 0, retired_at = NULL, "
                                "next_check_at = :now WHERE name = :name",
-                               {"url": source.url, "kind": source.kind, "now": iso(now),
+                               {"url": source.key, "kind": source.kind, "now": iso(now),
                                 "name": source.name})
                 elif not row["active"]:
                     db.execute("UPDATE sources SET active = 1, next_check_at = ? "
@@ -104,9 +104,14 @@ class Sources(Connected):
                                    [iso(record.defer_host_until), row["name"]])
 
     @wrap_exceptions
-    def release(self, owner: str) -> None:
-        """Give back every lease this process holds (a clean shutdown)."""
+    def release(self, owner: str, source: str | None = None) -> None:
+        """Give back every lease this process holds (a clean shutdown), or only its lease
+        on ``source`` (a source that left the config before its poll began)."""
         with self._write() as db:
+            if source is not None:
+                db.execute("UPDATE sources SET lease_owner = NULL, lease_expires_at = NULL "
+                           "WHERE lease_owner = ? AND name = ?", [owner, source])
+                return
             db.execute("UPDATE sources SET lease_owner = NULL, lease_expires_at = NULL "
                        "WHERE lease_owner = ?", [owner])
             db.execute("UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL "

@@ -1,0 +1,54 @@
+"""One source asked for what it has, the same way by a poll and by ``sources test``.
+
+A feed is fetched in its host's turn (:class:`crawler.collect.politeness.Politeness`) with
+the source's limits and parsed; a sitemap or crawl source's entry points (its sitemap,
+the robots.txt that lists them for ``sitemap: auto``, or its start pages) are where its
+crawl begins, and what ``sources test`` checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from crawler.collect import fetch
+from crawler.collect.feeds import Feed, parse_feed
+from crawler.collect.politeness import Politeness
+from crawler.config import Source
+
+
+@dataclass(frozen=True, slots=True)
+class FeedAnswer:
+    """A feed fetched: the HTTP answer, and what it holds unless it was not modified."""
+
+    response: fetch.Response
+    feed: Feed | None
+
+
+async def fetch_feed(client: httpx.AsyncClient, politeness: Politeness, source: Source,
+                     url: str, etag: str | None = None,
+                     last_modified: str | None = None) -> FeedAnswer:
+    """The feed at ``url`` (the source's, or where it has moved); SourceError if it
+    cannot be had or is no feed."""
+    async with politeness.turn(url, source.delay):
+        response = await fetch.fetch(client, fetch.Request(
+            source.name, url, source.timeout, source.user_agent, source.max_bytes, etag,
+            last_modified))
+    if response.not_modified:
+        return FeedAnswer(response, None)
+    return FeedAnswer(response, parse_feed(source.name, response.body, response.headers,
+                                           response.url))
+
+
+async def check_entries(client: httpx.AsyncClient, politeness: Politeness,
+                        source: Source) -> fetch.Response:
+    """Fetch each entry point of a sitemap or crawl source in its host's turn; the first
+    one's answer, or SourceError naming the first that cannot be had."""
+    answers = []
+    for url in source.urls:
+        async with politeness.turn(url, source.delay):
+            answers.append(await fetch.fetch(client, fetch.Request(
+                source.name, url, source.timeout, source.user_agent, source.max_bytes,
+                accept=fetch.PAGE_ACCEPT)))
+    return answers[0]
