@@ -17,6 +17,7 @@ from crawler.config.checks import (
     SettingsCheck,
     digest_warnings,
     duplicate_names,
+    listener_warnings,
     operator_problems,
     reference_problems,
 )
@@ -209,7 +210,7 @@ def load_config(directory: Path | str | None = None, *,
         problems += reference_problems(watchlists, wl, settings, sources)
     if settings is not None and (st := files[SETTINGS_FILE]):
         problems += operator_problems(settings, st)
-        warnings += digest_warnings(settings, st)
+        warnings += digest_warnings(settings, st) + listener_warnings(settings, st)
         for check in checks:
             problems += check(root, settings, st)
     if problems or settings is None or sources is None or watchlists is None:
