@@ -154,6 +154,13 @@ def test_an_opml_title_with_control_characters_is_cleaned_and_the_config_still_l
      "sources.yaml:2:12: name: YAML tag '!secret' is not supported: remove it"),
     ("sources: " + "[" * 100_000 + "]" * 100_000 + "\n",
      "sources.yaml:1:73: nested deeper than 64 levels: a config needs a few"),
+    ("sources: []\nx:\n" + "".join(" " * i + "k:\n" for i in range(1, 300)) + "  v\n",
+     "sources.yaml:66:65: nested deeper than 64 levels: a config needs a few"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n"
+        for i in range(8)) + "sources: []\n",
+     "sources.yaml:1:35: more than 100000 values (aliases of aliases?): a config needs far "
+     "fewer"),
 ])
 def test_check_reports_a_broken_file_as_a_located_error(tmp_path: Path, text: str,
                                                         expected: str) -> None:

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ _DOLLAR = re.compile(r"\$\$|\$\{[A-Za-z_]*")
 # non-characters), also when written as an escape: no config value needs one.
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 MAX_DEPTH = 64
+MAX_VALUES = 100_000  # aliases of aliases ("billion laughs") multiply values
 _STR_TAG = "tag:yaml.org,2002:str"
 
 KeyPath = tuple[str | int, ...]
@@ -55,6 +57,7 @@ class LoadedFile:
     keys: dict[KeyPath, tuple[int, int]]
     # each ``${`` left unexpanded, for the loader to report unless its key is unknown
     unexpanded: list[tuple[KeyPath, ConfigProblem]] = field(default_factory=list)
+    count: int = 0  # values read so far
 
     def written(self, loc: KeyPath) -> KeyPath:
         """``loc`` without what the file does not have (pydantic adds union tags)."""
@@ -91,10 +94,14 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
                      "remove it") for m in CONTROL.finditer(text)]:
         problems += found
         return None
+    if (deep := _too_deep(text, shown)) is not None:
+        problems.append(deep)
+        return None
     try:
         raw = YAML(typ="rt").load(text)
-    except RecursionError:
-        problems.append(_too_deep(text, shown))
+    except RecursionError:  # nesting the scanner missed
+        problems.append(ConfigProblem(shown, 1, 1, f"nested deeper than {MAX_DEPTH} levels: "
+                                      "a config needs a few"))
         return None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -128,24 +135,31 @@ def _at(text: str, shown: str, offset: int, message: str) -> ConfigProblem:
     return ConfigProblem(shown, line, offset - (text.rfind("\n", 0, offset) + 1) + 1, message)
 
 
-def _too_deep(text: str, shown: str) -> ConfigProblem:
-    """Where the nesting passes MAX_DEPTH, found by the scanner (which does not recurse,
-    unlike the parser that gave up)."""
-    depth, where = 0, (0, 0)
+def _too_deep(text: str, shown: str) -> ConfigProblem | None:
+    """Where the nesting passes MAX_DEPTH, found before parsing: the parser recurses (and
+    its scanner slows down with each open bracket), the scanner used here does not. It
+    runs only when the brackets or the indentation could go that deep."""
+    brackets = max(accumulate((c in "[{") - (c in "]}") for c in text), default=0)
+    indent = max((len(m.group()) for m in re.finditer(r"^[ -]*", text, re.MULTILINE)),
+                 default=0)
+    if brackets <= MAX_DEPTH and indent <= MAX_DEPTH:
+        return None
+    depth = 0
     try:
         for token in YAML(typ="rt").scan(text):
             if isinstance(token, BlockMappingStartToken | BlockSequenceStartToken |
                           FlowMappingStartToken | FlowSequenceStartToken):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    where = (token.start_mark.line, token.start_mark.column)
-                    break
+                    mark = token.start_mark
+                    return ConfigProblem(shown, mark.line + 1, mark.column + 1,
+                                         f"nested deeper than {MAX_DEPTH} levels: a config "
+                                         "needs a few")
             elif isinstance(token, BlockEndToken | FlowMappingEndToken | FlowSequenceEndToken):
                 depth -= 1
     except YAMLError:
-        pass
-    return ConfigProblem(shown, where[0] + 1, where[1] + 1,
-                         f"nested deeper than {MAX_DEPTH} levels: a config needs a few")
+        pass  # the parser reports it, located
+    return None
 
 
 def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem],
@@ -161,6 +175,10 @@ def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigPr
     if len(path) > MAX_DEPTH:
         raise _Broken(loaded.problem(path, f"nested deeper than {MAX_DEPTH} levels: a config "
                                      "needs a few"))
+    loaded.count += 1
+    if loaded.count > MAX_VALUES:
+        raise _Broken(loaded.problem(path, f"more than {MAX_VALUES} values (aliases of "
+                                     "aliases?): a config needs far fewer"))
     if isinstance(node, TaggedScalar):
         node = str(node.value)
     if isinstance(node, CommentedMap):
