@@ -204,11 +204,13 @@ def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigPr
                                          f"U+{ord(found.group()):04X}: remove it"))
         if expands_env(path):
             return _expand_env(str(node), path, loaded, problems)
-        return _unescape(str(node), path, loaded, problems)
+        return _unescape(str(node), path, loaded)
     return node
 
 
 class _Broken(Exception):
+    """A value that makes its whole file unusable: reported alone, nothing validated."""
+
     def __init__(self, problem: ConfigProblem) -> None:
         super().__init__(str(problem))
         self.problem = problem
@@ -220,8 +222,7 @@ def _field(path: KeyPath) -> str:
     return f"{name}: " if name else ""
 
 
-def _unescape(text: str, path: KeyPath, loaded: LoadedFile,
-              problems: list[ConfigProblem]) -> str:
+def _unescape(text: str, path: KeyPath, loaded: LoadedFile) -> str:
     """``$$`` is ``$``; a ``${`` here is not expanded, and says so (it may have been
     planted by a remote feed or OPML file before they were escaped)."""
     def substitute(match: re.Match[str]) -> str:
