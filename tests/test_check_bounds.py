@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crawler.config import load_config
-from tests.conftest import Project
+from tests.helpers import Project
 from tests.test_config import SETTINGS, SOURCES, problems, write
 from tests.test_hostile_config import newswatch, untraced
 
@@ -35,7 +35,7 @@ def test_absurd_arguments_are_usage_errors(project: Project, args: tuple[str, ..
     project.write()
     result = newswatch(project.config_dir, *args)
     said = untraced(result)
-    assert result.exit_code == 2, said
+    assert result.returncode == 2, said
     assert "Invalid value" in said or "Error" in said
 
 
@@ -97,7 +97,7 @@ def test_check_warns_when_the_listener_is_not_on_loopback(tmp_path: Path, listen
                                                           open_: bool) -> None:
     write(tmp_path, SETTINGS + f'http: {{listen: "{listen}"}}\n')
     result = newswatch(tmp_path, "check")
-    assert result.exit_code == 0, untraced(result)
+    assert result.returncode == 0, untraced(result)
     checked = json.loads(newswatch(tmp_path, "check", "--json").stdout)
     if not open_:
         assert checked["warnings"] == [] and "warning" not in result.stderr
