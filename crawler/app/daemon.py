@@ -473,6 +473,15 @@ class _ConfigWatcher:
             await self.reload()
 
     async def reload(self) -> None:
+        """Apply the config on disk, or keep the running one: a reload never stops the
+        daemon, whatever is wrong with the files or goes wrong while applying them."""
+        try:
+            await self._reload()
+        except Exception:
+            log.exception("config reload failed; keeping the running config (version %s)",
+                          self.runner.config.version)
+
+    async def _reload(self) -> None:
         self.seen = self.pending = self._fingerprint()
         runner, old = self.runner, self.runner.config
         try:
@@ -492,8 +501,9 @@ class _ConfigWatcher:
         for key in ("allow_private_networks", "daemon"):
             if getattr(new.settings, key) != getattr(old.settings, key):
                 log.warning("%s changed: it takes effect at the next restart", key)
+        built = await self.build(new)  # before anything changes: a failure keeps the old
         runner.config = new
-        self.work.pipeline, self.work.dispatcher = await self.build(new)
+        self.work.pipeline, self.work.dispatcher = built
         if runner.routes:
             runner.route_feeds()
         runner._report_disabled(new)

@@ -8,14 +8,24 @@ from pathlib import Path
 import click
 
 from crawler.cli import export
-from crawler.cli.base import Context, cli, err, out, parse_since, print_json, show_table
+from crawler.cli.base import (
+    LIMIT,
+    Context,
+    cli,
+    err,
+    out,
+    parse_since,
+    print_json,
+    show_table,
+)
 from crawler.core.clock import SystemClock
 from crawler.core.errors import StoreError
 from crawler.process import search
 
 
 @cli.command()
-@click.option("--limit", default=20, show_default=True, help="How many matches to show.")
+@click.option("--limit", default=20, show_default=True, type=LIMIT,
+              help="How many matches to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
 @click.pass_obj
 def matches(obj: Context, limit: int, as_json: bool) -> None:
@@ -36,7 +46,8 @@ def matches(obj: Context, limit: int, as_json: bool) -> None:
 @cli.command()
 @click.option("--since", default="3d", show_default=True,
               help="Stories seen in this last span (7d, 12h) or since this date.")
-@click.option("--limit", default=30, show_default=True, help="How many stories to show.")
+@click.option("--limit", default=30, show_default=True, type=LIMIT,
+              help="How many stories to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
 @click.pass_obj
 def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
@@ -60,7 +71,8 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
 @click.option("--source", help="Only articles of this source.")
 @click.option("--watchlist", help="Only articles that matched this watchlist.")
 @click.option("--rank", is_flag=True, help="Best match first (bm25) instead of newest first.")
-@click.option("--limit", default=20, show_default=True, help="How many articles to show.")
+@click.option("--limit", default=20, show_default=True, type=LIMIT,
+              help="How many articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def search_command(obj: Context, query: str, since: str | None, source: str | None,
@@ -124,7 +136,8 @@ def export_command(obj: Context, fmt: str, since: str | None, watchlist: str | N
 @click.option("--status", type=click.Choice(["pending", "held", "retrying", "digested",
                                              "delivered", "dead"]),
               help="Only alerts in this state (held: waiting for a digest).")
-@click.option("--limit", default=50, show_default=True, help="How many alerts to show.")
+@click.option("--limit", default=50, show_default=True, type=LIMIT,
+              help="How many alerts to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:

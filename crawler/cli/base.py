@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -141,13 +143,34 @@ def parse_since(value: str | None) -> datetime | None:
         return None
     try:
         return SystemClock().now() - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
+    except ValueError as exc:
+        as_duration = str(exc)
     try:
         return parse_iso(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: give a duration such as 7d or a date such "
-                                 "as 2026-11-01", param_hint="--since") from None
+        hint = as_duration if "at most" in as_duration else \
+            f"{value!r}: give a duration such as 7d or a date such as 2026-11-01"
+        raise click.BadParameter(hint, param_hint="--since") from None
+
+
+LIMIT = click.IntRange(1, 1_000_000)
+"""A ``--limit``: SQLite cannot take a number past 2**63, and no table needs more rows."""
+
+
+def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A URL option or argument that the fetcher can take (``http://[::1`` and a port past
+    65535 would otherwise end in a traceback)."""
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port out of range)
+        httpx.URL(value)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise click.BadParameter(f"{value!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
 
 
 

@@ -12,7 +12,16 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from crawler.cli.base import EXIT_FETCH, Context, cli, err, out, print_json, show_table
+from crawler.cli.base import (
+    EXIT_FETCH,
+    Context,
+    cli,
+    err,
+    http_url,
+    out,
+    print_json,
+    show_table,
+)
 from crawler.collect import pages
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -48,7 +57,8 @@ def _match_row(m: Match) -> dict[str, Any]:
 @click.option("--text", help="The text to match (as an article's body).")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the text from this file (UTF-8).")
-@click.option("--url", help="Fetch this article page, extract its body and match that.")
+@click.option("--url", callback=http_url,
+              help="Fetch this article page, extract its body and match that.")
 @click.option("--title", default="", help="A title to match as well (--text, --file).")
 @click.option("--html", is_flag=True,
               help="The text is HTML, as feeds give it: extract plain text first.")

@@ -16,6 +16,7 @@ from crawler.cli.base import (
     Context,
     cli,
     duration_text,
+    http_url,
     out,
     print_json,
     show_table,
@@ -124,7 +125,7 @@ async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, 
 
 
 @sources.command("add")
-@click.argument("url")
+@click.argument("url", callback=http_url)
 @click.option("--name", help="Name of the new source (default: the site's host name).")
 @click.option("--pick", type=int, help="Which of the found feeds and sitemaps to add "
               "(its number in the table); asked for when not given.")

@@ -1,7 +1,9 @@
 """Finding and exchanging sources: feed and sitemap discovery, OPML, editing sources.yaml.
 
 sources.yaml is edited with ruamel.yaml's round-trip mode, so the file's comments, order
-and layout survive; the result is validated before it replaces the file.
+and layout survive; the result is validated before it replaces the file. What is written
+there comes from strangers (a site's link tags, an OPML file): it is escaped so that no
+``${VAR}`` in it is ever read from the environment, and titles lose control characters.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from crawler.collect import fetch
 from crawler.collect.feeds import parse_feed
-from crawler.config import SOURCES_FILE, SourceConfig, load_config
+from crawler.config import (
+    CONTROL,
+    SOURCES_FILE,
+    SourceConfig,
+    escape_env,
+    load_config,
+    one_line,
+)
 from crawler.core.errors import ConfigError, FetchError, NewswatchError, ParseError
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
@@ -143,6 +152,7 @@ def append_sources(config_dir: Path, entries: Sequence[dict[str, Any]]) -> list[
     names = {str(s.get("name")) for s in sources or [] if isinstance(s, dict)}
     chosen = []
     for entry in entries:
+        entry = {k: escape_env(v) if isinstance(v, str) else v for k, v in entry.items()}
         name, n = entry["name"], 2
         while name in names:
             name, n = f"{entry['name']} ({n})", n + 1
@@ -171,13 +181,14 @@ def append_sources(config_dir: Path, entries: Sequence[dict[str, Any]]) -> list[
         path.write_text(original, encoding="utf-8")
         raise SourcesFileError(f"the new entries would make the config invalid, so "
                                f"{path} was left unchanged:\n{exc}") from exc
-    return [entry["name"] for entry in chosen]
+    return [entry["name"].replace("$$", "$") for entry in chosen]
 
 
 # --- OPML --------------------------------------------------------------------------------
 
 def read_opml(body: bytes) -> list[dict[str, Any]]:
-    """Feed sources from an OPML file (every outline with an ``xmlUrl``, at any depth)."""
+    """Feed sources from an OPML file (every outline with an ``xmlUrl``, at any depth);
+    a URL with a control character or a space is not a feed, a title loses them."""
     try:
         root = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
                                                       no_network=True))
@@ -188,9 +199,9 @@ def read_opml(body: bytes) -> list[dict[str, Any]]:
     entries = []
     for outline in root.iter("outline"):
         url = (outline.get("xmlUrl") or "").strip()
-        if not re.match(r"^https?://", url):
+        if not re.match(r"^https?://\S+$", url) or CONTROL.search(url):
             continue
-        name = (outline.get("title") or outline.get("text") or site_name(url)).strip()
+        name = one_line(outline.get("title") or outline.get("text") or "") or site_name(url)
         entries.append({"name": name, "feed": url})
     return entries
 

@@ -5,6 +5,7 @@ operator channel. The checks of the layers above (Apprise URLs, templates) come 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,22 @@ def digest_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProble
                            "you meant only the other")
             for name, channel in settings.channels.items()
             if channel.digest and restricts_both_days(channel.digest)]
+
+
+def listener_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProblem]:
+    """A listener off loopback serves /healthz, /metrics (which names the watchlists) and
+    the Atom feeds to anyone who can reach it: allowed, but ``check`` says so."""
+    if settings.http is None:
+        return []
+    listen = settings.http.listen
+    host = listen.rpartition(":")[0].strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host.lower() == "localhost"
+    if loopback:
+        return []
+    return [loaded.problem(("http", "listen"), f"listen: {listen} is not a loopback address: "
+                           "/healthz, /metrics (which names the watchlists) and the Atom feeds "
+                           "are open to anyone who can reach it; listen on 127.0.0.1 behind a "
+                           "proxy unless that is meant")]

@@ -17,6 +17,7 @@ from crawler.config.checks import (
     SettingsCheck,
     digest_warnings,
     duplicate_names,
+    listener_warnings,
     operator_problems,
     reference_problems,
 )
@@ -90,6 +91,18 @@ def default_config_dir() -> Path:
     return Path(os.environ.get("NEWSWATCH_CONFIG", "config"))
 
 
+def _settings_env(path: KeyPath) -> bool:
+    """Where newswatch.yaml reads ``${VAR}``: the secrets and endpoints an operator keeps
+    out of the file. Elsewhere, and in the files remote text is written into, it is not
+    read (a feed could otherwise carry a secret out in its own URL)."""
+    match path:
+        case ("database",) | ("channels", _, "url" | "secret") | ("channels", _, "smtp", _):
+            return True
+        case ("channels", _, "urls", *_):
+            return True
+    return False
+
+
 def _describe(error: Mapping[str, Any], loaded: LoadedFile,
               model: type[BaseModel]) -> ConfigProblem:
     loc: KeyPath = tuple(error["loc"])
@@ -113,10 +126,7 @@ def _describe(error: Mapping[str, Any], loaded: LoadedFile,
     text = text.removeprefix("Value error, ")
     if kind == "literal_error":
         text = f"must be {error['ctx']['expected']}"
-    written: KeyPath = ()  # the path without pydantic's union tags: keys the file has
-    for part in loc:
-        if (*written, part) in loaded.values:
-            written = (*written, part)
+    written = loaded.written(loc)  # the path without pydantic's union tags
     # A whole list entry (a source's kind check) is named in its message already.
     field = "" if len(loc) == 2 and isinstance(loc[-1], int) else \
         next((str(p) for p in reversed(written) if isinstance(p, str)), "")
@@ -155,13 +165,22 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 def _validate(model: type[M], loaded: LoadedFile | None,
               problems: list[ConfigProblem]) -> M | None:
+    """The file as ``model``, or None with its problems; a ``${`` under an unknown key is
+    left to that key's own problem."""
     if loaded is None:
         return None
     try:
-        return model.model_validate(loaded.data)
+        validated: M | None = model.model_validate(loaded.data)
+        unknown: list[KeyPath] = []
     except ValidationError as exc:
         problems.extend(_describe(e, loaded, model) for e in exc.errors())
-        return None
+        validated = None
+        unknown = [loaded.written(tuple(e["loc"])) for e in exc.errors()
+                   if e["type"] == "extra_forbidden"]
+    unexpanded = [p for path, p in loaded.unexpanded
+                  if not any(path[:len(u)] == u for u in unknown)]
+    problems.extend(unexpanded)
+    return None if unexpanded else validated
 
 
 def load_config(directory: Path | str | None = None, *,
@@ -177,7 +196,8 @@ def load_config(directory: Path | str | None = None, *,
     if not root.is_dir():
         raise ConfigError([ConfigProblem(str(root), 1, 1, "config directory not found: pass "
                                          "--config DIR or set NEWSWATCH_CONFIG")])
-    files = {name: read_yaml(root / name, str(root / name), problems)
+    files = {name: read_yaml(root / name, str(root / name), problems,
+                             _settings_env if name == SETTINGS_FILE else lambda _: False)
              for name in (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)}
     settings = _validate(Settings, files[SETTINGS_FILE], problems)
     sources = _validate(SourcesFile, files[SOURCES_FILE], problems)
@@ -190,7 +210,7 @@ def load_config(directory: Path | str | None = None, *,
         problems += reference_problems(watchlists, wl, settings, sources)
     if settings is not None and (st := files[SETTINGS_FILE]):
         problems += operator_problems(settings, st)
-        warnings += digest_warnings(settings, st)
+        warnings += digest_warnings(settings, st) + listener_warnings(settings, st)
         for check in checks:
             problems += check(root, settings, st)
     if problems or settings is None or sources is None or watchlists is None:

@@ -80,6 +80,14 @@ def _timezone(value: Any) -> str:
     return str(value)
 
 
+def _header(value: Any) -> str:
+    """Text for an email header, which a line break would end (and begin another)."""
+    text = non_empty(value)
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise ValueError("a line break or control character cannot be in an email header")
+    return text
+
+
 def _recipients(value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
@@ -143,7 +151,7 @@ class EmailChannel(_Channel):
 
     type: Literal["email"]
     to: Annotated[list[str], BeforeValidator(_recipients)] = []
-    sender: Annotated[str, Field(alias="from"), BeforeValidator(non_empty)]
+    sender: Annotated[str, Field(alias="from"), BeforeValidator(_header)]
     smtp: SmtpServer
 
     @property

@@ -26,7 +26,9 @@ def _digest(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValueError(f"bad digest {value!r}: write hourly, \"daily at 08:00\" or a cron "
                          "expression")
-    digest_cron(value)
+    # (digest_cron raises on a malformed line; a well-formed one may name no real day)
+    if next_digest_time(value, datetime(2000, 1, 1)) is None:
+        raise ValueError(f"bad digest {value!r}: it never fires (no such day)")
     return value.strip()
 
 

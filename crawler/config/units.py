@@ -18,6 +18,12 @@ _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb":
                "gib": 2**30}
 
 
+MAX_DURATION_TEXT = "36500d"
+MAX_DURATION = 36500 * 86400.0
+"""The longest duration: a hundred years, so a date a duration away is always one
+Python can hold (``interval: 99999999999d`` passed check and overflowed in ``once``)."""
+
+
 class _DurationError(ValueError):
     pass
 
@@ -38,6 +44,9 @@ def parse_duration(value: Any) -> float:
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
         raise _DurationError(f"bad duration {value!r}: write it as text such as 15m")
+    if not seconds <= MAX_DURATION:  # also NaN, which compares false
+        raise _DurationError(f"bad duration {value!r}: at most {MAX_DURATION_TEXT} (dates "
+                             "beyond that cannot be computed)")
     if seconds <= 0:
         raise _DurationError(f"bad duration {value!r}: it must be longer than zero")
     return seconds

@@ -1,23 +1,50 @@
 """Read a YAML file into plain data, keeping the line and column of every key and value
-so a problem is reported where the user wrote it, and expanding ``${VAR}``."""
+so a problem is reported where the user wrote it, and expanding ``${VAR}`` where the file's
+reader allows it.
+
+A file's text may come from strangers (``sources add`` and ``sources import`` write feed
+URLs and titles into sources.yaml), so ``${VAR}`` is read from the environment only where
+an operator keeps secrets and endpoints; anywhere else it is an error, ``$$`` being the
+literal ``$``. A broken file (control characters, unknown tags, absurd nesting) is a
+located problem like any other, never an exception."""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.tokens import (
+    BlockEndToken,
+    BlockMappingStartToken,
+    BlockSequenceStartToken,
+    FlowMappingEndToken,
+    FlowMappingStartToken,
+    FlowSequenceEndToken,
+    FlowSequenceStartToken,
+)
 
 from crawler.core.errors import ConfigProblem
 
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DOLLAR = re.compile(r"\$\$|\$\{[A-Za-z_]*")
+# What YAML's reader refuses (C0 but tab and line ends, DEL, C1, surrogates,
+# non-characters), also when written as an escape: no config value needs one.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+MAX_DEPTH = 64
+MAX_VALUES = 100_000  # aliases of aliases ("billion laughs") multiply values
+_STR_TAG = "tag:yaml.org,2002:str"
 
 KeyPath = tuple[str | int, ...]
+ExpandsEnv = Callable[[KeyPath], bool]
+"""Whether the value at a key path may read ``${VAR}`` from the environment."""
 
 
 @dataclass
@@ -28,13 +55,21 @@ class LoadedFile:
     data: Any
     values: dict[KeyPath, tuple[int, int]]
     keys: dict[KeyPath, tuple[int, int]]
+    # each ``${`` left unexpanded, for the loader to report unless its key is unknown
+    unexpanded: list[tuple[KeyPath, ConfigProblem]] = field(default_factory=list)
+    count: int = 0  # values read so far
 
-    def where(self, path: KeyPath, *, key: bool = False) -> tuple[int, int]:
-        """Position of the deepest known prefix of ``path`` (pydantic adds union tags)."""
+    def written(self, loc: KeyPath) -> KeyPath:
+        """``loc`` without what the file does not have (pydantic adds union tags)."""
         known: KeyPath = ()
-        for part in path:
+        for part in loc:
             if (*known, part) in self.values:
                 known = (*known, part)
+        return known
+
+    def where(self, path: KeyPath, *, key: bool = False) -> tuple[int, int]:
+        """Position of the deepest known prefix of ``path``."""
+        known = self.written(path)
         if key and known in self.keys:
             return self.keys[known]
         return self.values.get(known, (1, 1))
@@ -44,7 +79,8 @@ class LoadedFile:
         return ConfigProblem(self.file, line, col, message)
 
 
-def read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> LoadedFile | None:
+def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
+              expands_env: ExpandsEnv = lambda _: False) -> LoadedFile | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -54,8 +90,19 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> LoadedFi
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(ConfigProblem(shown, 1, 1, f"cannot read file: {exc}"))
         return None
+    if found := [_at(text, shown, m.start(), f"control character U+{ord(m.group()):04X}: "
+                     "remove it") for m in CONTROL.finditer(text)]:
+        problems += found
+        return None
+    if (deep := _too_deep(text, shown)) is not None:
+        problems.append(deep)
+        return None
     try:
         raw = YAML(typ="rt").load(text)
+    except RecursionError:  # nesting the scanner missed
+        problems.append(ConfigProblem(shown, 1, 1, f"nested deeper than {MAX_DEPTH} levels: "
+                                      "a config needs a few"))
+        return None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -66,8 +113,15 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> LoadedFi
                        "remove or rename one of them"
         problems.append(ConfigProblem(shown, line, col, f"YAML: {problem}"))
         return None
+    except YAMLError as exc:  # not marked: no position is known
+        problems.append(ConfigProblem(shown, 1, 1, f"YAML: {exc}".replace("\n", " ")))
+        return None
     loaded = LoadedFile(shown, None, {(): (1, 1)}, {})
-    loaded.data = _plain(raw, (), loaded, problems)
+    try:
+        loaded.data = _plain(raw, (), loaded, problems, expands_env)
+    except _Broken as exc:
+        problems.append(exc.problem)
+        return None
     if loaded.data is None:
         loaded.data = {}
     if not isinstance(loaded.data, dict):
@@ -76,8 +130,57 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> LoadedFi
     return loaded
 
 
-def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem]) -> Any:
-    """Turn ruamel nodes into plain data, recording positions and expanding ``${VAR}``."""
+def _at(text: str, shown: str, offset: int, message: str) -> ConfigProblem:
+    line = text.count("\n", 0, offset) + 1
+    return ConfigProblem(shown, line, offset - (text.rfind("\n", 0, offset) + 1) + 1, message)
+
+
+def _too_deep(text: str, shown: str) -> ConfigProblem | None:
+    """Where the nesting passes MAX_DEPTH, found before parsing: the parser recurses (and
+    its scanner slows down with each open bracket), the scanner used here does not. It
+    runs only when the brackets or the indentation could go that deep."""
+    brackets = max(accumulate((c in "[{") - (c in "]}") for c in text), default=0)
+    indent = max((len(m.group()) for m in re.finditer(r"^[ -]*", text, re.MULTILINE)),
+                 default=0)
+    if brackets <= MAX_DEPTH and indent <= MAX_DEPTH:
+        return None
+    depth = 0
+    try:
+        for token in YAML(typ="rt").scan(text):
+            if isinstance(token, BlockMappingStartToken | BlockSequenceStartToken |
+                          FlowMappingStartToken | FlowSequenceStartToken):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = token.start_mark
+                    return ConfigProblem(shown, mark.line + 1, mark.column + 1,
+                                         f"nested deeper than {MAX_DEPTH} levels: a config "
+                                         "needs a few")
+            elif isinstance(token, BlockEndToken | FlowMappingEndToken | FlowSequenceEndToken):
+                depth -= 1
+    except YAMLError:
+        pass  # the parser reports it, located
+    return None
+
+
+def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem],
+           expands_env: ExpandsEnv) -> Any:
+    """Turn ruamel nodes into plain data, recording positions and expanding ``${VAR}``
+    where ``expands_env`` allows. A value no config can hold (a tag but ``!!str``, a
+    control character, absurd nesting) is a problem of the file: it is raised as
+    ``_Broken`` so the file is reported, not validated."""
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if (tag is not None and tag != _STR_TAG) or isinstance(node, bytes | set):
+        raise _Broken(loaded.problem(path, _field(path) + f"YAML tag '{tag or '?'}' is not "
+                                     "supported: remove it"))
+    if len(path) > MAX_DEPTH:
+        raise _Broken(loaded.problem(path, f"nested deeper than {MAX_DEPTH} levels: a config "
+                                     "needs a few"))
+    loaded.count += 1
+    if loaded.count > MAX_VALUES:
+        raise _Broken(loaded.problem(path, f"more than {MAX_VALUES} values (aliases of "
+                                     "aliases?): a config needs far fewer"))
+    if isinstance(node, TaggedScalar):
+        node = str(node.value)
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
@@ -86,18 +189,63 @@ def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigPr
             vl, vc = node.lc.value(key)
             loaded.keys[child] = (kl + 1, kc + 1)
             loaded.values[child] = (vl + 1, vc + 1)
-            out[str(key)] = _plain(node[key], child, loaded, problems)
+            out[str(key)] = _plain(node[key], child, loaded, problems, expands_env)
         return out
     if isinstance(node, CommentedSeq):
         items = []
         for index, item in enumerate(node):
             line, col = node.lc.item(index)
             loaded.values[(*path, index)] = (line + 1, col + 1)
-            items.append(_plain(item, (*path, index), loaded, problems))
+            items.append(_plain(item, (*path, index), loaded, problems, expands_env))
         return items
     if isinstance(node, str):
-        return _expand_env(str(node), path, loaded, problems)
+        if found := CONTROL.search(node):
+            raise _Broken(loaded.problem(path, _field(path) + "control character "
+                                         f"U+{ord(found.group()):04X}: remove it"))
+        if expands_env(path):
+            return _expand_env(str(node), path, loaded, problems)
+        return _unescape(str(node), path, loaded)
     return node
+
+
+class _Broken(Exception):
+    """A value that makes its whole file unusable: reported alone, nothing validated."""
+
+    def __init__(self, problem: ConfigProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _field(path: KeyPath) -> str:
+    """``key: `` for the nearest key of a path, as a problem's message starts."""
+    name = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
+    return f"{name}: " if name else ""
+
+
+def _unescape(text: str, path: KeyPath, loaded: LoadedFile) -> str:
+    """``$$`` is ``$``; a ``${`` here is not expanded, and says so (it may have been
+    planted by a remote feed or OPML file before they were escaped)."""
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        loaded.unexpanded.append((path, loaded.problem(
+            path, _field(path) + f"'{match.group(0)}' is not expanded here: only a channel's "
+                  "url, secret and urls, smtp.* and database read the environment; "
+                  "write $${ for a literal ${")))
+        return match.group(0)
+
+    return _DOLLAR.sub(substitute, text)
+
+
+def one_line(text: str) -> str:
+    """Text from elsewhere (an OPML title) as one line a config can hold: no control
+    characters, each run of spaces and line breaks one space."""
+    return " ".join(CONTROL.sub("", text).split())
+
+
+def escape_env(text: str) -> str:
+    """``text`` as a config value that reads back as itself wherever it is written."""
+    return text.replace("$", "$$")
 
 
 def _expand_env(text: str, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem]) -> str:
