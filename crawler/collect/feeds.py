@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
 
 from crawler.collect.xmlsafe import refuse_entities
 from crawler.core.article import Article
@@ -39,7 +40,6 @@ def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if "json" in content_type or stripped.startswith(b"{"):
         return Feed(_parse_json_feed(source, stripped, url))
-    refuse_entities(source, body)
     return _parse_xml_feed(source, body, headers, url)
 
 
@@ -55,6 +55,9 @@ def _article(source: str, base: str, link: Any, **fields: Any) -> Article | None
 def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
+    # Judge the very bytes feedparser's parsers will read: it re-decodes the body first
+    # (UTF-7, say), which can bring a declaration the raw bytes do not show.
+    refuse_entities(source, convert_to_utf8(response_headers, body, {}))
     parsed = feedparser.parse(body, response_headers=response_headers)
     if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON feed found"
