@@ -4,9 +4,16 @@ expanded, inflated without bound, rendered as markup, sent as markup or run as a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import zlib
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.conftest import Project
+from tests.newssite import Story, news_sitemap, publish
 from tests.servers import Page, Receiver, Site
 
 
@@ -40,3 +47,40 @@ def test_entity_declarations_are_refused_wherever_they_stand(
         assert store.db.execute("select count(*) from articles").fetchone()[0] == 0
     finally:
         store.close()
+
+
+GZIP_BOMB_SPACES = 256 * 2**20  # inflated; the file itself is a quarter megabyte
+
+SITEMAP_CRAWL = """
+import asyncio, json, resource, sys
+from crawler.collect import crawl
+report = asyncio.run(crawl.run(json.loads(sys.argv[1]), 60, 2**20))
+print(json.dumps({"pages": [p["url"] for p in report.pages], "errors": report.errors,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def test_a_gzip_sitemap_is_inflated_no_further_than_the_size_cap(site: Site) -> None:
+    """A 1 MiB cap holds for the inflated sitemap too: the spider's peak memory stays
+    far below the 256 MiB the bomb would become, and the entries before the cut are read."""
+    publish(site, Story("/news/1", "Talks in Mazar", "Atta Mohammad Noor spoke."))
+    head = news_sitemap([(site.url("/news/1"), "Talks in Mazar", datetime.now(UTC))])
+    head = head.replace(b"</urlset>", b"")
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = compressor.compress(head)
+    spaces = b" " * 2**20
+    for _ in range(GZIP_BOMB_SPACES // len(spaces)):
+        body += compressor.compress(spaces)
+    body += compressor.compress(b"</urlset>") + compressor.flush()
+    site.pages["/sitemap.xml.gz"] = Page(body, content_type="application/x-gzip")
+    spec = {"kind": "sitemap", "name": "x", "sitemap": site.url("/sitemap.xml.gz"),
+            "site": None, "start": [], "follow": [], "max_depth": 1, "max_pages": 10,
+            "max_age": 86400, "now": datetime.now(UTC).isoformat(), "user_agent": "t/1",
+            "timeout": 30, "max_bytes": 2**20, "delay": 0, "retries": 0,
+            "robots_txt": False, "allow_private_networks": True, "known": []}
+    result = subprocess.run([sys.executable, "-c", SITEMAP_CRAWL, json.dumps(spec)],
+                            capture_output=True, text=True, timeout=120, check=True)
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["pages"] == [site.url("/news/1")], report["errors"]
+    print(f"\npeak resident memory of the crawl: {report['peak_kib'] / 1024:.0f} MiB")
+    assert report["peak_kib"] < 300 * 1024

@@ -11,7 +11,6 @@ Twisted's reactor lives and dies with this process, so it never meets the daemon
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import sys
@@ -37,6 +36,7 @@ from crawler.collect.crawl import (
     PageEvent,
     RetryAfterEvent,
 )
+from crawler.collect.decompress import DecodeError, decompress_capped
 from crawler.collect.fetch import is_public_address, refusal
 from crawler.collect.headers import parse_retry_after
 from crawler.process import dates
@@ -175,12 +175,12 @@ class NewsSpider(Spider):
         """Entries of a sitemap or sitemap index. Not scrapy.utils.sitemap.Sitemap: it keeps
         only each entry's top-level text, losing news:title and news:publication_date."""
         body = response.body
-        if body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)[:self.settings.getint("DOWNLOAD_MAXSIZE")]
         try:
+            if body[:2] == b"\x1f\x8b":
+                body = decompress_capped(body, "gzip", self.settings.getint("DOWNLOAD_MAXSIZE"))
             root = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
                                                           no_network=True, recover=True))
-        except etree.XMLSyntaxError as exc:
+        except (DecodeError, etree.XMLSyntaxError) as exc:
             self.error(response, f"not a sitemap: {exc}")
             return
         if root is None:
