@@ -11,8 +11,11 @@ import zlib
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 
+from crawler.cli import cli
 from tests.conftest import Project
+from tests.feeds import Item, rss
 from tests.newssite import Story, news_sitemap, publish
 from tests.servers import Page, Receiver, Site
 
@@ -84,3 +87,28 @@ def test_a_gzip_sitemap_is_inflated_no_further_than_the_size_cap(site: Site) -> 
     assert report["pages"] == [site.url("/news/1")], report["errors"]
     print(f"\npeak resident memory of the crawl: {report['peak_kib'] / 1024:.0f} MiB")
     assert report["peak_kib"] < 300 * 1024
+
+
+MARKUP = "[/bold] [link=http://evil.example]x[/link] [red]"
+
+
+def test_remote_text_is_shown_as_text_not_rich_markup(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    site.pages["/feed"] = Page(rss([Item(f"Atta Mohammad Noor {MARKUP}", site.url("/a/1"),
+                                         f"Atta Mohammad Noor {MARKUP}", "g1",
+                                         datetime.now(UTC))]))
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "markup", "feed": site.url("/feed")},
+                       {"name": "broken", "feed": site.url("/missing/[/bold]")}]
+    config_dir = str(project.write())
+    runner = CliRunner()
+    for args in (["once"], ["status"], ["sources", "list"], ["matches"], ["stories"],
+                 ["search", "Noor"], ["alerts"]):
+        result = runner.invoke(cli, ["--config", config_dir, *args],
+                               env={"COLUMNS": "400"})
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            args, result.output, result.exception)
+        if args[0] in ("matches", "stories", "search"):
+            assert MARKUP in result.output, (args, result.output)
+        if args[0] in ("once", "status", "sources"):
+            assert "/missing/[/bold]" in result.output, (args, result.output)
