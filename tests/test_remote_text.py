@@ -112,3 +112,27 @@ def test_remote_text_is_shown_as_text_not_rich_markup(
             assert MARKUP in result.output, (args, result.output)
         if args[0] in ("once", "status", "sources"):
             assert "/missing/[/bold]" in result.output, (args, result.output)
+
+
+HOSTILE_CHAT = "@channel [click](http://evil.example) <!here> Atta Mohammad Noor"
+
+
+def test_chat_messages_carry_feed_text_without_mentions_or_links(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    """Mattermost reads its messages as Markdown: feed text must not ping a channel or
+    make a link of its own; the words still read the same."""
+    site.pages["/feed"] = Page(rss([Item(HOSTILE_CHAT, site.url("/a/1"), HOSTILE_CHAT, "g1",
+                                         datetime.now(UTC))]))
+    host_port = receiver.url("").removeprefix("http://")
+    project.settings["channels"] = {"chat": {
+        "type": "apprise", "urls": [f"mmost://{host_port}/abcdefghij0123456789"],
+        "timeout": "5s"}}
+    project.watchlists = [{**project.watchlists[0], "channels": ["chat"]}]
+    project.sources = [{"name": "chatty", "feed": site.url("/feed")}]
+    assert project.once().delivery.delivered == 1
+    [sent] = receiver.payloads()
+    text = json.dumps(sent, ensure_ascii=False)
+    assert "Atta Mohammad Noor" in text and site.url("/a/1") in text
+    assert "@channel" not in text and "<!here>" not in text, text
+    assert "](http://evil.example)" not in text, text
+    assert "@channel [click](http://evil.example) Atta" in text.replace("\u200b", "")
