@@ -1,5 +1,6 @@
-"""Text written by strangers (feeds, sitemaps, titles, links) stays data: it is never
-expanded, inflated without bound, rendered as markup, sent as markup or run as a formula.
+"""What strangers write (feeds, sitemaps, titles, links, DNS answers) stays data: it is
+never expanded, inflated without bound, rendered as markup, sent as markup, run as a
+formula, or taken for a public address when it hides a private one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from crawler.cli import cli, export
+from crawler.collect.fetch import is_public_address
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import Story, news_sitemap, publish
@@ -171,3 +173,22 @@ def test_csv_cells_starting_with_tab_or_cr_are_neutralised_too() -> None:
     [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert row["title"] == "'\t=1+1 title" and row["snippet"] == "'\r=1+1 snippet"
     assert (row["start"], row["end"], row["outlets"]) == ("-1", "3", "2"), "numbers stay"
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("64:ff9b::7f00:1", False),        # NAT64 of 127.0.0.1
+    ("64:ff9b::a00:1", False),         # NAT64 of 10.0.0.1
+    ("64:ff9b::a9fe:a9fe", False),     # NAT64 of 169.254.169.254 (cloud metadata)
+    ("2002:7f00:1::", False),          # 6to4 of 127.0.0.1
+    ("2002:c0a8:101::1", False),       # 6to4 of 192.168.1.1
+    ("::7f00:1", False),               # IPv4-compatible 127.0.0.1
+    ("::a00:1", False),                # IPv4-compatible 10.0.0.1
+    ("::ffff:127.0.0.1", False),       # IPv4-mapped (already refused)
+    ("::1", False), ("::", False),
+    ("64:ff9b::808:808", True),        # NAT64 of 8.8.8.8
+    ("2002:808:808::1", True),         # 6to4 of 8.8.8.8
+    ("2001:4860:4860::8888", True), ("8.8.8.8", True),
+])
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_embed(address: str,
+                                                              public: bool) -> None:
+    assert is_public_address(address) is public
