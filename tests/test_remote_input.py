@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from crawler.cli import cli, export
 from crawler.collect.fetch import is_public_address
+from crawler.process.dedup import canonical_url
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import Story, news_sitemap, publish
@@ -192,3 +193,15 @@ def test_csv_cells_starting_with_tab_or_cr_are_neutralised_too() -> None:
 def test_ipv6_forms_are_judged_by_the_ipv4_address_they_embed(address: str,
                                                               public: bool) -> None:
     assert is_public_address(address) is public
+
+
+@pytest.mark.parametrize(("url", "canonical"), [
+    ("http://[2001:DB8::1]:8080/x#f", "http://[2001:db8::1]:8080/x"),
+    ("http://[::1]/", "http://[::1]/"),
+    ("http://a.example:99999/p", "http://a.example:99999/p"),  # kept as written
+    ("http://[::1", "http://[::1"),
+])
+def test_canonical_urls_keep_ipv6_literals_and_survive_bad_ports(url: str,
+                                                                 canonical: str) -> None:
+    """Found by tests/test_fuzz.py: the brackets were dropped, and a bad port raised."""
+    assert canonical_url(url) == canonical

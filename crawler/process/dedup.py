@@ -26,10 +26,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def canonical_url(url: str) -> str:
     """The identity of a URL: lower-case scheme and host, no default port, no fragment,
     no tracking parameters, and an explicit root path."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # "http://[::1" or a port over 65535: no identity but its text
+        return url.strip()
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
     netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
