@@ -102,7 +102,7 @@ def _struct_time(value: Any) -> datetime | None:
 def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ParseError(source, f"not a readable JSON Feed: {exc}") from exc
     version = document.get("version", "") if isinstance(document, dict) else ""
     if not str(version).startswith("https://jsonfeed.org/version/1"):
@@ -118,7 +118,8 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
             source, url, item.get("url") or item.get("external_url"),
             title=str(item.get("title") or ""),
             guid=str(item["id"]) if item.get("id") not in (None, "") else None,
-            published_at=dates.first((item.get("date_published"), item.get("date_modified"))),
+            published_at=dates.first(_strings(item.get("date_published"),
+                                              item.get("date_modified"))),
             summary_html=str(item.get("summary") or ""),
             content_html=str(item.get("content_html") or item.get("content_text") or ""),
         )
@@ -126,3 +127,8 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
             articles.append(article)
     return articles
 
+
+
+def _strings(*values: Any) -> list[str]:
+    """The values that are strings: a JSON Feed's fields may hold anything."""
+    return [v for v in values if isinstance(v, str)]

@@ -46,6 +46,12 @@ _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 _SITEMAP_MAX_DEPTH = 3
 
 
+def _local_name(tag: Any) -> str:
+    """A tag without its namespace. Not etree.QName, which raises on the odd names
+    (``<:``) that lxml's recover mode lets through."""
+    return str(tag).rpartition("}")[2]
+
+
 def emit(event: Event) -> None:
     sys.stdout.write(event.model_dump_json() + "\n")
     sys.stdout.flush()
@@ -186,11 +192,11 @@ class NewsSpider(Spider):
         if root is None:
             self.error(response, "not a sitemap")
             return
-        kind = etree.QName(root).localname
+        kind = _local_name(root.tag)
         for entry in root:
             if not isinstance(entry.tag, str):
                 continue
-            fields = {etree.QName(c).localname: (c.text or "").strip()
+            fields = {_local_name(c.tag): (c.text or "").strip()
                       for c in entry if isinstance(c.tag, str)}
             loc = urljoin(response.url, fields.get("loc", ""))
             if not loc.startswith(("http://", "https://")):
