@@ -32,7 +32,7 @@ from crawler.process.dedup import canonical_url, without_variant
 from crawler.process.extract import extract
 
 DEEP = 100_000  # nesting levels: beyond the interpreter's recursion limit
-FUZZ = settings(max_examples=int(os.environ.get("NEWSWATCH_FUZZ_EXAMPLES", "40")),
+FUZZ = settings(max_examples=int(os.environ.get("NEWSWATCH_FUZZ_EXAMPLES", "100")),
                 deadline=None, derandomize="NEWSWATCH_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
