@@ -58,7 +58,10 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: s
     # Judge the very bytes feedparser's parsers will read: it re-decodes the body first
     # (UTF-7, say), which can bring a declaration the raw bytes do not show.
     refuse_entities(source, convert_to_utf8(response_headers, body, {}))
-    parsed = feedparser.parse(body, response_headers=response_headers)
+    try:
+        parsed = feedparser.parse(body, response_headers=response_headers)
+    except (ValueError, RecursionError) as exc:  # its lenient parser on &#2000000;, say
+        raise ParseError(source, f"not a readable feed: {exc}") from exc
     if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON feed found"
         raise ParseError(source, f"not a readable feed: {reason}")
