@@ -165,6 +165,7 @@ def test_opml_import_raises_only_sources_file_errors(body: bytes) -> None:
 def test_sitemap_parsing_never_raises(body: bytes, gzip_it: bool) -> None:
     """(The spider reports an unreadable sitemap on stdout, as a JSON line.)"""
     spider = NewsSpider({"kind": "sitemap", "sitemap": "http://example.org/sitemap.xml",
+                         "entries": ["http://example.org/sitemap.xml"],
                          "now": datetime.now(UTC).isoformat(), "max_pages": 50})
     spider.settings = Settings({"DOWNLOAD_MAXSIZE": 2**20})  # type: ignore[misc]
     url = "http://example.org/sitemap.xml"

@@ -63,7 +63,8 @@ SITEMAP_CRAWL = """
 import asyncio, json, resource, sys
 from crawler.collect import crawl
 report = asyncio.run(crawl.run(json.loads(sys.argv[1]), 60, 2**20))
-print(json.dumps({"pages": [p["url"] for p in report.pages], "errors": report.errors,
+print(json.dumps({"pages": [p.url for p in report.pages],
+                  "errors": [e.reason for e in report.errors],
                   "peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
@@ -82,7 +83,7 @@ def test_a_gzip_sitemap_is_inflated_no_further_than_the_size_cap(site: Site) -> 
     body += compressor.compress(b"</urlset>") + compressor.flush()
     site.pages["/sitemap.xml.gz"] = Page(body, content_type="application/x-gzip")
     spec = {"kind": "sitemap", "name": "x", "sitemap": site.url("/sitemap.xml.gz"),
-            "site": None, "start": [], "follow": [], "max_depth": 1, "max_pages": 10,
+            "entries": [site.url("/sitemap.xml.gz")], "follow": [], "max_depth": 1, "max_pages": 10,
             "max_age": 86400, "now": datetime.now(UTC).isoformat(), "user_agent": "t/1",
             "timeout": 30, "max_bytes": 2**20, "delay": 0, "retries": 0,
             "robots_txt": False, "allow_private_networks": True, "known": []}
