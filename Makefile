@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint bench bench-archive bench-extract bench-matching bench-soak clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-extract bench-matching bench-soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ test: $(VENV)/.installed-test  ## set up, then run the default tier (not slow, c
 test-all: $(VENV)/.installed-test  ## set up, then run every test: the rest in parallel, then the slow tier
 	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_FLAGS)
 	$(BIN)/python -m pytest -m slow $(PYTEST_FLAGS)
+
+fuzz: $(VENV)/.installed-test  ## a long fuzz run over the parsers of remote input (FUZZ_EXAMPLES=5000)
+	NEWSWATCH_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),5000) $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
 
 lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/ruff check .

@@ -27,7 +27,10 @@ def _notify(channel: AppriseChannel, rendered: Rendered) -> tuple[bool, str]:
     for url in channel.urls:
         if url.strip():
             client.add(url.strip())
+    # Plain text: Apprise escapes it for HTML services; templates.chat_text has already
+    # defused what Markdown services would act on.
     result = client.notify(rendered.text, title=rendered.subject,
+                           body_format=apprise.NotifyFormat.TEXT,
                            timeout=max(1, int(channel.timeout)))
     failed = [r.name for r in result.results
               if getattr(r.status, "name", str(r.status)) != "SUCCESS"]

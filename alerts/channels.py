@@ -33,7 +33,8 @@ def renderer_for(channel: Channel, config_dir: Path) -> Renderer | None:
     """The channel's compiled templates (None for webhooks, which send JSON)."""
     if isinstance(channel, WebhookChannel):
         return None
-    return Renderer(config_dir, channel.templates.model_dump())
+    return Renderer(config_dir, channel.templates.model_dump(),
+                    chat=isinstance(channel, AppriseChannel))
 
 
 class Senders:
@@ -44,7 +45,9 @@ class Senders:
         self.channels = dict(channels)
         self.client = client
         self.renderers = {n: renderer_for(c, config_dir) for n, c in channels.items()}
-        self.default_renderer = Renderer()  # operator notices use the shipped templates
+        # operator notices use the shipped templates
+        self.default_renderer = Renderer()
+        self.chat_renderer = Renderer(chat=True)
 
     async def send(self, name: str, message_id: str, payload: dict[str, Any],
                    now: datetime) -> int | None:
@@ -54,6 +57,7 @@ class Senders:
         if isinstance(channel, WebhookChannel):
             return await webhook.send(self.client, name, channel, message_id, payload, now)
         renderer = (self.renderers[name] if payload.get("type") != "operator.notice"
+                    else self.chat_renderer if isinstance(channel, AppriseChannel)
                     else self.default_renderer)
         assert renderer is not None
         try:

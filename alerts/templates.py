@@ -1,7 +1,9 @@
 """Subjects and bodies from Jinja2 templates: shipped defaults, per-channel overrides.
 
 The HTML template is autoescaped, so no feed text can add markup; ``safe_url`` keeps only
-http(s) links and ``highlight`` marks the mention inside an escaped snippet. A template
+http(s) links and ``highlight`` marks the mention inside an escaped snippet. For chat
+targets (Apprise), whose services read Markdown and mentions, every value is defused by
+``chat_text`` instead. A template
 problem (syntax, or a name it uses that the alert does not have) is reported with the
 template's file and line, at ``check`` time as well as when sending.
 """
@@ -55,6 +57,20 @@ def html_text(value: object) -> Markup:
     return Markup(str(escape(value)).replace("=", "&#61;").replace(":", "&#58;"))
 
 
+# What a chat service acts on: a mention (@channel, @here, @all, @user) at a word start,
+# Slack's <!channel>, <@U123>, <#C123> and <http://…|…>, and the `](`, `][` and `]:` that
+# turn bracketed text into a Markdown link, image or reference.
+_CHAT_SYNTAX = re.compile(r"(?<![\w.])@(?=\w)|<(?=[!@#a-zA-Z])|\](?=[(\[:])")
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
+def chat_text(value: object) -> str:
+    """Feed text for chat messages: a zero-width space after each character that would
+    start a mention or a link, so the words read the same and do nothing."""
+    return _CHAT_SYNTAX.sub(lambda m: m.group() + _ZERO_WIDTH_SPACE,
+                            "" if value is None else str(value))
+
+
 def _find(snippet: str, matched: str) -> tuple[int, int] | None:
     if not matched:
         return None
@@ -85,10 +101,10 @@ def highlight_text(snippet: object, matched: object) -> str:
     return f"{text[:start]}*{text[start:end]}*{text[end:]}"
 
 
-def _environment(html: bool) -> jinja2.Environment:
+def _environment(html: bool, chat: bool = False) -> jinja2.Environment:
     env = jinja2.Environment(autoescape=html, undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=False,
-                             finalize=html_text if html else None)
+                             finalize=html_text if html else chat_text if chat else None)
     env.filters["highlight"] = highlight_html if html else highlight_text
     env.filters["safe_url"] = safe_url if html else lambda v: str(safe_url(v))
     return env
@@ -108,7 +124,9 @@ class Renderer:
     """The three templates of one channel, compiled once."""
 
     def __init__(self, config_dir: Path | None = None,
-                 overrides: Mapping[str, str | None] | None = None) -> None:
+                 overrides: Mapping[str, str | None] | None = None, *,
+                 chat: bool = False) -> None:
+        """``chat``: the subject and text go to a chat service (see ``chat_text``)."""
         self.files: dict[str, str] = {}
         self._templates: dict[str, jinja2.Template] = {}
         for part, default in DEFAULT_FILES.items():
@@ -121,7 +139,7 @@ class Renderer:
             except (OSError, UnicodeDecodeError) as exc:
                 raise TemplateProblem(shown, 1, f"cannot read template: {exc}") from exc
             try:
-                self._templates[part] = _compile(part == "html", source, shown)
+                self._templates[part] = _compile(part == "html", chat, source, shown)
             except jinja2.TemplateSyntaxError as exc:
                 raise TemplateProblem(shown, exc.lineno or 1,
                                       f"template syntax error: {exc.message}") from exc
@@ -146,9 +164,9 @@ class Renderer:
                                   f"template error: {type(exc).__name__}: {exc}") from exc
 
 
-def _compile(html: bool, source: str, filename: str) -> jinja2.Template:
+def _compile(html: bool, chat: bool, source: str, filename: str) -> jinja2.Template:
     """Compile with the real file name, so runtime tracebacks point into the template."""
-    env = _environment(html)
+    env = _environment(html, chat)
     code = env.compile(source, filename=filename)
     return env.template_class.from_code(env, code, env.make_globals(None))
 

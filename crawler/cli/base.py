@@ -16,6 +16,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from crawler import __version__
 from crawler.app.configure import load_checked_config
@@ -109,11 +110,13 @@ def print_json(data: Any) -> None:
 
 
 def show_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
+    """Cells and title as plain Text: titles, URLs and errors come from strangers, and
+    Rich would read ``[/bold]`` in them as markup (and fail on it)."""
+    table = Table(title=Text(title), title_justify="left", show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     out.print(table)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crawler.app.daemon import OnceReport, Runner, send_test_alert
@@ -49,8 +50,9 @@ def check(obj: Context, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return
-    out.print(f"[green]config OK[/green] {config.directory} (version {config.version})")
-    out.print(f"database: {config.database_path}")
+    out.print(f"[green]config OK[/green] {escape(str(config.directory))} "
+              f"(version {config.version})")
+    out.print(f"database: {config.database_path}", markup=False)
     out.print(f"{len(config.active_sources())} active source(s) of {len(config.sources)}, "
               f"{len(config.watchlists)} watchlist(s) with "
               f"{sum(len(w.watch) for w in config.watchlists)} watch item(s)")
@@ -77,7 +79,7 @@ def once(obj: Context, as_json: bool) -> None:
         total = len(config.active_sources())
         if err.is_terminal and not as_json and total:
             with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.description}"), console=err,
+                          TextColumn("{task.description}", markup=False), console=err,
                           transient=True) as bar:
                 task = bar.add_task("", total=total)
 
@@ -183,10 +185,10 @@ def test_alert(obj: Context, channel: str, as_json: bool) -> None:
     if as_json:
         print_json(dataclasses.asdict(outcome))
     elif outcome.delivered:
-        out.print(f"[green]delivered[/green] to {channel} ({outcome.detail}), "
-                  f"id {outcome.message_id}")
+        out.print(f"[green]delivered[/green] to {escape(channel)} ({escape(outcome.detail)}), "
+                  f"id {escape(str(outcome.message_id))}")
     else:
-        err.print(f"[red]not delivered[/red] to {channel}: {outcome.detail}")
+        err.print(f"[red]not delivered[/red] to {escape(channel)}: {escape(outcome.detail)}")
     if not outcome.delivered:
         raise SystemExit(1)
 

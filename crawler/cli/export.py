@@ -1,5 +1,8 @@
 """Matched articles out of the archive: JSON Lines (one article a line, with its matches)
-or CSV (one row per match, the article's columns repeated)."""
+or CSV (one row per match, the article's columns repeated).
+
+CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``,
+tab or CR as a formula; such text cells get a leading ``'``, as OWASP recommends."""
 
 from __future__ import annotations
 
@@ -12,6 +15,16 @@ ARTICLE_COLUMNS = ("url", "title", "source", "published_at", "fetched_at", "stor
                    "outlets")
 MATCH_COLUMNS = ("watchlist", "watch", "alias", "matched", "field", "start", "end",
                  "snippet", "created_at")
+
+
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """The value, with a ``'`` before text a spreadsheet would read as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_LEADS):
+        return "'" + value
+    return value
 
 
 def _article(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,5 +42,5 @@ def write(out: TextIO, fmt: str, rows: Sequence[Mapping[str, Any]]) -> None:
     writer.writerow([*ARTICLE_COLUMNS, *MATCH_COLUMNS])
     for row in rows:
         for match in row["matches"]:
-            writer.writerow([*(row[c] for c in ARTICLE_COLUMNS),
-                             *(match[c] for c in MATCH_COLUMNS)])
+            writer.writerow([*(_cell(row[c]) for c in ARTICLE_COLUMNS),
+                             *(_cell(match[c]) for c in MATCH_COLUMNS)])

@@ -82,3 +82,14 @@ def decoder(content_encoding: str | None) -> Decoder:
     if coding == "br":
         return _Brotli()
     raise DecodeError(f"unsupported Content-Encoding {content_encoding!r}")
+
+
+def decompress_capped(data: bytes, coding: str, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``data`` decoded, inflating no further than that
+    (a gzip sitemap, say, which comes compressed as a file, not as a Content-Encoding)."""
+    out = bytearray()
+    for chunk in decoder(coding).feed(data, limit):
+        out += chunk
+        if len(out) > limit:
+            break
+    return bytes(out[:limit])

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
 
 from crawler.collect.xmlsafe import refuse_entities
 from crawler.core.article import Article
@@ -39,7 +40,6 @@ def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if "json" in content_type or stripped.startswith(b"{"):
         return Feed(_parse_json_feed(source, stripped, url))
-    refuse_entities(source, body)
     return _parse_xml_feed(source, body, headers, url)
 
 
@@ -55,7 +55,13 @@ def _article(source: str, base: str, link: Any, **fields: Any) -> Article | None
 def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
-    parsed = feedparser.parse(body, response_headers=response_headers)
+    # Judge the very bytes feedparser's parsers will read: it re-decodes the body first
+    # (UTF-7, say), which can bring a declaration the raw bytes do not show.
+    refuse_entities(source, convert_to_utf8(response_headers, body, {}))
+    try:
+        parsed = feedparser.parse(body, response_headers=response_headers)
+    except (ValueError, RecursionError) as exc:  # its lenient parser on &#2000000;, say
+        raise ParseError(source, f"not a readable feed: {exc}") from exc
     if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON feed found"
         raise ParseError(source, f"not a readable feed: {reason}")
@@ -99,7 +105,7 @@ def _struct_time(value: Any) -> datetime | None:
 def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ParseError(source, f"not a readable JSON Feed: {exc}") from exc
     version = document.get("version", "") if isinstance(document, dict) else ""
     if not str(version).startswith("https://jsonfeed.org/version/1"):
@@ -115,7 +121,8 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
             source, url, item.get("url") or item.get("external_url"),
             title=str(item.get("title") or ""),
             guid=str(item["id"]) if item.get("id") not in (None, "") else None,
-            published_at=dates.first((item.get("date_published"), item.get("date_modified"))),
+            published_at=dates.first(_strings(item.get("date_published"),
+                                              item.get("date_modified"))),
             summary_html=str(item.get("summary") or ""),
             content_html=str(item.get("content_html") or item.get("content_text") or ""),
         )
@@ -123,3 +130,8 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
             articles.append(article)
     return articles
 
+
+
+def _strings(*values: Any) -> list[str]:
+    """The values that are strings: a JSON Feed's fields may hold anything."""
+    return [v for v in values if isinstance(v, str)]

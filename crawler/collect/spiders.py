@@ -11,7 +11,6 @@ Twisted's reactor lives and dies with this process, so it never meets the daemon
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import sys
@@ -37,6 +36,7 @@ from crawler.collect.crawl import (
     PageEvent,
     RetryAfterEvent,
 )
+from crawler.collect.decompress import DecodeError, decompress_capped
 from crawler.collect.fetch import is_public_address, refusal
 from crawler.collect.headers import parse_retry_after
 from crawler.process import dates
@@ -44,6 +44,12 @@ from crawler.process.dedup import canonical_url, without_variant
 
 _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 _SITEMAP_MAX_DEPTH = 3
+
+
+def _local_name(tag: Any) -> str:
+    """A tag without its namespace. Not etree.QName, which raises on the odd names
+    (``<:``) that lxml's recover mode lets through."""
+    return str(tag).rpartition("}")[2]
 
 
 def emit(event: Event) -> None:
@@ -175,22 +181,22 @@ class NewsSpider(Spider):
         """Entries of a sitemap or sitemap index. Not scrapy.utils.sitemap.Sitemap: it keeps
         only each entry's top-level text, losing news:title and news:publication_date."""
         body = response.body
-        if body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)[:self.settings.getint("DOWNLOAD_MAXSIZE")]
         try:
+            if body[:2] == b"\x1f\x8b":
+                body = decompress_capped(body, "gzip", self.settings.getint("DOWNLOAD_MAXSIZE"))
             root = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
                                                           no_network=True, recover=True))
-        except etree.XMLSyntaxError as exc:
+        except (DecodeError, etree.XMLSyntaxError) as exc:
             self.error(response, f"not a sitemap: {exc}")
             return
         if root is None:
             self.error(response, "not a sitemap")
             return
-        kind = etree.QName(root).localname
+        kind = _local_name(root.tag)
         for entry in root:
             if not isinstance(entry.tag, str):
                 continue
-            fields = {etree.QName(c).localname: (c.text or "").strip()
+            fields = {_local_name(c.tag): (c.text or "").strip()
                       for c in entry if isinstance(c.tag, str)}
             loc = urljoin(response.url, fields.get("loc", ""))
             if not loc.startswith(("http://", "https://")):

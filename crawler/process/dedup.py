@@ -23,13 +23,24 @@ _TRACKING = frozenset({
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+# Whitespace and control characters at either end, all that urlsplit or str.strip would
+# drop, so that the canonical form of a canonical URL is itself.
+_EDGES = re.compile(r"^[\s\x00-\x20]+|[\s\x00-\x20]+$")
+
+
 def canonical_url(url: str) -> str:
     """The identity of a URL: lower-case scheme and host, no default port, no fragment,
     no tracking parameters, and an explicit root path."""
-    parts = urlsplit(url.strip())
+    url = _EDGES.sub("", url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # "http://[::1" or a port over 65535: no identity but its text
+        return url
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
     netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
@@ -38,7 +49,9 @@ def canonical_url(url: str) -> str:
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
         if key.lower() not in _TRACKING and not key.lower().startswith(_TRACKING_PREFIXES)
     ]
-    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query, doseq=True), ""))
+    # (stripped again: dropping a fragment can leave a control character at the end)
+    return _EDGES.sub("", urlunsplit((scheme, netloc, parts.path or "/",
+                                      urlencode(query, doseq=True), "")))
 
 
 _VARIANT_HOST = re.compile(r"^(?:amp|m|mobile)\.")
