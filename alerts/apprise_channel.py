@@ -2,7 +2,7 @@
 
 Apprise only says whether each service accepted the notification, so every failure is
 retried with backoff until the channel's attempts run out. Apprise URLs carry tokens:
-errors name the service, never the URL.
+errors name the service, and any URL in them is shown by :func:`shown`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,22 @@ import apprise
 from alerts.templates import Rendered
 from crawler.config import AppriseChannel
 from crawler.core.errors import DeliveryError
+from crawler.core.redact import scrub, shown_url
+
+#: Apprise's generic webhooks, whose privacy mode keeps the path (and its tokens).
+_GENERIC = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+
+
+def shown(url: str) -> str:
+    """An Apprise URL as it may be printed: through Apprise's privacy mode, less the
+    query of defaults it appends; the generic webhooks as ``scheme://host/…#hash``."""
+    url = url.strip()
+    if url.split(":", 1)[0].lower() in _GENERIC:
+        return shown_url(url)
+    plugin = apprise.Apprise.instantiate(url)
+    if not plugin:
+        return "(an apprise URL)"
+    return str(plugin.url(privacy=True)).split("?", 1)[0]  # type: ignore[no-untyped-call]
 
 
 def invalid_urls(channel: AppriseChannel) -> list[int]:
@@ -47,4 +63,5 @@ async def send(name: str, channel: AppriseChannel, rendered: Rendered) -> None:
         raise DeliveryError(name, f"apprise did not finish within {channel.timeout:g}s") \
             from exc
     if not ok:
-        raise DeliveryError(name, f"apprise: {detail}")
+        raise DeliveryError(name, "apprise: " + scrub(
+            detail, {u.strip(): shown(u) for u in channel.urls if u.strip()}))
