@@ -3,12 +3,17 @@ or the CLI. Slack and Discord put the secret in the path, so the path goes too."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
+from alerts import webhook
+from crawler.config import WebhookChannel
+from crawler.core.errors import DeliveryError
 from crawler.core.redact import scrub, shown_url
 from tests.feeds import Item, rss
 from tests.helpers import FakeClock, Project
@@ -51,8 +56,9 @@ def test_a_failing_webhook_leaks_no_token(project: Project, site: Site, receiver
             "SELECT message FROM incidents").fetchall()]),
         "alerts": project.cli("alerts", check=True).stdout,
         "alerts --json": project.cli("alerts", "--json", check=True).stdout,
+        "test-alert": str(project.cli("test-alert", "hook")),
     }
-    assert "HTTP 500" in texts["incidents.message"]
+    assert "HTTP 500" in texts["incidents.message"] and "HTTP 500" in texts["test-alert"]
     for where, text in texts.items():
         assert PATH_TOKEN not in text and QUERY_TOKEN not in text, where
 
@@ -77,3 +83,21 @@ def test_apprise_urls_are_shown_in_apprise_privacy_mode() -> None:
     assert PATH_TOKEN not in shown(url) and QUERY_TOKEN not in shown(url)
     assert shown(url).startswith("slack://")
     assert shown("nonsense") == "(an apprise URL)"
+
+
+def test_an_http_library_error_naming_the_url_is_scrubbed() -> None:
+    """httpx errors may quote the request URL (a mock: no real error says it reliably)."""
+    url = f"http://127.0.0.1:9/hook/{PATH_TOKEN}?token={QUERY_TOKEN}"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot connect to {request.url}", request=request)
+
+    async def send() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+            await webhook.send(client, "hook", WebhookChannel(type="webhook", url=url),
+                               "msg_1", {"type": "article.matched"}, datetime.now(UTC))
+
+    with pytest.raises(DeliveryError) as failed:
+        asyncio.run(send())
+    assert PATH_TOKEN not in str(failed.value) and QUERY_TOKEN not in str(failed.value)
+    assert failed.value.message.startswith(f"cannot reach {shown_url(url)}: cannot connect")
