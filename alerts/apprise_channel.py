@@ -8,6 +8,8 @@ errors name the service, and any URL in them is shown by :func:`shown`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 
 import apprise
 
@@ -18,6 +20,22 @@ from crawler.core.redact import scrub, shown_url
 
 #: Apprise's generic webhooks, whose privacy mode keeps the path (and its tokens).
 _GENERIC = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+#: Apprise's own log lines quote URLs with their tokens: they go no further than the
+#: capture behind ``result.logs()``, whose lines reach the delivery error scrubbed.
+logging.getLogger("apprise").propagate = False
+
+
+def secrets(channel: AppriseChannel) -> dict[str, str]:
+    """What of the channel's URLs must not be printed, and what to print instead: each
+    URL, and each part of one that looks like a token (8 characters or more, not a host
+    name, not a plain lower-case word), should a service quote it alone."""
+    known: dict[str, str] = {}
+    for url in filter(None, (u.strip() for u in channel.urls)):
+        parts = re.split(r"[/?&=:@#]+", url.split("://", 1)[-1])
+        known.update({p: "…" for p in parts if len(p) >= 8 and "." not in p
+                      and not (p.isalpha() and p.islower())})
+        known[url] = shown(url)
+    return known
 
 
 def shown(url: str) -> str:
@@ -63,5 +81,4 @@ async def send(name: str, channel: AppriseChannel, rendered: Rendered) -> None:
         raise DeliveryError(name, f"apprise did not finish within {channel.timeout:g}s") \
             from exc
     if not ok:
-        raise DeliveryError(name, "apprise: " + scrub(
-            detail, {u.strip(): shown(u) for u in channel.urls if u.strip()}))
+        raise DeliveryError(name, "apprise: " + scrub(detail, secrets(channel)))

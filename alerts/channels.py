@@ -43,7 +43,7 @@ def secret_urls(channel: Channel) -> dict[str, str]:
     if isinstance(channel, WebhookChannel):
         return {channel.url: shown_url(channel.url)}
     if isinstance(channel, AppriseChannel):
-        return {u.strip(): apprise_channel.shown(u) for u in channel.urls if u.strip()}
+        return apprise_channel.secrets(channel)
     return {}
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from alerts import webhook
+from alerts import apprise_channel, webhook
 from crawler.config import WebhookChannel
 from crawler.core.errors import DeliveryError
 from crawler.core.redact import scrub, shown_url
@@ -77,8 +77,7 @@ def test_a_url_is_shown_as_its_host_and_a_hash() -> None:
 
 
 def test_apprise_urls_are_shown_in_apprise_privacy_mode() -> None:
-    from alerts.apprise_channel import shown
-
+    shown = apprise_channel.shown
     url = f"slack://{PATH_TOKEN}/B0AAAAAAA/{QUERY_TOKEN}"
     assert PATH_TOKEN not in shown(url) and QUERY_TOKEN not in shown(url)
     assert shown(url).startswith("slack://")
@@ -101,3 +100,17 @@ def test_an_http_library_error_naming_the_url_is_scrubbed() -> None:
         asyncio.run(send())
     assert PATH_TOKEN not in str(failed.value) and QUERY_TOKEN not in str(failed.value)
     assert failed.value.message.startswith(f"cannot reach {shown_url(url)}: cannot connect")
+
+
+def test_a_failing_apprise_url_leaks_no_token(project: Project, receiver: Receiver) -> None:
+    """Through the CLI, whose log (at debug) goes to stderr: Apprise's own log lines quote
+    its URLs whole."""
+    url = receiver.url(f"/hook/{PATH_TOKEN}?token={QUERY_TOKEN}").replace("http", "json", 1)
+    receiver.default = (500, {})
+    project.settings["channels"] = {"hook": {"type": "apprise", "urls": [
+        url, f"slack://T0AAAAAAA/B0BBBBBBB/{PATH_TOKEN}{QUERY_TOKEN}"]}}
+    result = project.cli("--log-level", "debug", "test-alert", "hook")
+    assert receiver.hits, "apprise tried"
+    assert result.returncode != 0 and "not delivered" in result.stderr
+    for text in (result.stdout, result.stderr):
+        assert PATH_TOKEN not in text and QUERY_TOKEN not in text
