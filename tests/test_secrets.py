@@ -114,3 +114,12 @@ def test_a_failing_apprise_url_leaks_no_token(project: Project, receiver: Receiv
     assert result.returncode != 0 and "not delivered" in result.stderr
     for text in (result.stdout, result.stderr):
         assert PATH_TOKEN not in text and QUERY_TOKEN not in text
+
+
+def test_check_does_not_print_an_apprise_url_it_cannot_parse(project: Project) -> None:
+    """A guard, not a fix: Apprise masks the URL in this line itself."""
+    project.settings["channels"] = {"hook": {"type": "apprise",
+                                             "urls": [f"slack://{PATH_TOKEN}"]}}
+    result = project.cli("check")
+    assert result.returncode != 0 and "urls" in result.stdout + result.stderr
+    assert PATH_TOKEN not in result.stdout + result.stderr
