@@ -39,18 +39,19 @@ S = TypeVar("S", bound="Connected")
 
 
 def private(path: Path) -> None:
-    """Make ``path`` owner-only (0600), creating it empty if missing: SQLite would create
+    """Make ``path`` owner-only (0600 at most), creating it empty if missing: SQLite would create
     it 0644 (less the umask), and gives its WAL and SHM files the database's mode. A file
-    someone else owns is left as it is, with a warning."""
+    that cannot be changed (another user's) is left as it is, with a warning."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
         return
     except FileExistsError:
         pass
-    if os.stat(path).st_mode & 0o777 != PRIVATE:
+    mode = os.stat(path).st_mode & 0o777
+    if mode & ~PRIVATE:  # group or others may read (0400 stays 0400)
         try:
-            os.chmod(path, PRIVATE)
-        except PermissionError as exc:
+            os.chmod(path, mode & PRIVATE)
+        except OSError as exc:  # not ours, or a read-only file system: reading goes on
             log.warning("cannot make %s owner-only (0600): %s", path, exc)
 
 
