@@ -25,6 +25,7 @@ from crawler.config import (
 )
 from crawler.core.article import Article
 from crawler.core.errors import DeliveryError
+from crawler.core.redact import scrub, shown_url
 from crawler.process.extract import extract
 from crawler.process.match import Matcher
 
@@ -35,6 +36,15 @@ def renderer_for(channel: Channel, config_dir: Path) -> Renderer | None:
         return None
     return Renderer(config_dir, channel.templates.model_dump(),
                     chat=isinstance(channel, AppriseChannel))
+
+
+def secret_urls(channel: Channel) -> dict[str, str]:
+    """The channel's URLs (which may carry tokens) and how each may be shown."""
+    if isinstance(channel, WebhookChannel):
+        return {channel.url: shown_url(channel.url)}
+    if isinstance(channel, AppriseChannel):
+        return apprise_channel.secrets(channel)
+    return {}
 
 
 class Senders:
@@ -48,6 +58,11 @@ class Senders:
         # operator notices use the shipped templates
         self.default_renderer = Renderer()
         self.chat_renderer = Renderer(chat=True)
+        self.secrets = {n: secret_urls(c) for n, c in channels.items()}
+
+    def scrub(self, name: str, text: str) -> str:
+        """``text`` (an unexpected error's, say) with no URL of channel ``name`` in it."""
+        return scrub(text, self.secrets.get(name))
 
     async def send(self, name: str, message_id: str, payload: dict[str, Any],
                    now: datetime) -> int | None:

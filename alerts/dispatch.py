@@ -187,8 +187,8 @@ class Dispatcher:
             else:
                 log.exception("%s %s: unexpected error while sending", alert.kind,
                               alert.message_id, extra={"channel": alert.channel})
-                failure = DeliveryError(alert.channel,
-                                        f"unexpected {type(exc).__name__}: {exc}")
+                failure = DeliveryError(alert.channel, self.senders.scrub(
+                    alert.channel, f"unexpected {type(exc).__name__}: {exc}"))
             took = int((time.monotonic() - started) * 1000)
             attempts = alert.attempts + 1
             when = (retry.next_attempt(channel.retry, attempts, self.clock.now(), self.rng,

@@ -20,6 +20,7 @@ import httpx
 from crawler.collect.headers import parse_retry_after
 from crawler.config import WebhookChannel
 from crawler.core.errors import DeliveryError
+from crawler.core.redact import scrub, shown_url
 
 RETRYABLE_STATUS = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 USER_AGENT = "newswatch-webhooks/0.1"
@@ -59,21 +60,22 @@ async def send(client: httpx.AsyncClient, name: str, channel: WebhookChannel,
     }
     if channel.secret:
         headers["webhook-signature"] = sign(channel.secret, message_id, timestamp, body)
+    shown = shown_url(channel.url)  # the URL may carry a token, even in its path
     try:
         async with asyncio.timeout(channel.timeout):  # httpx's timeout is per read
             response = await client.post(channel.url, content=body, headers=headers,
                                          timeout=channel.timeout, follow_redirects=False)
     except (httpx.TimeoutException, TimeoutError) as exc:
-        raise DeliveryError(name, f"no answer from {channel.url} within "
+        raise DeliveryError(name, f"no answer from {shown} within "
                                   f"{channel.timeout:g}s") from exc
     except httpx.HTTPError as exc:
-        raise DeliveryError(name, f"cannot reach {channel.url}: "
-                                  f"{exc or type(exc).__name__}") from exc
+        raise DeliveryError(name, f"cannot reach {shown}: "
+                                  f"{scrub(str(exc)) or type(exc).__name__}") from exc
     status = response.status_code
     if 200 <= status < 300:
         return status
-    detail = response.text[:200].strip()
-    message = f"HTTP {status} from {channel.url}" + (f": {detail}" if detail else "")
+    detail = scrub(response.text[:200].strip())  # a receiver may echo the URL
+    message = f"HTTP {status} from {shown}" + (f": {detail}" if detail else "")
     if 300 <= status < 400:
         message += " (redirects are not followed: put the final URL in the config)"
     raise DeliveryError(name, message, status=status, retryable=status in RETRYABLE_STATUS,

@@ -82,15 +82,22 @@ def render(watchlist: str, entries: Sequence[Mapping[str, Any]], now: datetime) 
     return '<?xml version="1.0" encoding="utf-8"?>\n' + body
 
 
+#: Atom files are readable by all on purpose (mkstemp would make them 0600).
+PUBLIC = 0o644
+
+
 def write_feed(directory: Path, watchlist: str, entries: Sequence[Mapping[str, Any]],
                now: datetime) -> Path:
-    """Write the watchlist's feed to ``directory`` (created if missing); returns its path."""
+    """Write the watchlist's feed to ``directory`` (created if missing); returns its path.
+    The file is 0644 whatever the umask: a web server may serve it (unlike the database,
+    it holds only what the alerts said)."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{file_name(watchlist)}.atom"
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".atom.tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(render(watchlist, entries, now))
+            os.fchmod(out.fileno(), PUBLIC)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -71,7 +71,7 @@ def _setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "urllib3", "apscheduler"):  # their lines name URLs
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -9,6 +9,7 @@ band keys and full-text rows, one delivered alert and its attempt, one incident.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import pytest
 import sqlite_utils
 
 from crawler.core.errors import SchemaTooNewError
+from crawler.core.redact import shown_url
 from crawler.process.search import parse_query
 from crawler.store import SQLiteStore
 from crawler.store.migrate import Step, migrate
@@ -46,7 +48,7 @@ def test_a_database_of_todays_schema_opens_in_place_with_its_rows(v6: Path) -> N
     assert counts(v6) == TABLES
     store = SQLiteStore(v6)
     assert store.schema_version() == len(STEPS)
-    assert counts(v6) == TABLES
+    assert counts(v6) == {**TABLES, "migrations": len(STEPS)}
     sources = {s["name"]: s for s in store.sources()}
     assert sources["Kabul Daily"]["etag"] == '"e1"'
     assert sources["North Wire"]["last_error"] == "HTTP 503"
@@ -70,10 +72,29 @@ def test_a_new_step_upgrades_todays_database_keeping_its_rows_and_a_copy(v6: Pat
     assert counts(v6) == {**TABLES, "migrations": len(steps)}
     assert {s["key"] for s in store.sources()} == {"Kabul Daily", "North Wire"}
     store.close()
-    copy = v6.with_name(f"newswatch.db.v{len(STEPS)}.bak")
+    copy = v6.with_name("newswatch.db.v6.bak")
     assert counts(copy) == TABLES, "the copy is the database as it was"
     with pytest.raises(SchemaTooNewError, match="upgrade newswatch"):
         SQLiteStore(v6)  # this database is now newer than STEPS
+
+
+def test_step_7_scrubs_the_channel_tokens_kept_in_delivery_errors(v6: Path) -> None:
+    hook = "https://hooks.slack.com/services/T0PATHSECRET?token=QUERYSECRET"
+    with sqlite3.connect(v6) as db:  # as today's release stored a failing delivery
+        db.execute("UPDATE outbox SET last_error = ?", [f"HTTP 500 from {hook}: nope"])
+        db.execute("UPDATE delivery_attempts SET error = ?", [f"cannot reach {hook}: x"])
+        db.execute("UPDATE incidents SET message = ?",
+                   [f"channel hook: alerts are dead; last error: HTTP 500 from {hook}"])
+    db.close()
+    SQLiteStore(v6).close()
+    texts = [schema.value(v6, f"SELECT group_concat({c}) FROM {t}")
+             for t, c in [("outbox", "last_error"), ("delivery_attempts", "error"),
+                          ("incidents", "message")]]
+    assert texts == [f"HTTP 500 from {shown_url(hook)}: nope",
+                     f"cannot reach {shown_url(hook)}: x",
+                     f"channel hook: alerts are dead; last error: HTTP 500 from "
+                     f"{shown_url(hook)}"]
+    assert counts(v6) == {**TABLES, "migrations": 7}
 
 
 class Memory:

@@ -9,6 +9,9 @@ so concurrent processes queue instead of failing half-way.
 from __future__ import annotations
 
 import functools
+import glob
+import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,22 +28,51 @@ from crawler.core.errors import (
 )
 
 BUSY_TIMEOUT_S = 30.0
+#: The database holds delivery errors, alert payloads and what was watched: owner only.
+PRIVATE = 0o600
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound="Connected")
 
 
+def private(path: Path) -> None:
+    """Make ``path`` owner-only (0600 at most), creating it empty if missing: SQLite would create
+    it 0644 (less the umask), and gives its WAL and SHM files the database's mode. A file
+    that cannot be changed (another user's) is left as it is, with a warning."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+        return
+    except FileExistsError:
+        pass
+    mode = os.stat(path).st_mode & 0o777
+    if mode & ~PRIVATE:  # group or others may read (0400 stays 0400)
+        try:
+            os.chmod(path, mode & PRIVATE)
+        except OSError as exc:  # not ours, or a read-only file system: reading goes on
+            log.warning("cannot make %s owner-only (0600): %s", path, exc)
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout."""
+    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout;
+    the file, its WAL and SHM files and the copies kept before migrating are 0600."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private(Path(path))
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    if str(path) != ":memory:":  # files an older newswatch left 0644
+        file = Path(path)
+        for other in [Path(f"{file}-wal"), Path(f"{file}-shm"),
+                      *file.parent.glob(f"{glob.escape(file.name)}.v*.bak")]:
+            if other.exists():
+                private(other)
     return conn
 
 

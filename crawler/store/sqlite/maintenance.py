@@ -8,14 +8,16 @@ from pathlib import Path
 
 from crawler.core.clock import iso
 from crawler.core.errors import StoreError
-from crawler.store.sqlite.base import Connected, wrap_exceptions
+from crawler.store.sqlite.base import Connected, private, wrap_exceptions
 
 
 class Maintenance(Connected):
     @wrap_exceptions
     def backup(self, destination: Path) -> None:
-        """A consistent copy of the database, taken online (writers may go on)."""
+        """A consistent copy of the database, taken online (writers may go on); owner-only
+        like the database."""
         destination.parent.mkdir(parents=True, exist_ok=True)
+        private(destination)
         target = sqlite3.connect(str(destination))
         try:
             self._conn.backup(target)

@@ -1,6 +1,6 @@
 """The SQLite schema, as numbered migration steps (see ``crawler.store.migrate``).
 
-Append a step to change the schema: ``Step(7, "what it adds", _v7)``. Each runs once, in
+Append a step to change the schema: ``Step(8, "what it adds", _v8)``. Each runs once, in
 order, inside its own write transaction; released steps are never edited.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from crawler.core.clock import iso
+from crawler.core.redact import scrub
 from crawler.process.search import comparable
 from crawler.store.migrate import Step
 
@@ -136,6 +137,24 @@ def _v6(db: sqlite_utils.Database) -> None:
                                                         ("title", "summary", "text"))])
 
 
+#: The columns where a failed delivery's message was kept, with the channel URL in it.
+SCRUBBED = (("outbox", "id", "last_error"), ("delivery_attempts", "id", "error"),
+            ("incidents", "key", "message"))
+
+
+def _v7(db: sqlite_utils.Database) -> None:
+    """Tokens in channel URLs out of the stored messages. The config (and so which URLs
+    were channels) is unknown here: every http(s) URL is shown as ``scheme://host/…#hash``,
+    as new messages show webhook URLs (Apprise URLs never reached these columns)."""
+    for table, key, column in SCRUBBED:
+        rows = db.execute(f"SELECT {key}, {column} FROM {table} "
+                          f"WHERE {column} LIKE '%http%://%'").fetchall()
+        for row_key, text in rows:
+            if (clean := scrub(text)) != text:
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?",
+                           [clean, row_key])
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -143,6 +162,7 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(4, "articles.author, articles.language, articles.extraction (full text)", _v4),
     Step(5, "matches: highlight, context", _v5),
     Step(6, "stories, similarity index, full-text search, article retention", _v6),
+    Step(7, "channel URL tokens scrubbed from stored delivery errors and incidents", _v7),
 ]
 
 
