@@ -38,7 +38,8 @@ class Feed:
 
 
 def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
-    """Every item with a web link, in feed order; ParseError if the body is no feed at all."""
+    """Every item with a web link, in feed order, and those whose link no request can be
+    made to, rejected alone; ParseError if the body is no feed at all."""
     content_type = headers.get("content-type", "").lower()
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if "json" in content_type or stripped.startswith(b"{"):
