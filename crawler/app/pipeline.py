@@ -24,6 +24,9 @@ the article in a single write: a crash can never leave an article stored without
 alerts. Matching runs after extraction has finished or failed, so an article is matched
 once, on its body when the page could be had and on what the feed gave otherwise.
 Delivery of the outbox is alerts.dispatch's job, on its own schedule.
+
+Each step from keys to matching runs per item (crawler.app.rejects): an item that raises
+is dropped alone, counted and logged once a poll, and the rest of the feed goes on.
 """
 
 from __future__ import annotations
