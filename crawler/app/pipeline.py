@@ -24,6 +24,9 @@ the article in a single write: a crash can never leave an article stored without
 alerts. Matching runs after extraction has finished or failed, so an article is matched
 once, on its body when the page could be had and on what the feed gave otherwise.
 Delivery of the outbox is alerts.dispatch's job, on its own schedule.
+
+Each step from keys to matching runs per item (crawler.app.rejects): an item that raises
+is dropped alone, counted and logged once a poll, and the rest of the feed goes on.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ import httpx
 
 from alerts import outbox
 from crawler.app import atom
+from crawler.app.rejects import Rejects
 from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
 from crawler.collect.source import fetch_feed
 from crawler.config import Config, Source
-from crawler.core.article import Article, Failed
+from crawler.core.article import Article, Failed, Rejected
 from crawler.core.clock import Clock, parse_iso
 from crawler.core.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.core.metrics import Metrics
@@ -176,7 +180,7 @@ class Pipeline:
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
-        result = await self.collect(source, feed.articles)
+        result = await self.collect(source, feed.articles, feed.rejected)
         self._recovered(state)
         await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
             self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
@@ -199,28 +203,39 @@ class Pipeline:
         return schedule.after_success(now, source.interval,
                                       cache_hint if source.respect_cache_hints else None)
 
-    async def collect(self, source: Source, collected: Sequence[Article]) -> PollResult:
+    async def collect(self, source: Source, collected: Sequence[Article],
+                      rejected: Sequence[Rejected] = ()) -> PollResult:
         """dedup → page → extract → store, for the items of a feed: only new articles'
-        pages are fetched (full text)."""
-        fresh = await self._fresh(collected)
+        pages are fetched (full text). An item that fails a step is dropped alone."""
+        rejects = Rejects(source.name)
+        rejects.add(*rejected)
+        fresh = await self._fresh(collected, rejects)
         with_pages = await pages.fetch_pages(self.client, self.politeness, source,
                                              [item.article for item in fresh])
-        return await self._store(source.name, await self._extract(
-            [dataclasses.replace(item, article=page)
-             for item, page in zip(fresh, with_pages, strict=True)]), len(collected))
+        paged = []
+        for item, page in zip(fresh, with_pages, strict=True):
+            if isinstance(page, Exception):
+                rejects.failed(item.article.link, page)
+            else:
+                paged.append(dataclasses.replace(item, article=page))
+        result = await self._store(source.name, await self._extract(paged, rejects),
+                                   len(collected), rejects)
+        rejects.report(self.metrics)
+        return result
 
-    async def _fresh(self, collected: Sequence[Article]) -> list[Keyed]:
+    async def _fresh(self, collected: Sequence[Article], rejects: Rejects) -> list[Keyed]:
         """The collected articles whose keys are unknown (one lookup), keys attached."""
-        keyed = [Keyed.of(article) for article in collected]
+        keyed = rejects.each(collected, Keyed.of, _link)
         return dedup.select_new(keyed, await self.store.known_keys(
             [key for item in keyed for key in item.keys]))
 
-    async def _extract(self, items: list[Keyed]) -> list[Keyed]:
+    async def _extract(self, items: list[Keyed], rejects: Rejects) -> list[Keyed]:
         """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
         which the event loop (deliveries, other sources) should not wait for."""
         now = self.clock.now()
-        return await asyncio.to_thread(
-            lambda: [item.extracted(extract(item.article, now)) for item in items])
+        return await asyncio.to_thread(rejects.each, items,
+                                       lambda item: item.extracted(extract(item.article, now)),
+                                       _keyed_link)
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -235,10 +250,13 @@ class Pipeline:
             report = await crawl.run(spec, source.budget, source.max_bytes)
         for event in report.retry_after:
             self.politeness.retry_after(event.url, event.seconds)
-        collected = [_page_article(source.name, page) for page in report.pages]
-        result = await self._store(source.name,
-                                   await self._extract(await self._fresh(collected)),
-                                   len(report.pages))
+        rejects = Rejects(source.name)
+        collected = rejects.each(report.pages, lambda page: _page_article(source.name, page),
+                                 lambda page: page.url)
+        result = await self._store(
+            source.name, await self._extract(await self._fresh(collected, rejects), rejects),
+            len(report.pages), rejects)
+        rejects.report(self.metrics)
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.url, failure.reason,
                      extra={"source": source.name})
@@ -277,20 +295,27 @@ class Pipeline:
         """dedup → extract → store, for articles collected by any means (their pages,
         when attached, are extracted here; none is fetched)."""
         now = self.clock.now()
-        return await self._store(source, [item.extracted(extract(item.article, now))
-                                          for item in await self._fresh(collected)],
-                                 len(collected))
+        rejects = Rejects(source)
+        fresh = await self._fresh(collected, rejects)
+        result = await self._store(source, rejects.each(
+            fresh, lambda item: item.extracted(extract(item.article, now)), _keyed_link),
+            len(collected), rejects)
+        rejects.report(self.metrics)
+        return result
 
-    async def _store(self, source: str, items: Sequence[Keyed], collected: int) -> PollResult:
+    async def _store(self, source: str, items: Sequence[Keyed], collected: int,
+                     rejects: Rejects) -> PollResult:
         """match → fingerprint → store (story, alert) → publish. The store checks the keys
         again in its transaction, with those the pages gave: a page naming a known
         article, or one stored meanwhile by another process, is not stored twice."""
         now = self.clock.now()
-        batch = []
-        for item in items:
+
+        def prepare(item: Keyed) -> NewArticle:
             document = search.document(item.article)
-            batch.append(NewArticle(item.article, item.keys, self.matcher.match(item.article),
-                                    stories.fingerprint(document), document))
+            return NewArticle(item.article, item.keys, self.matcher.match(item.article),
+                              stories.fingerprint(document), document)
+
+        batch = rejects.each(items, prepare, _keyed_link)
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
@@ -334,6 +359,14 @@ class Pipeline:
             except OSError as exc:
                 log.error("cannot write the Atom feed of watchlist %s in %s: %s", name,
                           directory, exc)
+
+
+def _link(article: Article) -> str:
+    return article.link
+
+
+def _keyed_link(item: Keyed) -> str:
+    return item.article.link
 
 
 def _page_article(source: str, page: crawl.PageEvent) -> Article:

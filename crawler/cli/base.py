@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from crawler import __version__
 from crawler.app.configure import load_checked_config
+from crawler.collect.fetch import url_problem
 from crawler.config import (
     Config,
     parse_duration,
@@ -165,12 +165,10 @@ def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     65535 would otherwise end in a traceback)."""
     if value is None:
         return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018  (raises on a port out of range)
-        httpx.URL(value)
-    except (ValueError, httpx.InvalidURL) as exc:
-        raise click.BadParameter(f"{value!r} is not a valid URL: {exc}") from None
+    problem = url_problem(value)
+    if problem:
+        raise click.BadParameter(f"{value!r} is not a valid URL: {problem}")
+    parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
     return value

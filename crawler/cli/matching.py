@@ -114,6 +114,8 @@ def _fetch_article(config: Config, url: str, now: datetime) -> Article:
                 allow_private_networks=config.settings.allow_private_networks) as client:
             [page] = await pages.fetch_pages(client, Politeness(), source, [Article(
                 source=source.name, url=canonical_url(url), link=url, title="")])
+            if isinstance(page, Exception):
+                raise page
             return page
 
     article = asyncio.run(get())

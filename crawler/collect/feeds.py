@@ -9,7 +9,7 @@ import calendar
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -17,8 +17,9 @@ from urllib.parse import urljoin
 import feedparser
 from feedparser.encodings import convert_to_utf8
 
+from crawler.collect.fetch import url_problem
 from crawler.collect.xmlsafe import refuse_entities
-from crawler.core.article import Article
+from crawler.core.article import Article, Rejected
 from crawler.core.errors import ParseError
 from crawler.process import dates
 from crawler.process.dedup import canonical_url
@@ -28,28 +29,44 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Feed:
-    """A parsed feed: its items, and how long it asks readers to wait (RSS ``ttl``)."""
+    """A parsed feed: its items, how long it asks readers to wait (RSS ``ttl``), and
+    the items refused alone (a link no request can be made to)."""
 
     articles: list[Article]
     ttl: float | None = None
+    rejected: list[Rejected] = field(default_factory=list)
 
 
 def parse_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
-    """Every item with a web link, in feed order; ParseError if the body is no feed at all."""
+    """Every item with a web link, in feed order, and those whose link no request can be
+    made to, rejected alone; ParseError if the body is no feed at all."""
     content_type = headers.get("content-type", "").lower()
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if "json" in content_type or stripped.startswith(b"{"):
-        return Feed(_parse_json_feed(source, stripped, url))
+        return _feed(_parse_json_feed(source, stripped, url))
     return _parse_xml_feed(source, body, headers, url)
 
 
-def _article(source: str, base: str, link: Any, **fields: Any) -> Article | None:
+def _article(source: str, base: str, link: Any, **fields: Any) -> Article | Rejected | None:
+    """The item as an Article; None when it has no web link (not an article), Rejected
+    when its link is one no request can be made to (``http://h:99999/``)."""
     if not isinstance(link, str) or not link.strip():
         return None
-    absolute = urljoin(base, link.strip())
+    try:
+        absolute = urljoin(base, link.strip())
+    except ValueError as exc:  # an unclosed IPv6 bracket
+        return Rejected(link.strip(), "bad_link", str(exc))
     if not absolute.startswith(("http://", "https://")):
         return None
+    problem = url_problem(absolute)
+    if problem:
+        return Rejected(absolute, "bad_link", problem)
     return Article(source=source, url=canonical_url(absolute), link=absolute, **fields)
+
+
+def _feed(items: list[Article | Rejected | None], ttl: float | None = None) -> Feed:
+    return Feed([i for i in items if isinstance(i, Article)], ttl,
+                [i for i in items if isinstance(i, Rejected)])
 
 
 def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Feed:
@@ -73,7 +90,7 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: s
     articles = []
     for entry in parsed.entries:
         content = entry.get("content") or []
-        article = _article(
+        articles.append(_article(
             source, url, entry.get("link") or _guid_link(entry),
             title=entry.get("title", ""),
             guid=entry.get("id") or None,
@@ -81,11 +98,9 @@ def _parse_xml_feed(source: str, body: bytes, headers: Mapping[str, str], url: s
             or _struct_time(entry.get("published_parsed") or entry.get("updated_parsed")),
             summary_html=entry.get("summary", ""),
             content_html=content[0].get("value", "") if content else "",
-        )
-        if article is not None:
-            articles.append(article)
+        ))
     ttl = str(parsed.feed.get("ttl", "")).strip()
-    return Feed(articles, float(ttl) * 60 if ttl.isdigit() else None)
+    return _feed(articles, float(ttl) * 60 if ttl.isdigit() else None)
 
 
 def _guid_link(entry: Mapping[str, Any]) -> str | None:
@@ -102,7 +117,7 @@ def _struct_time(value: Any) -> datetime | None:
         return None
 
 
-def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
+def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article | Rejected | None]:
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -113,11 +128,11 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
     items = document.get("items")
     if not isinstance(items, list):
         raise ParseError(source, "JSON Feed has no 'items' list")
-    articles = []
+    articles: list[Article | Rejected | None] = []
     for item in items:
         if not isinstance(item, dict):
             continue
-        article = _article(
+        articles.append(_article(
             source, url, item.get("url") or item.get("external_url"),
             title=str(item.get("title") or ""),
             guid=str(item["id"]) if item.get("id") not in (None, "") else None,
@@ -125,9 +140,7 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article]:
                                               item.get("date_modified"))),
             summary_html=str(item.get("summary") or ""),
             content_html=str(item.get("content_html") or item.get("content_text") or ""),
-        )
-        if article is not None:
-            articles.append(article)
+        ))
     return articles
 
 

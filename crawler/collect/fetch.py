@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
@@ -66,6 +66,18 @@ def refusal(host: str, blocked: Sequence[str]) -> str:
     """Why ``host`` is not fetched, given the addresses it resolved to that are refused."""
     return (f"{host} resolves to {', '.join(blocked) or 'nothing'}, a loopback, private or "
             "link-local address; set allow_private_networks: true to allow it")
+
+
+def url_problem(url: str) -> str | None:
+    """Why the fetcher cannot take ``url``, or None. urllib refuses ``http://[::1`` and
+    ports past 65535; httpx refuses hosts such as ``0177.0.0.2``, and takes a port past
+    65535 that the socket then refuses with an OverflowError from deep in a task group."""
+    try:
+        urlsplit(url).port  # noqa: B018  (raises on a port out of range)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -207,6 +219,9 @@ async def _follow(client: httpx.AsyncClient, request: Request,
     hops: list[tuple[int, str]] = []
     timeout = httpx.Timeout(request.timeout)
     while True:
+        problem = url_problem(url)
+        if problem:  # a link, or a redirect's location, that no request can be made to
+            raise FetchError(request.source, f"cannot fetch {url}: {problem}")
         async with client.stream("GET", url, headers=headers, timeout=timeout,
                                  follow_redirects=False) as answer:
             status = answer.status_code

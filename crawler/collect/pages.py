@@ -33,10 +33,11 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source: Source,
-                      articles: Sequence[Article]) -> list[Article]:
+                      articles: Sequence[Article]) -> list[Article | Exception]:
     """Each article with its page attached (``page_html``, ``final_url``), or with
     ``extraction`` saying why not; in the same order. Stops fetching at the source's
-    budget: the rest keep the feed's text."""
+    budget: the rest keep the feed's text. A page that raised (a bug, or what no check
+    foresaw) is its exception in the list, for the caller to refuse that item alone."""
     if not source.full_text:
         return [dataclasses.replace(a, extraction=FeedText()) for a in articles]
     deadline = time.monotonic() + source.budget
@@ -55,7 +56,12 @@ async def fetch_pages(client: httpx.AsyncClient, politeness: Politeness, source:
                  extra={"source": source.name})
         return dataclasses.replace(article, extraction=Failed(reason))
 
-    return list(await asyncio.gather(*(one(a) for a in articles)))
+    found: list[Article | Exception] = []
+    for result in await asyncio.gather(*(one(a) for a in articles), return_exceptions=True):
+        if not isinstance(result, (Article, Exception)):
+            raise result  # cancelled or interrupted: not this item's doing
+        found.append(result)
+    return found
 
 
 async def _page(client: httpx.AsyncClient, politeness: Politeness, source: Source,

@@ -67,3 +67,17 @@ class Article:
     language: str = ""
     extraction: Extraction | None = None
     alternates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An item refused on its own, so that it cannot sink the rest of its feed.
+
+    ``reason`` is a short fixed word (the metric's label): ``bad_link`` (a link no request
+    can be made to), ``too_deep`` (nesting past the recursion limit) or ``internal_error``
+    (a bug, logged with its traceback); ``detail`` says what was wrong.
+    """
+
+    link: str
+    reason: str
+    detail: str

@@ -19,6 +19,8 @@ FAMILIES: dict[str, tuple[type[Counter] | type[Summary], str, tuple[str, ...]]] 
                                 ("source", "outcome")),
     "newswatch_fetch_seconds": (Summary, "Time to fetch and process one poll.", ("source",)),
     "newswatch_articles_stored_total": (Counter, "New articles stored.", ("source",)),
+    "newswatch_items_rejected_total": (Counter, "Items refused alone (the rest of their "
+                                       "feed kept), by reason.", ("source", "reason")),
     "newswatch_matches_total": (Counter, "Watch item matches stored.", ("watchlist",)),
     "newswatch_alerts_queued_total": (Counter, "Alerts written to the outbox.", ("channel",)),
     "newswatch_alerts_delivered_total": (Counter, "Alerts delivered.", ("channel",)),
