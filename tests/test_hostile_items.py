@@ -13,7 +13,7 @@ import pytest
 
 from crawler.app import pipeline
 from crawler.app.daemon import Runner
-from crawler.collect import pages
+from crawler.collect import feeds, pages
 from crawler.core.article import Article
 from crawler.store import SQLiteStore
 from tests import schema
@@ -164,16 +164,34 @@ def test_a_bug_in_one_item_fails_that_item_alone_with_its_traceback_logged_once(
             for reason in ("too_deep", "internal_error")] == [1, 2]
 
 
-def test_a_json_feed_nested_too_deep_is_a_parse_error_not_an_internal_one(
+def test_a_json_feed_item_nested_too_deep_fails_alone(
         project: Project, site: Site, receiver: Receiver) -> None:
-    """JSON is read whole, so its items cannot be told apart: the poll fails, saying why."""
+    """The json module gives up on the whole document; the value nested too deep is read
+    as null instead, so the other items are stored and alerted."""
+    deep = b"[" * DEEP + b"]" * DEEP
     site.pages["/feed.json"] = Page(
-        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"url": '
-        + b"[" * DEEP + b"]" * DEEP + b"}]}", "application/feed+json")
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": ['
+        b'{"id": "1", "url": "' + site.url("/a/1").encode() + b'", "title": "Noor in Balkh",'
+        b' "content_text": "Atta Mohammad Noor met the elders."},'
+        b'{"id": "2", "url": ' + deep + b', "title": "A \\"[quoted\\" title"},'
+        b'{"id": "3", "url": "' + site.url("/a/3").encode() + b'", "title": "Noor again",'
+        b' "_ext": {"a": ' + deep + b'}, "content_text": "Atta Mohammad Noor spoke."}]}',
+        "application/feed+json")
     project.hook(receiver.url("/hook"))
     project.sources = [{"name": "Local", "feed": site.url("/feed.json")}]
 
     [poll] = project.once().polls
 
-    assert poll.error is not None
-    assert poll.error.startswith("not a readable JSON Feed: maximum recursion depth")
+    assert poll.error is None
+    assert (poll.new, poll.matched) == (2, 2)
+    assert {a["url"] for a in project.store().matched_articles()} == {
+        site.url("/a/1"), site.url("/a/3")}
+
+
+@pytest.mark.parametrize(("text", "capped"), [
+    ('{"a": [[[1]]], "b": "[[[", "c": [2]}', '{"a": [null], "b": "[[[", "c": [2]}'),
+    ('[[["x\\"]"]]]', '[[null]]'),
+    ('{"a": [[[', '{"a": [null'),  # not JSON before, not JSON after
+])
+def test_capped_depth_replaces_what_is_nested_too_deep(text: str, capped: str) -> None:
+    assert feeds.capped_depth(text, 2) == capped

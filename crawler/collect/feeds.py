@@ -117,10 +117,18 @@ def _struct_time(value: Any) -> datetime | None:
         return None
 
 
+MAX_JSON_DEPTH = 64  # no JSON Feed needs more; the json module gives up near 1,000
+
+
 def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article | Rejected | None]:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except RecursionError:
+        try:  # one item nested too deep: read the rest, that value as null
+            document = json.loads(capped_depth(body.decode("utf-8"), MAX_JSON_DEPTH))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ParseError(source, f"not a readable JSON Feed: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(source, f"not a readable JSON Feed: {exc}") from exc
     version = document.get("version", "") if isinstance(document, dict) else ""
     if not str(version).startswith("https://jsonfeed.org/version/1"):
@@ -143,6 +151,37 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article | Rejec
         ))
     return articles
 
+
+
+def capped_depth(text: str, limit: int) -> str:
+    """JSON text with every array or object nested deeper than ``limit`` replaced by
+    ``null``, so that one hostile item cannot make a whole document unreadable. Text that
+    is not JSON stays not JSON (an unclosed value is cut, and the parser says so)."""
+    kept: list[str] = []
+    depth, start, skipping_at = 0, 0, 0
+    in_string = escaped = False
+    for i, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth == limit + 1 and not skipping_at:
+                kept += [text[start:i], "null"]
+                skipping_at = depth
+        elif char in "]}":
+            if skipping_at and depth == skipping_at:
+                start, skipping_at = i + 1, 0
+            depth -= 1
+    if not skipping_at:
+        kept.append(text[start:])
+    return "".join(kept)
 
 
 def _strings(*values: Any) -> list[str]:
