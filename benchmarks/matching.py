@@ -17,8 +17,11 @@ timed ``--runs`` times, interleaved, and the best of each counts. Reported per s
 - where the time goes, in microseconds per article: the floor, and the matcher on the
   articles it finds nothing in and on those it finds mentions in (results built).
 
-Targets (issue 3): at 10,000 items the matcher reaches at least 0.5x the floor and 1,000x
-the baseline, and its throughput falls by at most 3x from 10 to 10,000 items.
+Targets: at 10,000 items the matcher runs at least 1,000x the baseline, and its throughput
+falls by at most 3x from 10 to 10,000 items. The ratio to the floor is reported, not a
+target: on ASCII text that pass runs at memory speed (a 0.5x target was retired).
+``--no-regex`` skips the baseline, which takes minutes at 10,000 items, to compare two
+versions of the matcher quickly.
 
 Run: ``make bench-matching`` (or ``python -m benchmarks.matching --help``).
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import sys
@@ -184,7 +188,7 @@ def regex_baseline(config: Sequence[WatchlistConfig], sample: Sequence[Article])
 
 
 def measure(name: str, articles: Sequence[Article], pool: Sequence[Person], runs: int,
-            sizes: Sequence[int]) -> list[dict[str, float | int | str]]:
+            sizes: Sequence[int], regex: bool = True) -> list[dict[str, float | int | str]]:
     mb = megabytes(articles)
     sample = articles[:SAMPLE]
     sample_mb = megabytes(sample)
@@ -201,7 +205,8 @@ def measure(name: str, articles: Sequence[Article], pool: Sequence[Person], runs
             runs, partial(floor_pass, articles), partial(match_all, matcher, articles),
             partial(match_all, matcher, hits), partial(match_all, matcher, misses))
         floor, speed = mb / floor_s, mb / match_s
-        baseline = sample_mb / timed(partial(regex_baseline, config, sample))
+        baseline = (sample_mb / timed(partial(regex_baseline, config, sample)) if regex
+                    else float("nan"))
         rows.append({"corpus": name, "items": size, "articles": len(articles),
                      "matched_articles": matched, "build_s": round(build, 3),
                      "matcher_mb_s": round(speed, 2), "floor_mb_s": round(floor, 2),
@@ -232,13 +237,12 @@ def report(rows: list[dict[str, float | int | str]]) -> list[str]:
         small, large = mine[0], mine[-1]
         fall = float(small["matcher_mb_s"]) / float(large["matcher_mb_s"])
         checks = [
-            (f"at {large['items']} items ≥ 0.5× floor", float(large["vs_floor"]) >= 0.5,
-             f"{large['vs_floor']}×"),
-            (f"at {large['items']} items ≥ 1,000× per-term regex",
-             float(large["vs_baseline"]) >= 1000, f"{large['vs_baseline']}×"),
             (f"{small['items']} → {large['items']} items falls ≤ 3×", fall <= 3,
              f"{fall:.2f}×"),
         ]
+        if not math.isnan(float(large["vs_baseline"])):
+            checks.append((f"at {large['items']} items ≥ 1,000× per-term regex",
+                           float(large["vs_baseline"]) >= 1000, f"{large['vs_baseline']}×"))
         for label, ok, value in checks:
             lines.append(f"{corpus_name}: {label}: {value} {'met' if ok else 'MISSED'}")
     return lines
@@ -252,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "counts (default 5)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
                         help="watchlist sizes (default 10 100 1000 10000)")
+    parser.add_argument("--no-regex", dest="regex", action="store_false",
+                        help="skip the per-term regex baseline (minutes at 10,000 items): "
+                        "matcher and floor only, for before/after comparisons")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
     rng = random.Random(SEED)
@@ -259,8 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("generating corpora…", file=sys.stderr, flush=True)
     english = corpus(EN_WORDS, pool, args.articles, rng, "en")
     dari = corpus(FA_WORDS, pool, args.articles, rng, "fa")
-    rows = [*measure("English", english, pool, args.runs, args.sizes),
-            *measure("Dari/Pashto", dari, pool, args.runs, args.sizes)]
+    rows = [*measure("English", english, pool, args.runs, args.sizes, args.regex),
+            *measure("Dari/Pashto", dari, pool, args.runs, args.sizes, args.regex)]
     print(json.dumps(rows, indent=1) if args.json else "\n".join(report(rows)))
     return 0
 
