@@ -147,7 +147,8 @@ def test_export_jsonl_and_csv_with_filters(project: Project) -> None:
     assert {m["watch"] for m in first["matches"]} >= {"Ahmad Massoud", "intra-Afghan dialogue"}
     text = project.cli("export", "--format", "csv", "--watchlist", "afghan-opposition",
                        check=True).stdout
-    table = list(csv.DictReader(io.StringIO(text)))
+    assert text.startswith("\ufeffurl,title,")  # a BOM, so spreadsheets read UTF-8
+    table = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert len(table) == sum(len(r["matches"]) for r in rows)
     assert {"url", "title", "watch", "matched", "field", "snippet"} <= set(table[0])
     assert project.cli("export", "--watchlist", "nobody", check=True).stdout == ""
@@ -155,6 +156,10 @@ def test_export_jsonl_and_csv_with_filters(project: Project) -> None:
     out = project.root / "out.jsonl"
     project.cli("export", "-o", str(out), check=True)
     assert out.read_text().splitlines() == lines
+    sheet = project.root / "out.csv"
+    project.cli("export", "--format", "csv", "-o", str(sheet), check=True)
+    assert sheet.read_bytes().startswith(b"\xef\xbb\xbfurl,")
+    assert sheet.read_text(encoding="utf-8-sig") == text.removeprefix("\ufeff")
 
 
 def test_atom_feed_of_a_watchlist_is_rewritten_on_each_change(

@@ -157,7 +157,7 @@ def test_csv_export_writes_no_formula(
     assert runner.invoke(cli, ["--config", config_dir, "once"]).exit_code == 0
     result = runner.invoke(cli, ["--config", config_dir, "export", "--format", "csv"])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(io.StringIO(result.output)))
+    rows = list(csv.DictReader(io.StringIO(result.output.removeprefix("\ufeff"))))
     assert rows, result.output
     for row in rows:
         assert row["title"] == "'" + title, row
@@ -172,7 +172,7 @@ def test_csv_cells_starting_with_tab_or_cr_are_neutralised_too() -> None:
     out = io.StringIO()
     export.write(out, "csv", [{**article, "outlets": 2, "matched_at": "x",
                                "matches": [match]}])
-    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue().removeprefix("\ufeff"))))
     assert row["title"] == "'\t=1+1 title" and row["snippet"] == "'\r=1+1 snippet"
     assert (row["start"], row["end"], row["outlets"]) == ("-1", "3", "2"), "numbers stay"
 

@@ -2,7 +2,9 @@
 or CSV (one row per match, the article's columns repeated).
 
 CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``,
-tab or CR as a formula; such text cells get a leading ``'``, as OWASP recommends."""
+tab or CR as a formula; such text cells get a leading ``'``, as OWASP recommends. It
+starts with a byte order mark, without which Excel reads UTF-8 as a legacy code page and
+garbles Dari and Pashto."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ MATCH_COLUMNS = ("watchlist", "watch", "alias", "matched", "field", "start", "en
 
 
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
 
 
 def _cell(value: Any) -> Any:
@@ -38,6 +41,7 @@ def write(out: TextIO, fmt: str, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
             out.write(json.dumps(_article(row), ensure_ascii=False) + "\n")
         return
+    out.write(BOM)
     writer = csv.writer(out)
     writer.writerow([*ARTICLE_COLUMNS, *MATCH_COLUMNS])
     for row in rows:
