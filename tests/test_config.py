@@ -292,3 +292,22 @@ watchlists:
         ["title"], ["football"], True)
     assert (b.fields, b.none_of and b.none_of.terms, b.none_of and b.none_of.within) == (
         ["text"], ["cricket"], 3)
+
+
+@pytest.mark.parametrize(("sources", "where", "says"), [
+    ("sources:\n\t- {name: A, feed: 'http://a.example/f'}\n", "2:1",
+     "tabs cannot indent YAML; use spaces"),
+    ("sources:\n  - name: A: B\n    feed: http://a.example/f\n", "2:12",
+     "a ':' where none can stand: quote a value that holds ': '"),
+    ("sources:\n  - {name: 'A, feed: http://a.example/f}\n", "3:1",
+     "a quote is opened but never closed"),
+    ("sources: [{name: A, feed: 'http://a.example/f'}\n", "2:1",
+     "a list in [ ] is not closed, or lacks a comma"),
+    ("sources:\n  - {name: @A, feed: 'http://a.example/f'}\n", "2:12",
+     "a value cannot start with this character unquoted; put the value in quotes"),
+])
+def test_yaml_errors_are_explained_in_plain_words(tmp_path: Path, sources: str, where: str,
+                                                  says: str) -> None:
+    [found] = problems(write(tmp_path, sources=sources))
+    assert found.startswith(f"sources.yaml:{where}: YAML: {says}"), found
+    assert "(parser: " in found  # the parser's own words stay, for a search

@@ -111,6 +111,8 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
             problem = problem.split(" with value")[0]
             problem += f" (the mapping starts at line {exc.context_mark.line + 1}); " \
                        "remove or rename one of them"
+        else:
+            problem = plain_words(problem, exc.context or "")
         problems.append(ConfigProblem(shown, line, col, f"YAML: {problem}"))
         return None
     except YAMLError as exc:  # not marked: no position is known
@@ -206,6 +208,34 @@ def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigPr
             return _expand_env(str(node), path, loaded, problems)
         return _unescape(str(node), path, loaded)
     return node
+
+
+_PLAIN = (  # (what the parser says, what its context says, what it means)
+    ("found character '\\t' that cannot start any token", "",
+     "tabs cannot indent YAML; use spaces"),
+    ("mapping values are not allowed here", "",
+     "a ':' where none can stand: quote a value that holds ': ', or check the indentation"),
+    ("could not find expected ':'", "",
+     "a line that is neither 'key: value' nor '- item': check its indentation and colon"),
+    ("found unexpected end of stream", "quoted scalar", "a quote is opened but never closed"),
+    ("expected ',' or ']'", "", "a list in [ ] is not closed, or lacks a comma"),
+    ("expected ',' or '}'", "", "a mapping in { } is not closed, or lacks a comma"),
+    ("found undefined alias", "",
+     "'*name' refers to no '&name' above it; quote a value that starts with '*'"),
+    ("that cannot start any token", "",
+     "a value cannot start with this character unquoted; put the value in quotes"),
+    ("expected <block end>, but found '-'", "",
+     "a list item '- ' at the wrong indentation: align it with the items above"),
+)
+
+
+def plain_words(problem: str, context: str) -> str:
+    """What a ruamel parser error means to someone editing a config, with the parser's own
+    words after it for a search; unknown errors keep the parser's words alone."""
+    for says, within, means in _PLAIN:
+        if says in problem and within in context:
+            return f"{means} (parser: {problem})"
+    return problem
 
 
 class _Broken(Exception):
