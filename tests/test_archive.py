@@ -72,6 +72,11 @@ def test_search_phrases_prefixes_booleans_and_filters(project: Project) -> None:
         SAME_EVENT[1].url}
     # --watchlist keeps articles that matched it: the quake matched nobody.
     assert found(project, "Herat", "--watchlist", "afghan-opposition") == []
+    for option, typo, meant in (("--source", "Kabull", "Kabul"),
+                                ("--watchlist", "afghan-oposition", "afghan-opposition")):
+        result = project.cli("search", "Massoud", option, typo)
+        assert result.returncode == 2, result.stdout
+        assert f"did you mean {meant!r}?" in result.stderr
     ranked = found(project, "Massoud", "--rank")
     assert ranked[0]["url"] == BASES["massoud-dialogue"].url  # says it most, and in the title
     assert found(project, "Massoud", "--since", "1d") != []  # fetched now
@@ -151,7 +156,10 @@ def test_export_jsonl_and_csv_with_filters(project: Project) -> None:
     table = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert len(table) == sum(len(r["matches"]) for r in rows)
     assert {"url", "title", "watch", "matched", "field", "snippet"} <= set(table[0])
-    assert project.cli("export", "--watchlist", "nobody", check=True).stdout == ""
+    typo = project.cli("export", "--watchlist", "afghan-oposition")
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert "no watchlist named 'afghan-oposition'; did you mean 'afghan-opposition'?" \
+        in typo.stderr
     assert project.cli("export", "--since", "2100-01-01", check=True).stdout == ""
     out = project.root / "out.jsonl"
     project.cli("export", "-o", str(out), check=True)

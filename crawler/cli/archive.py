@@ -13,6 +13,7 @@ from crawler.cli.base import (
     Context,
     cli,
     err,
+    known_name,
     out,
     parse_since,
     print_json,
@@ -88,7 +89,10 @@ def search_command(obj: Context, query: str, since: str | None, source: str | No
     except search.QueryError as exc:
         raise click.BadParameter(str(exc), param_hint="QUERY") from exc
     config = obj.config()
+    known_name(watchlist, [w.name for w in config.watchlists], "--watchlist", "watchlist")
     with obj.store(config) as store:
+        known_name(source, sorted({s.name for s in config.sources}
+                                  | {r["name"] for r in store.sources()}), "--source", "source")
         try:
             rows = store.search(parsed, since=parse_since(since), source=source,
                                 watchlist=watchlist, order="rank" if rank else "newest",
@@ -122,6 +126,7 @@ def export_command(obj: Context, fmt: str, since: str | None, watchlist: str | N
                    output: Path | None) -> None:
     """Matched articles with their matches, as JSON Lines or CSV, newest match first."""
     config = obj.config()
+    known_name(watchlist, [w.name for w in config.watchlists], "--watchlist", "watchlist")
     with obj.store(config) as store:
         rows = store.matched_articles(watchlist=watchlist, since=parse_since(since))
     if output is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import sys
@@ -185,3 +186,14 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds:g}s"
 
 
+
+
+def known_name(value: str | None, names: Sequence[str], option: str, kind: str) -> str | None:
+    """``value`` if it names one of ``names``; else a usage error naming the nearest, so a
+    typo in a filter is said, never answered with an empty result."""
+    if value is None or value in names:
+        return value
+    near = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    raise click.BadParameter(f"no {kind} named {value!r}; {hint}(defined: "
+                             f"{', '.join(sorted(names)) or 'none'})", param_hint=option)

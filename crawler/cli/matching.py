@@ -18,6 +18,7 @@ from crawler.cli.base import (
     cli,
     err,
     http_url,
+    known_name,
     out,
     print_json,
     show_table,
@@ -41,12 +42,8 @@ from crawler.process.match import Match, Matcher
 def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
     if name is None:
         return config.watchlists
-    chosen = [w for w in config.watchlists if w.name == name]
-    if not chosen:
-        raise click.BadParameter(
-            f"no watchlist named {name!r} (defined: "
-            f"{', '.join(w.name for w in config.watchlists) or 'none'})", param_hint="--watchlist")
-    return chosen
+    known_name(name, [w.name for w in config.watchlists], "--watchlist", "watchlist")
+    return [w for w in config.watchlists if w.name == name]
 
 
 def _match_row(m: Match) -> dict[str, Any]:
