@@ -50,6 +50,15 @@ def archive(project: Project) -> None:
     ingest(project, items, FakeClock()).close()
 
 
+def test_stories_and_search_tables_show_each_article_link(project: Project) -> None:
+    archive(project)
+    searched = project.cli("search", "Massoud", check=True).stdout
+    assert BASES["massoud-dialogue"].url in searched
+    assert SAME_EVENT[1].url in searched
+    listed = project.cli("stories", "--since", "3000d", check=True).stdout
+    assert BASES["joint-declaration"].url in listed and DARI.url in listed
+
+
 def found(project: Project, *args: str) -> list[dict[str, object]]:
     result = project.cli("search", *args, "--json", check=True)
     return list(json.loads(result.stdout))

@@ -60,10 +60,11 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    show_table("stories", ["id", "first seen", "title", "articles", "outlets", "matches"],
-               [(r["id"], r["first_seen_at"][:16], r["title"], r["articles"],
-             f"{r['outlets']}: " + ", ".join(r["outlets_list"]), "; ".join(r["watches"]))
-            for r in rows])
+    show_table("stories", ["id", "first seen", "title and link", "articles", "outlets",
+                           "matches"],
+               [(r["id"], r["first_seen_at"][:16], "\n".join([r["title"] or "", *r["urls"][:1]]),
+                 r["articles"], f"{r['outlets']}: " + ", ".join(r["outlets_list"]),
+                 "; ".join(r["watches"])) for r in rows])
 
 
 @cli.command("search")
@@ -107,9 +108,9 @@ def search_command(obj: Context, query: str, since: str | None, source: str | No
         print_json(rows)
         return
     show_table(f"{len(rows)} article(s) for {query}",
-               ["published", "source", "story", "title", "snippet"],
+               ["published", "source", "story", "title and link", "snippet"],
                [((r["published_at"] or r["fetched_at"])[:16], r["source"], r["story_id"],
-             r["title"], r["snippet"]) for r in rows])
+                 f"{r['title'] or ''}\n{r['url']}", r["snippet"]) for r in rows])
 
 
 
