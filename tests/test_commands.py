@@ -22,6 +22,7 @@ def test_demo_shows_alerts_flowing_without_network() -> None:
     assert "0 webhook(s) received" in out  # nothing twice
     assert "8 alert(s) delivered in all, none twice." in out
     assert "Remembering a commander" not in out.split("first pass")[1].split("a new item")[0]
+    assert "WARNING" not in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_sources_test_checks_each_source_and_stores_nothing(project: Project,

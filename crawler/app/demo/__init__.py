@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -32,6 +33,14 @@ LATE_ITEM = """<item>
   <description>The former foreign minister spoke in Doha.</description>
 </item>
 """
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up between keep-alive requests is normal, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -74,7 +83,7 @@ class _Site:
                     site.received.append({"id": self.headers["webhook-id"], **payload})
                 self._send(204, b"", "text/plain")
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = _QuietServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -100,7 +109,9 @@ def run(show: Callable[[str, OnceReport, list[dict[str, Any]]], None]) -> int:
                 "channels": {"demo-printer": {"type": "webhook", "url": f"{base}/hook",
                                               "secret": "demo-secret"}}}))
             (config_dir / "sources.yaml").write_text(json.dumps({"sources": [
-                {"name": title, "feed": f"{base}/{name}"} for name, title in FEEDS.items()]}))
+                # the sample items carry their text; there are no article pages to fetch
+                {"name": title, "feed": f"{base}/{name}", "full_text": False}
+                for name, title in FEEDS.items()]}))
             (config_dir / "watchlists.yaml").write_text(_bundled("watchlists.yaml"))
             config = load_config(config_dir)
             store = SQLiteStore(config.database_path)
