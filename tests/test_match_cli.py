@@ -94,8 +94,17 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     assert [(r["watch"], r["title"]) for r in report["no_longer_matched"]] == [
         ("Ahmad Massoud", "Ahmad Masoud speaks")]
 
+    assert report["summary"] == [
+        {"watchlist": "afghan-opposition", "watch": "Abdul Rashid Dostum",
+         "newly_matched": 1, "no_longer_matched": 0},
+        {"watchlist": "afghan-opposition", "watch": "Ahmad Massoud",
+         "newly_matched": 0, "no_longer_matched": 1}]
+
     table = project.cli("backtest", check=True).stdout
     assert "1 match(es) would be new, 1 would be gone" in table
+    assert "by watch item" in table and "Dostum returns to Kabul" in table
+    short = project.cli("backtest", "--limit", "1", check=True).stdout
+    assert "shown (--limit)" not in short  # one row each: nothing cut
     recent = json.loads(project.cli("backtest", "--since", "1d", "--json",
                                     check=True).stdout)
     assert recent["articles"] == 0
@@ -122,3 +131,15 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
     store.close()
     assert row["highlight"] == "**Women** and education"
     assert json.loads(row["context"]) == ["any_of: education"]
+
+
+def test_backtest_summary_counts_every_article_and_tables_say_when_cut() -> None:
+    from crawler.cli.matching import _per_watch, _shown
+
+    newly = [{"watchlist": "w", "watch": "A"}] * 3 + [{"watchlist": "w", "watch": "B"}]
+    gone = [{"watchlist": "w", "watch": "B"}] * 3
+    assert [(s["watch"], s["newly_matched"], s["no_longer_matched"])
+            for s in _per_watch(newly, gone)] == [("B", 1, 3), ("A", 3, 0)]
+    assert _shown("would newly match", 4, 20) == "would newly match"
+    assert _shown("would newly match", 40, 20) == \
+        "would newly match: 20 of 40 shown (--limit)"

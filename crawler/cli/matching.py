@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crawler.cli.base import (
     EXIT_FETCH,
+    LIMIT,
     Context,
     cli,
     err,
@@ -126,9 +127,12 @@ def _fetch_article(config: Config, url: str, now: datetime) -> Article:
 @click.option("--watchlist", help="Only this watchlist.")
 @click.option("--since", default="30d", show_default=True,
               help="How far back to replay, by when articles were fetched (7d, 12h, 2w).")
+@click.option("--limit", default=20, show_default=True, type=LIMIT,
+              help="How many articles each table lists (the summary counts them all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
 @click.pass_obj
-def backtest(obj: Context, watchlist: str | None, since: str, as_json: bool) -> None:
+def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
+             as_json: bool) -> None:
     """Replay the current watchlists over the stored archive: what would newly match, and
     what matched that no longer would. A dry run: sends and stores nothing."""
     try:
@@ -162,20 +166,41 @@ def backtest(obj: Context, watchlist: str | None, since: str, as_json: bool) -> 
     else:
         for article, before in archive:
             replay(article, before)
+    summary = _per_watch(newly, gone)
     if as_json:
         print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),
-                     "newly_matched": newly, "no_longer_matched": gone})
+                    "summary": summary, "newly_matched": newly, "no_longer_matched": gone})
         return
     out.print(f"{len(archive)} stored article(s) since {start.isoformat(timespec='seconds')}: "
               f"{len(newly)} match(es) would be new, {len(gone)} would be gone. "
               "Nothing was sent or stored.")
+    if summary:
+        show_table("by watch item", ["watchlist", "watch", "would newly match",
+                                     "would no longer match"],
+                   [(s["watchlist"], s["watch"], s["newly_matched"], s["no_longer_matched"])
+                    for s in summary])
     if newly:
-        show_table("would newly match",
+        show_table(_shown("would newly match", len(newly), limit),
                    ["watchlist", "watch", "alias", "field", "title", "snippet"],
                    [(r["watchlist"], r["watch"], r["alias"], r["field"], r["title"],
-                 r["highlight"]) for r in newly])
+                     r["highlight"]) for r in newly[:limit]])
     if gone:
-        show_table("would no longer match", ["watchlist", "watch", "title", "url"],
-                   [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone])
+        show_table(_shown("would no longer match", len(gone), limit),
+                   ["watchlist", "watch", "title", "url"],
+                   [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone[:limit]])
+
+
+def _per_watch(newly: list[dict[str, Any]], gone: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How many articles each watch item would gain and lose, most changed first."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for column, rows in enumerate((newly, gone)):
+        for row in rows:
+            counts.setdefault((row["watchlist"], row["watch"]), [0, 0])[column] += 1
+    return [{"watchlist": wl, "watch": watch, "newly_matched": n, "no_longer_matched": g}
+            for (wl, watch), (n, g) in sorted(counts.items(), key=lambda c: -sum(c[1]))]
+
+
+def _shown(title: str, total: int, limit: int) -> str:
+    return title if total <= limit else f"{title}: {limit} of {total} shown (--limit)"
 
 
