@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from alerts.outbox import OutboxRow
 from crawler.config import Source
@@ -143,3 +144,15 @@ def test_backtest_summary_counts_every_article_and_tables_say_when_cut() -> None
     assert _shown("would newly match", 4, 20) == "would newly match"
     assert _shown("would newly match", 40, 20) == \
         "would newly match: 20 of 40 shown (--limit)"
+
+
+def test_match_file_html_extracts_a_whole_page_as_a_poll_does(project: Project) -> None:
+    """A saved page matches its article only: the navigation, the sidebar and the footer
+    name someone else, as --url would ignore them."""
+    project.hook("")
+    page = Path(__file__).parent / "data" / "noor-page.html"
+    result = project.cli("match", "--file", str(page), "--html", "--json", check=True)
+    assert {m["watch"] for m in json.loads(result.stdout)["matches"]} == {"Atta Mohammad Noor"}
+    fragment = project.cli("match", "--text", "<p>Ahmad Massoud spoke.</p>", "--html",
+                           "--json", check=True)
+    assert {m["watch"] for m in json.loads(fragment.stdout)["matches"]} == {"Ahmad Massoud"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,9 @@ def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
     return [w for w in config.watchlists if w.name == name]
 
 
+_WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
+
+
 def _match_row(m: Match) -> dict[str, Any]:
     return {**dataclasses.asdict(m), "context": list(m.context)}
 
@@ -59,7 +63,9 @@ def _match_row(m: Match) -> dict[str, Any]:
               help="Fetch this article page, extract its body and match that.")
 @click.option("--title", default="", help="A title to match as well (--text, --file).")
 @click.option("--html", is_flag=True,
-              help="The text is HTML, as feeds give it: extract plain text first.")
+              help="The text is HTML: a whole page (with <html> or <body>) has its article "
+                   "extracted as a poll extracts a fetched page; a fragment, as feeds give "
+                   "it, becomes plain text.")
 @click.option("--watchlist", help="Only this watchlist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
@@ -76,8 +82,10 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
         article = _fetch_article(config, url, now)
     else:
         body = (text or "") if path is None else path.read_text(encoding="utf-8")
+        whole = html and _WHOLE_PAGE.search(body) is not None
         article = Article(source="(match)", url="", link="", title=title,
-                          content_html=body if html else "", text="" if html else body)
+                          content_html=body if html and not whole else "",
+                          page_html=body if whole else "", text="" if html else body)
         if html:
             article = extract(article, now)
     # a text tried here comes from no source: a watchlist's `sources` does not apply
