@@ -1,0 +1,101 @@
+"""Text as published: pages decoded as browsers decode them, and the Persian joiners
+(U+200C, U+200D) kept from the page to storage, alerts, search snippets and export."""
+
+from __future__ import annotations
+
+from tests import schema
+from tests.conftest import Project
+from tests.feeds import Item, rss
+from tests.servers import Page, Site
+
+ZWNJ = "\u200c"
+
+#: Real Dari news sentences; U+200C joins سه‌شنبه, گفت‌وگو, بین‌الافغانی, شرکت‌کنندگان.
+DARI = (
+    "روز سه‌شنبه نشست گفت‌وگوی بین‌الافغانی در دوحه برگزار شد و نمایندگان سه جبهه در آن "
+    "شرکت کردند.",
+    "احمد مسعود گفت که این گفت‌وگوها باید با حضور زنان و جوانان ادامه یابد و تصمیم‌ها "
+    "به گونه‌ای گرفته شود که همه مردم افغانستان در آن سهم داشته باشند.",
+    "به گفته شرکت‌کنندگان، نشست بعدی در ماه آینده در شهر استانبول برگزار خواهد شد و "
+    "نمایندگان زنان نیز در آن حضور خواهند داشت.",
+    "عطا محمد نور در پیامی از برگزارکنندگان این نشست سپاس‌گزاری کرد و گفت که راه حل "
+    "بحران کنونی تنها از راه گفت‌وگو به دست می‌آید.",
+)
+GERMAN = (
+    "Die Gespräche über die Zukunft Afghanistans wurden am Dienstag in Doha fortgesetzt.",
+    "Ahmad Massoud sagte, die Verhandlungen müssten unter Beteiligung von Frauen geführt "
+    "werden, und er begrüßte die gemeinsame Erklärung der drei Bündnisse ausdrücklich.",
+    "Nach Angaben der Teilnehmer soll das nächste Treffen im kommenden Monat in Istanbul "
+    "stattfinden; Vertreterinnen der Frauen würden ebenfalls eingeladen.",
+)
+
+DARI_WATCHLIST = {"name": "dari", "channels": ["hook"],
+                  "watch": [{"name": "Ahmad Massoud", "aliases": ["احمد مسعود"]}]}
+
+
+def page(paragraphs: tuple[str, ...], head: str = "", lang: str = "fa",
+         title: str = "خبر") -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return (f'<!doctype html><html lang="{lang}"><head>{head}<title>{title}</title></head>'
+            f'<body><nav><a href="/">Home</a></nav><article><h1>{paragraphs[0][:30]}</h1>'
+            f"{body}</article><footer>© 2026</footer></body></html>")
+
+
+def old_dari(text: str) -> str:
+    """Dari as windows-1256 sites write it: Arabic yeh (U+064A), which the code page has,
+    for the Persian yeh (U+06CC), which it has not."""
+    return text.replace("ی", "ي")
+
+
+def stored_text(project: Project, site: Site, served: Page) -> str:
+    project.hook(site.url("/hook"))  # nothing here matches: no alert is sent
+    project.watchlists = [DARI_WATCHLIST | {"watch": [{"name": "Zalmay Khalilzad"}]}]
+    site.pages["/a/1"] = served
+    site.pages["/feed.xml"] = Page(rss([Item("News", site.url("/a/1"), "Read more.", "g1")]))
+    project.sources = [{"name": "Local", "feed": site.url("/feed.xml")}]
+    report = project.once()
+    assert report.polls[0].error is None
+    store = project.store()
+    try:
+        [row] = schema.rows(store, "SELECT extraction, text FROM articles")
+    finally:
+        store.close()
+    assert row["extraction"] == "ok"
+    return str(row["text"])
+
+
+def test_windows_1256_declared_only_in_meta(project: Project, site: Site) -> None:
+    dari = tuple(old_dari(p) for p in DARI)
+    markup = page(dari, head="<meta charset=windows-1256>")
+    text = stored_text(project, site, Page(markup.encode("cp1256"), "text/html"))
+    assert old_dari("در دوحه برگزار شد و نمایندگان سه جبهه") in text
+    assert "\ufffd" not in text
+
+
+def test_iso_8859_1_declared_in_http_equiv(project: Project, site: Site) -> None:
+    head = '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">'
+    markup = page(GERMAN, head=head, lang="de", title="Nachrichten")
+    text = stored_text(project, site, Page(markup.encode("iso-8859-1"), "text/html"))
+    assert "begrüßte die gemeinsame Erklärung der drei Bündnisse" in text
+    assert "\ufffd" not in text
+
+
+def test_a_utf8_bom_outweighs_a_wrong_header_charset(project: Project, site: Site) -> None:
+    body = b"\xef\xbb\xbf" + page(GERMAN, lang="de", title="Nachrichten").encode()
+    text = stored_text(project, site, Page(body, "text/html; charset=iso-8859-1"))
+    assert "begrüßte die gemeinsame Erklärung" in text
+
+
+def test_an_undeclared_legacy_page_is_detected(project: Project, site: Site) -> None:
+    markup = page(GERMAN, lang="de", title="Nachrichten")
+    text = stored_text(project, site, Page(markup.encode("iso-8859-1"), "text/html"))
+    assert "begrüßte die gemeinsame Erklärung der drei Bündnisse" in text
+
+
+def test_match_url_decodes_by_meta(project: Project, site: Site) -> None:
+    markup = page(tuple(old_dari(p) for p in DARI), head="<meta charset=windows-1256>")
+    site.pages["/a/1"] = Page(markup.encode("cp1256"), "text/html")
+    project.watchlists = [DARI_WATCHLIST]
+    project.hook(site.url("/hook"))
+    result = project.cli("match", "--url", site.url("/a/1"), "--json", check=True)
+    assert "Ahmad Massoud" in result.stdout
