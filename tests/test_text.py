@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from crawler.core.article import Article
+from crawler.process.extract import extract
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
-from tests.servers import Page, Site
+from tests.servers import Page, Receiver, Site
 
 ZWNJ = "\u200c"
 
@@ -99,3 +107,49 @@ def test_match_url_decodes_by_meta(project: Project, site: Site) -> None:
     project.hook(site.url("/hook"))
     result = project.cli("match", "--url", site.url("/a/1"), "--json", check=True)
     assert "Ahmad Massoud" in result.stdout
+
+
+@pytest.mark.parametrize("joiner", [ZWNJ, "&zwnj;", "&#8204;"])
+def test_joiners_are_kept_through_extraction_alerts_search_and_export(
+        project: Project, site: Site, receiver: Receiver, joiner: str) -> None:
+    # A page that already holds trafilatura's placeholder must not gain joiners.
+    markup = page((*DARI[:3], DARI[3] + " \U0001d1e8"), head='<meta charset="utf-8">')
+    site.pages["/a/1"] = Page(markup.replace(ZWNJ, joiner).encode(), "text/html")
+    site.pages["/feed.xml"] = Page(rss([Item("News", site.url("/a/1"), "Read more.", "g1")]))
+    project.sources = [{"name": "Local", "feed": site.url("/feed.xml")}]
+    project.watchlists = [DARI_WATCHLIST]
+    project.hook(receiver.url("/hook"))
+
+    project.once()
+
+    store = project.store()
+    try:
+        [row] = schema.rows(store, "SELECT text FROM articles")
+    finally:
+        store.close()
+    assert "روز سه‌شنبه نشست گفت‌وگوی بین‌الافغانی در دوحه" in row["text"]
+    assert "\U0001d1e8" not in row["text"] and "سپاس‌گزاری کرد" in row["text"]
+    [payload] = receiver.payloads()
+    [match] = payload["data"]["matches"]
+    assert match["matched"] == "احمد مسعود" and "این گفت‌وگوها باید" in match["snippet"]
+    # The index folds the joiners away: a query typed without them still finds it.
+    for query in ("گفتوگوی", "گفت‌وگوی"):
+        found: list[dict[str, Any]] = json.loads(
+            project.cli("search", query, "--json", check=True).stdout)
+        assert [r["url"] for r in found] == [site.url("/a/1")]
+        assert "«گفت‌وگوی»" in found[0]["snippet"]
+    exported = project.cli("export", check=True).stdout
+    assert "گفت‌وگوها" in json.dumps(json.loads(exported.splitlines()[0]),
+                                       ensure_ascii=False)
+
+
+def test_both_joiners_are_kept_in_the_title_and_body() -> None:
+    title = "نشست گفت‌وگوی بین‌الافغانی"
+    # U+200D keeps the heh joined in the abbreviation of the solar Hijri era, ه‍.ش
+    paragraphs = (*DARI, "این نشست در سال ۱۴۰۵ ه\u200d.ش برگزار شد.")
+    markup = page(paragraphs, head=f'<meta property="og:title" content="{title}">')
+    link = "https://e.org/a/1"
+    article = extract(Article(source="S", url=link, link=link, title="News",
+                              page_html=markup, final_url=link), datetime.now(UTC))
+    assert article.title == title
+    assert "ه\u200d.ش" in article.text and "سه‌شنبه" in article.text
