@@ -14,6 +14,7 @@ from crawler.process.extract import extract
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.newssite import FILLER, HTML
 from tests.servers import Page, Receiver, Site
 
 ZWNJ = "\u200c"
@@ -153,3 +154,44 @@ def test_both_joiners_are_kept_in_the_title_and_body() -> None:
                               page_html=markup, final_url=link), datetime.now(UTC))
     assert article.title == title
     assert "ه\u200d.ش" in article.text and "سه‌شنبه" in article.text
+
+
+BLOCS = ('<table><thead><tr><th>Bloc</th><th>Leader</th></tr></thead><tbody>'
+         '<tr><td>National Resistance Front</td><td>Ahmad Massoud</td></tr>'
+         '<tr><td>Jamiat-e Islami</td><td>Atta Mohammad Noor</td></tr></tbody></table>')
+PROSE = "".join(f"<p>{p}</p>" for p in FILLER)
+
+
+def matched_watches(project: Project, site: Site, receiver: Receiver, markup: str) -> set[str]:
+    site.pages["/a/1"] = Page(markup.encode(), HTML)
+    site.pages["/feed.xml"] = Page(rss([Item("Delegations named", site.url("/a/1"),
+                                             "Read more.", "g1")]))
+    project.sources = [{"name": "Local", "feed": site.url("/feed.xml")}]
+    project.hook(receiver.url("/hook"))
+    project.once()
+    return {m["watch"] for p in receiver.payloads() for m in p["data"]["matches"]}
+
+
+def test_names_in_a_table_of_the_article_match(project: Project, site: Site,
+                                               receiver: Receiver) -> None:
+    markup = (f"<!doctype html><html lang=en><head><title>Delegations</title></head><body>"
+              f"<article><h1>Delegations named</h1>{PROSE}{BLOCS}{PROSE}</article>"
+              f"</body></html>")
+    assert matched_watches(project, site, receiver, markup) == {
+        "Ahmad Massoud", "Atta Mohammad Noor"}
+
+
+def test_a_table_laid_out_page_brings_no_navigation_or_comments(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    markup = (
+        "<!doctype html><html lang=en><head><title>Delegations</title></head><body>"
+        '<table width="100%"><tr><td class="menu"><a href="/">Home</a><br>'
+        '<a href="/t/1">intra-Afghan dialogue</a><br><a href="/t/2">Politics</a></td>'
+        f'<td class="content"><h1>Delegations named</h1>{PROSE}'
+        "<table><tr><th>Bloc</th><th>Leader</th></tr>"
+        "<tr><td>National Resistance Front</td><td>Ahmad Massoud</td></tr></table>"
+        f'{PROSE}<div class="comments"><h3>Comments</h3><p>Atta Mohammad Noor should '
+        "have been there too, wrote a reader.</p></div></td>"
+        '<td class="side">Most read: <a href="/m/1">Atta Mohammad Noor meets envoys</a>'
+        "</td></tr></table></body></html>")
+    assert matched_watches(project, site, receiver, markup) == {"Ahmad Massoud"}

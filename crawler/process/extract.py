@@ -41,6 +41,9 @@ _BLANK_LINES = re.compile(r"\s*\n\s*")
 _JOINERS = {"\u200c": "\U0001d1e8", "\u200d": "\U0001d1e9"}
 _CONTROLS = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"]
 _PROTECT = str.maketrans({**dict.fromkeys([*_JOINERS.values(), *_CONTROLS]), **_JOINERS})
+#: What a data table's cell does not hold.
+_LAYOUT = " | ".join(f".//{tag}" for tag in (
+    "table", "div", "h1", "h2", "h3", "ul", "ol", "article", "section", "main", "nav", "form"))
 _RESTORE = str.maketrans({stand_in: joiner for joiner, stand_in in _JOINERS.items()})
 
 
@@ -109,7 +112,7 @@ def _from_page(article: Article, now: datetime) -> Article:
         return dataclasses.replace(article, extraction=Failed(f"unreadable HTML ({exc})"))
     document = trafilatura.bare_extraction(_protected(tree), url=url, with_metadata=True,
                                            include_comments=False, include_links=False,
-                                           include_tables=False)
+                                           include_tables=True)
     body = _SPACES.sub(" ", _restored(getattr(document, "text", None))).strip()
     if not body:
         return dataclasses.replace(article,
@@ -146,8 +149,10 @@ def _from_page(article: Article, now: datetime) -> Article:
 
 def _protected(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """A copy of the page for trafilatura with the joiners swapped for their stand-ins,
-    in text and attributes (``og:title`` is an attribute)."""
+    in text and attributes (``og:title`` is an attribute), and its layout tables made
+    divs."""
     protected = copy.deepcopy(tree)
+    _unlayout(protected)
     for node in protected.iter():
         if node.text and node.text != (text := node.text.translate(_PROTECT)):
             node.text = text
@@ -157,6 +162,19 @@ def _protected(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             if value != (changed := value.translate(_PROTECT)):
                 node.set(name, changed)
     return protected
+
+
+def _unlayout(tree: lxml.html.HtmlElement) -> None:
+    """Tables whose cells hold headings, paragraphs' containers, lists or other tables lay
+    out a page (menu | article | sidebar): made divs, so that trafilatura drops their
+    navigation as it does a div's, while it keeps data tables (delegations, results)."""
+    for table in tree.xpath("//table"):
+        rows = table.xpath("./tr | ./thead/tr | ./tbody/tr | ./tfoot/tr")
+        cells = [cell for row in rows for cell in row if cell.tag in ("td", "th")]
+        if any(cell.xpath(_LAYOUT) for cell in cells):
+            for element in [table, *table.xpath("./thead | ./tbody | ./tfoot"), *rows,
+                            *cells]:
+                element.tag = "div"
 
 
 def _restored(value: str | None) -> str:
