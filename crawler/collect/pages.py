@@ -16,7 +16,9 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urljoin
 
+import charset_normalizer
 import httpx
+from w3lib.encoding import html_to_unicode
 
 from crawler.collect import fetch
 from crawler.collect.politeness import MAX_WAIT_S, Politeness
@@ -117,9 +119,21 @@ async def _get(client: httpx.AsyncClient, politeness: Politeness, source: Source
 
 
 def decode(answer: fetch.Response) -> str:
-    content_type = answer.headers.get("content-type", "")
-    charset = content_type.partition("charset=")[2].split(";")[0].strip() or "utf-8"
+    """The page as a browser reads it: BOM, then the HTTP charset, then ``<meta charset>``
+    or ``http-equiv``, then detection. Older Dari and Pashto sites declare windows-1256
+    only in ``<meta>``."""
+    return html_to_unicode(answer.headers.get("content-type"), answer.body,
+                           auto_detect_fun=_detect)[1]
+
+
+def _detect(body: bytes) -> str | None:
+    """UTF-8 when the bytes are valid UTF-8 (a page cut at the size cap may end mid
+    character), else charset_normalizer's best guess."""
     try:
-        return answer.body.decode(charset, "replace")
-    except LookupError:
-        return answer.body.decode("utf-8", "replace")
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return "utf-8"
+        guess = charset_normalizer.from_bytes(body).best()
+        return guess.encoding if guess else None
+    return "utf-8"

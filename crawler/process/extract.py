@@ -9,6 +9,7 @@ date metadata feeds :func:`crawler.process.dates.choose`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import html
 import json
@@ -33,6 +34,17 @@ _BLOCK = frozenset({
 _SKIP = frozenset({"script", "style", "noscript", "template", "iframe", "svg"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u202f\u2007]+")
 _BLANK_LINES = re.compile(r"\s*\n\s*")
+#: Printable stand-ins for the joiners U+200C and U+200D, which trafilatura drops as
+#: unprintable (سه‌شنبه would become سهشنبه): Kievan musical signs, which no news page
+#: writes; any already in the page are removed first, so none can turn into a joiner.
+#: C0 controls go too (lxml refuses them in a changed text; trafilatura drops them anyway).
+_JOINERS = {"\u200c": "\U0001d1e8", "\u200d": "\U0001d1e9"}
+_CONTROLS = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"]
+_PROTECT = str.maketrans({**dict.fromkeys([*_JOINERS.values(), *_CONTROLS]), **_JOINERS})
+#: What a data table's cell does not hold.
+_LAYOUT = " | ".join(f".//{tag}" for tag in (
+    "table", "div", "h1", "h2", "h3", "ul", "ol", "article", "section", "main", "nav", "form"))
+_RESTORE = str.maketrans({stand_in: joiner for joiner, stand_in in _JOINERS.items()})
 
 
 class _TextParser(HTMLParser):
@@ -98,14 +110,14 @@ def _from_page(article: Article, now: datetime) -> Article:
         tree = lxml.html.document_fromstring(article.page_html)
     except (etree.ParserError, ValueError) as exc:
         return dataclasses.replace(article, extraction=Failed(f"unreadable HTML ({exc})"))
-    document = trafilatura.bare_extraction(tree, url=url, with_metadata=True,
+    document = trafilatura.bare_extraction(_protected(tree), url=url, with_metadata=True,
                                            include_comments=False, include_links=False,
-                                           include_tables=False)
-    body = _SPACES.sub(" ", getattr(document, "text", None) or "").strip()
+                                           include_tables=True)
+    body = _SPACES.sub(" ", _restored(getattr(document, "text", None))).strip()
     if not body:
         return dataclasses.replace(article,
                                    extraction=Failed("no article text found on the page"))
-    title = getattr(document, "title", None) or article.title
+    title = _restored(getattr(document, "title", None)) or article.title
     for heading in (title, article.title):
         if heading and body.startswith(heading):
             body = body[len(heading):].lstrip()
@@ -128,11 +140,45 @@ def _from_page(article: Article, now: datetime) -> Article:
     identity = canonical_url(alternates[1] if len(alternates) > 1 else url)
     return dataclasses.replace(
         article, url=identity, title=html_to_text(title) or article.title, text=body,
-        author=getattr(document, "author", None) or "",
+        author=_restored(getattr(document, "author", None)),
         language=(_attr(tree, "/html/@lang") or getattr(document, "language", None)
                   or "").split("-")[0].lower(),
         published_at=published, extraction=FullText(),
         alternates=tuple(dict.fromkeys((*article.alternates, article.url, *alternates))))
+
+
+def _protected(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """A copy of the page for trafilatura with the joiners swapped for their stand-ins,
+    in text and attributes (``og:title`` is an attribute), and its layout tables made
+    divs."""
+    protected = copy.deepcopy(tree)
+    _unlayout(protected)
+    for node in protected.iter():
+        if node.text and node.text != (text := node.text.translate(_PROTECT)):
+            node.text = text
+        if node.tail and node.tail != (tail := node.tail.translate(_PROTECT)):
+            node.tail = tail
+        for name, value in node.attrib.items():
+            if value != (changed := value.translate(_PROTECT)):
+                node.set(name, changed)
+    return protected
+
+
+def _unlayout(tree: lxml.html.HtmlElement) -> None:
+    """Tables whose cells hold headings, paragraphs' containers, lists or other tables lay
+    out a page (menu | article | sidebar): made divs, so that trafilatura drops their
+    navigation as it does a div's, while it keeps data tables (delegations, results)."""
+    for table in tree.xpath("//table"):
+        rows = table.xpath("./tr | ./thead/tr | ./tbody/tr | ./tfoot/tr")
+        cells = [cell for row in rows for cell in row if cell.tag in ("td", "th")]
+        if any(cell.xpath(_LAYOUT) for cell in cells):
+            for element in [table, *table.xpath("./thead | ./tbody | ./tfoot"), *rows,
+                            *cells]:
+                element.tag = "div"
+
+
+def _restored(value: str | None) -> str:
+    return (value or "").translate(_RESTORE)
 
 
 def _attr(tree: lxml.html.HtmlElement, xpath: str) -> str:
