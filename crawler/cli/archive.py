@@ -14,6 +14,7 @@ from crawler.cli.base import (
     cli,
     err,
     known_name,
+    known_watchlist,
     out,
     parse_since,
     print_json,
@@ -40,8 +41,6 @@ def matches(obj: Context, limit: int, as_json: bool) -> None:
     show_table("matches", ["when", "watchlist", "watch", "matched", "field", "source", "title"],
                [(r["created_at"][:19], r["watchlist"], r["watch"], r["matched"], r["field"],
              r["source"], r["title"]) for r in rows])
-
-
 
 
 @cli.command()
@@ -90,10 +89,12 @@ def search_command(obj: Context, query: str, since: str | None, source: str | No
     except search.QueryError as exc:
         raise click.BadParameter(str(exc), param_hint="QUERY") from exc
     config = obj.config()
-    known_name(watchlist, [w.name for w in config.watchlists], "--watchlist", "watchlist")
+    known_watchlist(config, watchlist)
     with obj.store(config) as store:
-        known_name(source, sorted({s.name for s in config.sources}
-                                  | {r["name"] for r in store.sources()}), "--source", "source")
+        if source is not None:  # a source removed from the config may still have articles
+            known_name(source, sorted({s.name for s in config.sources}
+                                      | {r["name"] for r in store.sources()}),
+                       "--source", "source")
         try:
             rows = store.search(parsed, since=parse_since(since), source=source,
                                 watchlist=watchlist, order="rank" if rank else "newest",
@@ -113,8 +114,6 @@ def search_command(obj: Context, query: str, since: str | None, source: str | No
                  f"{r['title'] or ''}\n{r['url']}", r["snippet"]) for r in rows])
 
 
-
-
 @cli.command("export")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True, help="One JSON object per article, or one CSV row per match.")
@@ -127,7 +126,7 @@ def export_command(obj: Context, fmt: str, since: str | None, watchlist: str | N
                    output: Path | None) -> None:
     """Matched articles with their matches, as JSON Lines or CSV, newest match first."""
     config = obj.config()
-    known_name(watchlist, [w.name for w in config.watchlists], "--watchlist", "watchlist")
+    known_watchlist(config, watchlist)
     with obj.store(config) as store:
         rows = store.matched_articles(watchlist=watchlist, since=parse_since(since))
     if output is None:

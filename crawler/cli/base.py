@@ -139,8 +139,6 @@ def cli(ctx: click.Context, config_dir: Path, log_level: str, log_format: str) -
     ctx.obj = Context(config_dir)
 
 
-
-
 def parse_since(value: str | None) -> datetime | None:
     """``--since`` as a duration back from now (``7d``) or an ISO date or time."""
     if value is None:
@@ -175,8 +173,6 @@ def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
-
-
 def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -184,8 +180,6 @@ def duration_text(seconds: float | None) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
-
-
 
 
 def known_name(value: str | None, names: Sequence[str], option: str, kind: str) -> str | None:
@@ -197,3 +191,8 @@ def known_name(value: str | None, names: Sequence[str], option: str, kind: str) 
     hint = f"did you mean {near[0]!r}? " if near else ""
     raise click.BadParameter(f"no {kind} named {value!r}; {hint}(defined: "
                              f"{', '.join(sorted(names)) or 'none'})", param_hint=option)
+
+
+def known_watchlist(config: Config, name: str | None) -> str | None:
+    """``--watchlist NAME`` checked against the config (see :func:`known_name`)."""
+    return known_name(name, [w.name for w in config.watchlists], "--watchlist", "watchlist")

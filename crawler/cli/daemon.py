@@ -145,8 +145,6 @@ def backup(obj: Context, destination: Path) -> None:
     out.print(f"backed up {config.database_path} to {destination}")
 
 
-
-
 @cli.command()
 @click.option("--older-than", "older_than", help="Prune articles fetched longer ago than "
               "this (default: retention.articles).")
@@ -166,8 +164,6 @@ def prune(obj: Context, older_than: str | None) -> None:
     with obj.store(config) as store:
         count = store.prune_articles(SystemClock().now(), timedelta(seconds=keep))
     out.print(f"pruned the text of {count} article(s)")
-
-
 
 
 @cli.command("test-alert")

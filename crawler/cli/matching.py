@@ -20,7 +20,7 @@ from crawler.cli.base import (
     cli,
     err,
     http_url,
-    known_name,
+    known_watchlist,
     out,
     print_json,
     show_table,
@@ -44,7 +44,7 @@ from crawler.process.match import Match, Matcher
 def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
     if name is None:
         return config.watchlists
-    known_name(name, [w.name for w in config.watchlists], "--watchlist", "watchlist")
+    known_watchlist(config, name)
     return [w for w in config.watchlists if w.name == name]
 
 

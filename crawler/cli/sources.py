@@ -71,8 +71,6 @@ def sources_list(obj: Context, as_json: bool) -> None:
              (s["last_success_at"] or "never")[:19], s["last_error"]) for s in listed])
 
 
-
-
 @sources.command("test")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
