@@ -23,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from click.testing import CliRunner
 
-from crawler.app.daemon import OnceReport, Runner
+from alerts.dispatch import Dispatcher
+from crawler.app.daemon import OnceReport, Runner, _ConfigWatcher, _Work
+from crawler.app.pipeline import Pipeline
 from crawler.config import Config, WatchItem, WatchlistConfig, load_config
 from crawler.core.article import Article
 from crawler.core.clock import Clock
@@ -243,3 +245,25 @@ class Project:
             [*NEWSWATCH, "--config", str(self.config_dir), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "COLUMNS": COLUMNS})
+
+
+async def _no_build(_: Config) -> tuple[Pipeline, Dispatcher]:
+    raise AssertionError("a rejected reload builds nothing")
+
+
+def reload_after(project: Project, edit: Callable[[], object],
+                 build: Callable[[Config], Any] = _no_build) -> bool:
+    """Run a runner on the project's config, ``edit`` the files, reload once in process
+    (what SIGHUP and the file watcher do), with ``build`` making the new pipeline; True
+    if the running config was kept. What it logged is the caller's ``caplog``'s."""
+    config = project.config()
+    store = project.store()
+    try:
+        runner = Runner(config, store)
+        watcher = _ConfigWatcher(runner, cast(_Work, None), build)
+        edit()
+        project.write()
+        asyncio.run(watcher.reload())
+    finally:
+        store.close()
+    return runner.config is config

@@ -9,16 +9,15 @@ import logging
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from alerts.dispatch import Dispatcher
-from crawler.app.daemon import Runner, _ConfigWatcher, _Work
+from crawler.app.daemon import Runner
 from crawler.app.pipeline import Pipeline
 from crawler.config import Config, load_config
 from tests.feeds import Item, rss
-from tests.helpers import Project
+from tests.helpers import Project, reload_after
 from tests.helpers import newswatch as run_cli
 from tests.newssite import HTML
 from tests.servers import Page, Site
@@ -216,20 +215,13 @@ def test_a_reload_that_fails_in_any_way_keeps_the_old_config_and_the_daemon(
 def test_a_reload_that_fails_while_building_keeps_the_old_config(
         project: Project, caplog: pytest.LogCaptureFixture) -> None:
     project.hook("")
-    config = project.config()
-    store = project.store()
-    try:
-        runner = Runner(config, store)
 
-        async def build(_: Config) -> tuple[Pipeline, Dispatcher]:
-            raise RuntimeError("boom while building")
+    async def build(_: Config) -> tuple[Pipeline, Dispatcher]:
+        raise RuntimeError("boom while building")
 
-        watcher = _ConfigWatcher(runner, cast(_Work, None), build)
+    def add_source() -> None:
         project.sources = [{"name": "New", "feed": "http://127.0.0.2/feed.xml"}]
-        project.write()
-        with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
-            asyncio.run(watcher.reload())
-    finally:
-        store.close()
-    assert runner.config is config
+
+    with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
+        assert reload_after(project, add_source, build)
     assert "boom while building" in caplog.text and "keeping the running config" in caplog.text

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import signal
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from alerts.dispatch import Dispatcher
-from crawler.app.daemon import Runner, _ConfigWatcher, _Work
-from crawler.app.pipeline import Pipeline
-from crawler.config import Config
 from tests import schema
 from tests.conftest import WATCHLIST, Project
 from tests.feeds import Item, rss
-from tests.helpers import wait_for_log
+from tests.helpers import reload_after, wait_for_log
 from tests.servers import Page, Receiver, Site
 
 
@@ -86,21 +81,12 @@ def test_a_reload_failing_an_alert_check_keeps_the_running_config(
         project: Project, caplog: pytest.LogCaptureFixture) -> None:
     """The alerts layer's checks (here an Apprise URL) guard a reload like the config's."""
     project.hook("http://127.0.0.1:9/hook")
-    config = project.config()
-    store = project.store()
-    try:
-        runner = Runner(config, store)
-        async def build(_: Config) -> tuple[Pipeline, Dispatcher]:
-            raise AssertionError("a rejected reload builds nothing")
 
-        watcher = _ConfigWatcher(runner, cast(_Work, None), build)
+    def add_bad_channel() -> None:
         project.settings["channels"]["chat"] = {"type": "apprise", "urls": ["nope://x"]}
-        project.write()
-        with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
-            asyncio.run(watcher.reload())
-    finally:
-        store.close()
-    assert runner.config is config
+
+    with caplog.at_level(logging.ERROR, logger="crawler.app.daemon"):
+        assert reload_after(project, add_bad_channel)
     assert f"{project.config_dir / 'newswatch.yaml'}:" in caplog.text
     assert "Apprise does not understand URL number 1" in caplog.text
     assert "keeping the running config" in caplog.text
