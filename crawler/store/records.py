@@ -65,14 +65,17 @@ class OutboxRow:
     payload: dict[str, Any]
     priority: bool = False
     hold_until: datetime | None = None
+    items: tuple[tuple[str, str], ...] = ()
+    """The (watchlist, watch) pairs the alert names: what its story is alerted for."""
 
 
 @dataclass(frozen=True, slots=True)
 class StoryContext:
     """The story an article was placed in, as the store saw it inside the transaction.
 
-    ``alerted`` maps a watchlist to the watch items that earlier articles of the story
-    were alerted for (empty for a new story).
+    ``alerted`` maps a channel to the (watchlist, watch) pairs that alerts for earlier
+    articles of the story named on it (empty for a new story): alerted-ness is per
+    (story, channel). ``sources`` are the outlets carrying the story, the first first.
     """
 
     id: int
@@ -80,7 +83,8 @@ class StoryContext:
     articles: int
     outlets: int
     first_seen_at: datetime
-    alerted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    alerted: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
 
 
 def story_subject(first_url: str) -> str:
