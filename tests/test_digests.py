@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from referencing import Registry, Resource
 
 from alerts import digest
 from tests.conftest import WATCHLIST, FakeClock, Project
 from tests.feeds import Item, rss
+from tests.helpers import valid_payload
 from tests.servers import Hit, Page, Receiver, Site
 from tests.smtp import SmtpServer
 
-DOCS = Path(__file__).parent.parent / "docs"
-SCHEMAS = {name: json.loads((DOCS / f"{name}.schema.json").read_text())
-           for name in ("webhook", "digest", "notice")}
-REGISTRY = Registry().with_resources(
-    (s["$id"], Resource.from_contents(s)) for s in SCHEMAS.values())
-BY_TYPE = {"article.matched": "webhook", "digest": "digest", "operator.notice": "notice"}
-
 
 def payload_of(hit: Hit) -> dict[str, Any]:
-    """The body, validated against the documented schema of its type."""
-    body: dict[str, Any] = json.loads(hit.body)
-    schema = SCHEMAS[BY_TYPE[body["type"]]]
-    jsonschema.Draft202012Validator(schema, registry=REGISTRY).validate(body)
-    return body
+    """The body, validated against the documented schema of its type and version."""
+    return valid_payload(json.loads(hit.body))
 
 
 def quarter_past() -> FakeClock:
