@@ -75,6 +75,21 @@ def valid_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def mentions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every match object of an ``article.matched`` event, of either version."""
+    data = payload["data"]
+    if payload["version"] == 1:
+        return list(data["matches"])
+    return [m for w in data["watchlists"] for item in w["items"] for m in item["mentions"]]
+
+
+def watchlists_of(payload: dict[str, Any]) -> list[str]:
+    """The watchlists an ``article.matched`` event names, of either version."""
+    data = payload["data"]
+    return [data["watchlist"]] if payload["version"] == 1 else [
+        w["name"] for w in data["watchlists"]]
+
+
 #: The wide terminal the CLI's tables are printed on, so no cell is folded.
 COLUMNS = "200"
 # The CLI's rich consoles fix their width when built if COLUMNS is set then (pytest-xdist
