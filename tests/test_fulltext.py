@@ -12,7 +12,7 @@ from crawler.store import SQLiteStore
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
-from tests.helpers import make_article
+from tests.helpers import make_article, mentions
 from tests.newssite import HTML, Story, article_html, publish
 from tests.servers import Hit, Page, Receiver, Site
 
@@ -56,8 +56,7 @@ def test_matches_come_from_the_body_never_from_page_chrome(
 
     assert report.polls[0].error is None
     assert alerted_urls(receiver) == [site.url("/a/body")]
-    payload = receiver.payloads()[0]["data"]
-    assert {(m["watch"], m["field"]) for m in payload["matches"]} == {
+    assert {(m["watch"], m["field"]) for m in mentions(receiver.payloads()[0])} == {
         ("Atta Mohammad Noor", "text")}
     stored = articles(project)
     assert stored[site.url("/a/body")]["extraction"] == "ok"
