@@ -221,7 +221,8 @@ def story_event(article: Article, matches: Sequence[Match], now: datetime,
             "id": story.id, "articles": story.articles, "outlets": story.outlets,
             "sources": list(story.sources or (article.source,)),
             "first_seen_at": _time(story.first_seen_at), "follow_up": bool(new),
-            "new_watches": list(dict.fromkeys(watch for _, watch in new)),
+            "new_watches": list(dict.fromkeys(item["watch"] for w in watchlists
+                                              for item in w["items"] if item["new"])),
         }
     data["watchlists"] = watchlists
     return {"type": "article.matched", "version": 2, "timestamp": _time(now), "data": data}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crawler.process import sentences
+
 
 def story_data(payload: Mapping[str, Any]) -> dict[str, Any]:
     """An ``article.matched`` event's ``data`` in the version-2 shape."""
@@ -35,7 +37,7 @@ def as_story_data(data: Mapping[str, Any]) -> dict[str, Any]:
     article = data["article"]
     upgraded: dict[str, Any] = {
         "article": {**article, "summary": article.get("summary") or None,
-                    "lede": article.get("summary") or None},
+                    "lede": sentences.lede("", article.get("summary") or "")},
         "priority": "normal",
     }
     if story:
