@@ -100,10 +100,11 @@ def sample_payload(watchlist: str, watch: str, now: datetime,
         summary_html=f"This is a sample alert from newswatch. It mentions {watch} so that "
                      "you can see how a real alert looks on this channel.")
     article = extract(article, now)
-    matches = Matcher([WatchlistConfig(name=watchlist, watch=[item])]).match(article)
+    matcher = Matcher([WatchlistConfig(name=watchlist, watch=[item])])
+    matches = matcher.match(article)
     if group == "watchlist":
         return outbox.event_data(article, matches, now)
-    return outbox.story_event(article, matches, now)
+    return outbox.story_event(article, matches, now, every=matcher.match(article, every=True))
 
 
 def template_problems(config_dir: Path, channels: Mapping[str, Channel],

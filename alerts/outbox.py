@@ -74,7 +74,8 @@ class Policy:
 
 def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequence[str]],
          now: datetime, max_age: timedelta, policy: Policy | None = None,
-         story: StoryContext | None = None) -> list[OutboxRow]:
+         story: StoryContext | None = None,
+         every: Sequence[Match] | None = None) -> list[OutboxRow]:
     """The outbox rows of one article: per enabled channel that a matched watchlist is
     routed to (``routes``: watchlist → channels), one row listing all of them, or with
     ``group: watchlist`` one row per watchlist.
@@ -83,6 +84,8 @@ def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequen
     article names (watchlist, watch) pairs its alerts did not: one follow-up. (Without
     one, the subject is the article itself.) A row for a digest channel is held until the
     channel's next digest time, unless it is high priority: then it goes out at once.
+    ``every`` is every counting mention (``Matcher.match(every=True)``), for snippets that
+    mark them all; ``matches`` (the first per item and field) stand in without it.
     """
     if not matches or not is_alertable(article, now, max_age):
         return []
@@ -99,9 +102,12 @@ def plan(article: Article, matches: Sequence[Match], routes: Mapping[str, Sequen
                                      channel, subject, alerted, now, policy, story)
                 if row is not None:
                     rows.append(row)
-        elif (row := _story_row(article, mine, channel, subject, alerted, now, policy,
-                                story)) is not None:
-            rows.append(row)
+        else:
+            order = {w: n for n, w in enumerate(routes)}  # the watchlists' config order
+            mine.sort(key=lambda m: order[m.watchlist])
+            if (row := _story_row(article, mine, channel, subject, alerted, now, policy,
+                                  story, every)) is not None:
+                rows.append(row)
     return rows
 
 
@@ -131,7 +137,8 @@ def _watchlist_row(article: Article, mine: Sequence[Match], channel: str, subjec
 
 def _story_row(article: Article, mine: Sequence[Match], channel: str, subject: str,
                alerted: frozenset[tuple[str, str]], now: datetime, policy: Policy,
-               story: StoryContext | None) -> OutboxRow | None:
+               story: StoryContext | None,
+               every: Sequence[Match] | None) -> OutboxRow | None:
     """A version-2 alert: every watchlist of the channel that matched, grouped."""
     pairs = _pairs(mine)
     new: list[tuple[str, str]] = []
@@ -140,7 +147,7 @@ def _story_row(article: Article, mine: Sequence[Match], channel: str, subject: s
         if not new:
             return None
         subject += "#follow-up:" + ", ".join(f"{w}: {watch}" for w, watch in new)
-    payload = story_event(article, mine, now, story, new, policy.urgent)
+    payload = story_event(article, mine, now, story, new, policy.urgent, every)
     urgent = payload["data"]["priority"] == "high"
     key = alert_key("", subject, channel)
     watchlists = ", ".join(dict.fromkeys(w for w, _ in pairs))
@@ -190,10 +197,12 @@ def event_data(article: Article, matches: Sequence[Match], now: datetime,
 
 def story_event(article: Article, matches: Sequence[Match], now: datetime,
                 story: StoryContext | None = None, new: Sequence[tuple[str, str]] = (),
-                urgent: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Any]:
+                urgent: frozenset[tuple[str, str]] = frozenset(),
+                every: Sequence[Match] | None = None) -> dict[str, Any]:
     """The version-2 ``article.matched`` event: every watchlist that matched, with its
     items, their mentions and one snippet per sentence (docs/webhook.v2.schema.json).
-    ``new`` are the (watchlist, watch) pairs a follow-up is for: listed first."""
+    ``new`` are the (watchlist, watch) pairs a follow-up is for: listed first. ``every``:
+    every counting mention, marked in the snippets (else ``matches``)."""
     fresh = set(new)
     watchlists: list[dict[str, Any]] = []
     for name in dict.fromkeys(m.watchlist for m in matches):
@@ -205,7 +214,9 @@ def story_event(article: Article, matches: Sequence[Match], now: datetime,
                 "priority": "high" if (name, watch) in urgent else "normal",
                 "new": (name, watch) in fresh,
                 "mentions": [_mention(m) for m in mentions],
-                "snippets": _snippets(article, mentions),
+                "snippets": _snippets(article, [
+                    m for m in (matches if every is None else every)
+                    if (m.watchlist, m.watch) == (name, watch)] or mentions),
             })
         items.sort(key=lambda item: not item["new"])
         watchlists.append({"name": name, "items": items})

@@ -97,6 +97,16 @@ def test_step_7_scrubs_the_channel_tokens_kept_in_delivery_errors(v6: Path) -> N
     assert counts(v6) == {**TABLES, "migrations": len(STEPS)}
 
 
+def test_step_8_records_what_each_alert_of_today_named(v6: Path) -> None:
+    """Alerts queued per watchlist name their watchlist's items matched in their article,
+    so a story alerted before the upgrade is alerted for those on that channel."""
+    SQLiteStore(v6).close()
+    assert schema.rows(v6, "SELECT * FROM outbox_items") == [
+        {"outbox_id": 1, "watchlist": "afghan-opposition", "watch": "Ahmad Massoud"}]
+    assert schema.value(v6, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                            "AND tbl_name = 'outbox' AND sql LIKE '%article_id%'") == 1
+
+
 class Memory:
     """A backend of nothing but a migrations table, to watch the runner alone."""
 
