@@ -11,7 +11,7 @@ import pytest
 from alerts import digest
 from tests.conftest import WATCHLIST, FakeClock, Project
 from tests.feeds import Item, rss
-from tests.helpers import valid_payload
+from tests.payloads import valid_payload
 from tests.servers import Hit, Page, Receiver, Site
 from tests.smtp import SmtpServer
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 
 from crawler.config import Settings, SourceConfig, WatchlistConfig, WatchlistsFile
-from tests.helpers import SCHEMAS, schema_of, valid_payload
+from tests.payloads import SCHEMAS, schema_of, valid_payload
 
 DOCS = Path(__file__).parent.parent / "docs"
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import SECRET, Project
 from tests.feeds import Item, atom, json_feed, rss
-from tests.helpers import mentions, valid_payload, watchlists_of
+from tests.payloads import mentions, valid_payload, watchlists_of
 from tests.servers import Hit, Page, Receiver, Site
 
 

@@ -12,8 +12,9 @@ from crawler.store import SQLiteStore
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
-from tests.helpers import make_article, mentions
+from tests.helpers import make_article
 from tests.newssite import HTML, Story, article_html, publish
+from tests.payloads import mentions
 from tests.servers import Hit, Page, Receiver, Site
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

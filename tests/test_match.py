@@ -19,7 +19,8 @@ from crawler.core.article import Article
 from crawler.process.extract import extract
 from crawler.process.fold import _aligned_by_character, aligned, fold, spaced_fold
 from crawler.process.match import Matcher, _Phrases
-from tests.helpers import make_article, massoud_noor_dialogue, valid_payload
+from tests.helpers import make_article, massoud_noor_dialogue
+from tests.payloads import valid_payload
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
 MATCHER = Matcher(WatchlistsFile.model_validate({"watchlists": TABLE["watchlists"]}).watchlists)

@@ -22,7 +22,7 @@ from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.fixtures.stories import BASES, Text, fixture_set
-from tests.helpers import mentions
+from tests.payloads import mentions
 from tests.servers import Page, Receiver, Site
 from tests.smtp import SmtpServer
 from tests.test_end_to_end import verify

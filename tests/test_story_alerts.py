@@ -26,7 +26,8 @@ from crawler.process.match import Matcher
 from crawler.store import StoryContext
 from tests import schema
 from tests.feeds import Item, rss
-from tests.helpers import FakeClock, Project, mentions, newswatch, valid_payload
+from tests.helpers import FakeClock, Project, newswatch
+from tests.payloads import mentions, valid_payload
 from tests.servers import Page, Receiver, Site
 from tests.smtp import SmtpServer
 
@@ -144,7 +145,8 @@ V1_TEMPLATE = """{{ kind }} {{ channel }} {{ timestamp }} {{ count }}
 {{- alert.story.follow_up }} {{ alert.story.new_watches | join(",") }}{% endif %}
 {%- if kind == "digest" %} queued {{ alert.queued_at }}{% endif %}
 {%- for m in alert.matches %}
-- {{ m.watch }} {{ m.alias }} {{ m.matched }} {{ m.field }} {{ m.start }} {{ m.end }} {{ m.snippet | highlight(m.matched) }} {{ m.highlight }} {{ m.context | join(",") }}
+- {{ m.watch }} {{ m.alias }} {{ m.matched }} {{ m.field }} {{ m.start }} {{ m.end }}
+{{- " " }}{{ m.snippet | highlight(m.matched) }} {{ m.highlight }} {{ m.context | join(",") }}
 {%- endfor %}
 {%- endfor %}
 {%- endfor %}

@@ -14,8 +14,8 @@ from crawler.process.extract import extract
 from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
-from tests.helpers import mentions
 from tests.newssite import FILLER, HTML
+from tests.payloads import mentions
 from tests.servers import Page, Receiver, Site
 
 ZWNJ = "\u200c"
