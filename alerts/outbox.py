@@ -240,11 +240,16 @@ def story_event(article: Article, matches: Sequence[Match], now: datetime,
 
 
 def _snippets(article: Article, mentions: Sequence[Match]) -> list[dict[str, Any]]:
-    """One snippet per sentence holding a mention, every mention in it marked."""
-    found = []
+    """One snippet per sentence holding a mention, every mention in it marked. A sentence
+    the summary and the text share (a feed's text is often its summary) is given once."""
+    found: dict[str, dict[str, Any]] = {}
     for name in FIELDS:
         spans = [(m.start, m.end) for m in mentions if m.field == name]
-        if spans:
-            found += [{"field": name, "text": s.text, "marks": [list(mark) for mark in s.marks]}
-                      for s in sentences.snippets(getattr(article, name) or "", spans)]
-    return found
+        for s in sentences.snippets(getattr(article, name) or "", spans) if spans else ():
+            marks = [list(mark) for mark in s.marks]
+            if s.text in found:
+                seen = found[s.text]["marks"]
+                seen[:] = sorted(seen + [m for m in marks if m not in seen])
+            else:
+                found[s.text] = {"field": name, "text": s.text, "marks": marks}
+    return list(found.values())

@@ -232,6 +232,22 @@ DARI = (
     "برای مردم افغانستان خواستند؟ جبهه مقاومت ملی از شورای امنیت سازمان ملل ضمانت خواست.")
 
 
+def test_a_feed_text_that_is_its_summary_gives_each_sentence_once() -> None:
+    """A feed item without content has its summary as its text: the Dari declaration's
+    every item has one snippet, its mention marked as written (joiners kept)."""
+    article = extract(Article(source="X", url="https://x.org/fa", link="https://x.org/fa",
+                              title="اعلامیه", published_at=NOW, summary_html=DARI), NOW)
+    watchlists = [WatchlistConfig.model_validate(w) for w in shipped_watchlists()]
+    matcher = Matcher(watchlists)
+    [row] = outbox.plan(article, matcher.match(article), {w.name: ["h"] for w in watchlists},
+                        NOW, timedelta(days=2), every=matcher.match(article, every=True))
+    snippets = {i["watch"]: [s["text"][a:b] for s in i["snippets"] for a, b in s["marks"]]
+                for w in row.payload["data"]["watchlists"] for i in w["items"]}
+    assert snippets["intra-Afghan dialogue"] == ["گفت\u200cوگوی بین\u200cالافغانی"]
+    assert snippets["Abdul Rashid Dostum"] == ["عبدالرشید دوستم"]
+    assert all(len(found) == 1 for found in snippets.values()), snippets
+
+
 def shipped_watchlists() -> list[dict[str, Any]]:
     loaded: dict[str, Any] = YAML(typ="safe").load(ROOT / "config" / "watchlists.yaml")
     return list(loaded["watchlists"])
