@@ -50,11 +50,12 @@ def test_the_previous_release_config_and_database_work_together(tmp_path: Path) 
     shutil.copy(Path(__file__).parent / "fixtures" / "store" / "v6.db",
                 tmp_path / "data" / "newswatch.db")
     shown = {}
-    for command in ("matches", "stories", "alerts", "status"):
+    for command in ("matches", "stories", "alerts", "status", "mutes", "rules"):
         result = newswatch("--config", str(config), command, "--json")
         assert result.returncode == 0, (command, result.stderr)
         shown[command] = json.loads(result.stdout)
     assert shown["matches"] and shown["alerts"]
+    assert shown["mutes"] == [] and shown["rules"] == []
     assert all(row["watchlist"] for row in shown["matches"])
 
 
