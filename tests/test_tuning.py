@@ -258,6 +258,38 @@ def test_exported_rules_are_watchlists_that_check_accepts_and_that_match_alike(
     assert [m["watch"] for m in kept["matches"]] == ["Ahmad Massoud"]
 
 
+def test_a_dari_match_gets_an_exclude_as_the_text_wrote_it(project: Project) -> None:
+    """The words around the mention are taken in any script; a particle alone (را) is
+    no context."""
+    clock = FakeClock()
+    project.watchlists = [{"name": "north", "channels": ["hook"],
+                           "watch": [{"name": "Dostum", "aliases": ["دوستم"]}]}]
+    project.hook("http://127.0.0.1:9/unused")
+    project.sources = [{"name": "S", "feed": "http://127.0.0.1:9/feed"}]
+    politics = ["مارشال دوستم از ترکیه به کشور بازگشت.",
+                "دوستم را رهبران جبهه شمال در مزار شریف دیدند.",
+                "حزب جنبش ملی گفت که دوستم در نشست ویانا شرکت کرد."]
+    ingest(project, clock, [make_article(f"https://dari.example/{n}", title=f"خبر {n}",
+                                         content_html=t, published_at=clock.now())
+                            for n, t in enumerate(politics)],
+           [make_article("https://dari.example/cup", title="فینال",
+                         content_html="هزاران نفر فینال جام دوستم را در کابل تماشا کردند.",
+                         published_at=clock.now())])
+    store = project.store()
+    try:
+        proposal = tuning.propose(project.config(), store, "https://dari.example/cup",
+                                  "Dostum", "ana", clock.now())
+        assert proposal.rule is not None
+        assert (proposal.rule.rule.kind, proposal.rule.rule.term) == ("exclude", "جام دوستم")
+        assert (proposal.rule.others, proposal.rule.removed) == (3, ())
+        broad = tuning.evaluate(project.config(), store, LearnedRule(
+            "north", "Dostum", "exclude", "دوستم را", "ana", clock.now()),
+            "https://dari.example/cup", clock.now())
+        assert broad.removes_marked and len(broad.removed) == 1 and not broad.safe
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("duration", ["0s", "soon"])
 def test_a_mute_needs_a_positive_duration(project: Project, duration: str) -> None:
     result = project.cli("mute", "source", "S", "--for", duration)

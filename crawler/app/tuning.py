@@ -428,8 +428,8 @@ def _candidates(article: Article, marked: Match, others: Sequence[Article],
 
 
 def _phrases(article: Article, marked: Match) -> list[str]:
-    """The mention with one or two words before or after it, as the text wrote them,
-    never across the end of a sentence."""
+    """The mention with one or two words before or after it, as the text wrote them
+    (the shortest first), never across the end of a sentence."""
     text = getattr(article, marked.field)
     words = list(_WORD.finditer(text))
     before = [w for w in words if w.end() <= marked.start][-2:]
@@ -438,6 +438,8 @@ def _phrases(article: Article, marked: Match) -> list[str]:
     for back, ahead in ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0)):
         if back > len(before) or ahead > len(after):
             continue
+        if back + ahead == 1 and len((before[-1] if back else after[0]).group()) < 3:
+            continue  # "Massoud of", "دوستم را": a particle says nothing of the context
         first = before[-back].start() if back else marked.start
         last = after[ahead - 1].end() if ahead else marked.end
         spans.append((first, last))
