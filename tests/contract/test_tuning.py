@@ -110,9 +110,13 @@ def test_watch_and_source_mutes_expire_and_name_what_they_silence(sources: Store
 def test_a_watch_mute_marks_the_alerts_whose_every_item_it_silences(sources: Store) -> None:
     store_one(sources, article("Kabul", 1), [match("Noor")])
     store_one(sources, article("Kabul", 2, "Other text alone."), [match("Noor"), match()])
+    store_one(sources, article("North", 3, "Elsewhere alone."), [match()])
     _, muted = sources.add_mute(Mute("watch", "Noor", "ana", NOW, NOW + HOUR))
     assert muted == 1
-    assert sorted(a["status"] for a in sources.alerts()) == ["muted", "pending"]
+    assert sorted(a["status"] for a in sources.alerts()) == ["muted", "pending", "pending"]
+    _, muted = sources.add_mute(Mute("source", "North", "ana", NOW, NOW + HOUR))
+    assert muted == 1
+    assert [a["url"] for a in sources.alerts(status="pending")] == [article("Kabul", 2).url]
 
 
 def test_an_alert_muted_while_it_was_sent_is_not_tried_again(sources: Store) -> None:
