@@ -20,9 +20,8 @@ from crawler.core.article import Article
 from crawler.store import LearnedRule, SQLiteStore
 from crawler.store.threaded import ThreadedStore
 from tests.conftest import FakeClock, Project
-from tests.helpers import make_article
 from tests.feeds import Item, rss
-from tests.helpers import newswatch
+from tests.helpers import make_article, newswatch
 from tests.servers import Page, Receiver, Site
 from tests.test_digests import quarter_past
 
@@ -145,7 +144,7 @@ def test_a_watch_mute_silences_its_item_until_it_expires(project: Project) -> No
 
 
 def test_not_relevant_proposes_a_safe_exclude_and_apply_holds_everywhere(
-        project: Project, tmp_path: Path) -> None:
+        project: Project) -> None:
     clock = FakeClock()
     archive(project, clock)
     url = "https://sport.example/cup"
@@ -189,8 +188,9 @@ def test_a_rule_applied_meanwhile_holds_from_the_next_batch_without_a_reload(
         tuning.apply(store, proposal.rule)
 
     semi = CRICKET.replace("final", "semi-final")
-    ingest(project, clock, learn, [make_article("https://sport.example/semi", content_html=semi, title="Semi-final",
-                         published_at=clock.now())])
+    ingest(project, clock, learn, [make_article(
+        "https://sport.example/semi", content_html=semi, title="Semi-final",
+        published_at=clock.now())])
     store = project.store()
     found = store.find_article("https://sport.example/semi")
     assert found is not None and found.matched == frozenset(), "the rule vetoed it"

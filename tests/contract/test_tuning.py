@@ -22,7 +22,6 @@ from tests.contract.conftest import (
     match,
     new,
     source,
-    story_subject,
 )
 
 HOUR = timedelta(hours=1)
