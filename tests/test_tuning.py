@@ -94,6 +94,8 @@ def test_a_muted_story_queues_nothing_and_its_held_alert_is_never_sent(
     [mute] = json.loads(project.cli("mutes", "--json", check=True).stdout)
     assert (mute["kind"], mute["created_by"], mute["until"], mute["state"]) == \
         ("story", "ana", None, "active")
+    table = project.cli("mutes", check=True).stdout
+    assert "story: Massoud speaks in Dushanbe" in table and "ana" in table
     # a later copy naming a new person: no follow-up while the story is muted
     items.append(Item(title, site.url("/a/1"), f"{body} Atta Mohammad Noor joined them.",
                       "g1", datetime.now(UTC)))

@@ -339,8 +339,23 @@ class Proposal:
     tried: tuple[Effect, ...]
 
 
-def _replay(matcher: Matcher, articles: Sequence[Article]) -> set[str]:
-    return {a.url for a in articles if _matches(matcher, a)}
+def _matched_before(store: Store, watchlist: WatchlistConfig, watch: str, start: datetime,
+                    marked: Article) -> list[Article]:
+    """The item's other stored matches since ``start`` that it still matches today (the
+    YAML or a learned rule may have changed since): what a rule is measured against."""
+    matcher = _single(watchlist, watch)
+    return [a for a, _ in store.archive(start, watch=(watchlist.name, watch))
+            if a.url != marked.url and _matches(matcher, a)]
+
+
+def _effect(watchlist: WatchlistConfig, rule: LearnedRule, marked: Article,
+            before: Sequence[Article]) -> Effect:
+    """``rule`` added to its item, replayed over the marked article and ``before``."""
+    matcher = _single(watchlist, rule.watch, rule)
+    if _matches(matcher, marked) is not None:
+        return Effect(rule, False, len(before), ())
+    return Effect(rule, True, len(before),
+                  tuple(a.url for a in before if _matches(matcher, a) is None))
 
 
 def propose(config: Config, store: Store, url: str, watch: str, by: str, now: datetime,
@@ -359,31 +374,19 @@ def propose(config: Config, store: Store, url: str, watch: str, by: str, now: da
     if len(names) > 1:
         raise TuningError(f"watch item {watch!r} is in several watchlists "
                           f"({', '.join(names)}): say which one")
-    rules = store.rules()
-    tuned = {w.name: w for w in overlay_watchlists(config.watchlists, rules)}[names[0]]
+    tuned = {w.name: w for w in overlay_watchlists(config.watchlists, store.rules())}[names[0]]
     marked = _matches(_single(tuned, watch), found.article)
     if marked is None:
         raise TuningError(f"{found.article.url} does not match {watch!r} now: the "
                           "watchlist or a learned rule leaves it out already")
     start = now - since
-    archive = [a for a, _ in store.archive(start, watch=(names[0], watch))
-               if a.url != found.article.url]
-    before = [a for a in archive if a.url in _replay(_single(tuned, watch), archive)]
-    tried = []
-    for kind, term in _candidates(found.article, marked, before, tuned, watch):
-        rule = LearnedRule(names[0], watch, kind, term, by, now, found.article.url)
-        matcher = _single(tuned, watch, rule)
-        if _matches(matcher, found.article) is not None:
-            tried.append(Effect(rule, False, len(before), ()))
-            continue
-        left = _replay(matcher, before)
-        effect = Effect(rule, True, len(before),
-                        tuple(a.url for a in before if a.url not in left))
-        tried.append(effect)
+    before = _matched_before(store, tuned, watch, start, found.article)
+    tried = tuple(_effect(tuned, LearnedRule(tuned.name, watch, kind, term, by, now,
+                                             found.article.url), found.article, before)
+                  for kind, term in _candidates(found.article, marked, before, tuned, watch))
     # the fewest other matches removed; on a tie, the order tried (exclude first)
     safe = sorted((e for e in tried if e.safe), key=lambda e: len(e.removed))
-    return Proposal(found, marked, start, safe[0] if safe else None, tuple(safe[1:]),
-                    tuple(tried))
+    return Proposal(found, marked, start, safe[0] if safe else None, tuple(safe[1:]), tried)
 
 
 def evaluate(config: Config, store: Store, rule: LearnedRule, url: str, now: datetime,
@@ -395,13 +398,8 @@ def evaluate(config: Config, store: Store, rule: LearnedRule, url: str, now: dat
     if watchlist is None or not any(i.name == rule.watch for i in watchlist.watch):
         raise TuningError(f"no watch item named {rule.watch!r} in watchlist "
                           f"{rule.watchlist!r}")
-    archive = [a for a, _ in store.archive(now - since, watch=(rule.watchlist, rule.watch))
-               if a.url != found.article.url]
-    before = [a for a in archive if a.url in _replay(_single(watchlist, rule.watch), archive)]
-    matcher = _single(watchlist, rule.watch, rule)
-    left = _replay(matcher, before)
-    return Effect(rule, _matches(matcher, found.article) is None, len(before),
-                  tuple(a.url for a in before if a.url not in left))
+    return _effect(watchlist, rule, found.article, _matched_before(
+        store, watchlist, rule.watch, now - since, found.article))
 
 
 def apply(store: Store, effect: Effect) -> int:

@@ -46,7 +46,7 @@ def mute_waiting(db: sqlite_utils.Database, now: datetime, only: int | None = No
         f"UPDATE outbox AS o SET status = 'muted', held = 0, mute_id = {SILENCING} "
         "WHERE o.kind = 'alert' AND o.status = 'pending' AND o.article_id IS NOT NULL "
         "AND (o.lease_owner IS NULL OR o.lease_expires_at <= :now) "
-        f"AND (:only IS NULL OR o.id = :only) AND {SILENCING} IS NOT NULL",
+        f"{'AND o.id = :only ' if only is not None else ''}AND {SILENCING} IS NOT NULL",
         {"now": iso(now), "only": only}).rowcount)
 
 
