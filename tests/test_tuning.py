@@ -125,7 +125,7 @@ def test_a_watch_mute_silences_its_item_until_it_expires(project: Project) -> No
 
     def mute(store: SQLiteStore) -> None:
         tuning.mute_watch(config, store, "Atta Mohammad Noor", "ana", clock.now(),
-                          timedelta(hours=24))
+                          timedelta(hours=24), article_url="https://News.example/x#top")
 
     def noor(n: int) -> list[Article]:
         return [make_article(f"https://news.example/noor{n}", title=f"Speech {n}",
@@ -143,6 +143,8 @@ def test_a_watch_mute_silences_its_item_until_it_expires(project: Project) -> No
     queued = {r["url"].rsplit("/", 1)[1]: r for r in store.alerts()}
     assert sorted(queued) == ["both1", "noor2"], "muted for 24 h, then alerts again"
     assert len(store.matched_articles()) == 3, "muted matches are still stored"
+    [made] = store.mutes(clock.now() - timedelta(hours=25), everything=True)
+    assert (made["created_by"], made["article_url"]) == ("ana", "https://news.example/x")
 
 
 def test_not_relevant_proposes_a_safe_exclude_and_apply_holds_everywhere(

@@ -106,21 +106,29 @@ def mute_story(store: Store, url: str, by: str, now: datetime,
 
 
 def mute_watch(config: Config, store: Store, watch: str, by: str, now: datetime,
-               duration: timedelta, watchlist: str | None = None) -> Muting:
+               duration: timedelta, watchlist: str | None = None,
+               article_url: str | None = None) -> Muting:
     """Mute a watch item (in every watchlist that has it, or in ``watchlist``) for
-    ``duration``: its matches alert nobody meanwhile."""
+    ``duration``: its matches alert nobody meanwhile. ``article_url``: the article that
+    prompted it, kept with the mute."""
     if not _items_named(config, watch, watchlist):
         raise TuningError(f"no watch item named {watch!r}"
                           + (f" in watchlist {watchlist!r}" if watchlist else ""))
-    return _timed(store, Mute("watch", watch, by, now, now + duration, watchlist), duration)
+    return _timed(store, Mute("watch", watch, by, now, now + duration, watchlist,
+                              _canonical(article_url)), duration)
 
 
 def mute_source(config: Config, store: Store, source: str, by: str, now: datetime,
-                duration: timedelta) -> Muting:
+                duration: timedelta, article_url: str | None = None) -> Muting:
     """Mute every alert of one source's articles for ``duration``."""
     if source not in {s.name for s in config.sources}:
         raise TuningError(f"no source named {source!r}")
-    return _timed(store, Mute("source", source, by, now, now + duration), duration)
+    return _timed(store, Mute("source", source, by, now, now + duration,
+                              article_url=_canonical(article_url)), duration)
+
+
+def _canonical(url: str | None) -> str | None:
+    return canonical_url(url.strip()) if url else None
 
 
 def _timed(store: Store, mute: Mute, duration: timedelta) -> Muting:

@@ -26,6 +26,8 @@ from crawler.core.clock import SystemClock, iso
 
 _BY = click.option("--by", "by", metavar="NAME",
                    help="Who makes it, as recorded (default: the OS user).")
+_FROM = click.option("--article", "article", metavar="URL",
+                     help="The article that prompted it, kept with the mute.")
 
 
 def _user(by: str | None) -> str:
@@ -101,9 +103,10 @@ def mute_story(obj: Context, url: str, span: str | None, by: str | None) -> None
 @click.option("--watchlist", help="Only the item of this watchlist (default: every "
                                   "watchlist that has an item of that name).")
 @_BY
+@_FROM
 @click.pass_obj
 def mute_watch(obj: Context, name: str, span: str, watchlist: str | None,
-               by: str | None) -> None:
+               by: str | None, article: str | None) -> None:
     """Mute a watch item for a while: its matches alert nobody meanwhile."""
     duration = _duration(span)
     assert duration is not None
@@ -112,7 +115,7 @@ def mute_watch(obj: Context, name: str, span: str, watchlist: str | None,
     known_name(name, _watch_names(config, watchlist), "NAME", "watch item")
     with obj.store(config) as store:
         made = tuning.mute_watch(config, store, name, _user(by), SystemClock().now(),
-                                 duration, watchlist)
+                                 duration, watchlist, article)
     _muted(made)
 
 
@@ -121,8 +124,10 @@ def mute_watch(obj: Context, name: str, span: str, watchlist: str | None,
 @click.option("--for", "span", metavar="DURATION", required=True,
               help="How long (24h, 7d).")
 @_BY
+@_FROM
 @click.pass_obj
-def mute_source(obj: Context, name: str, span: str, by: str | None) -> None:
+def mute_source(obj: Context, name: str, span: str, by: str | None,
+                article: str | None) -> None:
     """Mute every alert of one source's articles for a while."""
     duration = _duration(span)
     assert duration is not None
@@ -130,7 +135,7 @@ def mute_source(obj: Context, name: str, span: str, by: str | None) -> None:
     known_name(name, [s.name for s in config.sources], "NAME", "source")
     with obj.store(config) as store:
         made = tuning.mute_source(config, store, name, _user(by), SystemClock().now(),
-                                  duration)
+                                  duration, article)
     _muted(made)
 
 
@@ -157,7 +162,7 @@ def mutes_command(obj: Context, everything: bool, as_json: bool) -> None:
         return
     show_table("mutes", ["id", "state", "what", "by", "when", "until", "alerts muted"],
                [(r["id"], r["state"], _what(r), r["created_by"], r["created_at"][:16],
-                 (r["until"] or "unmuted")[:16] if r["state"] == "active" else
+                 (r["until"] or "until unmuted")[:16] if r["state"] == "active" else
                  f"{r['state']} {(r['ended_at'] or r['until'] or '')[:16]}",
                  r["alerts_muted"]) for r in rows])
 
