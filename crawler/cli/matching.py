@@ -24,6 +24,7 @@ from crawler.cli.base import (
     out,
     print_json,
     show_table,
+    shown,
 )
 from crawler.collect import pages
 from crawler.collect.fetch import make_client
@@ -188,12 +189,12 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
                    [(s["watchlist"], s["watch"], s["newly_matched"], s["no_longer_matched"])
                     for s in summary])
     if newly:
-        show_table(_shown("would newly match", len(newly), limit),
+        show_table(shown("would newly match", len(newly), limit),
                    ["watchlist", "watch", "alias", "field", "title", "snippet"],
                    [(r["watchlist"], r["watch"], r["alias"], r["field"], r["title"],
                      r["highlight"]) for r in newly[:limit]])
     if gone:
-        show_table(_shown("would no longer match", len(gone), limit),
+        show_table(shown("would no longer match", len(gone), limit),
                    ["watchlist", "watch", "title", "url"],
                    [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone[:limit]])
 
@@ -206,9 +207,5 @@ def _per_watch(newly: list[dict[str, Any]], gone: list[dict[str, Any]]) -> list[
             counts.setdefault((row["watchlist"], row["watch"]), [0, 0])[column] += 1
     return [{"watchlist": wl, "watch": watch, "newly_matched": n, "no_longer_matched": g}
             for (wl, watch), (n, g) in sorted(counts.items(), key=lambda c: -sum(c[1]))]
-
-
-def _shown(title: str, total: int, limit: int) -> str:
-    return title if total <= limit else f"{title}: {limit} of {total} shown (--limit)"
 
 
