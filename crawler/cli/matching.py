@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crawler.cli.base import (
     EXIT_FETCH,
     LIMIT,
     Context,
     cli,
-    err,
     http_url,
     known_watchlist,
     out,
@@ -26,6 +24,7 @@ from crawler.cli.base import (
     show_table,
     shown,
 )
+from crawler.cli.progress import progress
 from crawler.collect import pages
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -167,14 +166,10 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
                                 if watchlist is None or k[0] in names):
             gone.append({**about, "watchlist": wl, "watch": watch})
 
-    if err.is_terminal and not as_json and len(archive) > 200:
-        with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
-                      console=err, transient=True) as bar:
-            for article, before in bar.track(archive):
-                replay(article, before)
-    else:
+    with progress("replaying", len(archive), quiet=as_json) as advance:
         for article, before in archive:
             replay(article, before)
+            advance("")
     summary = _per_watch(newly, gone)
     if as_json:
         print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),

@@ -21,6 +21,7 @@ from crawler.cli.base import (
     print_json,
     show_table,
 )
+from crawler.cli.progress import Advance, progress
 from crawler.collect import discovery, fetch
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -84,7 +85,8 @@ def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
     unknown = set(names) - {s.name for s in chosen}
     if unknown:
         raise click.BadParameter(f"no such source: {', '.join(sorted(unknown))}")
-    results = asyncio.run(_test_sources(config, chosen))
+    with progress("testing", len(chosen), quiet=as_json) as advance:
+        results = asyncio.run(_test_sources(config, chosen, advance))
     if as_json:
         print_json(results)
     else:
@@ -95,8 +97,10 @@ def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, Any]]:
-    """Each source asked as a poll asks it (collect.source), storing nothing."""
+async def _test_sources(config: Config, chosen: list[Source],
+                        done: Advance) -> list[dict[str, Any]]:
+    """Each source asked as a poll asks it (collect.source), storing nothing; ``done``
+    hears of each as it ends."""
     limit = asyncio.Semaphore(config.settings.daemon.concurrency)
     politeness = Politeness()
 
@@ -115,6 +119,7 @@ async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, 
             except SourceError as exc:
                 result["error"] = exc.message
         result["seconds"] = round(time.monotonic() - started, 2)
+        done(source.name)
         return result
 
     async with fetch.make_client(
