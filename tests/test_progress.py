@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from crawler.config import load_config
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import XML
@@ -46,3 +47,26 @@ def test_a_long_command_shows_progress_on_a_terminal_only(
     assert "3/3" not in shown.stdout, "the bar goes to stderr"
     as_json = project.cli(*command, "--json", check=True, env=TERMINAL)
     assert "3/3" not in as_json.stderr and label not in as_json.stderr
+
+
+def test_import_tests_the_new_feeds_with_progress_and_leaves_out_the_dead(
+        project: Project, site: Site) -> None:
+    three_feeds(project, site)
+    feeds = [*project.sources, {"name": "Gone", "feed": site.url("/gone.xml")}]
+    project.sources = feeds[:1]  # Weather 1 is there already
+    opml = project.root / "reader.opml"
+    opml.write_text('<opml version="2.0"><body>' + "".join(
+        f'<outline text="{f["name"]}" xmlUrl="{f["feed"]}"/>' for f in feeds)
+        + "</body></opml>")
+
+    quiet = project.cli("sources", "import", str(opml), check=True)
+    assert "imported 3 feed(s), skipped 1 already present" in quiet.stdout
+    assert site.hits == [], "without --test, nothing is fetched"
+
+    tested = project.cli("sources", "import", str(opml), "--test", check=True, env=TERMINAL)
+    assert "testing" in tested.stderr and "3/3" in tested.stderr, tested.stderr
+    assert f"left out Gone ({site.url('/gone.xml')}): " in tested.stderr
+    assert ("imported 2 feed(s), skipped 1 already present, left out 1 that did not "
+            "answer with a feed") in tested.stdout
+    names = [s.name for s in load_config(project.config_dir).sources]
+    assert names == ["Weather 1", "Weather 2", "Weather 3"]

@@ -29,6 +29,7 @@ from crawler.collect.source import check_entries, fetch_feed
 from crawler.config import (
     Config,
     Source,
+    SourceConfig,
 )
 from crawler.core.clock import SystemClock
 from crawler.core.errors import SourceError
@@ -172,8 +173,11 @@ def sources_add(obj: Context, url: str, name: str | None, pick: int | None) -> N
 
 @sources.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--test", "test_first", is_flag=True,
+              help="Fetch each new feed first, as `sources test` does, and add only those "
+                   "that answer with a feed; the others are listed and left out.")
 @click.pass_obj
-def sources_import(obj: Context, file: Path) -> None:
+def sources_import(obj: Context, file: Path, test_first: bool) -> None:
     """Add the feeds of an OPML file; feeds already in sources.yaml are skipped."""
     config = obj.config()
     try:
@@ -184,13 +188,25 @@ def sources_import(obj: Context, file: Path) -> None:
     have = {s.feed for s in config.sources if s.feed}
     fresh = [e for e in entries if e["feed"] not in have]
     fresh = list({e["feed"]: e for e in reversed(fresh)}.values())[::-1]
+    dead: list[tuple[dict[str, Any], str]] = []
+    if test_first and fresh:
+        tried = [config.resolve(SourceConfig.model_construct(name=e["name"], feed=e["feed"]))
+                 for e in fresh]
+        with progress("testing", len(tried)) as advance:
+            results = asyncio.run(_test_sources(config, tried, advance))
+        dead = [(e, r["error"]) for e, r in zip(fresh, results, strict=True) if r["error"]]
+        fresh = [e for e, r in zip(fresh, results, strict=True) if not r["error"]]
     try:
         written = discovery.append_sources(obj.config_dir, fresh) if fresh else []
     except discovery.SourcesFileError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_CONFIG) from exc
-    out.print(f"imported {len(written)} feed(s), skipped {len(entries) - len(written)} "
-              "already present")
+    for entry, error in dead:
+        click.echo(f"left out {entry['name']} ({entry['feed']}): {error}", err=True)
+    out.print(f"imported {len(written)} feed(s), skipped "
+              f"{len(entries) - len(written) - len(dead)} already present"
+              + (f", left out {len(dead)} that did not answer with a feed" if dead else ""),
+              markup=False)
 
 
 @sources.command("export")
