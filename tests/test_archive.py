@@ -115,6 +115,15 @@ def test_query_translation_quotes_words_and_keeps_operators() -> None:
     assert fts5(search.parse_query("ACCORD or nor")) == '"accord" "or" "nor"'
     assert fts5(search.parse_query("a AND NOT b")) == '"a" NOT "b"'
     assert search.comparable("يكي ك") == search.comparable("یکی ک")
+    # A watch item's spellings: each a phrase, whatever it holds; a trailing * a prefix.
+    item = search.any_phrase(["Ahmad Massoud", 'say "AND" (OR)', "guarantee*", "احمد مسعود",
+                              "ahmad  MASSOUD", "--"])
+    assert fts5(item) == '"ahmad massoud" OR "say and or" OR "guarantee"* OR "احمد مسعود"'
+    assert fts5(search.both(item, search.parse_query("Kabul OR Herat"))) == (
+        '( "ahmad massoud" OR "say and or" OR "guarantee"* OR "احمد مسعود" ) AND '
+        '( "kabul" OR "herat" )')
+    with pytest.raises(search.QueryError):
+        search.any_phrase(["--", "*"])
 
 
 def test_prune_keeps_dedup_keys_so_a_pruned_article_does_not_alert_again(
