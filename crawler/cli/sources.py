@@ -17,6 +17,7 @@ from crawler.cli.base import (
     cli,
     duration_text,
     http_url,
+    known_name,
     out,
     print_json,
     show_table,
@@ -82,10 +83,10 @@ def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
     nothing; exits 1 if any fails. (Sitemap and crawl sources: each entry point, their
     sitemap, robots.txt or start pages, is checked for an answer.)"""
     config = obj.config()
-    chosen = [s for s in config.active_sources() if not names or s.name in names]
-    unknown = set(names) - {s.name for s in chosen}
-    if unknown:
-        raise click.BadParameter(f"no such source: {', '.join(sorted(unknown))}")
+    active = config.active_sources()
+    for name in names:
+        known_name(name, [s.name for s in active], "NAMES", "enabled source")
+    chosen = [s for s in active if not names or s.name in names]
     with progress("testing", len(chosen), quiet=as_json) as advance:
         results = asyncio.run(_test_sources(config, chosen, advance))
     if as_json:
