@@ -1,5 +1,6 @@
-"""The progress bar of long commands (sources test, backtest, once): on stderr, and only
-on a terminal, so pipes, logs, cron mail and ``--json`` stay clean."""
+"""The progress bar of long commands (sources test, sources import --test, backtest,
+once): on stderr, and only on a terminal, so pipes, logs, cron mail and ``--json`` stay
+clean."""
 
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ Advance = Callable[[str], None]
 
 
 @contextmanager
-def progress(label: str, total: int, *, quiet: bool = False,
-             console: Console | None = None) -> Iterator[Advance]:
+def progress(label: str, total: int, *, quiet: bool = False) -> Iterator[Advance]:
     """A bar of ``total`` steps, gone when the block ends. Nothing is drawn when ``quiet``
     (``--json``), when there is nothing to count, or when stderr is no terminal. The
     console is made here, not at import, so that it sees the terminal (and rich's
     ``FORCE_COLOR`` / ``TTY_COMPATIBLE``) as they are when the command runs."""
-    console = console or Console(stderr=True)
+    console = Console(stderr=True)
     if quiet or total <= 0 or not console.is_terminal:
         yield lambda _: None
         return
