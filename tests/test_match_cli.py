@@ -135,14 +135,15 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
 
 
 def test_backtest_summary_counts_every_article_and_tables_say_when_cut() -> None:
-    from crawler.cli.matching import _per_watch, _shown
+    from crawler.cli.base import shown
+    from crawler.cli.matching import _per_watch
 
     newly = [{"watchlist": "w", "watch": "A"}] * 3 + [{"watchlist": "w", "watch": "B"}]
     gone = [{"watchlist": "w", "watch": "B"}] * 3
     assert [(s["watch"], s["newly_matched"], s["no_longer_matched"])
             for s in _per_watch(newly, gone)] == [("B", 1, 3), ("A", 3, 0)]
-    assert _shown("would newly match", 4, 20) == "would newly match"
-    assert _shown("would newly match", 40, 20) == \
+    assert shown("would newly match", 4, 20) == "would newly match"
+    assert shown("would newly match", 40, 20) == \
         "would newly match: 20 of 40 shown (--limit)"
 
 

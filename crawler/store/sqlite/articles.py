@@ -136,23 +136,19 @@ class Articles(Connected):
         ]
 
     @wrap_exceptions
-    def matched_articles(self, *, watchlist: str | None = None, since: datetime | None = None,
+    def matched_articles(self, *, watchlist: str | None = None, watch: str | None = None,
+                         source: str | None = None, since: datetime | None = None,
                          limit: int | None = None) -> list[dict[str, Any]]:
-        """Articles with matches, newest match first, each with its story, outlet count
-        and ``matches`` (of ``watchlist`` only, when given); ``since`` counts from when
-        the match was stored."""
-        where, values = ["1"], []
-        if watchlist is not None:
-            where.append("m.watchlist = ?")
-            values.append(watchlist)
-        if since is not None:
-            where.append("m.created_at >= ?")
-            values.append(iso(since))
+        """Articles with a match passing the filters, newest match first, each with its
+        story, outlet count and every one of its ``matches`` (of ``watchlist`` only, when
+        given, so a team's export never shows another team's; ``watch`` chooses articles
+        and keeps their other items); ``since`` counts from when the match was stored."""
+        where, values = _match_filter(watchlist, watch, source, since)
         sql = ("SELECT a.id, a.url, a.title, a.summary, a.source, a.published_at, "
                "a.fetched_at, a.story_id, s.outlets, max(m.created_at) AS matched_at "
                "FROM matches m JOIN articles a ON a.id = m.article_id "
                "LEFT JOIN stories s ON s.id = a.story_id "
-               f"WHERE {' AND '.join(where)} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
+               f"WHERE {where} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         found = list(self._db.query(sql, values))
@@ -170,6 +166,17 @@ class Articles(Connected):
                     [*chunk, *([watchlist] if watchlist is not None else [])]):
                 by_id[match.pop("article_id")]["matches"].append(match)
         return found
+
+    @wrap_exceptions
+    def count_matched_articles(self, *, watchlist: str | None = None,
+                               watch: str | None = None, source: str | None = None,
+                               since: datetime | None = None) -> int:
+        """How many articles ``matched_articles`` gives for these filters with no limit:
+        so a cut list can say "20 of 22"."""
+        where, values = _match_filter(watchlist, watch, source, since)
+        return int(self._db.execute(
+            "SELECT count(DISTINCT m.article_id) FROM matches m "
+            f"JOIN articles a ON a.id = m.article_id WHERE {where}", values).fetchone()[0])
 
     @wrap_exceptions
     def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
@@ -252,6 +259,21 @@ class Articles(Connected):
                            f"WHERE id IN ({marks})", [iso(now), *ids])
                 pruned += len(ids)
         return pruned
+
+
+def _match_filter(watchlist: str | None, watch: str | None, source: str | None,
+                  since: datetime | None) -> tuple[str, list[str]]:
+    """The WHERE clause over ``matches m JOIN articles a`` that the match filters make."""
+    where, values = ["1"], []
+    for column, value in (("m.watchlist", watchlist), ("m.watch", watch),
+                          ("a.source", source)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            values.append(value)
+    if since is not None:
+        where.append("m.created_at >= ?")
+        values.append(iso(since))
+    return " AND ".join(where), values
 
 
 def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: datetime,
