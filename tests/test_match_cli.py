@@ -82,7 +82,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     old = Matcher.for_config(config)
     store.add_articles([stored_form(a, old.match(a)) for a in articles], fetched,
                        config.version, no_alerts)
-    stored = len(store.recent_matches(100))
+    stored = sum(len(a["matches"]) for a in store.matched_articles())
     store.close()
     assert stored == 1
 
@@ -113,7 +113,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
 
     assert receiver.delivered() == []
     store = SQLiteStore(config.database_path)
-    assert len(store.recent_matches(100)) == stored
+    assert sum(len(a["matches"]) for a in store.matched_articles()) == stored
     assert store.alert_counts() == {}
     store.close()
 
@@ -128,7 +128,8 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
     a = Article("S", "https://e.org/1", "https://e.org/1", "Women and education")
     store.add_articles([stored_form(a, Matcher.for_config(config).match(a))], now,
                        config.version, no_alerts)
-    [row] = store.recent_matches(10)
+    [article] = store.matched_articles()
+    [row] = article["matches"]
     store.close()
     assert row["highlight"] == "**Women** and education"
     assert json.loads(row["context"]) == ["any_of: education"]

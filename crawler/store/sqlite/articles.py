@@ -105,15 +105,6 @@ class Articles(Connected):
         return stored
 
     @wrap_exceptions
-    def recent_matches(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest matches, newest first, each with its article's title, URL, source."""
-        return list(self._db.query(
-            "SELECT m.created_at, m.watchlist, m.watch, m.alias, m.matched, m.field, "
-            "m.start, m.end, m.snippet, m.highlight, m.context, a.title, a.url, a.source, "
-            "a.published_at FROM matches m JOIN articles a ON a.id = m.article_id "
-            "ORDER BY m.id DESC LIMIT ?", [limit]))
-
-    @wrap_exceptions
     def archive(self, since: datetime) -> list[tuple[Article, set[tuple[str, str]]]]:
         """Articles fetched since ``since``, oldest first, each with the (watchlist, watch)
         pairs stored for it: what ``newswatch backtest`` replays."""
@@ -161,7 +152,7 @@ class Articles(Connected):
             extra = " AND watchlist = ?" if watchlist is not None else ""
             for match in self._db.query(
                     "SELECT article_id, watchlist, watch, alias, matched, field, start, "
-                    "\"end\", snippet, created_at FROM matches WHERE article_id IN "
+                    "\"end\", snippet, highlight, context, created_at FROM matches WHERE article_id IN "
                     f"({','.join('?' * len(chunk))}){extra} ORDER BY id",
                     [*chunk, *([watchlist] if watchlist is not None else [])]):
                 by_id[match.pop("article_id")]["matches"].append(match)
