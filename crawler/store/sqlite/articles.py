@@ -152,7 +152,8 @@ class Articles(Connected):
             extra = " AND watchlist = ?" if watchlist is not None else ""
             for match in self._db.query(
                     "SELECT article_id, watchlist, watch, alias, matched, field, start, "
-                    "\"end\", snippet, highlight, context, created_at FROM matches WHERE article_id IN "
+                    "\"end\", snippet, highlight, context, created_at FROM matches "
+                    "WHERE article_id IN "
                     f"({','.join('?' * len(chunk))}){extra} ORDER BY id",
                     [*chunk, *([watchlist] if watchlist is not None else [])]):
                 by_id[match.pop("article_id")]["matches"].append(match)
