@@ -13,12 +13,11 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crawler.app import tuning
 from crawler.app.daemon import OnceReport, Runner, send_test_alert
-from crawler.app.pipeline import PollResult
 from crawler.cli.base import Context, cli, err, out, print_json, show_table
+from crawler.cli.progress import progress
 from crawler.config import (
     parse_duration,
     source_key,
@@ -91,19 +90,8 @@ def once(obj: Context, as_json: bool) -> None:
     config = obj.config()
     with obj.store(config) as store:
         runner = Runner(config, store)
-        total = len(config.active_sources())
-        if err.is_terminal and not as_json and total:
-            with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.description}", markup=False), console=err,
-                          transient=True) as bar:
-                task = bar.add_task("", total=total)
-
-                def advance(result: PollResult) -> None:
-                    bar.update(task, advance=1, description=result.source)
-
-                report = asyncio.run(runner.once(advance))
-        else:
-            report = asyncio.run(runner.once())
+        with progress("polling", len(config.active_sources()), quiet=as_json) as advance:
+            report = asyncio.run(runner.once(lambda result: advance(result.source)))
     polls = sorted(report.polls, key=lambda p: p.source)
     if as_json:
         print_json({"sources": [dataclasses.asdict(p) for p in polls],

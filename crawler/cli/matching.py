@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crawler.app import tuning
 from crawler.cli.base import (
@@ -19,13 +18,14 @@ from crawler.cli.base import (
     LIMIT,
     Context,
     cli,
-    err,
     http_url,
     known_watchlist,
     out,
     print_json,
     show_table,
+    shown,
 )
+from crawler.cli.progress import progress
 from crawler.collect import pages
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -180,14 +180,10 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
                                 if watchlist is None or k[0] in names):
             gone.append({**about, "watchlist": wl, "watch": watch})
 
-    if err.is_terminal and not as_json and len(archive) > 200:
-        with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
-                      console=err, transient=True) as bar:
-            for article, before in bar.track(archive):
-                replay(article, before)
-    else:
+    with progress("replaying", len(archive), quiet=as_json) as advance:
         for article, before in archive:
             replay(article, before)
+            advance("")
     summary = _per_watch(newly, gone)
     if as_json:
         print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),
@@ -204,12 +200,12 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
                    [(s["watchlist"], s["watch"], s["newly_matched"], s["no_longer_matched"])
                     for s in summary])
     if newly:
-        show_table(_shown("would newly match", len(newly), limit),
+        show_table(shown("would newly match", len(newly), limit),
                    ["watchlist", "watch", "alias", "field", "title", "snippet"],
                    [(r["watchlist"], r["watch"], r["alias"], r["field"], r["title"],
                      r["highlight"]) for r in newly[:limit]])
     if gone:
-        show_table(_shown("would no longer match", len(gone), limit),
+        show_table(shown("would no longer match", len(gone), limit),
                    ["watchlist", "watch", "title", "url"],
                    [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone[:limit]])
 
@@ -222,9 +218,5 @@ def _per_watch(newly: list[dict[str, Any]], gone: list[dict[str, Any]]) -> list[
             counts.setdefault((row["watchlist"], row["watch"]), [0, 0])[column] += 1
     return [{"watchlist": wl, "watch": watch, "newly_matched": n, "no_longer_matched": g}
             for (wl, watch), (n, g) in sorted(counts.items(), key=lambda c: -sum(c[1]))]
-
-
-def _shown(title: str, total: int, limit: int) -> str:
-    return title if total <= limit else f"{title}: {limit} of {total} shown (--limit)"
 
 

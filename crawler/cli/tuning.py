@@ -17,11 +17,13 @@ from crawler.cli.base import (
     cli,
     err,
     known_name,
+    known_watch,
+    known_watchlist,
     out,
     print_json,
     show_table,
 )
-from crawler.config import Config, parse_duration
+from crawler.config import parse_duration
 from crawler.core.clock import SystemClock, iso
 
 _BY = click.option("--by", "by", metavar="NAME",
@@ -111,8 +113,7 @@ def mute_watch(obj: Context, name: str, span: str, watchlist: str | None,
     duration = _duration(span)
     assert duration is not None
     config = obj.config()
-    known_name(watchlist, [w.name for w in config.watchlists], "--watchlist", "watchlist")
-    known_name(name, _watch_names(config, watchlist), "NAME", "watch item")
+    known_watch(config, name, known_watchlist(config, watchlist), "NAME")
     with obj.store(config) as store:
         made = tuning.mute_watch(config, store, name, _user(by), SystemClock().now(),
                                  duration, watchlist, article)
@@ -137,11 +138,6 @@ def mute_source(obj: Context, name: str, span: str, by: str | None,
         made = tuning.mute_source(config, store, name, _user(by), SystemClock().now(),
                                   duration, article)
     _muted(made)
-
-
-def _watch_names(config: Config, watchlist: str | None) -> list[str]:
-    return sorted({i.name for w in config.watchlists for i in w.watch
-                   if watchlist is None or w.name == watchlist})
 
 
 @cli.command("mutes")
@@ -212,8 +208,7 @@ def not_relevant(obj: Context, url: str, watch: str, watchlist: str | None, sinc
     span = _duration(since, "--since")
     assert span is not None
     config = obj.config()
-    known_name(watchlist, [w.name for w in config.watchlists], "--watchlist", "watchlist")
-    known_name(watch, _watch_names(config, watchlist), "WATCH", "watch item")
+    known_watch(config, watch, known_watchlist(config, watchlist), "WATCH")
     with obj.store(config) as store:
         try:
             proposal = tuning.propose(config, store, url, watch, _user(by),

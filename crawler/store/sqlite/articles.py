@@ -108,15 +108,6 @@ class Articles(Connected):
         return stored
 
     @wrap_exceptions
-    def recent_matches(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest matches, newest first, each with its article's title, URL, source."""
-        return list(self._db.query(
-            "SELECT m.created_at, m.watchlist, m.watch, m.alias, m.matched, m.field, "
-            "m.start, m.end, m.snippet, m.highlight, m.context, a.title, a.url, a.source, "
-            "a.published_at FROM matches m JOIN articles a ON a.id = m.article_id "
-            "ORDER BY m.id DESC LIMIT ?", [limit]))
-
-    @wrap_exceptions
     def archive(self, since: datetime, *, watch: tuple[str, str] | None = None,
                 ) -> list[tuple[Article, set[tuple[str, str]]]]:
         """Articles fetched since ``since``, oldest first, each with the (watchlist, watch)
@@ -154,23 +145,19 @@ class Articles(Connected):
                             found["story_key"], matched, found["pruned_at"] is not None)
 
     @wrap_exceptions
-    def matched_articles(self, *, watchlist: str | None = None, since: datetime | None = None,
+    def matched_articles(self, *, watchlist: str | None = None, watch: str | None = None,
+                         source: str | None = None, since: datetime | None = None,
                          limit: int | None = None) -> list[dict[str, Any]]:
-        """Articles with matches, newest match first, each with its story, outlet count
-        and ``matches`` (of ``watchlist`` only, when given); ``since`` counts from when
-        the match was stored."""
-        where, values = ["1"], []
-        if watchlist is not None:
-            where.append("m.watchlist = ?")
-            values.append(watchlist)
-        if since is not None:
-            where.append("m.created_at >= ?")
-            values.append(iso(since))
+        """Articles with a match passing the filters, newest match first, each with its
+        story, outlet count and every one of its ``matches`` (of ``watchlist`` only, when
+        given, so a team's export never shows another team's; ``watch`` chooses articles
+        and keeps their other items); ``since`` counts from when the match was stored."""
+        where, values = _match_filter(watchlist, watch, source, since)
         sql = ("SELECT a.id, a.url, a.title, a.summary, a.source, a.published_at, "
                "a.fetched_at, a.story_id, s.outlets, max(m.created_at) AS matched_at "
                "FROM matches m JOIN articles a ON a.id = m.article_id "
                "LEFT JOIN stories s ON s.id = a.story_id "
-               f"WHERE {' AND '.join(where)} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
+               f"WHERE {where} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         found = list(self._db.query(sql, values))
@@ -183,11 +170,23 @@ class Articles(Connected):
             extra = " AND watchlist = ?" if watchlist is not None else ""
             for match in self._db.query(
                     "SELECT article_id, watchlist, watch, alias, matched, field, start, "
-                    "\"end\", snippet, created_at FROM matches WHERE article_id IN "
+                    "\"end\", snippet, highlight, context, created_at FROM matches "
+                    "WHERE article_id IN "
                     f"({','.join('?' * len(chunk))}){extra} ORDER BY id",
                     [*chunk, *([watchlist] if watchlist is not None else [])]):
                 by_id[match.pop("article_id")]["matches"].append(match)
         return found
+
+    @wrap_exceptions
+    def count_matched_articles(self, *, watchlist: str | None = None,
+                               watch: str | None = None, source: str | None = None,
+                               since: datetime | None = None) -> int:
+        """How many articles ``matched_articles`` gives for these filters with no limit:
+        so a cut list can say "20 of 22"."""
+        where, values = _match_filter(watchlist, watch, source, since)
+        return int(self._db.execute(
+            "SELECT count(DISTINCT m.article_id) FROM matches m "
+            f"JOIN articles a ON a.id = m.article_id WHERE {where}", values).fetchone()[0])
 
     @wrap_exceptions
     def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
@@ -279,6 +278,21 @@ def _article(r: dict[str, Any]) -> Article:
                    published_at=datetime.fromisoformat(r["published_at"])
                    if r["published_at"] else None,
                    summary=r["summary"] or "", text=r["text"] or "")
+
+
+def _match_filter(watchlist: str | None, watch: str | None, source: str | None,
+                  since: datetime | None) -> tuple[str, list[str]]:
+    """The WHERE clause over ``matches m JOIN articles a`` that the match filters make."""
+    where, values = ["1"], []
+    for column, value in (("m.watchlist", watchlist), ("m.watch", watch),
+                          ("a.source", source)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            values.append(value)
+    if since is not None:
+        where.append("m.created_at >= ?")
+        values.append(iso(since))
+    return " AND ".join(where), values
 
 
 def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: datetime,
