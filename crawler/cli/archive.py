@@ -189,14 +189,15 @@ def export_command(obj: Context, fmt: str, since: str | None, watchlist: str | N
 
 @cli.group(invoke_without_command=True)
 @click.option("--status", type=click.Choice(["pending", "held", "retrying", "digested",
-                                             "delivered", "dead"]),
+                                             "delivered", "dead", "muted"]),
               help="Only alerts in this state (held: waiting for a digest).")
 @click.option("--limit", default=50, show_default=True, type=LIMIT,
               help="How many alerts to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
-    """Alerts in the outbox: pending, held for a digest, retrying, delivered, dead.
+    """Alerts in the outbox: pending, held for a digest, retrying, delivered, dead, or
+    muted (by `newswatch mute`: never sent).
 
     `newswatch alerts retry` sends dead alerts again.
     """
