@@ -188,6 +188,25 @@ def test_a_v1_era_template_renders_version_2_alerts_and_digests(tmp_path: Path) 
                                            "spoke in Dushanbe.")
 
 
+def test_a_digest_holding_alerts_queued_before_the_upgrade_is_version_2() -> None:
+    """Alerts held at the upgrade (version 1) and after it (version 2) go out in one
+    version-2 digest, the old ones converted; only version-1 members keep version 1."""
+    matcher = Matcher(WATCHLISTS)
+    matches = matcher.match(ARTICLE)
+    old = outbox.event_data(ARTICLE, [m for m in matches if m.watchlist == "opposition-blocs"],
+                            NOW, story({}))
+    [new] = outbox.plan(ARTICLE, matches, ROUTES, NOW, timedelta(days=2), outbox.Policy(),
+                        story({}))
+    mixed = valid_payload(digest.digest_payload("hook", [old, new.payload], NOW))
+    assert mixed["version"] == 2 and mixed["data"]["count"] == 2
+    converted, current = mixed["data"]["alerts"]
+    assert [w["name"] for w in converted["watchlists"]] == ["opposition-blocs"]
+    assert [i["watch"] for i in converted["watchlists"][0]["items"]] == [
+        "intra-Afghan dialogue", "National Resistance Front"]
+    assert {k: v for k, v in current.items() if k != "queued_at"} == new.payload["data"]
+    assert valid_payload(digest.digest_payload("hook", [old], NOW))["version"] == 1
+
+
 def test_check_renders_version_2_samples(tmp_path: Path) -> None:
     """A template written for version 2 passes ``check``; a mistake in its version-2 part
     is reported at its line."""
