@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crawler.app import pipeline
+from crawler.app import workers
 from crawler.app.daemon import Runner
 from crawler.collect import feeds, pages
 from crawler.core.article import Article
@@ -114,7 +114,7 @@ def test_a_bug_in_one_item_fails_that_item_alone_with_its_traceback_logged_once(
         caplog: pytest.LogCaptureFixture) -> None:
     """No hostile input known today gets this far (each is stopped where it is read);
     a step made to raise stands for the next one."""
-    real_extract = pipeline.extract
+    real_extract = workers.extract
     real_page = pages._page
 
     def extract(article: Article, now: datetime) -> Article:
@@ -130,7 +130,7 @@ def test_a_bug_in_one_item_fails_that_item_alone_with_its_traceback_logged_once(
             raise AttributeError("a bug in page fetching")
         return await real_page(client, politeness, source, article, deadline)
 
-    monkeypatch.setattr(pipeline, "extract", extract)
+    monkeypatch.setattr(workers, "extract", extract)
     monkeypatch.setattr(pages, "_page", page)
     publish(site, Story("/a/good", "Talks in Mazar",
                         "Governor Atta Mohammad Noor said the talks would go on."))

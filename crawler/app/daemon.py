@@ -29,6 +29,7 @@ from alerts.dispatch import DeliveryReport, Dispatcher
 from crawler.app import atom, listener
 from crawler.app.configure import load_checked_config
 from crawler.app.pipeline import Pipeline, PollResult
+from crawler.app.workers import Hook, InProcess, Pool, Work
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
 from crawler.config import (
@@ -136,16 +137,25 @@ class OnceReport:
 
 
 class Runner:
-    """Wires config, store, clients and clock into a pipeline and a dispatcher."""
+    """Wires config, store, clients and clock into a pipeline and a dispatcher.
+
+    ``workers`` is the number of worker processes for parsing, extraction, matching and
+    fingerprints (crawler.app.workers), started with a pass or a run and stopped after
+    it; 0 (the default, as for ``once``) keeps that work in this process. ``worker_hook``
+    runs in a worker before each of its tasks (tests).
+    """
 
     def __init__(self, config: Config, store: Store, *, clock: Clock | None = None,
                  collect_transport: httpx.AsyncBaseTransport | None = None,
-                 deliver_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 deliver_transport: httpx.AsyncBaseTransport | None = None,
+                 workers: int = 0, worker_hook: Hook | None = None) -> None:
         self.config = config
         self.store = store
         self.db = ThreadedStore(store)  # every call from the loop goes through its thread
         self.clock = clock or SystemClock()
         self.owner = process_owner()
+        self.workers = workers
+        self._worker_hook = worker_hook
         self._collect_transport = collect_transport
         self._deliver_transport = deliver_transport
 
@@ -191,8 +201,10 @@ class Runner:
                               next_run_time=now, id="health")
             scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
             scheduler.start()
-            log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
-                     len(work.pipeline.sources), tick, self.store.location, self.config.version)
+            log.info("daemon started: %d source(s), tick %gs, %s, database %s, config "
+                     "version %s", len(work.pipeline.sources), tick,
+                     f"{self.workers} worker process(es)" if self.workers
+                     else "no worker processes", self.store.location, self.config.version)
             http = self.config.settings.http
             server = None
             if http is not None:
@@ -331,11 +343,16 @@ class Runner:
             for owner in await self.db.release_orphans(owner_is_dead):
                 log.warning("took back the leases of %s, which no longer runs", owner)
             politeness = Politeness()  # shared by every pipeline of this run: hosts take turns
+            # and so are the workers: each task names the config (and rules) version it
+            # matches with, so a reload needs no new ones
+            work: Work = Pool(self.workers, self._worker_hook) if self.workers \
+                else InProcess()
+            await work.start()
 
             async def build(config: Config) -> tuple[Pipeline, Dispatcher]:
                 await self.db.sync_sources(config.active_sources(), self.clock.now())
                 return (Pipeline(config, self.db, collect, self.clock, self.owner,
-                                 self.metrics, politeness),
+                                 self.metrics, politeness, work),
                         Dispatcher(self.db, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
                                    metrics=self.metrics))
@@ -343,6 +360,7 @@ class Runner:
             try:
                 yield build
             finally:  # the store's thread ends once its queued calls have run
+                await work.close()
                 await asyncio.to_thread(self.db.shutdown)
 
 
@@ -486,8 +504,8 @@ class _ConfigWatcher:
     async def _reload(self) -> None:
         self.seen = self.pending = self._fingerprint()
         runner, old = self.runner, self.runner.config
-        try:
-            new = load_checked_config(old.directory)
+        try:  # off the loop: 10,000 watch items take a while to validate
+            new = await asyncio.to_thread(load_checked_config, old.directory)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("config reload rejected: %s", problem)

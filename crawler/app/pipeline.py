@@ -29,11 +29,14 @@ Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 
 Each step from keys to matching runs per item (crawler.app.rejects): an item that raises
 is dropped alone, counted and logged once a poll, and the rest of the feed goes on.
+
+Parsing, and extraction through fingerprints, are CPU work: ``self.work``
+(crawler.app.workers) runs them in worker processes in the daemon, in a thread
+otherwise. The loop only fetches and awaits; the store runs on its own thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -46,19 +49,19 @@ import httpx
 from alerts import outbox
 from crawler.app import atom, tuning
 from crawler.app.rejects import Rejects
+from crawler.app.workers import InProcess, Matching, Parsed, Work, link
 from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
-from crawler.collect.source import fetch_feed
+from crawler.collect.source import fetch_feed_body
 from crawler.config import Config, Source
-from crawler.core.article import Article, Failed, Rejected
+from crawler.core.article import Article, Failed
 from crawler.core.clock import Clock, parse_iso
 from crawler.core.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.core.metrics import Metrics
-from crawler.process import dates, dedup, schedule, search, stories
+from crawler.process import dates, dedup, schedule
 from crawler.process.dedup import Keyed
-from crawler.process.extract import extract
-from crawler.process.match import Match, Matcher
+from crawler.process.match import Match
 from crawler.store import NewArticle, PollRecord, SourceState, StoryRules
 from crawler.store.threaded import ThreadedStore
 
@@ -79,11 +82,12 @@ class PollResult:
 
 
 class Pipeline:
-    """Polls sources for one config; the store, HTTP client and clock are passed in."""
+    """Polls sources for one config; the store, HTTP client, clock and where the CPU work
+    runs (``work``: in a thread of this process unless given) are passed in."""
 
     def __init__(self, config: Config, store: ThreadedStore, client: httpx.AsyncClient,
                  clock: Clock, owner: str, metrics: Metrics | None = None,
-                 politeness: Politeness | None = None) -> None:
+                 politeness: Politeness | None = None, work: Work | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.politeness = politeness or Politeness()
@@ -91,7 +95,7 @@ class Pipeline:
         self.client = client
         self.clock = clock
         self.owner = owner
-        self.matcher = Matcher.for_config(config)
+        self.work = work or InProcess()
         self.tuned = config  # with the learned rules (crawler.app.tuning) of _rules
         self._rules: tuple[int, int] = (0, 0)
         self.sources = {s.name: s for s in config.active_sources()}
@@ -166,10 +170,9 @@ class Pipeline:
         full = schedule.needs_full_fetch(
             parse_iso(state.last_full_fetch_at) if state.last_full_fetch_at else None,
             self.clock.now())
-        answer = await fetch_feed(self.client, self.politeness, source, state.url,
-                                  None if full else state.etag,
-                                  None if full else state.last_modified)
-        response, feed = answer.response, answer.feed
+        response = await fetch_feed_body(self.client, self.politeness, source, state.url,
+                                         None if full else state.etag,
+                                         None if full else state.last_modified)
         now = self.clock.now()
         redirect_to, seen, move_to = schedule.track_redirect(
             state.redirect_to, state.redirect_seen, response.moved_permanently_to)
@@ -177,14 +180,16 @@ class Pipeline:
             log.warning("moved permanently to %s; polling that from now on", move_to,
                         extra={"source": source.name})
         max_age = parse_max_age(response.headers.get("cache-control"))
-        if feed is None:  # not modified
+        if response.not_modified:
             self._recovered(state)
             await self.store.record_poll(source.name, self.owner, now, PollRecord(
                 self._next(source, now, max_age), redirect_to=redirect_to,
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
-        result = await self.collect(source, feed.articles, feed.rejected)
+        feed = await self.work.parse(source.name, response.body, response.headers,
+                                     response.url)
+        result = await self.collect(source, feed)
         self._recovered(state)
         await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
             self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
@@ -207,13 +212,12 @@ class Pipeline:
         return schedule.after_success(now, source.interval,
                                       cache_hint if source.respect_cache_hints else None)
 
-    async def collect(self, source: Source, collected: Sequence[Article],
-                      rejected: Sequence[Rejected] = ()) -> PollResult:
+    async def collect(self, source: Source, feed: Parsed) -> PollResult:
         """dedup → page → extract → store, for the items of a feed: only new articles'
         pages are fetched (full text). An item that fails a step is dropped alone."""
         rejects = Rejects(source.name)
-        rejects.add(*rejected)
-        fresh = await self._fresh(collected, rejects)
+        rejects.absorb(feed.rejected, feed.bug)
+        fresh = await self._new(feed.items)
         with_pages = await pages.fetch_pages(self.client, self.politeness, source,
                                              [item.article for item in fresh])
         paged = []
@@ -222,24 +226,18 @@ class Pipeline:
                 rejects.failed(item.article.link, page)
             else:
                 paged.append(dataclasses.replace(item, article=page))
-        result = await self._store(source.name, await self._extract(paged, rejects),
-                                   len(collected), rejects)
+        result = await self._store(source.name, paged, feed.collected, rejects)
         rejects.report(self.metrics)
         return result
 
     async def _fresh(self, collected: Sequence[Article], rejects: Rejects) -> list[Keyed]:
         """The collected articles whose keys are unknown (one lookup), keys attached."""
-        keyed = rejects.each(collected, Keyed.of, _link)
+        return await self._new(rejects.each(collected, Keyed.of, link))
+
+    async def _new(self, keyed: Sequence[Keyed]) -> list[Keyed]:
+        """The items none of whose keys are known (one lookup)."""
         return dedup.select_new(keyed, await self.store.known_keys(
             [key for item in keyed for key in item.keys]))
-
-    async def _extract(self, items: list[Keyed], rejects: Rejects) -> list[Keyed]:
-        """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
-        which the event loop (deliveries, other sources) should not wait for."""
-        now = self.clock.now()
-        return await asyncio.to_thread(rejects.each, items,
-                                       lambda item: item.extracted(extract(item.article, now)),
-                                       _keyed_link)
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -257,9 +255,8 @@ class Pipeline:
         rejects = Rejects(source.name)
         collected = rejects.each(report.pages, lambda page: _page_article(source.name, page),
                                  lambda page: page.url)
-        result = await self._store(
-            source.name, await self._extract(await self._fresh(collected, rejects), rejects),
-            len(report.pages), rejects)
+        result = await self._store(source.name, await self._fresh(collected, rejects),
+                                   len(report.pages), rejects)
         rejects.report(self.metrics)
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.url, failure.reason,
@@ -298,35 +295,27 @@ class Pipeline:
     async def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
         """dedup → extract → store, for articles collected by any means (their pages,
         when attached, are extracted here; none is fetched)."""
-        now = self.clock.now()
         rejects = Rejects(source)
-        fresh = await self._fresh(collected, rejects)
-        result = await self._store(source, rejects.each(
-            fresh, lambda item: item.extracted(extract(item.article, now)), _keyed_link),
-            len(collected), rejects)
+        result = await self._store(source, await self._fresh(collected, rejects),
+                                   len(collected), rejects)
         rejects.report(self.metrics)
         return result
 
     async def _store(self, source: str, items: Sequence[Keyed], collected: int,
                      rejects: Rejects) -> PollResult:
-        """match → fingerprint → store (story, alert) → publish. The store checks the keys
-        again in its transaction, with those the pages gave: a page naming a known
-        article, or one stored meanwhile by another process, is not stored twice."""
+        """extract → match → fingerprint (``self.work``) → store (story, alert) →
+        publish. The store checks the keys again in its transaction, with those the pages
+        gave: a page naming a known article, or one stored meanwhile by another process,
+        is not stored twice."""
         now = self.clock.now()
+        batch: list[NewArticle] = []
+        every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
         if items:
             await self._learned_rules()
-
-        every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
-
-        def prepare(item: Keyed) -> NewArticle:
-            document = search.document(item.article)
-            matches = self.matcher.match(item.article)
-            if matches:
-                every[item.article.url] = self.matcher.match(item.article, every=True)
-            return NewArticle(item.article, item.keys, matches,
-                              stories.fingerprint(document), document)
-
-        batch = rejects.each(items, prepare, _keyed_link)
+            prepared = await self.work.prepare(source, items, now, Matching(
+                self.tuned.version, self.tuned.watchlists))
+            rejects.absorb(prepared.rejected, prepared.bug)
+            batch, every = prepared.batch, prepared.every
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
@@ -359,9 +348,8 @@ class Pipeline:
         watchlists): looked up before each batch (a count and an id), so a rule applied
         from the CLI or the desk holds from the next batch on, with no reload."""
         version = await self.store.rules_version()
-        if version != self._rules:
+        if version != self._rules:  # the matcher is compiled where it runs (self.work)
             self.tuned = tuning.overlay(self.config, await self.store.rules())
-            self.matcher = Matcher.for_config(self.tuned)
             self._rules = version
             if version[0]:
                 log.info("matching with %d learned rule(s) from the database", version[0])
@@ -382,14 +370,6 @@ class Pipeline:
             except OSError as exc:
                 log.error("cannot write the Atom feed of watchlist %s in %s: %s", name,
                           directory, exc)
-
-
-def _link(article: Article) -> str:
-    return article.link
-
-
-def _keyed_link(item: Keyed) -> str:
-    return item.article.link
 
 
 def _page_article(source: str, page: crawl.PageEvent) -> Article:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, overload
 
 import ahocorasick_rs
 
@@ -245,11 +245,27 @@ class Matcher:
     @classmethod
     def for_config(cls, config: Config) -> Matcher:
         """The compiled matcher of this config version, built once per process."""
-        matcher = cls._cache.get(config.version)
-        if matcher is None:
+        return cls.for_version(config.version, config.watchlists)
+
+    @overload
+    @classmethod
+    def for_version(cls, version: str, watchlists: Sequence[WatchlistConfig]) -> Matcher: ...
+
+    @overload
+    @classmethod
+    def for_version(cls, version: str, watchlists: None = None) -> Matcher | None: ...
+
+    @classmethod
+    def for_version(cls, version: str,
+                    watchlists: Sequence[WatchlistConfig] | None = None) -> Matcher | None:
+        """The matcher compiled for ``version``, built from ``watchlists`` on first use in
+        this process; None when it is not built yet and no watchlists are given (a worker
+        process asks for them only then: ``crawler/app/workers.py``)."""
+        matcher = cls._cache.get(version)
+        if matcher is None and watchlists is not None:
             if len(cls._cache) >= 4:
                 cls._cache.clear()
-            matcher = cls._cache[config.version] = cls(config.watchlists)
+            matcher = cls._cache[version] = cls(watchlists)
         return matcher
 
     def match(self, article: Article, *, every: bool = False) -> list[Match]:
