@@ -32,9 +32,11 @@ def deep_json_ld(text: str) -> bytes:
             f"<body><article><p>{text}</p></article></body></html>").encode()
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-process"])
 def test_hostile_items_fail_alone_and_are_counted(project: Project, site: Site,
                                                   receiver: Receiver,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+                                                  caplog: pytest.LogCaptureFixture,
+                                                  workers: int) -> None:
     publish(site, Story("/a/good", "Talks in Mazar",
                         "Governor Atta Mohammad Noor said the talks would go on."))
     site.pages["/a/deep"] = Page(deep_json_ld(
@@ -54,7 +56,7 @@ def test_hostile_items_fail_alone_and_are_counted(project: Project, site: Site,
     config = project.config()
     store = SQLiteStore(config.database_path)
     clock = FakeClock()
-    runner = Runner(config, store, clock=clock)
+    runner = Runner(config, store, clock=clock, workers=workers)
     try:
         with caplog.at_level(logging.INFO):
             first = asyncio.run(runner.once())

@@ -156,6 +156,8 @@ class Work(Protocol):
 
     async def start(self) -> None: ...
 
+    async def ready(self) -> None: ...
+
     async def parse(self, source: str, body: bytes, headers: Mapping[str, str],
                     url: str) -> Parsed: ...
 
@@ -170,6 +172,9 @@ class InProcess:
     though the thread shares the interpreter with it."""
 
     async def start(self) -> None:
+        return None
+
+    async def ready(self) -> None:
         return None
 
     async def parse(self, source: str, body: bytes, headers: Mapping[str, str],
@@ -187,7 +192,14 @@ class InProcess:
 
 
 class Pool:
-    """The steps in ``size`` worker processes, started when first needed."""
+    """The steps in ``size`` worker processes.
+
+    The workers start in the background (:meth:`start`): the first start waits for the
+    fork server's imports, a second or two, and the daemon's first polls are not held
+    up by it: until the workers are up for the first time, the steps run in a thread here,
+    as with ``workers: 0``. After a worker died, the next task waits for new ones (a
+    fraction of a second), so what killed one never runs in the daemon itself.
+    """
 
     def __init__(self, size: int, hook: Hook | None = None) -> None:
         if size < 1:
@@ -195,25 +207,41 @@ class Pool:
         self.size = size
         self._hook = hook
         self._executor: ProcessPoolExecutor | None = None
+        self._up = False  # whether the workers have started once
+        self._local = InProcess()
+        self._starting = asyncio.Lock()
+        self._warming: asyncio.Task[None] | None = None
         self._pickled: dict[str, bytes] = {}  # matching version → its watchlists, pickled
 
     async def start(self) -> None:
-        """Start the workers now, off the loop (the first start of the fork server waits
-        for its imports, about a second), rather than with the first poll."""
-        await asyncio.to_thread(self._started)
+        """Start the workers in the background."""
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.create_task(self._warm())
 
-    def _started(self) -> None:
-        executor = self._current()
-        for future in [executor.submit(_task, "start", _nothing) for _ in range(self.size)]:
-            future.result()
+    async def ready(self) -> None:
+        """Wait until the workers are up (``once``, which rather waits a second than
+        runs its first polls here)."""
+        await self._pool()
+
+    async def _warm(self) -> None:
+        try:
+            await self._pool()
+        except Exception:  # logged; the steps run here meanwhile, and the next one tries
+            log.exception("the worker processes could not be started")
 
     async def parse(self, source: str, body: bytes, headers: Mapping[str, str],
                     url: str) -> Parsed:
+        if not self._up:
+            await self.start()
+            return await self._local.parse(source, body, headers, url)
         return await self._run(source, "parse", "parsing the feed", parse, source, body,
                                dict(headers), url)
 
     async def prepare(self, source: str, items: Sequence[Keyed], now: datetime,
                       matching: Matching) -> Prepared:
+        if not self._up:
+            await self.start()
+            return await self._local.prepare(source, items, now, matching)
         prepared = await self._run(source, "prepare", "matching", _prepare, source,
                                    list(items), now, matching.version, None)
         if prepared is None:  # that worker has not built this version's matcher yet
@@ -226,7 +254,10 @@ class Pool:
     async def close(self) -> None:
         """Stop the workers: the tasks running get ``STOP_GRACE_S`` to end, then the
         workers are killed (a step has no effect outside its process to cut short)."""
-        executor, self._executor = self._executor, None
+        if self._warming is not None:
+            await asyncio.wait([self._warming])
+        async with self._starting:
+            executor, self._executor = self._executor, None
         if executor is None:
             return
         stopping = asyncio.ensure_future(asyncio.to_thread(
@@ -238,23 +269,39 @@ class Pool:
                 process.kill()
             await stopping
 
-    def _current(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.size, mp_context=_context(),
-                                                 initializer=_start,
-                                                 initargs=(_levels(), self._hook,
-                                                           os.getpid()))
-        return self._executor
+    async def _pool(self) -> ProcessPoolExecutor:
+        """The running pool, or a new one, started off the loop: a worker's start waits
+        for the fork server, which takes a second of imports the first time."""
+        async with self._starting:
+            if self._executor is None:
+                self._executor = await asyncio.to_thread(self._spawn)
+                if not self._up:
+                    log.info("%d worker process(es) started", self.size)
+                self._up = True
+            return self._executor
+
+    def _spawn(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(self.size, mp_context=_context(), initializer=_start,
+                                       initargs=(_levels(), self._hook, os.getpid()))
+        try:
+            for started in [executor.submit(_task, "start", _nothing)
+                            for _ in range(self.size)]:
+                started.result()
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        return executor
 
     async def _run(self, source: str, name: str, doing: str, step: Callable[..., T],
                    *args: Any) -> T:
-        executor = self._current()
+        executor = None
         try:
+            executor = await self._pool()
             done: _Done[T] = await asyncio.get_running_loop().run_in_executor(
                 executor, _task, name, step, *args)
         except BrokenProcessPool as exc:
-            if self._executor is executor:  # the first to see it replaces the pool
-                self._executor = None
+            if executor is not None and self._executor is executor:  # the first to see
+                self._executor = None                                # it replaces the pool
                 executor.shutdown(wait=False, cancel_futures=True)
                 log.error("a worker process died; starting new ones")
             raise WorkerDiedError(source, f"the worker process {doing} died (killed, or out "
