@@ -2,8 +2,8 @@
 local feeds, with a 10,000-item watchlist.
 
 Target (issue #14): with two worker processes, on a two-core machine, ingest runs at
-least 1.6 times as fast as in process. Not part of CI (``tests/test_benchmarks.py``
-runs it tiny). Run with ``make bench-workers`` (or ``python -m benchmarks.workers
+least 1.6 times as fast as in process. Not part of CI (``tests/test_workers.py`` runs it
+tiny, in the slow tier). Run with ``make bench-workers`` (or ``python -m benchmarks.workers
 --help``).
 
 It serves ``--feeds`` RSS feeds of ``--items`` news-length items each (450-900 words of

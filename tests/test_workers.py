@@ -58,11 +58,10 @@ def local_feed(project: Project, site: Site, receiver: Receiver, items: list[Ite
 
 def with_pool(runner: Runner,
               work: Callable[[Pipeline, _Work, _ConfigWatcher], Awaitable[T]]) -> T:
-    """Run ``work`` with one pipeline over the runner's pool, as the daemon holds them,
-    once the workers are up (until then, the daemon runs the steps itself)."""
+    """Run ``work`` with one pipeline over the runner's pool, as the daemon holds them."""
 
     async def run() -> T:
-        async with runner._clients(ready=True) as build:
+        async with runner._clients() as build:
             daemon = _Work(runner, *await build(runner.config), lambda exc: None)
             return await work(daemon.pipeline, daemon, _ConfigWatcher(runner, daemon, build))
 
@@ -396,3 +395,15 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.slow
+def test_the_workers_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """``make bench-workers``, tiny: both modes store every article and a ratio is
+    reported."""
+    from benchmarks import workers as bench
+
+    assert bench.main(["--feeds", "2", "--items", "5", "--watch", "20", "--runs", "1"]) == 0
+    report = capsys.readouterr().out
+    assert "10 articles stored by each" in report
+    assert re.search(r"ratio\s+\d+\.\d\dx\s+\d+\.\d\dx", report), report

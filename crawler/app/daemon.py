@@ -165,7 +165,7 @@ class Runner:
 
     async def once(self, progress: Callable[[PollResult], None] | None = None) -> OnceReport:
         """Poll every source that no other process holds, then deliver what is due."""
-        async with self._clients(ready=True) as build:
+        async with self._clients() as build:
             pipeline, dispatcher = await build(self.config)
             polls = await self._poll(pipeline, due_only=False, progress=progress)
             return OnceReport(polls, await dispatcher.deliver_due())
@@ -332,11 +332,10 @@ class Runner:
         return [r for r in await asyncio.gather(*(one(s) for s in claimed)) if r]
 
     @asynccontextmanager
-    async def _clients(self, *, ready: bool = False) -> AsyncIterator[Builder]:
+    async def _clients(self) -> AsyncIterator[Builder]:
         """Open the HTTP clients and start the workers for one pass or one daemon run
         (closed after it), and yield a builder of the pipeline and dispatcher for a config
-        over them. With ``ready``, the workers are up before (else the first steps may run
-        in this process while they start)."""
+        over them."""
         settings = self.config.settings
         async with make_client(allow_private_networks=settings.allow_private_networks,
                                transport=self._collect_transport) as collect, \
@@ -360,8 +359,6 @@ class Runner:
 
             try:
                 await work.start()
-                if ready:
-                    await work.ready()
                 yield build
             finally:  # the store's thread ends once its queued calls have run
                 await work.close()

@@ -34,6 +34,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -156,8 +157,6 @@ class Work(Protocol):
 
     async def start(self) -> None: ...
 
-    async def ready(self) -> None: ...
-
     async def parse(self, source: str, body: bytes, headers: Mapping[str, str],
                     url: str) -> Parsed: ...
 
@@ -172,9 +171,6 @@ class InProcess:
     though the thread shares the interpreter with it."""
 
     async def start(self) -> None:
-        return None
-
-    async def ready(self) -> None:
         return None
 
     async def parse(self, source: str, body: bytes, headers: Mapping[str, str],
@@ -192,14 +188,9 @@ class InProcess:
 
 
 class Pool:
-    """The steps in ``size`` worker processes.
-
-    The workers start in the background (:meth:`start`): the first start waits for the
-    fork server's imports, a second or two, and the daemon's first polls are not held
-    up by it: until the workers are up for the first time, the steps run in a thread here,
-    as with ``workers: 0``. After a worker died, the next task waits for new ones (a
-    fraction of a second), so what killed one never runs in the daemon itself.
-    """
+    """The steps in ``size`` worker processes, started in the background by :meth:`start`
+    (the first start waits for the fork server's imports, about a second: the first
+    fetches go on meanwhile), and again by the next task after one died."""
 
     def __init__(self, size: int, hook: Hook | None = None) -> None:
         if size < 1:
@@ -207,8 +198,6 @@ class Pool:
         self.size = size
         self._hook = hook
         self._executor: ProcessPoolExecutor | None = None
-        self._up = False  # whether the workers have started once
-        self._local = InProcess()
         self._starting = asyncio.Lock()
         self._warming: asyncio.Task[None] | None = None
         self._pickled: dict[str, bytes] = {}  # matching version → its watchlists, pickled
@@ -218,30 +207,19 @@ class Pool:
         if self._warming is None or self._warming.done():
             self._warming = asyncio.create_task(self._warm())
 
-    async def ready(self) -> None:
-        """Wait until the workers are up (``once``, which rather waits a second than
-        runs its first polls here)."""
-        await self._pool()
-
     async def _warm(self) -> None:
         try:
             await self._pool()
-        except Exception:  # logged; the steps run here meanwhile, and the next one tries
+        except Exception:  # logged here; each task then tries again, and fails its poll
             log.exception("the worker processes could not be started")
 
     async def parse(self, source: str, body: bytes, headers: Mapping[str, str],
                     url: str) -> Parsed:
-        if not self._up:
-            await self.start()
-            return await self._local.parse(source, body, headers, url)
         return await self._run(source, "parse", "parsing the feed", parse, source, body,
                                dict(headers), url)
 
     async def prepare(self, source: str, items: Sequence[Keyed], now: datetime,
                       matching: Matching) -> Prepared:
-        if not self._up:
-            await self.start()
-            return await self._local.prepare(source, items, now, matching)
         prepared = await self._run(source, "prepare", "matching", _prepare, source,
                                    list(items), now, matching.version, None)
         if prepared is None:  # that worker has not built this version's matcher yet
@@ -265,7 +243,7 @@ class Pool:
         done, _ = await asyncio.wait([stopping], timeout=STOP_GRACE_S)
         if not done:
             log.warning("worker processes still busy after %gs; killing them", STOP_GRACE_S)
-            for process in list(executor._processes.values()):
+            for process in list((executor._processes or {}).values()):
                 process.kill()
             await stopping
 
@@ -275,9 +253,7 @@ class Pool:
         async with self._starting:
             if self._executor is None:
                 self._executor = await asyncio.to_thread(self._spawn)
-                if not self._up:
-                    log.info("%d worker process(es) started", self.size)
-                self._up = True
+                log.info("%d worker process(es) started", self.size)
             return self._executor
 
     def _spawn(self) -> ProcessPoolExecutor:
@@ -431,13 +407,13 @@ def _end_with(daemon: int) -> None:
     """Exit once the daemon is gone: one killed with SIGKILL leaves no worker behind.
     (Its pid, not our parent's: that is the fork server, which the workers keep alive.)"""
     while True:
-        threading.Event().wait(ORPHAN_CHECK_S)
+        time.sleep(ORPHAN_CHECK_S)
         try:
             os.kill(daemon, 0)
         except ProcessLookupError:
             os._exit(0)
-        except OSError:  # alive, under another user: cannot be
-            pass
+        except PermissionError:  # another user's process has its pid now
+            os._exit(0)
 
 
 def _task(name: str, step: Callable[..., T], *args: Any) -> _Done[Any]:

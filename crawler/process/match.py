@@ -263,8 +263,8 @@ class Matcher:
         process asks for them only then: ``crawler/app/workers.py``)."""
         matcher = cls._cache.get(version)
         if matcher is None and watchlists is not None:
-            if len(cls._cache) >= 4:
-                cls._cache.clear()
+            if len(cls._cache) >= 2:  # 10,000 items take 200 MB: the running version and
+                cls._cache.clear()    # the one before (a poll in flight over a reload)
             matcher = cls._cache[version] = cls(watchlists)
         return matcher
 
