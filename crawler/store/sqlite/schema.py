@@ -172,7 +172,7 @@ def _v10(db: sqlite_utils.Database) -> None:
     They are recomputed from the stored text (in the comparable form the pipeline
     fingerprints) for articles fetched within ``RESIGN_HORIZON`` of the newest one that
     has a signature. The config, and so ``stories.window``, is unknown here: 14 days is
-    almost five times the default window of 3 days, and bounds the work (about 3,000
+    almost five times the default window of 3 days, and bounds the work (2,000 to 4,000
     articles a second) whatever the text retention, where recomputing every unpruned
     article (180 days by default) could hold a daemon's start for many minutes. Older
     signatures and all old band keys are dropped: those articles are outside any but an
