@@ -67,6 +67,7 @@ def _coefficients(name: str) -> _Hashes:
 
 
 _A, _B = _coefficients("a"), _coefficients("b")
+_CHUNK = 4096  # shingles hashed at once: a 4096 × HASHES uint64 array, 2 MiB
 _MULTIPLIER = _U64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2⁶⁴
 
 
@@ -128,8 +129,11 @@ def signature(parts: _Hashes) -> bytes:
     if not parts.size:
         return b""
     x = parts % _U64(PRIME)
-    values = (np.multiply.outer(x, _A) + _B) % _U64(PRIME)
-    return bytes(values.min(axis=0).astype("<u4").tobytes())
+    smallest = np.full(HASHES, PRIME, dtype=_U64)
+    for start in range(0, x.size, _CHUNK):  # memory bounded for a text of any length
+        values = (np.multiply.outer(x[start:start + _CHUNK], _A) + _B) % _U64(PRIME)
+        np.minimum(smallest, values.min(axis=0), out=smallest)
+    return bytes(smallest.astype("<u4").tobytes())
 
 
 def band_keys(sig: bytes) -> tuple[int, ...]:
