@@ -18,7 +18,7 @@ def test_the_ingest_benchmark_runs_tiny_and_prints_its_table() -> None:
     assert done.returncode == 0, done.stderr
     for row in ("newswatch once (whole)", "newswatch once (steady, no startup)",
                 "floor: feedparser + executemany", "parse", "dedup", "extract", "match",
-                "fingerprint", "store", "plan"):
+                "fold", "fingerprint", "store", "plan"):
         assert row in done.stdout
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["articles"] == 5 and report["alerts_planned"] == report["matched"] > 0

@@ -28,9 +28,10 @@ Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 Each step from keys to matching runs per item (crawler.app.rejects): an item that raises
 is dropped alone, counted and logged once a poll, and the rest of the feed goes on.
 
-Each poll adds the seconds it spent in parse, dedup, extract, match, fingerprint
-(with ``search.document``), store and plan to the ``newswatch_stage_seconds`` summary:
-where ingest time goes (``make bench-ingest`` reports it per article).
+Each poll adds the seconds it spent in parse, dedup, extract, match, fold (the
+comparable text, ``search.document``), fingerprint, store and plan to the
+``newswatch_stage_seconds`` summary: where ingest time goes (``make bench-ingest``
+reports it per article).
 """
 
 from __future__ import annotations
@@ -318,7 +319,7 @@ class Pipeline:
         again in its transaction, with those the pages gave: a page naming a known
         article, or one stored meanwhile by another process, is not stored twice."""
         now = self.clock.now()
-        spent = dict.fromkeys(("match", "fingerprint", "plan"), 0.0)
+        spent = dict.fromkeys(("match", "fold", "fingerprint", "plan"), 0.0)
         clock = time.perf_counter
 
         def prepare(item: Keyed) -> NewArticle:
@@ -326,9 +327,11 @@ class Pipeline:
             matches = self.matcher.match(item.article)
             matched = clock()
             document = search.document(item.article)
+            folded = clock()
             fingerprint = stories.fingerprint(document)
             spent["match"] += matched - started
-            spent["fingerprint"] += clock() - matched
+            spent["fold"] += folded - matched
+            spent["fingerprint"] += clock() - folded
             return NewArticle(item.article, item.keys, matches, fingerprint, document)
 
         batch = rejects.each(items, prepare, _keyed_link)
