@@ -66,7 +66,7 @@ def _coefficients(name: str) -> _Hashes:
                      for i in range(HASHES)], dtype=_U64)
 
 
-_A, _B = _coefficients("a"), _coefficients("b")
+_A, _B_COLUMN = _coefficients("a"), _coefficients("b")[:, np.newaxis]
 _CHUNK = 4096  # shingles hashed at once: a 4096 × HASHES uint64 array, 2 MiB
 _MULTIPLIER = _U64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2⁶⁴
 
@@ -131,8 +131,9 @@ def signature(parts: _Hashes) -> bytes:
     x = parts % _U64(PRIME)
     smallest = np.full(HASHES, PRIME, dtype=_U64)
     for start in range(0, x.size, _CHUNK):  # memory bounded for a text of any length
-        values = (np.multiply.outer(x[start:start + _CHUNK], _A) + _B) % _U64(PRIME)
-        np.minimum(smallest, values.min(axis=0), out=smallest)
+        # one row per hash function, so that each minimum runs over contiguous memory
+        values = (np.multiply.outer(_A, x[start:start + _CHUNK]) + _B_COLUMN) % _U64(PRIME)
+        np.minimum(smallest, values.min(axis=1), out=smallest)
     return bytes(smallest.astype("<u4").tobytes())
 
 
