@@ -312,6 +312,7 @@ class SourcesFile(_Model):
 
 
 FieldName = Literal["title", "summary", "text"]
+FIELDS: tuple[FieldName, ...] = ("title", "summary", "text")
 
 
 def _term(value: Any) -> str:

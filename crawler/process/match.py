@@ -22,7 +22,7 @@ from typing import ClassVar, NamedTuple
 
 import ahocorasick_rs
 
-from crawler.config import Alias, Config, ContextRule, WatchItem, WatchlistConfig
+from crawler.config import FIELDS, Alias, Config, ContextRule, WatchItem, WatchlistConfig
 from crawler.core.article import Article
 from crawler.process.fold import (
     aligned,
@@ -35,8 +35,6 @@ from crawler.process.fold import (
     is_word,
     spaced_fold,
 )
-
-FIELDS = ("title", "summary", "text")
 
 # --- results ---------------------------------------------------------------------------------
 
@@ -308,7 +306,8 @@ class Matcher:
 
     def _match(self, article: Article, misses: list[tuple[int, Miss]] | None) -> list[Match]:
         """``match``; with ``misses``, also every mention that did not count, and why."""
-        scanned = {f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
+        scanned: dict[str, _Folded] = {
+            f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
         if not any(s.raw for s in scanned.values()):
             return []
         texts = {f: getattr(article, f) for f in scanned}
