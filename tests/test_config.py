@@ -327,6 +327,7 @@ watchlists:
       - name: A
         none_of: [cricket]
       - {name: B}
+      - {name: B2}
       - {name: C, none_of: {terms: [x], within: 3}}
       - {name: D, none_of: {terms: [cricket], fields: [title]}}
       - {name: E, fields: [title, summary, text]}
@@ -342,10 +343,10 @@ watchlists:
             "to keep that (see docs/watchlists.md)")
     assert [str(w) for w in load_config(tmp_path).warnings] == [
         f"{file}:6:18: none_of of watch item 'A' " + said.format("title"),
-        f"{file}:3:42: none_of of watch item 'B' " + said.format("title")]
+        f"{file}:3:42: none_of of watch items 'B', 'B2' " + said.format("title")]
     result = newswatch("--config", str(tmp_path), "check")
     assert result.returncode == 0, result.stderr
     assert f"{file}:6:18: warning: none_of of watch item 'A' now reads" in result.stderr
     assert problems(write(tmp_path, watchlists=watchlists)) == [
-        "watchlists.yaml:14:53: any_of: write a list of terms, {terms: [...], within: N}, or "
+        "watchlists.yaml:15:53: any_of: write a list of terms, {terms: [...], within: N}, or "
         "a list of such mappings (each must hold)"]

@@ -112,8 +112,9 @@ def context_rule_warnings(watchlists: WatchlistsFile,
                           loaded: LoadedFile) -> list[ConfigProblem]:
     """Items whose context rules changed meaning: they read every field now, where they
     once read only the item's ``fields``. A rule with ``within`` (which reads the mention's
-    own field) or its own ``fields`` is unchanged, and so is an item reading every field."""
-    found = []
+    own field) or its own ``fields`` is unchanged, and so is an item reading every field.
+    Items sharing a rule from ``defaults`` get one warning there."""
+    found: dict[tuple[tuple[str | int, ...], str, str], list[str]] = {}
     for i, watchlist in enumerate(watchlists.watchlists):
         for j, (written, item) in enumerate(zip(watchlist.watch, watchlist.items(),
                                                 strict=True)):
@@ -127,10 +128,14 @@ def context_rule_warnings(watchlists: WatchlistsFile,
                 where: tuple[str | int, ...] = (
                     ("watchlists", i, "watch", j, kind) if getattr(written, kind) is not None
                     else ("watchlists", i, "defaults", kind))
-                shown = ", ".join(narrowed)
-                found.append(loaded.problem(where, (
-                    f"{kind} of watch item '{item.name}' now reads the whole article (title, "
-                    f"summary, text), though the item is looked for only in {shown}; earlier "
-                    f"releases read only {shown}. Give the rule fields: [{shown}] to keep "
-                    "that (see docs/watchlists.md)")))
-    return found
+                found.setdefault((where, kind, ", ".join(narrowed)), []).append(item.name)
+    warnings = []
+    for (where, kind, shown), names in found.items():
+        quoted = ", ".join(f"'{n}'" for n in names[:3]) + (
+            f" and {len(names) - 3} more" if len(names) > 3 else "")
+        warnings.append(loaded.problem(where, (
+            f"{kind} of watch item{'s' if len(names) > 1 else ''} {quoted} now reads the "
+            f"whole article (title, summary, text), though the item is looked for only in "
+            f"{shown}; earlier releases read only {shown}. Give the rule fields: [{shown}] "
+            "to keep that (see docs/watchlists.md)")))
+    return warnings

@@ -230,7 +230,12 @@ def _alias_parts(item: WatchItem) -> Iterable[tuple[str, bool]]:
 
 
 def _folded(phrase: str, casefold: bool = True) -> str:
-    return fold(phrase, casefold=casefold).strip()
+    """The phrase as the automaton looks for it; a ``*`` that folding left after no word
+    (after a tatweel, say) ends nothing, so it is dropped."""
+    folded = fold(phrase, casefold=casefold).strip()
+    if folded[-1:] == "*" and (len(folded) < 2 or not is_word(folded[-2])):
+        return folded[:-1].strip()
+    return folded
 
 
 class Matcher:
