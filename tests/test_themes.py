@@ -80,3 +80,26 @@ def test_the_declaration_matches_every_leader_bloc_and_theme(page: Article) -> N
     everything = {(w.name, item.name) for w in WATCHLISTS for item in w.watch}
     found = {(m.watchlist, m.watch) for m in MATCHER.match(page)}
     assert everything - found == set()
+
+
+@pytest.mark.parametrize(("written", "item"), [
+    ("Ahmad Masood", "Ahmad Massoud"), ("احمد مسعود", "Ahmad Massoud"),
+    ("Ata Mohammad Noor", "Atta Mohammad Noor"), ("Ustad Atta", "Atta Mohammad Noor"),
+    ("عطامحمد نور", "Atta Mohammad Noor"), ("Younus Qanooni", "Yunus Qanuni"),
+    ("محمد یونس قانونی", "Yunus Qanuni"), ("Mohammad Hanif Atmar", "Hanif Atmar"),
+    ("حنیف اتمر", "Hanif Atmar"), ("Mohaqqeq", "Mohammad Mohaqiq"),
+    ("استاد محمد محقق", "Mohammad Mohaqiq"), ("Marshal Dostum", "Abdul Rashid Dostum"),
+    ("جنرال عبدالرشید دوستم", "Abdul Rashid Dostum"),
+    ("Supreme National Resistance Council",
+     "National Resistance Council for the Salvation of Afghanistan"),
+    ("شورای عالی مقاومت ملی افغانستان",
+     "National Resistance Council for the Salvation of Afghanistan"),
+    ("مجمع ملی برای نجات افغانستان", "National Assembly for Salvation"),
+    ("جنبش ملی صلح و عدالت", "National Movement for Peace and Justice"),
+    ("جبهه مقاومت ملی افغانستان", "National Resistance Front"),
+    ("intra-Afghan negotiations", "intra-Afghan dialogue"),
+    ("مذاکرات بین‌الافغانی", "intra-Afghan dialogue"),
+])
+def test_the_leaders_and_blocs_are_known_by_their_usual_names(written: str, item: str) -> None:
+    found = {m.watch for m in MATCHER.match(Article("S", "u", "u", "", text=f"{written} said"))}
+    assert item in found
