@@ -4,15 +4,16 @@ Text and watch terms are compared in one *folded* form (``crawler.process.fold``
 
 All names, aliases and ``exclude`` phrases of every watch item are found in ONE pass of an
 Aho-Corasick automaton over the folded text; hits must start and end on word boundaries
-(in any script), but a prefix (``guarant*``) may end inside a word, and takes it whole. The same pass does most of the folding: an article's text is taken as
-UTF-8 after NFKC and a byte table for ASCII, and the automaton also holds *markers* for
-everything else the fold changes. Text without markers (most English news) is folded and
-searched in that one pass; text with markers has those characters replaced and is scanned
-again. Only articles with hits go further: context terms are searched (a second
-automaton), case-sensitive aliases are checked against the original text, and offsets are
-mapped back to the original text to quote it. Context rules read every field unless a
-rule names its own. ``Matcher.explain`` also says which mentions did not count and why;
-``Matcher.match``, the pipeline's, collects none of that.
+(in any script), but a prefix (``guarant*``) may end inside a word, and takes it whole.
+The same pass does most of the folding: an article's text is taken as UTF-8 after NFKC and
+a byte table for ASCII, and the automaton also holds *markers* for everything else the
+fold changes. Text without markers (most English news) is folded and searched in that one
+pass; text with markers has those characters replaced and is scanned again. Only articles
+with hits go further: context terms are searched (a second automaton), case-sensitive
+aliases are checked against the original text, and offsets are mapped back to the
+original text to quote it. Context rules read every field unless a rule names its own.
+``Matcher.explain`` also says which mentions did not count and why; ``Matcher.match``,
+the pipeline's, collects none of that.
 """
 
 from __future__ import annotations
