@@ -295,16 +295,17 @@ class Matcher:
             matcher = cls._cache[config.version] = cls(config.watchlists)
         return matcher
 
-    def match(self, article: Article) -> list[Match]:
-        """The first counting mention of each watch item in each field."""
-        return self._match(article, None)
+    def match(self, article: Article, *, every: bool = False) -> list[Match]:
+        """The first counting mention of each watch item in each field; with ``every``,
+        all of them (an alert marks every mention in its snippets)."""
+        return self._match(article, None, every)
 
     def explain(self, article: Article) -> Explanation:
         """``match``, and the mentions that did not count, for a user asking why: for each
         watch item that matched nowhere, its first mention in each field and the rule that
         stopped it. Costs the normal path nothing."""
         misses: list[tuple[int, Miss]] = []
-        found = self._match(article, misses)
+        found = self._match(article, misses, False)
         matched = {(m.watchlist, m.watch) for m in found}
         first: dict[tuple[int, str], Miss] = {}
         for index, miss in misses:
@@ -312,7 +313,8 @@ class Matcher:
                 first.setdefault((index, miss.field), miss)
         return Explanation(found, list(first.values()))
 
-    def _match(self, article: Article, misses: list[tuple[int, Miss]] | None) -> list[Match]:
+    def _match(self, article: Article, misses: list[tuple[int, Miss]] | None,
+               every: bool) -> list[Match]:
         """``match``; with ``misses``, also every mention that did not count, and why."""
         scanned: dict[str, _Folded] = {
             f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
@@ -343,13 +345,16 @@ class Matcher:
                 for index, excluded in self._excludes.get(phrase, ()):
                     hidden.setdefault(index, []).append((start, end, excluded))
             done: set[int] = set()
+            taken: dict[int, list[tuple[int, int]]] = {}  # with every: the spans counted
             quoted: dict[tuple[int, int], tuple[str, str]] = {}
             for phrase, start, end in sorted(hits[f], key=lambda h: (h[1], -h[2])):
                 for name in self._uses.get(phrase, ()):
                     item = self._items[name.item]
-                    if name.item in done or (
+                    if (name.item in done and not every) or (
                             item.sources is not None and article.source not in item.sources):
                         continue
+                    if any(s < end and start < e for s, e in taken.get(name.item, ())):
+                        continue  # a shorter alias inside a mention already counted
                     first, last = origin[start], origin[end - 1] + 1
                     surface = text[first:last]
                     failed: _Failed | None = None
@@ -382,6 +387,7 @@ class Matcher:
                                 failed.reason)))
                         continue
                     done.add(name.item)
+                    taken.setdefault(name.item, []).append((start, end))
                     if (first, last) not in quoted:  # often several items share a mention
                         quoted[first, last] = excerpts(text, first, last)
                     found_matches.append(Match(
