@@ -295,3 +295,13 @@ def test_a_prefix_needs_a_word_before_its_star(term: str) -> None:
         WatchItem.model_validate({"name": "x", "aliases": [term]})
     with pytest.raises(ValueError, match="a \\* ends a word"):
         WatchItem.model_validate({"name": "x", "none_of": [term]})
+
+
+def test_an_exclude_phrase_may_be_a_prefix() -> None:
+    m = matcher(WatchItem(name="guarantees", aliases=["guarant*"],
+                          exclude=["guaranteed loan*", "وام تضمین*"]))
+    def found(text: str) -> list[str]:
+        return [f.matched for f in m.match(Article("S", "u", "u", "", text=text))]
+    assert found("Banks offered guaranteed loans.") == []
+    assert found("وام تضمین‌شده") == []
+    assert found("Guaranteed loans and UN guarantees.") == ["guarantees"]
