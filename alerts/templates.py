@@ -20,6 +20,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from alerts.payload import as_story_data, story_data
+
 DEFAULTS = Path(__file__).parent / "templates"
 DEFAULT_FILES = {"subject": "subject.txt", "text": "body.txt", "html": "body.html"}
 SUBJECT_MAX = 200
@@ -171,25 +173,53 @@ def _compile(html: bool, chat: bool, source: str, filename: str) -> jinja2.Templ
     return env.template_class.from_code(env, code, env.make_globals(None))
 
 
-def context(payload: Mapping[str, Any], channel: str) -> dict[str, Any]:
-    """What a template sees for one delivery: an alert, a digest or an operator notice.
+def context(payload: Mapping[str, Any], channel: str,
+            timezone: str = "UTC") -> dict[str, Any]:
+    """What a template sees for one delivery: an alert, a digest or an operator notice,
+    of either payload version.
 
-    ``kind`` is ``alert``, ``digest`` or ``notice``; ``groups`` lists the watchlists, each
-    with its ``alerts`` (``watchlist``, ``article``, ``matches``); ``alerts`` is the flat list
-    and ``count`` its length; ``notice`` is set for operator notices.
+    ``kind`` is ``alert``, ``digest`` or ``notice``; ``stories`` lists the alerts as
+    version-2 ``data`` objects (one story each, its watchlists grouped; a digest's also
+    have ``queued_at``); ``timezone`` is the config's. The version-1 variables stay for
+    the templates written before: ``groups`` lists the watchlists, each with its
+    ``alerts`` (``watchlist``, ``article``, ``matches``, ``story``); ``alerts`` is the
+    flat list and ``count`` its length; ``notice`` is set for operator notices.
     """
     data = payload.get("data", {})
     kind = {"digest": "digest", "operator.notice": "notice"}.get(payload.get("type", ""),
                                                                 "alert")
-    if kind == "digest":
+    stories: list[dict[str, Any]] = []
+    if kind == "digest" and payload.get("version") == 2:
+        stories = list(data["alerts"])
+        groups = _groups(stories)
+    elif kind == "digest":
         groups = [{"watchlist": g["watchlist"],
                    "alerts": [{"watchlist": g["watchlist"], **a} for a in g["alerts"]]}
                   for g in data.get("watchlists", [])]
+        stories = [{**as_story_data(a), "queued_at": a["queued_at"]}
+                   for g in groups for a in g["alerts"]]
     elif kind == "alert":
-        groups = [{"watchlist": data["watchlist"], "alerts": [data]}]
+        stories = [story_data(payload)]
+        groups = (_groups(stories) if payload.get("version") == 2
+                  else [{"watchlist": data["watchlist"], "alerts": [data]}])
     else:
         groups = []
     alerts = [a for g in groups for a in g["alerts"]]
     return {"kind": kind, "channel": channel, "timestamp": payload.get("timestamp"),
             "groups": groups, "alerts": alerts, "count": len(alerts),
-            "notice": data if kind == "notice" else None}
+            "notice": data if kind == "notice" else None, "stories": stories,
+            "timezone": timezone}
+
+
+def _groups(stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Version-2 stories as the version-1 ``groups``: per watchlist, in order of first
+    appearance, one alert per story naming it, with its items' mentions as ``matches``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for story in stories:
+        extra: dict[str, Any] = {k: story[k] for k in ("story", "queued_at") if k in story}
+        for watchlist in story["watchlists"]:
+            groups.setdefault(watchlist["name"], []).append({
+                "watchlist": watchlist["name"], "article": story["article"],
+                "matches": [m for item in watchlist["items"] for m in item["mentions"]],
+                **extra})
+    return [{"watchlist": w, "alerts": a} for w, a in groups.items()]

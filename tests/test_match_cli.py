@@ -82,7 +82,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     old = Matcher.for_config(config)
     store.add_articles([stored_form(a, old.match(a)) for a in articles], fetched,
                        config.version, no_alerts)
-    stored = len(store.recent_matches(100))
+    stored = sum(len(a["matches"]) for a in store.matched_articles())
     store.close()
     assert stored == 1
 
@@ -113,7 +113,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
 
     assert receiver.delivered() == []
     store = SQLiteStore(config.database_path)
-    assert len(store.recent_matches(100)) == stored
+    assert sum(len(a["matches"]) for a in store.matched_articles()) == stored
     assert store.alert_counts() == {}
     store.close()
 
@@ -128,21 +128,23 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
     a = Article("S", "https://e.org/1", "https://e.org/1", "Women and education")
     store.add_articles([stored_form(a, Matcher.for_config(config).match(a))], now,
                        config.version, no_alerts)
-    [row] = store.recent_matches(10)
+    [article] = store.matched_articles()
+    [row] = article["matches"]
     store.close()
     assert row["highlight"] == "**Women** and education"
     assert json.loads(row["context"]) == ["any_of: education"]
 
 
 def test_backtest_summary_counts_every_article_and_tables_say_when_cut() -> None:
-    from crawler.cli.matching import _per_watch, _shown
+    from crawler.cli.base import shown
+    from crawler.cli.matching import _per_watch
 
     newly = [{"watchlist": "w", "watch": "A"}] * 3 + [{"watchlist": "w", "watch": "B"}]
     gone = [{"watchlist": "w", "watch": "B"}] * 3
     assert [(s["watch"], s["newly_matched"], s["no_longer_matched"])
             for s in _per_watch(newly, gone)] == [("B", 1, 3), ("A", 3, 0)]
-    assert _shown("would newly match", 4, 20) == "would newly match"
-    assert _shown("would newly match", 40, 20) == \
+    assert shown("would newly match", 4, 20) == "would newly match"
+    assert shown("would newly match", 40, 20) == \
         "would newly match: 20 of 40 shown (--limit)"
 
 
@@ -156,3 +158,58 @@ def test_match_file_html_extracts_a_whole_page_as_a_poll_does(project: Project) 
     fragment = project.cli("match", "--text", "<p>Ahmad Massoud spoke.</p>", "--html",
                            "--json", check=True)
     assert {m["watch"] for m in json.loads(fragment.stdout)["matches"]} == {"Ahmad Massoud"}
+
+
+def test_match_says_why_a_mention_did_not_count(project: Project) -> None:
+    """A mention vetoed by none_of or exclude, or lacking a required term, is listed with
+    the rule that stopped it, in the table and in --json."""
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "Ahmad Massoud", "aliases": ["Massoud"], "exclude": ["Ahmad Shah Massoud"]},
+        {"name": "sanctions", "none_of": ["cricket"]},
+        {"name": "Security Council", "any_of": {"terms": ["guarant*"], "within": 5}},
+        {"name": "Dostum"}]}]
+    text = ("Ahmad Shah Massoud is remembered. Dostum spoke. Sanctions on the cricket board. "
+            "The Security Council met.")
+    report = json.loads(project.cli("match", "--text", text, "--json", check=True).stdout)
+    assert [m["watch"] for m in report["matches"]] == ["Dostum"]
+    assert [(m["watch"], m["matched"], m["rule"], m["terms"], m["reason"])
+            for m in report["not_counted"]] == [
+        ("Ahmad Massoud", "Massoud", "exclude", ["Ahmad Shah Massoud"],
+         "inside the excluded 'Ahmad Shah Massoud'"),
+        ("sanctions", "Sanctions", "none_of", ["cricket"], "none_of: cricket"),
+        ("Security Council", "Security Council", "any_of", ["guarant*"],
+         "any_of: none of guarant* (within 5 words)")]
+    table = project.cli("match", "--text", text, check=True).stdout
+    assert "found but not counted" in table and "none_of: cricket" in table
+    nothing = project.cli("match", "--text", "The Security Council met.", check=True).stdout
+    assert "no watch item matches" in nothing and "guarant*" in nothing
+
+
+def test_backtest_shows_items_whose_context_rules_now_read_every_field(
+        project: Project) -> None:
+    """An item looked for in titles only once had its none_of read titles only: the match
+    stored then is gone now that none_of reads the whole article, and backtest says so and
+    why."""
+    project.hook("")
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "Taliban", "fields": ["title"], "none_of": ["cricket"]}]}]
+    config = project.config()
+    fetched = datetime.now(UTC) - timedelta(days=1)
+    store = SQLiteStore(config.database_path)
+    store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], fetched)
+    a = Article("S", "https://e.org/1", "https://e.org/1", "Taliban officials attend final",
+                text="The cricket final was played in Sharjah.")
+    then = Match("w", "Taliban", "Taliban", "Taliban", "title", 0, 7, a.title,
+                 "**Taliban** officials attend final")  # as the earlier release matched it
+    store.add_articles([stored_form(a, [then])], fetched, config.version, no_alerts)
+    store.close()
+    report = json.loads(project.cli("backtest", "--json", check=True).stdout)
+    assert [(r["watch"], r["why"]) for r in report["no_longer_matched"]] == [
+        ("Taliban", "title: none_of: cricket")]
+    table = project.cli("backtest", check=True).stdout
+    assert "would no longer match" in table and "title: none_of: cricket" in table
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "Taliban", "fields": ["title"],
+         "none_of": {"terms": ["cricket"], "fields": ["title"]}}]}]
+    kept = json.loads(project.cli("backtest", "--json", check=True).stdout)
+    assert kept["no_longer_matched"] == [] and kept["newly_matched"] == []

@@ -26,7 +26,7 @@ from crawler.core.errors import SchemaTooNewError
 from crawler.core.redact import shown_url
 from crawler.process import dedup, search, stories
 from crawler.process.search import comparable, parse_query
-from crawler.store import NewArticle, SQLiteStore
+from crawler.store import Mute, NewArticle, SQLiteStore
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite import STEPS
 from tests import schema
@@ -100,6 +100,26 @@ def test_step_7_scrubs_the_channel_tokens_kept_in_delivery_errors(v6: Path) -> N
                      f"channel hook: alerts are dead; last error: HTTP 500 from "
                      f"{shown_url(hook)}"]
     assert counts(v6) == {**TABLES, "migrations": len(STEPS)}
+
+
+def test_step_8_lets_the_stored_stories_be_muted_and_keeps_their_alerts(v6: Path) -> None:
+    store = SQLiteStore(v6)
+    [delivered] = store.alerts()
+    [first, *_] = store.matched_articles()
+    found = store.find_article(first["url"])
+    assert found is not None and found.story is not None
+    assert store.add_mute(Mute("story", found.story, "ana", EPOCH))[1] == 0
+    assert [a["status"] for a in store.alerts()] == [delivered["status"]]
+    assert [m["kind"] for m in store.mutes(EPOCH)] == ["story"]
+    assert store.rules_version() == (0, 0)
+def test_step_9_records_what_each_alert_of_today_named(v6: Path) -> None:
+    """Alerts queued per watchlist name their watchlist's items matched in their article,
+    so a story alerted before the upgrade is alerted for those on that channel."""
+    SQLiteStore(v6).close()
+    assert schema.rows(v6, "SELECT * FROM outbox_items") == [
+        {"outbox_id": 1, "watchlist": "afghan-opposition", "watch": "Ahmad Massoud"}]
+    assert schema.value(v6, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                            "AND tbl_name = 'outbox' AND sql LIKE '%article_id%'") == 1
 
 
 class Memory:

@@ -156,8 +156,37 @@ def _v7(db: sqlite_utils.Database) -> None:
                            [clean, row_key])
 
 
-def _reserved(db: sqlite_utils.Database) -> None:
-    """Placeholder for a step another branch adds (see _v10); dropped at merge."""
+def _v8(db: sqlite_utils.Database) -> None:
+    """Mutes and learned rules (AUTOINCREMENT: an id is never reused, so the rules' count
+    and highest id say whether they changed), and the mute behind a ``muted`` alert."""
+    db.execute("CREATE TABLE mutes (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "kind TEXT NOT NULL, target TEXT NOT NULL, watchlist TEXT, "
+               "story_id INTEGER, article_url TEXT, created_by TEXT NOT NULL, "
+               "created_at TEXT NOT NULL, until TEXT, alerts_muted INTEGER NOT NULL "
+               "DEFAULT 0, ended_at TEXT, ended_by TEXT)")
+    db.execute("CREATE INDEX mutes_kind_target ON mutes (kind, target)")
+    db.execute("CREATE INDEX mutes_story ON mutes (story_id)")
+    db.execute("CREATE TABLE learned_rules (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "watchlist TEXT NOT NULL, watch TEXT NOT NULL, kind TEXT NOT NULL, "
+               "term TEXT NOT NULL, created_by TEXT NOT NULL, created_at TEXT NOT NULL, "
+               "article_url TEXT, note TEXT NOT NULL DEFAULT '', "
+               "UNIQUE (watchlist, watch, kind, term))")
+    db.table("outbox").add_column("mute_id", int)
+
+
+def _v9(db: sqlite_utils.Database) -> None:
+    """Alerted-ness per (story, channel): which (watchlist, watch) pairs each alert named.
+    An alert queued before names its watchlist's items matched in its article (what
+    ``StoryContext.alerted`` read from it until now), so old stories keep their
+    follow-ups."""
+    db.execute("CREATE TABLE outbox_items (outbox_id INTEGER NOT NULL REFERENCES outbox(id), "
+               "watchlist TEXT NOT NULL, watch TEXT NOT NULL, "
+               "PRIMARY KEY (outbox_id, watchlist, watch)) WITHOUT ROWID")
+    db.table("outbox").create_index(["article_id"])
+    db.execute("INSERT OR IGNORE INTO outbox_items (outbox_id, watchlist, watch) "
+               "SELECT o.id, o.watchlist, m.watch FROM outbox o JOIN matches m "
+               "ON m.article_id = o.article_id AND m.watchlist = o.watchlist "
+               "WHERE o.kind = 'alert'")
 
 
 #: How far back from the newest article with a signature step 10 recomputes signatures.
@@ -211,10 +240,8 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(5, "matches: highlight, context", _v5),
     Step(6, "stories, similarity index, full-text search, article retention", _v6),
     Step(7, "channel URL tokens scrubbed from stored delivery errors and incidents", _v7),
-    # Steps 8 and 9 are other branches' (issue 14); these placeholders keep the numbering
-    # whole on this branch and are replaced by them at merge.
-    Step(8, "reserved for another branch's step 8", _reserved),
-    Step(9, "reserved for another branch's step 9", _reserved),
+    Step(8, "mutes, learned rules, muted alerts", _v8),
+    Step(9, "outbox_items: the watch items each alert named (one alert per story)", _v9),
     Step(10, "story signatures recomputed in the numpy MinHash format", _v10),
 ]
 
