@@ -51,8 +51,10 @@ class Senders:
     """The channels of one config with their templates, sharing one HTTP client."""
 
     def __init__(self, channels: Mapping[str, Channel], config_dir: Path,
-                 client: httpx.AsyncClient) -> None:
+                 client: httpx.AsyncClient, timezone: str = "UTC") -> None:
+        """``timezone``: the config's, in which emails show times."""
         self.channels = dict(channels)
+        self.timezone = timezone
         self.client = client
         self.renderers = {n: renderer_for(c, config_dir) for n, c in channels.items()}
         # operator notices use the shipped templates
@@ -76,7 +78,7 @@ class Senders:
                     else self.default_renderer)
         assert renderer is not None
         try:
-            rendered = renderer.render(context(payload, name))
+            rendered = renderer.render(context(payload, name, self.timezone), now)
         except TemplateProblem as exc:
             raise DeliveryError(name, str(exc), retryable=False) from exc
         if isinstance(channel, EmailChannel):

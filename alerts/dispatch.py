@@ -70,7 +70,8 @@ class Dispatcher:
         self.store = store
         self.settings = config.settings
         self.channels = config.enabled_channels()
-        self.senders = Senders(self.channels, config.directory, client)
+        self.senders = Senders(self.channels, config.directory, client,
+                               config.settings.timezone)
         self.clock = clock
         self.owner = owner
         self.concurrency = concurrency

@@ -116,7 +116,8 @@ async def send_test_alert(config: Config, channel: str, now: datetime) -> TestAl
                              watchlist.watch[0].name if watchlist else "Ahmad Massoud", now)
     message_id = "msg_test_" + secrets.token_hex(12)
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-        senders = Senders({channel: found}, config.directory, client)
+        senders = Senders({channel: found}, config.directory, client,
+                          config.settings.timezone)
         try:
             status = await senders.send(channel, message_id, payload, now)
         except DeliveryError as exc:
