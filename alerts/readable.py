@@ -126,22 +126,22 @@ def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> 
     names it too, rather than repeating it."""
     items = [(i, merge_snippets(i.get("snippets") or [], i.get("mentions") or []))
              for i in raw["items"]]
-    marks: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    marks: dict[str, list[tuple[int, int]]] = {}
     for _, snippets in items:
         for s in snippets:
-            marks.setdefault((s.field, s.text), []).extend(s.marks)
-    shown_under: dict[tuple[str, str], str] = {}
+            marks.setdefault(s.text, []).extend(s.marks)
+    shown_under: dict[str, str] = {}
     out = []
     for i, snippets in items:
         watch = str(i["watch"])
-        fresh = [s for s in snippets if (s.field, s.text) not in shown_under]
-        alongside = dict.fromkeys(shown_under[(s.field, s.text)] for s in snippets
-                                  if (s.field, s.text) in shown_under)
+        fresh = [s for s in snippets if s.text not in shown_under]
+        alongside = dict.fromkeys(shown_under[s.text] for s in snippets
+                                  if s.text in shown_under)
         for s in fresh[:SNIPPETS_PER_ITEM]:
-            shown_under[(s.field, s.text)] = watch
+            shown_under[s.text] = watch
         out.append(Item(
             watch, bool(i.get("new", watch in new_watches)), i.get("priority") == "high",
-            tuple(Snippet(s.field, s.text, normalise_marks(marks[(s.field, s.text)],
+            tuple(Snippet(s.field, s.text, normalise_marks(marks[s.text],
                                                            len(s.text)))
                   for s in fresh[:SNIPPETS_PER_ITEM]),
             max(0, len(fresh) - SNIPPETS_PER_ITEM), tuple(alongside),
@@ -151,24 +151,25 @@ def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> 
 
 def merge_snippets(snippets: Iterable[Mapping[str, Any]],
                    mentions: Iterable[Mapping[str, Any]] = ()) -> tuple[Snippet, ...]:
-    """One snippet per distinct sentence, with the marks of every copy of it merged.
+    """One snippet per distinct sentence (in whichever field), with the marks of every
+    copy of it merged.
 
     Version-2 items carry ``snippets``; an item without them (a version-1 alert) falls back
     to its mentions, whose snippets often repeat one sentence once per mention.
     """
-    found: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    found: dict[str, tuple[str, list[tuple[int, int]]]] = {}  # text → (field, marks)
     for s in snippets:
         text = str(s.get("text") or "")
-        found.setdefault((str(s.get("field") or "text"), text), []).extend(
+        found.setdefault(text, (str(s.get("field") or "text"), []))[1].extend(
             (int(a), int(b)) for a, b in s.get("marks") or [])
     if not found:
         for m in mentions:
             text = str(m.get("snippet") or "")
             span = find(text, str(m.get("matched") or ""))
-            found.setdefault((str(m.get("field") or "text"), text), []).extend(
+            found.setdefault(text, (str(m.get("field") or "text"), []))[1].extend(
                 [span] if span else [])
     return tuple(Snippet(field, text, normalise_marks(marks, len(text)))
-                 for (field, text), marks in found.items() if text.strip())
+                 for text, (field, marks) in found.items() if text.strip())
 
 
 def normalise_marks(marks: Iterable[tuple[int, int]], length: int) -> Marks:

@@ -5,8 +5,9 @@ http(s) links and ``highlight`` / ``marked`` mark mentions inside an escaped sni
 chat targets (Apprise), whose services read Markdown and mentions, every value is defused
 by ``chat_text`` instead. ``readable()`` gives the shipped templates their view of the
 alert (``alerts.readable``); ``isolate`` and ``block`` keep right-to-left text readable
-(see ``isolate_text``). A template problem (syntax, or a name it uses that the alert does not have) is reported with the
-template's file and line, at ``check`` time as well as when sending.
+(see ``isolate_text``). A template problem (syntax, or a name it uses that the alert does
+not have) is reported with the template's file and line, at ``check`` time as well as
+when sending.
 """
 
 from __future__ import annotations
@@ -297,7 +298,7 @@ def _groups(stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Version-2 stories as the version-1 ``groups``."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for story in stories:
-        extra = {k: story[k] for k in ("story", "queued_at") if k in story}
+        extra: dict[str, Any] = {k: story[k] for k in ("story", "queued_at") if k in story}
         for watchlist in story["watchlists"]:
             groups.setdefault(watchlist["name"], []).append({
                 "watchlist": watchlist["name"], "article": story["article"],
