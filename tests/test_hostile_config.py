@@ -99,7 +99,7 @@ def test_check_refuses_variables_outside_channel_secrets_smtp_and_database(
 
     found = problems(tmp_path)
 
-    hint = "only a channel's url, secret and urls, smtp.* and database read the " \
+    hint = "only a channel's url, secret, urls, to, from and smtp.*, and database, read the " \
            "environment; write $${ for a literal ${"
     assert found == [
         f"newswatch.yaml:6:19: directory: '${{FEEDS' is not expanded here: {hint}",

@@ -98,7 +98,7 @@ def _settings_env(path: KeyPath) -> bool:
     match path:
         case ("database",) | ("channels", _, "url" | "secret") | ("channels", _, "smtp", _):
             return True
-        case ("channels", _, "urls", *_):
+        case ("channels", _, "urls" | "to", *_) | ("channels", _, "from"):
             return True
     return False
 

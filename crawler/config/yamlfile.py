@@ -260,7 +260,7 @@ def _unescape(text: str, path: KeyPath, loaded: LoadedFile) -> str:
             return "$"
         loaded.unexpanded.append((path, loaded.problem(
             path, _field(path) + f"'{match.group(0)}' is not expanded here: only a channel's "
-                  "url, secret and urls, smtp.* and database read the environment; "
+                  "url, secret, urls, to, from and smtp.*, and database, read the environment; "
                   "write $${ for a literal ${")))
         return match.group(0)
 
