@@ -81,7 +81,6 @@ class View:
     stories: tuple[Story, ...]
     watchlists: tuple[str, ...]  # every watchlist named, in order of first appearance
     high: bool
-    follow_up: bool
 
 
 def view(stories: Iterable[Mapping[str, Any]], timezone: str = "UTC",
@@ -91,8 +90,7 @@ def view(stories: Iterable[Mapping[str, Any]], timezone: str = "UTC",
     when = parse_iso(now) if isinstance(now, str) else now
     shown = tuple(_story(s, ZoneInfo(timezone), when) for s in stories)
     names = dict.fromkeys(w.name for s in shown for w in s.watchlists)
-    return View(shown, tuple(names), any(s.high for s in shown),
-                any(s.follow_up for s in shown))
+    return View(shown, tuple(names), any(s.high for s in shown))
 
 
 def _story(data: Mapping[str, Any], zone: ZoneInfo, now: datetime | None) -> Story:

@@ -3,10 +3,13 @@ version-1 alerts as the pipeline queues them, and their right-to-left marking in
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import shutil
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +21,7 @@ from crawler.core.article import Article
 from crawler.process.extract import extract
 from crawler.process.match import Matcher
 from crawler.store.records import StoryContext
-from tests import alerts_v2
+from tests import alerts_v2, schema
 from tests.alerts_v2 import FA_TITLE, FA_URL, dari, english
 from tests.test_email import _Elements
 
@@ -149,7 +152,8 @@ def test_hostile_text_in_a_version_2_alert_stays_text() -> None:
     data["story"]["sources"] = ['<b onclick="x()">Echo</b>', "Amu TV"]
     item = data["watchlists"][0]["items"][0]
     item["watch"] = "<i>Massoud</i>"
-    item["snippets"] = [alerts_v2.sentence("<em>Ahmad Massoud</em> spoke.", "Ahmad Massoud")]
+    item["snippets"] = [alerts_v2.sentence("<em>Ahmad Massoud</em> spoke to @channel.",
+                                           "Ahmad Massoud")]
     out = render(payload)
     lowered = out.html.lower()
     for needle in ("<script", "<img", "<em>", "<i>", "<b ", "onerror=", "javascript:"):
@@ -160,6 +164,8 @@ def test_hostile_text_in_a_version_2_alert_stays_text() -> None:
     assert not any(name.startswith("on") for name, _ in parsed.attributes)
     assert "<bdi><mark>Ahmad Massoud</mark></bdi>" in out.html
     assert "<script>alert(1)</script>" in out.text, "the text part quotes it as written"
+    chat = Renderer(chat=True).render(context(payload, "desk"), SENT)
+    assert "@\u200bchannel" in chat.text and "@channel" not in chat.text
 
 
 def test_a_version_2_digest_counts_its_stories() -> None:
@@ -233,3 +239,20 @@ def test_times_read_in_the_zone_with_an_age() -> None:
     assert local_time(at, ZoneInfo("UTC")) == "1 Jul 2026, 06:00 UTC"
     assert [age(at, at + timedelta(minutes=m)) for m in (-5, 0, 25, 119, 60 * 50)] == \
         ["just now", "just now", "25 min ago", "1 h ago", "2 days ago"]
+
+
+def test_an_alert_queued_by_the_previous_release_renders(tmp_path: Path) -> None:
+    """The outbox row of a version-6 database, as it would be sent after the upgrade."""
+    db = tmp_path / "v6.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "store" / "v6.db", db)
+    (row,) = schema.rows(db, "SELECT payload FROM outbox LIMIT 1")
+    payload = json.loads(row["payload"])
+    assert payload["version"] == 1 and payload["data"]["story"]["id"] == 1
+    out = render(payload, "Asia/Kabul")
+    lines = out.text.splitlines()
+    assert out.subject == "[afghan-opposition] Story 0"
+    assert lines[:4] == ["Story 0", "https://kabul.example/news/0", "Kabul Daily",
+                         "Published 28 Nov 2026, 14:30 Asia/Kabul (UTC+04:30), 5 min ago"]
+    assert "- Ahmad Massoud" in lines
+    assert "  *Ahmad Massoud* met elders in Panjshir on Tuesday to discuss t" in lines
+    assert seen(out.html).links == ["https://kabul.example/news/0"]
