@@ -115,6 +115,15 @@ def test_query_translation_quotes_words_and_keeps_operators() -> None:
     assert fts5(search.parse_query("ACCORD or nor")) == '"accord" "or" "nor"'
     assert fts5(search.parse_query("a AND NOT b")) == '"a" NOT "b"'
     assert search.comparable("يكي ك") == search.comparable("یکی ک")
+    # A watch item's spellings: each a phrase, whatever it holds; a trailing * a prefix.
+    item = search.any_phrase(["Ahmad Massoud", 'say "AND" (OR)', "guarantee*", "احمد مسعود",
+                              "ahmad  MASSOUD", "--"])
+    assert fts5(item) == '"ahmad massoud" OR "say and or" OR "guarantee"* OR "احمد مسعود"'
+    assert fts5(search.both(item, search.parse_query("Kabul OR Herat"))) == (
+        '( "ahmad massoud" OR "say and or" OR "guarantee"* OR "احمد مسعود" ) AND '
+        '( "kabul" OR "herat" )')
+    with pytest.raises(search.QueryError):
+        search.any_phrase(["--", "*"])
 
 
 def test_prune_keeps_dedup_keys_so_a_pruned_article_does_not_alert_again(
@@ -177,6 +186,99 @@ def test_export_jsonl_and_csv_with_filters(project: Project) -> None:
     project.cli("export", "--format", "csv", "-o", str(sheet), check=True)
     assert sheet.read_bytes().startswith(b"\xef\xbb\xbfurl,")
     assert sheet.read_text(encoding="utf-8-sig") == text.removeprefix("\ufeff")
+
+
+NORTH = {"name": "northern-leaders", "channels": ["hook"], "watch": [
+    {"name": "Abdul Rashid Dostum", "aliases": ["General Dostum", "دوستم"]},
+    {"name": "Ahmad Massoud", "aliases": ["احمد مسعود"]}]}
+DOSTUM_DARI = article(
+    "Kabul", "https://kabul.example/dostum-ankara", "دوستم: گفت‌وگو تنها راه است",
+    "<p>جنرال عبدالرشید دوستم، رهبر جنبش ملی اسلامی افغانستان، روز سه‌شنبه در آنکارا گفت که "
+    "گفت‌وگوی بین‌الافغانی تنها راه پایان بحران کنونی است.</p>", OLD + timedelta(days=5))
+DOSTUM_EN = article(
+    "Wire", "https://wire.example/dostum-jowzjan", "Dostum returns to Jowzjan",
+    "<p>Abdul Rashid Dostum returned to Sheberghan, the capital of Jowzjan province, "
+    "after three years abroad, his spokesman said on Friday.</p>", OLD + timedelta(days=6))
+
+
+def with_the_north(project: Project) -> None:
+    """The archive, a watchlist with Dari aliases, and two Dostum articles: one in Dari."""
+    project.watchlists = [WATCHLIST, NORTH]
+    archive(project)
+    later = FakeClock()
+    later.advance(3600)  # after the archive's five polls
+    ingest(project, [DOSTUM_DARI, DOSTUM_EN], later).close()
+
+
+def test_matches_lists_each_article_once_with_its_link_and_every_item(
+        project: Project) -> None:
+    with_the_north(project)
+    listing = json.loads(project.cli("matches", "--json", check=True).stdout)
+    urls = [a["url"] for a in listing["articles"]]
+    # Every matched article once, newest match first; the quake named nobody.
+    assert urls == [DOSTUM_EN.url, DOSTUM_DARI.url, DARI.url, SAME_EVENT[1].url,
+                    BASES["joint-declaration"].url, BASES["massoud-dialogue"].url]
+    assert listing["total"] == 6
+    dialogue = listing["articles"][-1]
+    assert {(m["watchlist"], m["watch"]) for m in dialogue["matches"]} == {
+        ("afghan-opposition", "Ahmad Massoud"), ("afghan-opposition", "intra-Afghan dialogue"),
+        ("northern-leaders", "Ahmad Massoud")}
+    table = project.cli("matches", "--limit", "4", check=True).stdout
+    assert "matched articles: 4 of 6 shown (--limit)" in table
+    assert all(table.count(url) == 1 for url in urls[:4])
+    assert BASES["massoud-dialogue"].url not in table
+    # One row per article, its items grouped by watchlist, other spellings after them.
+    assert "northern-leaders: Abdul Rashid Dostum (دوستم)" in table
+    assert "northern-leaders: Ahmad Massoud (احمد مسعود)" in table
+    whole = project.cli("matches", check=True).stdout
+    assert whole.splitlines()[0].strip() == "matched articles"
+    assert "afghan-opposition: Ahmad Massoud, intra-Afghan dialogue" in whole
+
+
+def test_matches_filters_are_counted_and_checked(project: Project) -> None:
+    with_the_north(project)
+
+    def listed(*args: str) -> tuple[int, list[str]]:
+        found = json.loads(project.cli("matches", "--json", *args, check=True).stdout)
+        return found["total"], [a["url"] for a in found["articles"]]
+
+    # The declaration names Dostum too.
+    assert listed("--watch", "Abdul Rashid Dostum", "--limit", "1") == (3, [DOSTUM_EN.url])
+    assert listed("--watch", "Ahmad Massoud", "--source", "Kabul") == (
+        2, [DARI.url, SAME_EVENT[1].url])
+    total, _ = listed("--watchlist", "northern-leaders")
+    assert total == 6 and listed("--since", "2100-01-01") == (0, [])
+    assert "no matched articles for these filters" in project.cli(
+        "matches", "--watch", "Atta Mohammad Noor", "--source", "Kabul", check=True).stdout
+    for args, meant in ((("--watch", "Abdul Rashid Dostam"), "Abdul Rashid Dostum"),
+                        (("--watchlist", "northern-leader"), "northern-leaders"),
+                        (("--source", "Kabull"), "Kabul")):
+        typo = project.cli("matches", *args)
+        assert typo.returncode == 2 and f"did you mean {meant!r}?" in typo.stderr, args
+    # An item named in another watchlist only is no item of this one.
+    other = project.cli("matches", "--watchlist", "northern-leaders", "--watch",
+                        "Atta Mohammad Noor")
+    assert other.returncode == 2 and "no watch item named" in other.stderr
+
+
+def test_search_by_watch_item_finds_every_script_it_is_written_in(project: Project) -> None:
+    with_the_north(project)
+    declaration = BASES["joint-declaration"].url  # names him too, in English
+    assert [r["url"] for r in found(project, "Dostum")] == [DOSTUM_EN.url, declaration]
+    hits = found(project, "--watch", "Abdul Rashid Dostum")
+    assert [r["url"] for r in hits] == [DOSTUM_EN.url, DOSTUM_DARI.url, declaration]
+    assert "«دوستم»" in str(hits[1]["snippet"])
+    # With a query too, an article must have both.
+    assert [r["url"] for r in found(project, "آنکارا", "--watch", "Abdul Rashid Dostum")] \
+        == [DOSTUM_DARI.url]
+    assert [r["url"] for r in found(project, "--watch", "Abdul Rashid Dostum",
+                                    "Jowzjan OR Sheberghan")] == [DOSTUM_EN.url]
+    table = project.cli("search", "--watch", "Abdul Rashid Dostum", check=True).stdout
+    assert "3 article(s) for watch item Abdul Rashid Dostum" in table
+    typo = project.cli("search", "--watch", "Abdul Rashid Dostam")
+    assert typo.returncode == 2 and "did you mean 'Abdul Rashid Dostum'?" in typo.stderr
+    neither = project.cli("search")
+    assert neither.returncode == 2 and "give a QUERY, --watch NAME, or both" in neither.stderr
 
 
 def test_atom_feed_of_a_watchlist_is_rewritten_on_each_change(

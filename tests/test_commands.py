@@ -40,3 +40,6 @@ def test_sources_test_checks_each_source_and_stores_nothing(project: Project,
     assert only_good.returncode == 0 and "Good" in only_good.stdout
     assert not (project.root / "data" / "test.db").exists(), "a test stores nothing"
     assert project.cli("sources", "test", "Nope").returncode == 2
+    typo = project.cli("sources", "test", "Good", "God")
+    assert typo.returncode == 2 and "no enabled source named 'God'; did you mean 'Good'?" \
+        in typo.stderr

@@ -104,7 +104,7 @@ def test_once_delivers_each_alert_exactly_once(project: Project, site: Site,
     # The old item was stored and matched, just not alerted.
     matches = json.loads(project.cli("matches", "--json", "--limit", "100",
                                      check=True).stdout)
-    assert any(m["url"] == f"{base}/a/5" for m in matches)
+    assert any(a["url"] == f"{base}/a/5" for a in matches["articles"])
 
     project.cli("once", check=True)
     assert len(receiver.delivered()) == 3, "a second pass must send nothing"

@@ -82,7 +82,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
     old = Matcher.for_config(config)
     store.add_articles([stored_form(a, old.match(a)) for a in articles], fetched,
                        config.version, no_alerts)
-    stored = len(store.recent_matches(100))
+    stored = sum(len(a["matches"]) for a in store.matched_articles())
     store.close()
     assert stored == 1
 
@@ -113,7 +113,7 @@ def test_backtest_reports_new_and_gone_matches_and_sends_nothing(
 
     assert receiver.delivered() == []
     store = SQLiteStore(config.database_path)
-    assert len(store.recent_matches(100)) == stored
+    assert sum(len(a["matches"]) for a in store.matched_articles()) == stored
     assert store.alert_counts() == {}
     store.close()
 
@@ -128,21 +128,23 @@ def test_stored_matches_keep_the_highlight_and_context(project: Project) -> None
     a = Article("S", "https://e.org/1", "https://e.org/1", "Women and education")
     store.add_articles([stored_form(a, Matcher.for_config(config).match(a))], now,
                        config.version, no_alerts)
-    [row] = store.recent_matches(10)
+    [article] = store.matched_articles()
+    [row] = article["matches"]
     store.close()
     assert row["highlight"] == "**Women** and education"
     assert json.loads(row["context"]) == ["any_of: education"]
 
 
 def test_backtest_summary_counts_every_article_and_tables_say_when_cut() -> None:
-    from crawler.cli.matching import _per_watch, _shown
+    from crawler.cli.base import shown
+    from crawler.cli.matching import _per_watch
 
     newly = [{"watchlist": "w", "watch": "A"}] * 3 + [{"watchlist": "w", "watch": "B"}]
     gone = [{"watchlist": "w", "watch": "B"}] * 3
     assert [(s["watch"], s["newly_matched"], s["no_longer_matched"])
             for s in _per_watch(newly, gone)] == [("B", 1, 3), ("A", 3, 0)]
-    assert _shown("would newly match", 4, 20) == "would newly match"
-    assert _shown("would newly match", 40, 20) == \
+    assert shown("would newly match", 4, 20) == "would newly match"
+    assert shown("would newly match", 40, 20) == \
         "would newly match: 20 of 40 shown (--limit)"
 
 

@@ -50,12 +50,14 @@ def test_the_previous_release_config_and_database_work_together(tmp_path: Path) 
     shutil.copy(Path(__file__).parent / "fixtures" / "store" / "v6.db",
                 tmp_path / "data" / "newswatch.db")
     shown = {}
-    for command in ("matches", "stories", "alerts", "status"):
+    for command in ("matches", "stories", "alerts", "status", "mutes", "rules"):
         result = newswatch("--config", str(config), command, "--json")
         assert result.returncode == 0, (command, result.stderr)
         shown[command] = json.loads(result.stdout)
-    assert shown["matches"] and shown["alerts"]
-    assert all(row["watchlist"] for row in shown["matches"])
+    assert shown["matches"]["articles"] and shown["alerts"]
+    assert shown["matches"]["total"] == len(shown["matches"]["articles"])
+    assert all(m["watchlist"] for row in shown["matches"]["articles"] for m in row["matches"])
+    assert shown["mutes"] == [] and shown["rules"] == []
 
 
 def test_source_rows_of_the_previous_release_keep_their_state(project: Project) -> None:

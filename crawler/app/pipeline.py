@@ -9,6 +9,7 @@
     extract   extract.extract        plain text; the page's body, canonical URLs and date;
                                      the outcome a type: FullText, FeedText or Failed
     match     match.Matcher          mentions of watch items, with offsets and snippets
+                                     (the YAML watchlists with the learned rules added)
               search.document        the normalised text the full-text index holds
               stories.fingerprint    MinHash signature and band keys of its title and text
     dedup     Store.add_articles     again, with the URLs the page gave for itself, then
@@ -16,7 +17,8 @@
                                      rows in ONE transaction; inside it the article joins
                                      or starts a story, and then
     alert     alerts.outbox.plan     one outbox row per (watchlist, enabled channel) and
-                                     story: a story's later copies alert only for new items
+                                     story: a story's later copies alert only for new items;
+                                     matches the mutes in force silence are left out first
     publish   atom.write_feeds       each watchlist's Atom feed, when it got new matches
 
 Matching, fingerprints and alert planning are pure; the store commits their results with
@@ -42,7 +44,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from alerts import outbox
-from crawler.app import atom
+from crawler.app import atom, tuning
 from crawler.app.rejects import Rejects
 from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
@@ -90,6 +92,8 @@ class Pipeline:
         self.clock = clock
         self.owner = owner
         self.matcher = Matcher.for_config(config)
+        self.tuned = config  # with the learned rules (crawler.app.tuning) of _rules
+        self._rules: tuple[int, int] = (0, 0)
         self.sources = {s.name: s for s in config.active_sources()}
         enabled = config.enabled_channels()
         self.routes = {w.name: [c for c in w.channels if c in enabled]
@@ -309,6 +313,8 @@ class Pipeline:
         again in its transaction, with those the pages gave: a page naming a known
         article, or one stored meanwhile by another process, is not stored twice."""
         now = self.clock.now()
+        if items:
+            await self._learned_rules()
 
         def prepare(item: Keyed) -> NewArticle:
             document = search.document(item.article)
@@ -319,10 +325,10 @@ class Pipeline:
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
-            return outbox.plan(article, matches, self.routes, now, self.max_age,
-                               self.policy, story)
+            return outbox.plan(article, story.muted.unmuted(matches), self.routes, now,
+                               self.max_age, self.policy, story)
 
-        kept = await self.store.add_articles(batch, now, self.config.version, plan,
+        kept = await self.store.add_articles(batch, now, self.tuned.version, plan,
                                        self.story_rules)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
         changed: set[str] = set()
@@ -342,6 +348,18 @@ class Pipeline:
         return PollResult(source, collected, len(kept),
                           sum(1 for entry in kept if entry.matches),
                           sum(len(entry.rows) for entry in kept))
+
+    async def _learned_rules(self) -> None:
+        """Match with the learned rules of the database (the overlay on the YAML
+        watchlists): looked up before each batch (a count and an id), so a rule applied
+        from the CLI or the desk holds from the next batch on, with no reload."""
+        version = await self.store.rules_version()
+        if version != self._rules:
+            self.tuned = tuning.overlay(self.config, await self.store.rules())
+            self.matcher = Matcher.for_config(self.tuned)
+            self._rules = version
+            if version[0]:
+                log.info("matching with %d learned rule(s) from the database", version[0])
 
     async def publish(self, watchlists: set[str]) -> None:
         """Rewrite the Atom feeds of watchlists that got new matches (when configured).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,12 +15,14 @@ from crawler.cli.base import (
     Context,
     cli,
     err,
-    known_name,
+    known_source,
+    known_watch,
     known_watchlist,
     out,
     parse_since,
     print_json,
     show_table,
+    shown,
 )
 from crawler.core.clock import SystemClock
 from crawler.core.errors import StoreError
@@ -26,21 +30,55 @@ from crawler.process import search
 
 
 @cli.command()
+@click.option("--watchlist", help="Only articles that matched this watchlist (and only its "
+              "items are listed).")
+@click.option("--watch", help="Only articles that matched this watch item.")
+@click.option("--source", help="Only articles of this source.")
+@click.option("--since", help="Only matches stored in this last span (7d) or since a date.")
 @click.option("--limit", default=20, show_default=True, type=LIMIT,
-              help="How many matches to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
+              help="How many articles to show.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the total and the articles, each with its matches, as JSON.")
 @click.pass_obj
-def matches(obj: Context, limit: int, as_json: bool) -> None:
-    """The most recent matches, newest first."""
+def matches(obj: Context, watchlist: str | None, watch: str | None, source: str | None,
+            since: str | None, limit: int, as_json: bool) -> None:
+    """The most recently matched articles, newest match first: one row per article, with
+    its link and every watch item it matched, grouped by watchlist."""
     config = obj.config()
+    known_watchlist(config, watchlist)
+    known_watch(config, watch, watchlist)
+    after = parse_since(since)
     with obj.store(config) as store:
-        rows = store.recent_matches(limit)
+        known_source(config, store, source)
+        rows = store.matched_articles(watchlist=watchlist, watch=watch, source=source,
+                                      since=after, limit=limit)
+        total = store.count_matched_articles(watchlist=watchlist, watch=watch,
+                                             source=source, since=after)
     if as_json:
-        print_json(rows)
+        print_json({"total": total, "articles": rows})
         return
-    show_table("matches", ["when", "watchlist", "watch", "matched", "field", "source", "title"],
-               [(r["created_at"][:19], r["watchlist"], r["watch"], r["matched"], r["field"],
-             r["source"], r["title"]) for r in rows])
+    if not rows:
+        filtered = any(v is not None for v in (watchlist, watch, source, after))
+        out.print("no matched articles" + (" for these filters" if filtered else ""))
+        return
+    show_table(shown("matched articles", total, limit),
+               ["matched", "source", "title and link", "watch items"],
+               [(r["matched_at"][:16], r["source"], f"{r['title'] or ''}\n{r['url']}",
+                 _grouped(r["matches"])) for r in rows])
+
+
+def _grouped(found: list[dict[str, Any]]) -> str:
+    """An article's matches as one line per watchlist: each item once, followed by the
+    other ways the article wrote it (``Ahmad Massoud (مسعود, Massoud)``)."""
+    forms: dict[str, dict[str, dict[str, None]]] = {}
+    for m in found:
+        written = forms.setdefault(m["watchlist"], {}).setdefault(m["watch"], {})
+        if m["matched"] != m["watch"]:
+            written[m["matched"]] = None
+    return "\n".join(
+        f"{watchlist}: " + ", ".join(watch + (f" ({', '.join(written)})" if written else "")
+                                     for watch, written in items.items())
+        for watchlist, items in forms.items())
 
 
 @cli.command()
@@ -67,7 +105,9 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
 
 
 @cli.command("search")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--watch", help="Search for this watch item's name and aliases, in every "
+              "script they are written in (with QUERY: articles that have both).")
 @click.option("--since", help="Only articles fetched in this last span (30d) or since a date.")
 @click.option("--source", help="Only articles of this source.")
 @click.option("--watchlist", help="Only articles that matched this watchlist.")
@@ -76,25 +116,34 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
               help="How many articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
-def search_command(obj: Context, query: str, since: str | None, source: str | None,
-                   watchlist: str | None, rank: bool, limit: int, as_json: bool) -> None:
+def search_command(obj: Context, query: str | None, watch: str | None, since: str | None,
+                   source: str | None, watchlist: str | None, rank: bool, limit: int,
+                   as_json: bool) -> None:
     """Search the archive's titles, summaries and texts.
 
     QUERY takes words, "exact phrases", prefixes (mass*) and AND, OR, NOT (in capitals)
     with parentheses; words are compared as matching compares them (case, Arabic-script
     letter variants). Snippets mark the hit «like this».
+
+    --watch NAME searches for any of the item's name and aliases as phrases, so an alias
+    written in Dari finds the Dari articles. Its context rules and exclude phrases do not
+    apply here: `newswatch matches --watch NAME` lists what it matched.
     """
+    if query is None and watch is None:
+        raise click.UsageError("give a QUERY, --watch NAME, or both")
     try:
-        parsed = search.parse_query(query)
+        asked = [] if query is None else [search.parse_query(query)]
     except search.QueryError as exc:
         raise click.BadParameter(str(exc), param_hint="QUERY") from exc
     config = obj.config()
     known_watchlist(config, watchlist)
+    if known_watch(config, watch) is not None:
+        asked.insert(0, search.any_phrase(spelling for w in config.watchlists
+                                          for item in w.watch if item.name == watch
+                                          for spelling in item.spellings()))
+    parsed = functools.reduce(search.both, asked)
     with obj.store(config) as store:
-        if source is not None:  # a source removed from the config may still have articles
-            known_name(source, sorted({s.name for s in config.sources}
-                                      | {r["name"] for r in store.sources()}),
-                       "--source", "source")
+        known_source(config, store, source)
         try:
             rows = store.search(parsed, since=parse_since(since), source=source,
                                 watchlist=watchlist, order="rank" if rank else "newest",
@@ -108,7 +157,8 @@ def search_command(obj: Context, query: str, since: str | None, source: str | No
     if as_json:
         print_json(rows)
         return
-    show_table(f"{len(rows)} article(s) for {query}",
+    wanted = " AND ".join(filter(None, (watch and f"watch item {watch}", query)))
+    show_table(f"{len(rows)} article(s) for {wanted}",
                ["published", "source", "story", "title and link", "snippet"],
                [((r["published_at"] or r["fetched_at"])[:16], r["source"], r["story_id"],
                  f"{r['title'] or ''}\n{r['url']}", r["snippet"]) for r in rows])
@@ -139,14 +189,15 @@ def export_command(obj: Context, fmt: str, since: str | None, watchlist: str | N
 
 @cli.group(invoke_without_command=True)
 @click.option("--status", type=click.Choice(["pending", "held", "retrying", "digested",
-                                             "delivered", "dead"]),
+                                             "delivered", "dead", "muted"]),
               help="Only alerts in this state (held: waiting for a digest).")
 @click.option("--limit", default=50, show_default=True, type=LIMIT,
               help="How many alerts to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
-    """Alerts in the outbox: pending, held for a digest, retrying, delivered, dead.
+    """Alerts in the outbox: pending, held for a digest, retrying, delivered, dead, or
+    muted (by `newswatch mute`: never sent).
 
     `newswatch alerts retry` sends dead alerts again.
     """

@@ -27,7 +27,7 @@ from crawler.config import (
 )
 from crawler.core.clock import SystemClock, parse_iso
 from crawler.core.errors import ConfigError, StoreError
-from crawler.store import SQLiteStore, Store
+from crawler.store import LearnedRule, SQLiteStore, Store
 
 EXIT_CONFIG = 1
 EXIT_DATABASE = 2
@@ -89,6 +89,23 @@ class Context:
             err.print(f"{len(exc.problems)} problem(s) in the config; nothing was run.",
                       style="red")
             raise SystemExit(EXIT_CONFIG) from exc
+
+    def learned_rules(self, config: Config) -> list[LearnedRule]:
+        """The learned rules in the database (crawler.app.tuning), for the commands that
+        compile watchlists; none when there is no database yet (none is created), and a
+        warning, not a failure, when it cannot be read."""
+        if not config.database_path.exists():
+            return []
+        try:
+            store = SQLiteStore(config.database_path)
+            try:
+                return store.rules()
+            finally:
+                store.close()
+        except StoreError as exc:
+            err.print(f"learned rules not read: database error: {exc}", style="yellow",
+                      markup=False)
+            return []
 
     @contextmanager
     def store(self, config: Config) -> Iterator[Store]:
@@ -182,6 +199,11 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds:g}s"
 
 
+def shown(title: str, total: int, limit: int) -> str:
+    """A table's title that says when ``--limit`` cut it."""
+    return title if total <= limit else f"{title}: {limit} of {total} shown (--limit)"
+
+
 def known_name(value: str | None, names: Sequence[str], option: str, kind: str) -> str | None:
     """``value`` if it names one of ``names``; else a usage error naming the nearest, so a
     typo in a filter is said, never answered with an empty result."""
@@ -196,3 +218,22 @@ def known_name(value: str | None, names: Sequence[str], option: str, kind: str) 
 def known_watchlist(config: Config, name: str | None) -> str | None:
     """``--watchlist NAME`` checked against the config (see :func:`known_name`)."""
     return known_name(name, [w.name for w in config.watchlists], "--watchlist", "watchlist")
+
+
+def known_watch(config: Config, name: str | None, watchlist: str | None = None,
+                option: str = "--watch") -> str | None:
+    """``--watch NAME`` (or another ``option``) checked against the watch items of the
+    config (of ``watchlist`` only, when given; see :func:`known_name`)."""
+    return known_name(name, sorted({item.name for w in config.watchlists
+                                    if watchlist is None or w.name == watchlist
+                                    for item in w.watch}), option, "watch item")
+
+
+def known_source(config: Config, store: Store, name: str | None) -> str | None:
+    """``--source NAME`` checked against the config's sources and the stored ones (a
+    source removed from the config may still have articles; see :func:`known_name`)."""
+    if name is None:
+        return None
+    return known_name(name, sorted({s.name for s in config.sources}
+                                   | {r["name"] for r in store.sources()}),
+                      "--source", "source")

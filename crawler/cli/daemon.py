@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from crawler.app import tuning
 from crawler.app.daemon import OnceReport, Runner, send_test_alert
-from crawler.app.pipeline import PollResult
 from crawler.cli.base import Context, cli, err, out, print_json, show_table
+from crawler.cli.progress import progress
 from crawler.config import (
     parse_duration,
     source_key,
@@ -36,6 +36,12 @@ def check(obj: Context, as_json: bool) -> None:
     for warning in config.warnings:
         click.echo(f"{warning.file}:{warning.line}:{warning.column}: warning: "
                    f"{warning.message}", err=True)
+    states = tuning.rule_states(config, obj.learned_rules(config))
+    for rule, state in states:
+        if state != "applied":
+            click.echo(f"warning: learned rule {rule.id} ({rule.kind} {rule.term!r} on "
+                       f"{rule.watchlist}: {rule.watch}): {state}; `newswatch rules remove "
+                       f"{rule.id}`", err=True)
     summary = {
         "config": str(config.directory), "version": config.version,
         "database": str(config.database_path),
@@ -46,6 +52,9 @@ def check(obj: Context, as_json: bool) -> None:
         "channels": [{"name": n, "type": c.type, "enabled": c.enabled}
                      for n, c in config.settings.channels.items()],
         "warnings": [str(w) for w in config.warnings],
+        "learned_rules": [{"id": r.id, "watchlist": r.watchlist, "watch": r.watch,
+                           "kind": r.kind, "term": r.term, "state": state}
+                          for r, state in states],
     }
     if as_json:
         print_json(summary)
@@ -56,6 +65,11 @@ def check(obj: Context, as_json: bool) -> None:
     out.print(f"{len(config.active_sources())} active source(s) of {len(config.sources)}, "
               f"{len(config.watchlists)} watchlist(s) with "
               f"{sum(len(w.watch) for w in config.watchlists)} watch item(s)")
+    applied = sum(state == "applied" for _, state in states)
+    if states:
+        out.print(f"{applied} learned rule(s) from the database over the watchlists "
+                  f"(`newswatch rules`)" + (f"; {len(states) - applied} without effect"
+                                           if applied < len(states) else ""))
     show_table("channels", ["name", "type", "state"],
                [(n, c.type, ("enabled" if c.enabled else "disabled (no destination)")
              + (f", digest {c.digest}" if c.digest else "")
@@ -76,19 +90,8 @@ def once(obj: Context, as_json: bool) -> None:
     config = obj.config()
     with obj.store(config) as store:
         runner = Runner(config, store)
-        total = len(config.active_sources())
-        if err.is_terminal and not as_json and total:
-            with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.description}", markup=False), console=err,
-                          transient=True) as bar:
-                task = bar.add_task("", total=total)
-
-                def advance(result: PollResult) -> None:
-                    bar.update(task, advance=1, description=result.source)
-
-                report = asyncio.run(runner.once(advance))
-        else:
-            report = asyncio.run(runner.once())
+        with progress("polling", len(config.active_sources()), quiet=as_json) as advance:
+            report = asyncio.run(runner.once(lambda result: advance(result.source)))
     polls = sorted(report.polls, key=lambda p: p.source)
     if as_json:
         print_json({"sources": [dataclasses.asdict(p) for p in polls],

@@ -11,20 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from crawler.app import tuning
 from crawler.cli.base import (
     EXIT_FETCH,
     LIMIT,
     Context,
     cli,
-    err,
     http_url,
     known_watchlist,
     out,
     print_json,
     show_table,
+    shown,
 )
+from crawler.cli.progress import progress
 from crawler.collect import pages
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -89,17 +90,29 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
         if html:
             article = extract(article, now)
     # a text tried here comes from no source: a watchlist's `sources` does not apply
-    found = Matcher([w.model_copy(update={"sources": None}) for w in chosen]).match(article)
+    plain = [w.model_copy(update={"sources": None}) for w in chosen]
+    learned = obj.learned_rules(config)
+    found = Matcher(tuning.overlay_watchlists(plain, learned)).match(article)
+    vetoed = tuning.vetoes(plain, learned, article)
     page = {"url": article.url, "title": article.title, "published_at": article.published_at,
             "author": article.author, "language": article.language,
             "extraction": str(article.extraction), "text": article.text} if url else {}
     if as_json:
-        print_json({**page, "matches": [_match_row(m) for m in found]})
+        print_json({**page, "matches": [_match_row(m) for m in found],
+                    "vetoed_by_learned_rules": [
+                        {**_match_row(m), "rule": {"id": r.id, "kind": r.kind,
+                                                   "term": r.term, "by": r.created_by}}
+                        for m, r in vetoed]})
         return
     if url:
         out.print(f"{article.title or '(no title)'}\n{article.url}\nextraction: "
                   f"{article.extraction}; published: {article.published_at or 'unknown'}; "
                   f"{len(article.text)} characters of body", markup=False)
+    if vetoed:
+        show_table("vetoed by learned rules (newswatch rules)",
+                   ["watchlist", "watch", "alias", "rule", "by", "snippet"],
+                   [(m.watchlist, m.watch, m.alias, f"{r.id}: {r.kind} {r.term}",
+                     r.created_by, m.highlight) for m, r in vetoed])
     if not found:
         out.print("no watch item matches")
         return
@@ -150,7 +163,8 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
     config = obj.config()
     chosen = _watchlists(config, watchlist)
     names = {w.name for w in chosen}
-    matcher = Matcher(chosen)
+    learned = obj.learned_rules(config)
+    matcher = Matcher(tuning.overlay_watchlists(chosen, learned))
     start = SystemClock().now() - timedelta(seconds=seconds)
     with obj.store(config) as store:
         archive = store.archive(start)
@@ -166,34 +180,32 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
                                 if watchlist is None or k[0] in names):
             gone.append({**about, "watchlist": wl, "watch": watch})
 
-    if err.is_terminal and not as_json and len(archive) > 200:
-        with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
-                      console=err, transient=True) as bar:
-            for article, before in bar.track(archive):
-                replay(article, before)
-    else:
+    with progress("replaying", len(archive), quiet=as_json) as advance:
         for article, before in archive:
             replay(article, before)
+            advance("")
     summary = _per_watch(newly, gone)
     if as_json:
         print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),
+                    "learned_rules": len(learned),
                     "summary": summary, "newly_matched": newly, "no_longer_matched": gone})
         return
     out.print(f"{len(archive)} stored article(s) since {start.isoformat(timespec='seconds')}: "
-              f"{len(newly)} match(es) would be new, {len(gone)} would be gone. "
-              "Nothing was sent or stored.")
+              f"{len(newly)} match(es) would be new, {len(gone)} would be gone"
+              + (f", with {len(learned)} learned rule(s) from the database" if learned
+                 else "") + ". Nothing was sent or stored.")
     if summary:
         show_table("by watch item", ["watchlist", "watch", "would newly match",
                                      "would no longer match"],
                    [(s["watchlist"], s["watch"], s["newly_matched"], s["no_longer_matched"])
                     for s in summary])
     if newly:
-        show_table(_shown("would newly match", len(newly), limit),
+        show_table(shown("would newly match", len(newly), limit),
                    ["watchlist", "watch", "alias", "field", "title", "snippet"],
                    [(r["watchlist"], r["watch"], r["alias"], r["field"], r["title"],
                      r["highlight"]) for r in newly[:limit]])
     if gone:
-        show_table(_shown("would no longer match", len(gone), limit),
+        show_table(shown("would no longer match", len(gone), limit),
                    ["watchlist", "watch", "title", "url"],
                    [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone[:limit]])
 
@@ -206,9 +218,5 @@ def _per_watch(newly: list[dict[str, Any]], gone: list[dict[str, Any]]) -> list[
             counts.setdefault((row["watchlist"], row["watch"]), [0, 0])[column] += 1
     return [{"watchlist": wl, "watch": watch, "newly_matched": n, "no_longer_matched": g}
             for (wl, watch), (n, g) in sorted(counts.items(), key=lambda c: -sum(c[1]))]
-
-
-def _shown(title: str, total: int, limit: int) -> str:
-    return title if total <= limit else f"{title}: {limit} of {total} shown (--limit)"
 
 

@@ -17,10 +17,12 @@ from crawler.cli.base import (
     cli,
     duration_text,
     http_url,
+    known_name,
     out,
     print_json,
     show_table,
 )
+from crawler.cli.progress import Advance, progress
 from crawler.collect import discovery, fetch
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
@@ -28,6 +30,7 @@ from crawler.collect.source import check_entries, fetch_feed
 from crawler.config import (
     Config,
     Source,
+    SourceConfig,
 )
 from crawler.core.clock import SystemClock
 from crawler.core.errors import SourceError
@@ -80,11 +83,12 @@ def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
     nothing; exits 1 if any fails. (Sitemap and crawl sources: each entry point, their
     sitemap, robots.txt or start pages, is checked for an answer.)"""
     config = obj.config()
-    chosen = [s for s in config.active_sources() if not names or s.name in names]
-    unknown = set(names) - {s.name for s in chosen}
-    if unknown:
-        raise click.BadParameter(f"no such source: {', '.join(sorted(unknown))}")
-    results = asyncio.run(_test_sources(config, chosen))
+    active = config.active_sources()
+    for name in names:
+        known_name(name, [s.name for s in active], "NAMES", "enabled source")
+    chosen = [s for s in active if not names or s.name in names]
+    with progress("testing", len(chosen), quiet=as_json) as advance:
+        results = asyncio.run(_test_sources(config, chosen, advance))
     if as_json:
         print_json(results)
     else:
@@ -95,8 +99,10 @@ def sources_test(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, Any]]:
-    """Each source asked as a poll asks it (collect.source), storing nothing."""
+async def _test_sources(config: Config, chosen: list[Source],
+                        done: Advance) -> list[dict[str, Any]]:
+    """Each source asked as a poll asks it (collect.source), storing nothing; ``done``
+    hears of each as it ends."""
     limit = asyncio.Semaphore(config.settings.daemon.concurrency)
     politeness = Politeness()
 
@@ -115,6 +121,7 @@ async def _test_sources(config: Config, chosen: list[Source]) -> list[dict[str, 
             except SourceError as exc:
                 result["error"] = exc.message
         result["seconds"] = round(time.monotonic() - started, 2)
+        done(source.name)
         return result
 
     async with fetch.make_client(
@@ -167,8 +174,11 @@ def sources_add(obj: Context, url: str, name: str | None, pick: int | None) -> N
 
 @sources.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--test", "test_first", is_flag=True,
+              help="Fetch each new feed first, as `sources test` does, and add only those "
+                   "that answer with a feed; the others are listed and left out.")
 @click.pass_obj
-def sources_import(obj: Context, file: Path) -> None:
+def sources_import(obj: Context, file: Path, test_first: bool) -> None:
     """Add the feeds of an OPML file; feeds already in sources.yaml are skipped."""
     config = obj.config()
     try:
@@ -179,13 +189,25 @@ def sources_import(obj: Context, file: Path) -> None:
     have = {s.feed for s in config.sources if s.feed}
     fresh = [e for e in entries if e["feed"] not in have]
     fresh = list({e["feed"]: e for e in reversed(fresh)}.values())[::-1]
+    dead: list[tuple[dict[str, Any], str]] = []
+    if test_first and fresh:
+        tried = [config.resolve(SourceConfig.model_construct(name=e["name"], feed=e["feed"]))
+                 for e in fresh]
+        with progress("testing", len(tried)) as advance:
+            results = asyncio.run(_test_sources(config, tried, advance))
+        dead = [(e, r["error"]) for e, r in zip(fresh, results, strict=True) if r["error"]]
+        fresh = [e for e, r in zip(fresh, results, strict=True) if not r["error"]]
     try:
         written = discovery.append_sources(obj.config_dir, fresh) if fresh else []
     except discovery.SourcesFileError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_CONFIG) from exc
-    out.print(f"imported {len(written)} feed(s), skipped {len(entries) - len(written)} "
-              "already present")
+    for entry, error in dead:
+        click.echo(f"left out {entry['name']} ({entry['feed']}): {error}", err=True)
+    out.print(f"imported {len(written)} feed(s), skipped "
+              f"{len(entries) - len(written) - len(dead)} already present"
+              + (f", left out {len(dead)} that did not answer with a feed" if dead else ""),
+              markup=False)
 
 
 @sources.command("export")

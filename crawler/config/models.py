@@ -368,6 +368,10 @@ class WatchItem(_Model):
     none_of: Rule | None = None
     priority: Literal["normal", "high"] = "normal"
 
+    def spellings(self) -> list[str]:
+        """The name and every alias as written: what ``search --watch`` looks for."""
+        return [self.name, *(a.text if isinstance(a, Alias) else a for a in self.aliases)]
+
     def resolved(self, defaults: WatchDefaults) -> WatchItem:
         """This item with every key it leaves out taken from ``defaults``."""
         inherited = {key: getattr(defaults, key) for key in WatchDefaults.model_fields

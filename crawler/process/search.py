@@ -11,6 +11,7 @@ written with an Arabic yeh finds a Dari text written with a Persian one.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from crawler.core.article import Article
@@ -78,13 +79,34 @@ def parse_query(text: str) -> Query:
         else:
             raw = found.group("phrase") if found.group("phrase") is not None \
                 else found.group("word")
-            words = _TOKEN.findall(comparable(raw))
-            if words:
-                parts.append(Term(tuple(words), bool(found.group("pstar")
-                                                     or found.group("star"))))
+            term = _term(raw, bool(found.group("pstar") or found.group("star")))
+            if term:
+                parts.append(term)
     if not any(isinstance(p, Term) for p in parts):
         raise QueryError(f"nothing to search for in {text!r}: give a word or a \"phrase\"")
     return Query(tuple(parts))
+
+
+def _term(raw: str, prefix: bool) -> Term | None:
+    words = _TOKEN.findall(comparable(raw))
+    return Term(tuple(words), prefix) if words else None
+
+
+def any_phrase(phrases: Iterable[str]) -> Query:
+    """Each phrase exactly (a trailing ``*``: its last word may go on), joined by OR: how
+    a watch item's name and aliases are searched, whatever characters they hold."""
+    terms = list(dict.fromkeys(t for p in phrases
+                               if (t := _term(p.rstrip().removesuffix("*"),
+                                              p.rstrip().endswith("*")))))
+    if not terms:
+        raise QueryError("nothing to search for: the names have no words")
+    return Query(tuple(part for i, term in enumerate(terms)
+                       for part in ((term,) if i == 0 else ("OR", term))))
+
+
+def both(first: Query, second: Query) -> Query:
+    """Articles that match both queries."""
+    return Query(("(", *first.parts, ")", "AND", "(", *second.parts, ")"))
 
 
 def highlight(text: str, terms: tuple[str, ...]) -> str | None:

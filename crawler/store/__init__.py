@@ -14,6 +14,10 @@ from __future__ import annotations
 from crawler.store.protocol import Store
 from crawler.store.records import (
     DeliveryResult,
+    FoundArticle,
+    LearnedRule,
+    Mute,
+    Muted,
     NewArticle,
     OutboxRow,
     PollRecord,
@@ -26,6 +30,6 @@ from crawler.store.records import (
 from crawler.store.sqlite import SQLiteStore
 from crawler.store.threaded import ThreadedStore
 
-__all__ = ["DeliveryResult", "NewArticle", "OutboxRow", "PollRecord", "QueuedAlert",
-           "SQLiteStore", "SourceState", "Store", "StoredArticle", "StoryContext",
-           "StoryRules", "ThreadedStore"]
+__all__ = ["DeliveryResult", "FoundArticle", "LearnedRule", "Mute", "Muted", "NewArticle",
+           "OutboxRow", "PollRecord", "QueuedAlert", "SQLiteStore", "SourceState", "Store",
+           "StoredArticle", "StoryContext", "StoryRules", "ThreadedStore"]

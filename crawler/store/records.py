@@ -68,11 +68,31 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Muted:
+    """The mutes in force that concern one article, read inside the transaction that
+    stores it: its story, its source, or watch items (``(watchlist, watch)``, the
+    watchlist None for the item in every watchlist). A silenced match queues no alert;
+    it is still stored, searched and published."""
+
+    story: bool = False
+    source: bool = False
+    watches: frozenset[tuple[str | None, str]] = frozenset()
+
+    def silences(self, match: Match) -> bool:
+        return self.story or self.source or (None, match.watch) in self.watches \
+            or (match.watchlist, match.watch) in self.watches
+
+    def unmuted(self, matches: Sequence[Match]) -> list[Match]:
+        """The matches alert planning may see (``alerts.outbox.plan`` stays unaware)."""
+        return [m for m in matches if not self.silences(m)]
+
+
+@dataclass(frozen=True, slots=True)
 class StoryContext:
     """The story an article was placed in, as the store saw it inside the transaction.
 
     ``alerted`` maps a watchlist to the watch items that earlier articles of the story
-    were alerted for (empty for a new story).
+    were alerted for (empty for a new story); ``muted``, the mutes in force for it.
     """
 
     id: int
@@ -81,6 +101,7 @@ class StoryContext:
     outlets: int
     first_seen_at: datetime
     alerted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    muted: Muted = Muted()
 
 
 def story_subject(first_url: str) -> str:
@@ -147,3 +168,54 @@ class DeliveryResult:
     error: str | None = None
     duration_ms: int = 0
     next_attempt_at: datetime | None = None
+
+
+MuteKind = Literal["story", "watch", "source"]
+RuleKind = Literal["exclude", "none_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """A mute to make: no alert for a story, a watch item or a source, on any channel,
+    until ``until`` (None: until undone).
+
+    ``target`` is the story's key (``story:<URL>``), the watch item's name, or the
+    source's name; ``watchlist`` narrows a watch mute to one watchlist's item.
+    """
+
+    kind: MuteKind
+    target: str
+    created_by: str
+    created_at: datetime
+    until: datetime | None = None
+    watchlist: str | None = None
+    article_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedRule:
+    """A rule learned from feedback, kept in the database as an overlay on the YAML
+    watchlists: ``exclude`` a phrase, or veto by a ``none_of`` term, for one item."""
+
+    watchlist: str
+    watch: str
+    kind: RuleKind
+    term: str
+    created_by: str
+    created_at: datetime
+    article_url: str | None = None
+    note: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundArticle:
+    """A stored article looked up by one of its URLs, with its story and the watch items
+    it matched when stored. A pruned article has lost its summary and text."""
+
+    id: int
+    article: Article
+    story_id: int | None
+    story: str | None
+    matched: frozenset[tuple[str, str]]
+    pruned: bool

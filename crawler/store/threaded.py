@@ -27,6 +27,7 @@ from crawler.store.protocol import Store
 from crawler.store.records import (
     DeliveryResult,
     DigestBuilder,
+    LearnedRule,
     NewArticle,
     OutboxRow,
     Planner,
@@ -105,6 +106,12 @@ class ThreadedStore:
                            rules: StoryRules | None = None) -> list[StoredArticle]:
         return await self._run(self.sync.add_articles, batch, now, config_version, plan,
                                rules)
+
+    async def rules(self) -> list[LearnedRule]:
+        return await self._run(self.sync.rules)
+
+    async def rules_version(self) -> tuple[int, int]:
+        return await self._run(self.sync.rules_version)
 
     async def matched_articles(self, *, watchlist: str | None = None,
                                since: datetime | None = None,

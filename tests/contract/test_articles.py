@@ -93,10 +93,30 @@ def test_matches_are_read_back_by_watchlist_and_time(sources: Store) -> None:
     assert [m["watch"] for m in row["matches"]] == ["Salang"] and row["outlets"] == 1
     assert len(sources.matched_articles()[0]["matches"]) == 2
     assert sources.matched_articles(since=NOW + timedelta(seconds=1)) == []
-    assert {m["watch"] for m in sources.recent_matches()} == {"Ahmad Massoud", "Salang"}
     [(art, pairs), (_, none)] = sources.archive(EPOCH)
     assert art.url == article("Kabul", 1).url and none == set()
     assert pairs == {("opposition", "Ahmad Massoud"), ("roads", "Salang")}
+
+
+def test_matched_articles_filter_by_item_and_source_and_count_exactly(
+        sources: Store) -> None:
+    """One row per article with every item it matched; the count is of articles, not
+    matches, and agrees with the rows a limit cuts."""
+    sources.add_articles([new(article("Kabul", 1), [match(), match("Salang", "roads")]),
+                          new(article("North", 2), [match(), match("Atta Mohammad Noor")]),
+                          new(article("West", 3), [match("Salang", "roads")]),
+                          new(article("West", 4, "Nothing to see."))], NOW, "v1", no_alerts)
+    assert sources.count_matched_articles() == 3 == len(sources.matched_articles())
+    assert len(sources.matched_articles(limit=2)) == 2
+    massoud = sources.matched_articles(watch="Ahmad Massoud")
+    assert [r["url"] for r in massoud] == [article("North", 2).url, article("Kabul", 1).url]
+    assert [m["watch"] for m in massoud[1]["matches"]] == ["Ahmad Massoud", "Salang"]
+    assert sources.count_matched_articles(watch="Ahmad Massoud") == 2
+    assert sources.count_matched_articles(watch="Salang", source="West") == 1
+    assert [r["url"] for r in sources.matched_articles(source="West")] == [
+        article("West", 3).url]
+    assert sources.count_matched_articles(watchlist="roads", watch="Ahmad Massoud") == 0
+    assert sources.count_matched_articles(since=NOW + timedelta(seconds=1)) == 0
 
 
 def test_search_takes_a_parsed_query(sources: Store) -> None:

@@ -21,7 +21,7 @@ import sqlite_utils
 from crawler.core.errors import SchemaTooNewError
 from crawler.core.redact import shown_url
 from crawler.process.search import parse_query
-from crawler.store import SQLiteStore
+from crawler.store import Mute, SQLiteStore
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite import STEPS
 from tests import schema
@@ -94,7 +94,19 @@ def test_step_7_scrubs_the_channel_tokens_kept_in_delivery_errors(v6: Path) -> N
                      f"cannot reach {shown_url(hook)}: x",
                      f"channel hook: alerts are dead; last error: HTTP 500 from "
                      f"{shown_url(hook)}"]
-    assert counts(v6) == {**TABLES, "migrations": 7}
+    assert counts(v6) == {**TABLES, "migrations": len(STEPS)}
+
+
+def test_step_8_lets_the_stored_stories_be_muted_and_keeps_their_alerts(v6: Path) -> None:
+    store = SQLiteStore(v6)
+    [delivered] = store.alerts()
+    [first, *_] = store.matched_articles()
+    found = store.find_article(first["url"])
+    assert found is not None and found.story is not None
+    assert store.add_mute(Mute("story", found.story, "ana", EPOCH))[1] == 0
+    assert [a["status"] for a in store.alerts()] == [delivered["status"]]
+    assert [m["kind"] for m in store.mutes(EPOCH)] == ["story"]
+    assert store.rules_version() == (0, 0)
 
 
 class Memory:

@@ -2,7 +2,7 @@
 
 Several processes may share the file: writes are ``BEGIN IMMEDIATE`` transactions, and
 work is claimed with leases inside them. The class is put together from one part per
-domain (sources, articles, outbox, maintenance) over a shared connection.
+domain (sources, articles, outbox, mutes and rules, maintenance) over a shared connection.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from crawler.store.sqlite.maintenance import Maintenance
 from crawler.store.sqlite.outbox import Outbox
 from crawler.store.sqlite.schema import STEPS, Target
 from crawler.store.sqlite.sources import Sources
+from crawler.store.sqlite.tuning import Tuning
 
 __all__ = ["BUSY_TIMEOUT_S", "STEPS", "SQLiteStore"]
 
 
-class SQLiteStore(Sources, Articles, Outbox, Maintenance):
+class SQLiteStore(Sources, Articles, Outbox, Tuning, Maintenance):
     """One SQLite database file, opened and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 

@@ -17,6 +17,8 @@ from crawler.core.errors import StoreError
 from crawler.process import stories
 from crawler.process.search import Query
 from crawler.store.records import (
+    FoundArticle,
+    Muted,
     NewArticle,
     Planner,
     StoredArticle,
@@ -27,6 +29,7 @@ from crawler.store.records import (
 from crawler.store.sqlite.base import Connected, last_id, wrap_exceptions
 from crawler.store.sqlite.fts import fts5
 from crawler.store.sqlite.outbox import outbox_row
+from crawler.store.sqlite.tuning import ACTIVE
 
 
 class Articles(Connected):
@@ -105,54 +108,56 @@ class Articles(Connected):
         return stored
 
     @wrap_exceptions
-    def recent_matches(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest matches, newest first, each with its article's title, URL, source."""
-        return list(self._db.query(
-            "SELECT m.created_at, m.watchlist, m.watch, m.alias, m.matched, m.field, "
-            "m.start, m.end, m.snippet, m.highlight, m.context, a.title, a.url, a.source, "
-            "a.published_at FROM matches m JOIN articles a ON a.id = m.article_id "
-            "ORDER BY m.id DESC LIMIT ?", [limit]))
-
-    @wrap_exceptions
-    def archive(self, since: datetime) -> list[tuple[Article, set[tuple[str, str]]]]:
+    def archive(self, since: datetime, *, watch: tuple[str, str] | None = None,
+                ) -> list[tuple[Article, set[tuple[str, str]]]]:
         """Articles fetched since ``since``, oldest first, each with the (watchlist, watch)
-        pairs stored for it: what ``newswatch backtest`` replays."""
+        pairs stored for it: what ``newswatch backtest`` replays. ``watch`` keeps only
+        the articles stored as matching that (watchlist, watch item)."""
+        which = ("SELECT article_id FROM matches WHERE watchlist = :wl AND watch = :watch"
+                 if watch else None)
+        values = {"since": iso(since), "wl": watch[0] if watch else None,
+                  "watch": watch[1] if watch else None}
+        narrow = f" AND a.id IN ({which})" if which else ""
         stored: dict[int, set[tuple[str, str]]] = {}
         for row in self._db.query(
                 "SELECT m.article_id, m.watchlist, m.watch FROM matches m "
-                "JOIN articles a ON a.id = m.article_id WHERE a.fetched_at >= ?",
-                [iso(since)]):
+                f"JOIN articles a ON a.id = m.article_id WHERE a.fetched_at >= :since{narrow}",
+                values):
             stored.setdefault(row["article_id"], set()).add((row["watchlist"], row["watch"]))
-        return [
-            (Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
-                     title=r["title"] or "", guid=r["guid"],
-                     published_at=datetime.fromisoformat(r["published_at"])
-                     if r["published_at"] else None,
-                     summary=r["summary"] or "", text=r["text"] or ""),
-             stored.get(r["id"], set()))
-            for r in self._db.query(
-                "SELECT id, url, link, guid, source, title, summary, text, published_at "
-                "FROM articles WHERE fetched_at >= ? ORDER BY fetched_at, id", [iso(since)])
-        ]
+        return [(_article(r), stored.get(r["id"], set())) for r in self._db.query(
+            "SELECT * FROM articles a WHERE a.fetched_at >= :since"
+            f"{narrow} ORDER BY a.fetched_at, a.id", values)]
 
     @wrap_exceptions
-    def matched_articles(self, *, watchlist: str | None = None, since: datetime | None = None,
+    def find_article(self, url: str) -> FoundArticle | None:
+        """The stored article one of whose URLs (canonical, as dedup keys them) is
+        ``url``, with its story and what it matched; None when there is none."""
+        row = self._db.execute("SELECT article_id FROM article_keys WHERE key = ?",
+                               [f"url:{url}"]).fetchone()
+        if row is None:
+            return None
+        found = next(self._db.query(
+            "SELECT a.*, s.key AS story_key FROM articles a LEFT JOIN stories s "
+            "ON s.id = a.story_id WHERE a.id = ?", [row[0]]))
+        matched = frozenset((r[0], r[1]) for r in self._db.execute(
+            "SELECT watchlist, watch FROM matches WHERE article_id = ?", [found["id"]]))
+        return FoundArticle(found["id"], _article(found), found["story_id"],
+                            found["story_key"], matched, found["pruned_at"] is not None)
+
+    @wrap_exceptions
+    def matched_articles(self, *, watchlist: str | None = None, watch: str | None = None,
+                         source: str | None = None, since: datetime | None = None,
                          limit: int | None = None) -> list[dict[str, Any]]:
-        """Articles with matches, newest match first, each with its story, outlet count
-        and ``matches`` (of ``watchlist`` only, when given); ``since`` counts from when
-        the match was stored."""
-        where, values = ["1"], []
-        if watchlist is not None:
-            where.append("m.watchlist = ?")
-            values.append(watchlist)
-        if since is not None:
-            where.append("m.created_at >= ?")
-            values.append(iso(since))
+        """Articles with a match passing the filters, newest match first, each with its
+        story, outlet count and every one of its ``matches`` (of ``watchlist`` only, when
+        given, so a team's export never shows another team's; ``watch`` chooses articles
+        and keeps their other items); ``since`` counts from when the match was stored."""
+        where, values = _match_filter(watchlist, watch, source, since)
         sql = ("SELECT a.id, a.url, a.title, a.summary, a.source, a.published_at, "
                "a.fetched_at, a.story_id, s.outlets, max(m.created_at) AS matched_at "
                "FROM matches m JOIN articles a ON a.id = m.article_id "
                "LEFT JOIN stories s ON s.id = a.story_id "
-               f"WHERE {' AND '.join(where)} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
+               f"WHERE {where} GROUP BY a.id ORDER BY matched_at DESC, a.id DESC")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         found = list(self._db.query(sql, values))
@@ -165,11 +170,23 @@ class Articles(Connected):
             extra = " AND watchlist = ?" if watchlist is not None else ""
             for match in self._db.query(
                     "SELECT article_id, watchlist, watch, alias, matched, field, start, "
-                    "\"end\", snippet, created_at FROM matches WHERE article_id IN "
+                    "\"end\", snippet, highlight, context, created_at FROM matches "
+                    "WHERE article_id IN "
                     f"({','.join('?' * len(chunk))}){extra} ORDER BY id",
                     [*chunk, *([watchlist] if watchlist is not None else [])]):
                 by_id[match.pop("article_id")]["matches"].append(match)
         return found
+
+    @wrap_exceptions
+    def count_matched_articles(self, *, watchlist: str | None = None,
+                               watch: str | None = None, source: str | None = None,
+                               since: datetime | None = None) -> int:
+        """How many articles ``matched_articles`` gives for these filters with no limit:
+        so a cut list can say "20 of 22"."""
+        where, values = _match_filter(watchlist, watch, source, since)
+        return int(self._db.execute(
+            "SELECT count(DISTINCT m.article_id) FROM matches m "
+            f"JOIN articles a ON a.id = m.article_id WHERE {where}", values).fetchone()[0])
 
     @wrap_exceptions
     def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
@@ -254,6 +271,30 @@ class Articles(Connected):
         return pruned
 
 
+def _article(r: dict[str, Any]) -> Article:
+    """An ``articles`` row as the ``Article`` matching reads (title, summary, text)."""
+    return Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
+                   title=r["title"] or "", guid=r["guid"],
+                   published_at=datetime.fromisoformat(r["published_at"])
+                   if r["published_at"] else None,
+                   summary=r["summary"] or "", text=r["text"] or "")
+
+
+def _match_filter(watchlist: str | None, watch: str | None, source: str | None,
+                  since: datetime | None) -> tuple[str, list[str]]:
+    """The WHERE clause over ``matches m JOIN articles a`` that the match filters make."""
+    where, values = ["1"], []
+    for column, value in (("m.watchlist", watchlist), ("m.watch", watch),
+                          ("a.source", source)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            values.append(value)
+    if since is not None:
+        where.append("m.created_at >= ?")
+        values.append(iso(since))
+    return " AND ".join(where), values
+
+
 def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: datetime,
            rules: StoryRules) -> StoryContext:
     """Join the story ``stories.place`` chooses among the recent articles sharing a band
@@ -302,4 +343,26 @@ def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: dat
                 [story_id, article_id]):
             alerted.setdefault(watchlist, set()).add(watch)
     return StoryContext(story_id, row[0], row[1], row[2], parse_iso(row[3]),
-                        {w: frozenset(items) for w, items in alerted.items()})
+                        {w: frozenset(items) for w, items in alerted.items()},
+                        _muted(db, story_id, new, now) if new.matches else Muted())
+
+
+def _muted(db: sqlite_utils.Database, story_id: int, new: NewArticle,
+           now: datetime) -> Muted:
+    """The mutes in force now for this article's story, source or matched watch items."""
+    watches = sorted({m.watch for m in new.matches})
+    story = source = False
+    items: set[tuple[str | None, str]] = set()
+    for kind, watchlist, target in db.execute(
+            "SELECT m.kind, m.watchlist, m.target FROM mutes m "
+            f"WHERE {ACTIVE} AND ((m.kind = 'story' AND m.story_id = :story) "
+            "OR (m.kind = 'source' AND m.target = :source) "
+            f"OR (m.kind = 'watch' AND m.target IN "
+            f"({', '.join(f':w{i}' for i in range(len(watches)))})))",
+            {"now": iso(now), "story": story_id, "source": new.article.source,
+             **{f"w{i}": w for i, w in enumerate(watches)}}):
+        story = story or kind == "story"
+        source = source or kind == "source"
+        if kind == "watch":
+            items.add((watchlist, target))
+    return Muted(story, source, frozenset(items))

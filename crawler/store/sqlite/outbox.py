@@ -12,6 +12,7 @@ from crawler.core.clock import iso, parse_iso
 from crawler.process import throttle
 from crawler.store.records import DeliveryResult, DigestBuilder, OutboxRow, QueuedAlert
 from crawler.store.sqlite.base import Connected, wrap_exceptions
+from crawler.store.sqlite.tuning import mute_waiting
 
 _STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
           "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "
@@ -107,7 +108,9 @@ class Outbox(Connected):
         report from a process whose lease ran out must not disturb the one sending it
         now); a delivered row is never touched again. Returns whether the row moved.
 
-        A digest's members follow it: delivered or dead with it.
+        A digest's members follow it: delivered or dead with it. An alert whose story
+        (source, watch items) was muted while it was being sent is ``muted`` if that
+        attempt failed: it is not tried again.
         """
         with self._write() as db:
             db.table("delivery_attempts").insert({
@@ -125,6 +128,8 @@ class Outbox(Connected):
                 {"status": status[result.outcome], "error": result.error,
                  "next": iso(result.next_attempt_at) if result.next_attempt_at else None,
                  "now": iso(now), "id": alert_id, "owner": owner}).rowcount
+            if changed and result.outcome == "retry":
+                mute_waiting(db, now, alert_id)  # muted while it was being sent
             if changed and result.outcome != "retry":
                 db.execute(
                     "UPDATE outbox SET status = :status, last_error = :error, "
@@ -207,7 +212,7 @@ class Outbox(Connected):
     @wrap_exceptions
     def alerts(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Outbox rows, newest first. ``status`` is a stored status (pending, digested,
-        delivered, dead) or a state (held for a digest, retrying); each row has both."""
+        delivered, dead, muted) or a state (held for a digest, retrying); each row has both."""
         where = ""
         if status in ("held", "retrying"):
             where = f"WHERE {_STATE} = :status"

@@ -155,6 +155,24 @@ def _v7(db: sqlite_utils.Database) -> None:
                            [clean, row_key])
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """Mutes and learned rules (AUTOINCREMENT: an id is never reused, so the rules' count
+    and highest id say whether they changed), and the mute behind a ``muted`` alert."""
+    db.execute("CREATE TABLE mutes (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "kind TEXT NOT NULL, target TEXT NOT NULL, watchlist TEXT, "
+               "story_id INTEGER, article_url TEXT, created_by TEXT NOT NULL, "
+               "created_at TEXT NOT NULL, until TEXT, alerts_muted INTEGER NOT NULL "
+               "DEFAULT 0, ended_at TEXT, ended_by TEXT)")
+    db.execute("CREATE INDEX mutes_kind_target ON mutes (kind, target)")
+    db.execute("CREATE INDEX mutes_story ON mutes (story_id)")
+    db.execute("CREATE TABLE learned_rules (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "watchlist TEXT NOT NULL, watch TEXT NOT NULL, kind TEXT NOT NULL, "
+               "term TEXT NOT NULL, created_by TEXT NOT NULL, created_at TEXT NOT NULL, "
+               "article_url TEXT, note TEXT NOT NULL DEFAULT '', "
+               "UNIQUE (watchlist, watch, kind, term))")
+    db.table("outbox").add_column("mute_id", int)
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -163,6 +181,7 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(5, "matches: highlight, context", _v5),
     Step(6, "stories, similarity index, full-text search, article retention", _v6),
     Step(7, "channel URL tokens scrubbed from stored delivery errors and incidents", _v7),
+    Step(8, "mutes, learned rules, muted alerts", _v8),
 ]
 
 
