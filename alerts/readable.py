@@ -46,7 +46,8 @@ class Item:
     snippets: tuple[Snippet, ...]  # the sentences not already shown for another item
     more: int  # sentences with a mention that are not shown
     alongside: tuple[str, ...]  # the items whose sentences also name this one
-    not_relevant: str  # the command that marks this match not relevant
+    not_relevant: str  # the command that marks this match not relevant (with its
+    # watchlist, which the command needs when several lists have an item of that name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> 
                                                            len(s.text)))
                   for s in fresh[:SNIPPETS_PER_ITEM]),
             max(0, len(fresh) - SNIPPETS_PER_ITEM), tuple(alongside),
-            command("not-relevant", url, watch)))
+            command("not-relevant", url, watch, "--watchlist", str(raw["name"]))))
     return Watchlist(str(raw["name"]), tuple(out))
 
 

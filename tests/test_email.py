@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -206,3 +208,26 @@ def test_template_override_from_the_config_directory(
     assert project.once(FakeClock()).delivery.delivered == 1
     got = plain_smtp.mailbox.received()[0].message
     assert got["Subject"] == "ALERT AFGHAN-OPPOSITION: 1 x Atta Mohammad Noor speaks"
+
+
+def test_the_commands_the_email_gives_work_as_pasted(
+        project: Project, site: Site, plain_smtp: SmtpServer) -> None:
+    """The mute and not-relevant lines of a real email, run as a reader would paste them."""
+    one_article(project, site, "Atta Mohammad Noor speaks in Mazar",
+                "Atta Mohammad Noor spoke to elders in Mazar-i-Sharif on Friday.")
+    mail_channel(project, plain_smtp.port)
+    assert project.once(FakeClock()).delivery.delivered == 1
+    text = plain_smtp.mailbox.received()[0].message.get_body(  # type: ignore[union-attr]
+        ("plain",)).get_content()
+    commands = [shlex.split(line) for line in text.splitlines()
+                if line.startswith("  newswatch ")]
+    assert [c[:2] for c in commands] == [["newswatch", "mute"], ["newswatch", "not-relevant"]]
+    mute, not_relevant = commands
+    assert mute == ["newswatch", "mute", "story", site.url("/a/1")]
+    assert not_relevant == ["newswatch", "not-relevant", site.url("/a/1"),
+                            "Atta Mohammad Noor", "--watchlist", "afghan-opposition"]
+    shown = project.cli(*not_relevant[1:], check=True).stdout
+    assert "Atta Mohammad Noor" in shown and ("not applied" in shown or "no safe rule" in shown)
+    project.cli(*mute[1:], check=True)
+    [muted] = json.loads(project.cli("mutes", "--json", check=True).stdout)
+    assert muted["kind"] == "story" and muted["state"] == "active"
