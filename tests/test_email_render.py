@@ -93,8 +93,8 @@ def test_the_commands_to_mute_and_to_mark_not_relevant_are_shell_quoted() -> Non
     commands = [shlex.split(line) for line in out.text.splitlines()
                 if line.startswith("  newswatch ")]
     assert commands[0] == ["newswatch", "mute", "story", url]
-    assert ["newswatch", "not-relevant", url, "Women and youth in decision-making"] \
-        in commands
+    assert ["newswatch", "not-relevant", url, "Women and youth in decision-making",
+            "--watchlist", "joint-declaration-themes"] in commands
     assert len(commands) == 1 + 8, "one per watch item"
     parsed = seen(out.html)
     assert parsed.links == [url]
