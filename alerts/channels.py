@@ -89,8 +89,10 @@ class Senders:
         return None
 
 
-def sample_payload(watchlist: str, watch: str, now: datetime) -> dict[str, Any]:
-    """A realistic ``article.matched`` event naming ``watch``, through the real matcher."""
+def sample_payload(watchlist: str, watch: str, now: datetime,
+                   group: str = "story") -> dict[str, Any]:
+    """A realistic ``article.matched`` event naming ``watch``, through the real matcher:
+    version 2, or version 1 for a ``group: watchlist`` channel."""
     item = WatchItem(name=watch)
     article = Article(
         source="newswatch test", url="https://example.org/newswatch/test-alert",
@@ -99,17 +101,22 @@ def sample_payload(watchlist: str, watch: str, now: datetime) -> dict[str, Any]:
         summary_html=f"This is a sample alert from newswatch. It mentions {watch} so that "
                      "you can see how a real alert looks on this channel.")
     article = extract(article, now)
-    matches = Matcher([WatchlistConfig(name=watchlist, watch=[item])]).match(article)
-    return outbox.event_data(article, matches, now)
+    matcher = Matcher([WatchlistConfig(name=watchlist, watch=[item])])
+    matches = matcher.match(article)
+    if group == "watchlist":
+        return outbox.event_data(article, matches, now)
+    return outbox.story_event(article, matches, now, every=matcher.match(article, every=True))
 
 
 def template_problems(config_dir: Path, channels: Mapping[str, Channel],
-                      now: datetime) -> list[TemplateProblem]:
-    """Compile every channel's templates and render a sample alert and digest, so a
-    mistake shows at ``check`` time with its file and line. (Operator notices always use
-    the shipped templates.)"""
-    alert = sample_payload("sample-watchlist", "Ahmad Massoud", now)
-    samples = [alert, digest.digest_payload("sample", [alert, alert], now)]
+                      now: datetime, timezone: str = "UTC") -> list[TemplateProblem]:
+    """Compile every channel's templates and render a sample alert and digest of both
+    payload versions, so a mistake shows at ``check`` time with its file and line.
+    (Operator notices always use the shipped templates.)"""
+    samples = []
+    for group in ("story", "watchlist"):
+        alert = sample_payload("sample-watchlist", "Ahmad Massoud", now, group)
+        samples += [alert, digest.digest_payload("sample", [alert, alert], now)]
     problems: list[TemplateProblem] = []
     for name, channel in channels.items():
         if isinstance(channel, WebhookChannel):
@@ -120,7 +127,7 @@ def template_problems(config_dir: Path, channels: Mapping[str, Channel],
             try:  # each template alone, so every broken one is reported
                 renderer = Renderer(config_dir, {part: file})
                 for payload in samples:
-                    renderer.render(context(payload, name))
+                    renderer.render(context(payload, name, timezone))
             except TemplateProblem as exc:
                 if all(str(p) != str(exc) for p in problems):
                     problems.append(exc)

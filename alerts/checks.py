@@ -27,5 +27,6 @@ def channel_problems(root: Path, settings: Settings, loaded: LoadedFile) -> list
                                      f"urls: Apprise does not understand URL number {i + 1}")
                       for i in invalid_urls(channel)]
     found += [ConfigProblem(p.file, p.line, 1, p.message)
-              for p in template_problems(root, settings.channels, datetime.now(UTC))]
+              for p in template_problems(root, settings.channels, datetime.now(UTC),
+                                         settings.timezone)]
     return found

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from alerts.payload import story_data
 from crawler.config import next_digest_time
 from crawler.core.clock import iso
 
@@ -29,7 +30,22 @@ def next_slot(spec: str, timezone: str, now: datetime) -> datetime:
 
 def digest_payload(channel: str, members: Sequence[Mapping[str, Any]],
                    now: datetime) -> dict[str, Any]:
-    """The ``digest`` event: the members' alerts grouped by watchlist, in queue order."""
+    """The ``digest`` event. Members that are all version 1 make a version-1 digest (their
+    alerts grouped by watchlist, in queue order); otherwise version 2: one entry per
+    alert, each a version-2 ``data`` object (version-1 ones converted) with its
+    ``queued_at``."""
+    if any(payload.get("version") == 2 for payload in members):
+        return {
+            "type": "digest",
+            "version": 2,
+            "timestamp": iso(now)[:19] + "Z",
+            "data": {
+                "channel": channel,
+                "count": len(members),
+                "alerts": [{**story_data(payload), "queued_at": payload["timestamp"]}
+                           for payload in members],
+            },
+        }
     groups: dict[str, list[dict[str, Any]]] = {}
     for payload in members:
         data = payload["data"]

@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from alerts.payload import as_story_data, story_data
 from alerts.readable import Snippet, direction, find, has_rtl, view
 
 DEFAULTS = Path(__file__).parent / "templates"
@@ -245,33 +246,35 @@ def _compile(html: bool, chat: bool, source: str, filename: str) -> jinja2.Templ
 
 def context(payload: Mapping[str, Any], channel: str,
             timezone: str = "UTC") -> dict[str, Any]:
-    """What a template sees for one delivery: an alert, a digest or an operator notice.
+    """What a template sees for one delivery: an alert, a digest or an operator notice,
+    of either payload version.
 
-    ``kind`` is ``alert``, ``digest`` or ``notice``; ``groups`` lists the watchlists, each
-    with its ``alerts`` (``watchlist``, ``article``, ``matches``); ``alerts`` is the flat list
-    and ``count`` its length; ``notice`` is set for operator notices. ``stories`` lists the
-    alerts as version-2 ``data`` objects, and ``timezone`` is the config's.
+    ``kind`` is ``alert``, ``digest`` or ``notice``; ``stories`` lists the alerts as
+    version-2 ``data`` objects (one story each, its watchlists grouped; a digest's also
+    have ``queued_at``); ``timezone`` is the config's. The version-1 variables stay for
+    the templates written before: ``groups`` lists the watchlists, each with its
+    ``alerts`` (``watchlist``, ``article``, ``matches``, ``story``); ``alerts`` is the
+    flat list and ``count`` its length; ``notice`` is set for operator notices.
     """
-    # The minimum the shipped templates need until branch story-alerts, which owns this
-    # function and the version-2 payload, lands.
     data = payload.get("data", {})
     kind = {"digest": "digest", "operator.notice": "notice"}.get(payload.get("type", ""),
                                                                 "alert")
-    v2 = payload.get("version") == 2
-    if kind == "digest" and v2:
+    stories: list[dict[str, Any]] = []
+    if kind == "digest" and payload.get("version") == 2:
         stories = list(data["alerts"])
         groups = _groups(stories)
     elif kind == "digest":
         groups = [{"watchlist": g["watchlist"],
                    "alerts": [{"watchlist": g["watchlist"], **a} for a in g["alerts"]]}
                   for g in data.get("watchlists", [])]
-        stories = [_as_story(a) for g in groups for a in g["alerts"]]
+        stories = [{**as_story_data(a), "queued_at": a["queued_at"]}
+                   for g in groups for a in g["alerts"]]
     elif kind == "alert":
-        stories = [dict(data) if v2 else _as_story(data)]
-        groups = (_groups(stories) if v2
+        stories = [story_data(payload)]
+        groups = (_groups(stories) if payload.get("version") == 2
                   else [{"watchlist": data["watchlist"], "alerts": [data]}])
     else:
-        groups, stories = [], []
+        groups = []
     alerts = [a for g in groups for a in g["alerts"]]
     return {"kind": kind, "channel": channel, "timestamp": payload.get("timestamp"),
             "groups": groups, "alerts": alerts, "count": len(alerts),
@@ -279,23 +282,9 @@ def context(payload: Mapping[str, Any], channel: str,
             "timezone": timezone}
 
 
-def _as_story(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A version-1 alert in the version-2 shape (its mentions stand for its snippets)."""
-    story = data.get("story")
-    new = set(story["new_watches"]) if story else set()
-    items: dict[str, dict[str, Any]] = {}
-    for m in data["matches"]:
-        items.setdefault(m["watch"], {"watch": m["watch"], "priority": "normal",
-                                      "new": m["watch"] in new, "mentions": []}
-                         )["mentions"].append(m)
-    return {"article": {**data["article"], "lede": data["article"].get("summary")},
-            "priority": "normal", **({"story": story} if story else {}),
-            "watchlists": [{"name": data["watchlist"], "items": sorted(
-                items.values(), key=lambda item: not item["new"])}]}
-
-
 def _groups(stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Version-2 stories as the version-1 ``groups``."""
+    """Version-2 stories as the version-1 ``groups``: per watchlist, in order of first
+    appearance, one alert per story naming it, with its items' mentions as ``matches``."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for story in stories:
         extra: dict[str, Any] = {k: story[k] for k in ("story", "queued_at") if k in story}

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.helpers import wait_until
+from tests.payloads import valid_payload
 
 
 @dataclass
@@ -190,7 +191,11 @@ class Receiver(_Base):
             return [h for h in self.hits if 200 <= h.status < 300]
 
     def payloads(self) -> list[dict[str, Any]]:
-        return [json.loads(h.body) for h in self.delivered()]
+        """The bodies delivered; newswatch's webhooks (those with a ``version``; Apprise's
+        JSON has none) each checked against the documented JSON Schema of its type and
+        version."""
+        bodies = [json.loads(h.body) for h in self.delivered()]
+        return [valid_payload(b) if "version" in b else b for b in bodies]
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Hit]:
         """Wait (bounded) until ``count`` deliveries arrived; returns them either way."""

@@ -196,7 +196,8 @@ def test_plan_makes_one_row_per_watchlist_and_channel_with_stable_ids() -> None:
                         timedelta(hours=48))
     assert [r.message_id for r in rows] == [r.message_id for r in again]
     assert rows[0].message_id != rows[1].message_id
-    assert len(rows[0].payload["data"]["matches"]) == 2
+    [watchlist] = rows[0].payload["data"]["watchlists"]
+    assert [i["watch"] for i in watchlist["items"]] == ["Noor", "Ahmad Massoud"]
 
 
 def test_old_items_are_not_alerted_and_undated_are() -> None:

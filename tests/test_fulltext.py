@@ -14,6 +14,7 @@ from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.helpers import make_article
 from tests.newssite import HTML, Story, article_html, publish
+from tests.payloads import mentions
 from tests.servers import Hit, Page, Receiver, Site
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -56,8 +57,7 @@ def test_matches_come_from_the_body_never_from_page_chrome(
 
     assert report.polls[0].error is None
     assert alerted_urls(receiver) == [site.url("/a/body")]
-    payload = receiver.payloads()[0]["data"]
-    assert {(m["watch"], m["field"]) for m in payload["matches"]} == {
+    assert {(m["watch"], m["field"]) for m in mentions(receiver.payloads()[0])} == {
         ("Atta Mohammad Noor", "text")}
     stored = articles(project)
     assert stored[site.url("/a/body")]["extraction"] == "ok"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -21,7 +20,7 @@ from crawler.process.extract import extract
 from crawler.process.fold import _aligned_by_character, aligned, fold, spaced_fold
 from crawler.process.match import Matcher, _Phrases
 from tests.helpers import make_article, massoud_noor_dialogue
-from tests.test_end_to_end import SCHEMA
+from tests.payloads import valid_payload
 
 TABLE = YAML(typ="safe").load((Path(__file__).parent / "data" / "match_cases.yaml").read_text())
 MATCHER = Matcher(WatchlistsFile.model_validate({"watchlists": TABLE["watchlists"]}).watchlists)
@@ -192,7 +191,7 @@ def test_the_webhook_payload_carries_the_explanation() -> None:
     a = Article("S", "https://e.org/a", "https://e.org/a", "Taliban bar women from education")
     found = MATCHER.match(a)
     payload = event_data(a, [m for m in found if m.watchlist == "rules"], datetime.now(UTC))
-    jsonschema.validate(payload, SCHEMA)
+    valid_payload(payload)
     [m] = payload["data"]["matches"]
     assert m["highlight"] == "Taliban bar **women** from education"
     assert m["context"] == ["all_of: Taliban", "any_of: education (within 10 words)"]

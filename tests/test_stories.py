@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from tests import schema
 from tests.conftest import FakeClock, Project
 from tests.feeds import Item, rss
 from tests.fixtures.stories import BASES, Text, fixture_set
+from tests.payloads import mentions
 from tests.servers import Page, Receiver, Site
 from tests.smtp import SmtpServer
 from tests.test_end_to_end import verify
@@ -156,16 +158,22 @@ def test_one_story_from_four_feeds_alerts_once_and_once_more_for_a_new_person(
 
         payloads = [verify(h) for h in receiver.delivered()]
         assert len(payloads) == 2
-        first, follow = (p["data"] for p in payloads)  # type: ignore[index]
+        first, follow = (p["data"] for p in payloads)
         assert first["story"]["follow_up"] is False
         assert first["article"]["url"] == sites[0].url("/wire")
-        assert {m["watch"] for m in first["matches"]} == {"Ahmad Massoud",
-                                                          "intra-Afghan dialogue"}
+        assert {m["watch"] for m in mentions(payloads[0])} == {"Ahmad Massoud",
+                                                               "intra-Afghan dialogue"}
         assert follow["story"]["follow_up"] is True
         assert follow["story"]["new_watches"] == ["Atta Mohammad Noor"]
         assert follow["story"]["id"] == first["story"]["id"]
         assert follow["story"]["outlets"] == 4
         assert follow["article"]["url"] == sites[3].url("/intl")
+        sources = follow["story"]["sources"]  # 2 and 3 were polled together: either order
+        assert sources[0] == "Outlet 1" and sorted(sources) == [f"Outlet {n}" for n in range(1, 5)]
+        [items] = [[(i["watch"], i["new"]) for i in w["items"]] for w in follow["watchlists"]]
+        assert items[0] == ("Atta Mohammad Noor", True), "the reason first"
+        assert {watch for watch, new in items if not new} == {"Ahmad Massoud",
+                                                              "intra-Afghan dialogue"}
         assert len({h.headers["webhook-id"] for h in receiver.delivered()}) == 2
 
         listed = json.loads(project.cli("stories", "--json", check=True).stdout)
@@ -279,36 +287,77 @@ def test_two_processes_storing_copies_at_once_agree_on_one_story_each(
     assert len(ids) == len(set(ids)) == len(texts) - 2
 
 
-def test_plan_per_story_first_alert_follow_up_and_silence() -> None:
+def _plan_setup() -> tuple[Any, ...]:
     from alerts import outbox
     from crawler.process.match import Match
 
     now = datetime(2026, 11, 28, 10, tzinfo=UTC)
     art = Article("s", "https://e.org/copy", "https://e.org/copy", "t", published_at=now)
 
-    def m(watch: str) -> Match:
-        return Match("w", watch, watch, watch, "title", 0, 1, watch)
+    def m(watch: str, watchlist: str = "w") -> Match:
+        return Match(watchlist, watch, watch, watch, "title", 0, 1, watch)
 
-    def story(alerted: dict[str, frozenset[str]]) -> outbox.StoryContext:
-        return outbox.StoryContext(7, "story:https://e.org/first", 3, 2, now, alerted)
+    def story(alerted: dict[str, frozenset[tuple[str, str]]]) -> outbox.StoryContext:
+        return outbox.StoryContext(7, "story:https://e.org/first", 3, 2, now, alerted,
+                                   ("s", "t"))
 
-    routes = {"w": ["hook"]}
+    return outbox, now, art, m, story
+
+
+def test_plan_per_story_first_alert_follow_up_and_silence() -> None:
+    """``group: story``: one row per channel listing every watchlist routed to it (never
+    another channel's), follow-ups per (story, channel) for new (watchlist, watch) pairs."""
+    outbox, now, art, m, story = _plan_setup()
+    routes = {"w": ["hook"], "x": ["hook", "mail"], "other-team": ["mail"]}
     policy = outbox.Policy(urgent=frozenset({("w", "Noor")}))
-    (first,) = outbox.plan(art, [m("Massoud")], routes, now, timedelta(days=2), policy,
-                           story({}))
-    assert first.subject == "story:https://e.org/first" and not first.priority
-    assert first.payload["data"]["story"] == {
-        "id": 7, "articles": 3, "outlets": 2, "first_seen_at": "2026-11-28T10:00:00Z",
-        "follow_up": False, "new_watches": []}
-    assert outbox.plan(art, [m("Massoud")], routes, now, timedelta(days=2), policy,
-                       story({"w": frozenset({"Massoud"})})) == []
-    (follow,) = outbox.plan(art, [m("Massoud"), m("Noor")], routes, now, timedelta(days=2),
-                            policy, story({"w": frozenset({"Massoud"})}))
-    assert follow.subject == "story:https://e.org/first#follow-up:Noor"
-    assert follow.message_id != first.message_id
-    assert follow.priority  # the new item is urgent
+    age = timedelta(days=2)
+    found = [m("Massoud"), m("Dostum", "x"), m("Atmar", "other-team")]
+    hook, mail = outbox.plan(art, found, routes, now, age, policy, story({}))
+    assert (hook.channel, mail.channel) == ("hook", "mail")
+    assert [w["name"] for w in hook.payload["data"]["watchlists"]] == ["w", "x"]
+    assert [w["name"] for w in mail.payload["data"]["watchlists"]] == ["x", "other-team"]
+    assert hook.items == (("w", "Massoud"), ("x", "Dostum"))
+    assert hook.subject == "story:https://e.org/first" and not hook.priority
+    assert hook.payload["version"] == 2 and hook.payload["data"]["priority"] == "normal"
+    assert hook.payload["data"]["story"] == {
+        "id": 7, "articles": 3, "outlets": 2, "sources": ["s", "t"],
+        "first_seen_at": "2026-11-28T10:00:00Z", "follow_up": False, "new_watches": []}
+    assert hook.message_id != mail.message_id
+
+    before = story({"hook": frozenset({("w", "Massoud"), ("x", "Dostum")})})
+    [mail_again] = outbox.plan(art, found, routes, now, age, policy, before)
+    assert mail_again.channel == "mail", "alerted-ness is per channel"
+    assert outbox.plan(art, found[:1], routes, now, age, policy, before) == []
+    (follow, to_mail) = outbox.plan(art, [m("Massoud"), m("Dostum", "x"), m("Noor")],
+                                    routes, now, age, policy, before)
+    assert to_mail.channel == "mail" and not to_mail.payload["data"]["story"]["follow_up"]
+    assert follow.subject == "story:https://e.org/first#follow-up:w: Noor"
+    assert follow.message_id != hook.message_id
+    assert follow.priority and follow.payload["data"]["priority"] == "high"
+    data = follow.payload["data"]
+    assert data["story"]["new_watches"] == ["Noor"] and data["story"]["follow_up"]
+    assert [(w["name"], [(i["watch"], i["new"]) for i in w["items"]])
+            for w in data["watchlists"]] == [
+        ("w", [("Noor", True), ("Massoud", False)]), ("x", [("Dostum", False)])]
+
+
+def test_plan_group_watchlist_keeps_one_version_1_row_per_watchlist() -> None:
+    outbox, now, art, m, story = _plan_setup()
+    routes = {"w": ["hook"], "x": ["hook"]}
+    policy = outbox.Policy(urgent=frozenset({("w", "Noor")}), per_watchlist=frozenset({"hook"}))
+    age = timedelta(days=2)
+    w_row, x_row = outbox.plan(art, [m("Massoud"), m("Dostum", "x")], routes, now, age,
+                               policy, story({}))
+    assert w_row.payload == outbox.event_data(art, [m("Massoud")], now, story({}))
+    assert x_row.payload["data"]["watchlist"] == "x" and x_row.payload["version"] == 1
+    assert w_row.key == outbox.alert_key("w", "story:https://e.org/first", "hook")
+    before = story({"hook": frozenset({("w", "Massoud")})})
+    (follow, x_first) = outbox.plan(art, [m("Massoud"), m("Noor"), m("Dostum", "x")],
+                                    routes, now, age, policy, before)
+    assert follow.subject == "story:https://e.org/first#follow-up:Noor" and follow.priority
     assert follow.payload["data"]["story"]["new_watches"] == ["Noor"]
     assert len(follow.payload["data"]["matches"]) == 2
+    assert x_first.payload["data"]["story"]["follow_up"] is False
 
 
 def test_placement_joins_the_most_similar_candidate_or_starts_a_story() -> None:

@@ -15,6 +15,7 @@ from tests import schema
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.newssite import FILLER, HTML
+from tests.payloads import mentions
 from tests.servers import Page, Receiver, Site
 
 ZWNJ = "\u200c"
@@ -131,7 +132,7 @@ def test_joiners_are_kept_through_extraction_alerts_search_and_export(
     assert "روز سه‌شنبه نشست گفت‌وگوی بین‌الافغانی در دوحه" in row["text"]
     assert "\U0001d1e8" not in row["text"] and "سپاس‌گزاری کرد" in row["text"]
     [payload] = receiver.payloads()
-    [match] = payload["data"]["matches"]
+    [match] = mentions(payload)
     assert match["matched"] == "احمد مسعود" and "این گفت‌وگوها باید" in match["snippet"]
     # The index folds the joiners away: a query typed without them still finds it.
     for query in ("گفتوگوی", "گفت‌وگوی"):
@@ -169,7 +170,7 @@ def matched_watches(project: Project, site: Site, receiver: Receiver, markup: st
     project.sources = [{"name": "Local", "feed": site.url("/feed.xml")}]
     project.hook(receiver.url("/hook"))
     project.once()
-    return {m["watch"] for p in receiver.payloads() for m in p["data"]["matches"]}
+    return {m["watch"] for p in receiver.payloads() for m in mentions(p)}
 
 
 def test_names_in_a_table_of_the_article_match(project: Project, site: Site,

@@ -113,7 +113,8 @@ async def send_test_alert(config: Config, channel: str, now: datetime) -> TestAl
                                 "destination (url, to or urls)", "")
     watchlist = next((w for w in config.watchlists if channel in w.channels), None)
     payload = sample_payload(watchlist.name if watchlist else "newswatch-test",
-                             watchlist.watch[0].name if watchlist else "Ahmad Massoud", now)
+                             watchlist.watch[0].name if watchlist else "Ahmad Massoud", now,
+                             found.group)
     message_id = "msg_test_" + secrets.token_hex(12)
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
         senders = Senders({channel: found}, config.directory, client,

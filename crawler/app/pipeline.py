@@ -316,9 +316,14 @@ class Pipeline:
         if items:
             await self._learned_rules()
 
+        every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
+
         def prepare(item: Keyed) -> NewArticle:
             document = search.document(item.article)
-            return NewArticle(item.article, item.keys, self.matcher.match(item.article),
+            matches = self.matcher.match(item.article)
+            if matches:
+                every[item.article.url] = self.matcher.match(item.article, every=True)
+            return NewArticle(item.article, item.keys, matches,
                               stories.fingerprint(document), document)
 
         batch = rejects.each(items, prepare, _keyed_link)
@@ -326,7 +331,7 @@ class Pipeline:
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
             return outbox.plan(article, story.muted.unmuted(matches), self.routes, now,
-                               self.max_age, self.policy, story)
+                               self.max_age, self.policy, story, every.get(article.url))
 
         kept = await self.store.add_articles(batch, now, self.tuned.version, plan,
                                        self.story_rules)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from alerts.payload import story_data
 from crawler.app import tuning
 from crawler.app.daemon import OnceReport, Runner, send_test_alert
 from crawler.cli.base import Context, cli, err, out, print_json, show_table
@@ -232,11 +233,14 @@ def demo() -> None:
         show_table("sources", ["source", "items", "new", "matched", "alerts"],
                    [(p.source, p.items, p.new, p.matched, p.queued)
                 for p in sorted(report.polls, key=lambda p: p.source)])
-        show_table(f"{len(received)} webhook(s) received", ["webhook-id", "watchlist", "title",
-                                                        "matched"],
-                   [(r["id"][:16] + "…", r["data"]["watchlist"], r["data"]["article"]["title"],
-                 ", ".join(sorted({m["matched"] for m in r["data"]["matches"]})))
-                for r in received])
+        stories = [(r["id"], story_data(r)) for r in received]
+        show_table(f"{len(received)} webhook(s) received", ["webhook-id", "watchlists",
+                                                        "title", "matched"],
+                   [(i[:16] + "…", ", ".join(w["name"] for w in s["watchlists"]),
+                     s["article"]["title"],
+                     ", ".join(sorted({m["matched"] for w in s["watchlists"]
+                                       for item in w["items"] for m in item["mentions"]})))
+                    for i, s in stories])
 
     total = sample.run(show)
     out.print(f"[green]{total} alert(s) delivered in all, none twice.[/green] Edit "

@@ -115,6 +115,7 @@ class _Channel(_Model):
     digest: Digest = None
     max_per_hour: int | None = Field(default=None, ge=1)
     templates: Templates = Templates()
+    group: Literal["story", "watchlist"] = "story"
 
 
 class WebhookChannel(_Channel):

@@ -252,8 +252,9 @@ class Matcher:
             matcher = cls._cache[config.version] = cls(config.watchlists)
         return matcher
 
-    def match(self, article: Article) -> list[Match]:
-        """The first counting mention of each watch item in each field."""
+    def match(self, article: Article, *, every: bool = False) -> list[Match]:
+        """The first counting mention of each watch item in each field; with ``every``,
+        all of them (an alert marks every mention in its snippets)."""
         scanned = {f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
         if not any(s.raw for s in scanned.values()):
             return []
@@ -282,15 +283,18 @@ class Matcher:
                 for index in self._excludes.get(phrase, ()):
                     hidden.setdefault(index, []).append((start, end))
             done: set[int] = set()
+            taken: dict[int, list[tuple[int, int]]] = {}  # with every: the spans counted
             quoted: dict[tuple[int, int], tuple[str, str]] = {}
             for phrase, start, end in sorted(hits[f], key=lambda h: (h[1], -h[2])):
                 for name in self._uses.get(phrase, ()):
                     item = self._items[name.item]
-                    if name.item in done or f not in item.fields or (
+                    if (name.item in done and not every) or f not in item.fields or (
                             item.sources is not None and article.source not in item.sources):
                         continue
                     if any(s <= start and end <= e for s, e in hidden.get(name.item, ())):
                         continue
+                    if any(s < end and start < e for s, e in taken.get(name.item, ())):
+                        continue  # a shorter alias inside a mention already counted
                     first, last = origin[start], origin[end - 1] + 1
                     surface = text[first:last]
                     if name.cased is not None and _folded(surface, False) != name.cased:
@@ -304,6 +308,7 @@ class Matcher:
                             continue
                         context = explained
                     done.add(name.item)
+                    taken.setdefault(name.item, []).append((start, end))
                     if (first, last) not in quoted:  # often several items share a mention
                         quoted[first, last] = excerpts(text, first, last)
                     found_matches.append(Match(

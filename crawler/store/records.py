@@ -65,6 +65,8 @@ class OutboxRow:
     payload: dict[str, Any]
     priority: bool = False
     hold_until: datetime | None = None
+    items: tuple[tuple[str, str], ...] = ()
+    """The (watchlist, watch) pairs the alert names: what its story is alerted for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,9 @@ class Muted:
 class StoryContext:
     """The story an article was placed in, as the store saw it inside the transaction.
 
-    ``alerted`` maps a watchlist to the watch items that earlier articles of the story
-    were alerted for (empty for a new story); ``muted``, the mutes in force for it.
+    alerted: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+    muted: Muted = Muted()
     """
 
     id: int
@@ -100,7 +103,8 @@ class StoryContext:
     articles: int
     outlets: int
     first_seen_at: datetime
-    alerted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    alerted: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
     muted: Muted = Muted()
 
 

@@ -77,20 +77,25 @@ def new(art: Article, matches: Sequence[Match] = ()) -> NewArticle:
 
 
 def alert_row(watchlist: str, subject: str, channel: str = "hook", *,
-              priority: bool = False, hold_until: datetime | None = None) -> OutboxRow:
+              priority: bool = False, hold_until: datetime | None = None,
+              items: tuple[tuple[str, str], ...] = ()) -> OutboxRow:
     key = "\x1f".join((watchlist, subject, channel))
     return OutboxRow(key, "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32], watchlist,
                      channel, subject,
-                     {"subject": subject}, priority, hold_until)
+                     {"subject": subject}, priority, hold_until, items)
 
 
 def plan_one(channel: str = "hook") -> Callable[[Article, list[Match], StoryContext],
                                                 list[OutboxRow]]:
-    """One alert per (article with matches, watchlist) on ``channel``, per story."""
+    """One alert per story on ``channel``, and one per later copy naming (watchlist,
+    watch) pairs that the channel's earlier alerts of the story did not."""
     def plan(art: Article, matches: list[Match], story: StoryContext) -> list[OutboxRow]:
-        return [alert_row(w, story.subject, channel)
-                for w in dict.fromkeys(m.watchlist for m in matches)
-                if not story.alerted.get(w)]
+        pairs = tuple(dict.fromkeys((m.watchlist, m.watch) for m in matches))
+        new = set(pairs) - story.alerted.get(channel, frozenset())
+        if not new:
+            return []
+        return [alert_row("", story.subject + "#" + ",".join(sorted(map(str, new))), channel,
+                          items=pairs)]
     return plan
 
 

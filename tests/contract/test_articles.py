@@ -15,6 +15,7 @@ from tests.contract.conftest import (
     EPOCH,
     NOW,
     Opener,
+    alert_row,
     article,
     match,
     new,
@@ -71,12 +72,35 @@ def test_copies_join_one_story_and_the_plan_knows_what_it_alerted(sources: Store
     assert stored[0].story_id == stored[1].story_id != stored[2].story_id
     assert seen[0].subject == story_subject(article("Kabul", 1).url) == seen[1].subject
     assert (seen[1].articles, seen[1].outlets) == (2, 2)
-    assert seen[0].alerted == {} and seen[1].alerted == {"opposition": {"Ahmad Massoud"}}
+    assert seen[0].alerted == {}
+    assert seen[1].alerted == {"hook": {("opposition", "Ahmad Massoud")}}
+    assert seen[1].sources == ("Kabul", "North")
     assert [len(s.rows) for s in stored] == [1, 0, 0], "the copy alerts nothing new"
     [story, other] = sorted(sources.recent_stories(EPOCH), key=lambda s: -s["articles"])
     assert (story["articles"], story["outlets"], story["outlets_list"]) == \
         (2, 2, ["Kabul", "North"])
     assert story["watches"] == ["opposition: Ahmad Massoud"] and other["articles"] == 1
+
+
+def test_alerted_is_per_channel_and_names_what_each_alert_named(sources: Store) -> None:
+    """A story alerted on one channel is still new to another; an alert names the pairs
+    it lists, not every match of its article, and a later copy's new pair shows up as not
+    alerted on that channel only."""
+    seen: list[StoryContext] = []
+
+    def plan(art, matches, story):  # type: ignore[no-untyped-def]
+        seen.append(story)
+        if story.alerted.get("mail") or len(seen) > 2:
+            return []
+        return [alert_row("", f"{story.subject}#{len(seen)}", "mail",
+                          items=(("opposition", "Ahmad Massoud"),))]
+
+    sources.add_articles([new(article("Kabul", 1), [match(), match("Atta Mohammad Noor")]),
+                          new(article("North", 2), [match()]),
+                          new(article("West", 3), [match("Hanif Atmar")])], NOW, "v1", plan)
+    assert seen[1].alerted == {"mail": {("opposition", "Ahmad Massoud")}}
+    assert seen[2].alerted == seen[1].alerted and "hook" not in seen[2].alerted
+    assert seen[2].sources == ("Kabul", "North", "West")
 
 
 def test_a_copy_outside_the_window_starts_its_own_story(sources: Store) -> None:

@@ -115,7 +115,8 @@ def test_alerts_held_for_a_digest_channel_are_folded_when_it_is_due(store: Store
 
 
 def test_retention_keeps_the_alerts_of_a_story_still_being_seen(store: Store) -> None:
-    [alert_id] = queue(store, alert_row("w", "s1"))
+    """Past retention an alert goes, with the items it named (outbox_items)."""
+    [alert_id] = queue(store, alert_row("w", "s1", items=(("opposition", "Ahmad Massoud"),)))
     store.claim_alerts("p", NOW, LEASE, ["hook"])
     store.record_delivery(alert_id, "p", NOW, DeliveryResult("delivered", 200))
     keep = timedelta(days=90)

@@ -107,6 +107,14 @@ def test_step_8_lets_the_stored_stories_be_muted_and_keeps_their_alerts(v6: Path
     assert [a["status"] for a in store.alerts()] == [delivered["status"]]
     assert [m["kind"] for m in store.mutes(EPOCH)] == ["story"]
     assert store.rules_version() == (0, 0)
+def test_step_9_records_what_each_alert_of_today_named(v6: Path) -> None:
+    """Alerts queued per watchlist name their watchlist's items matched in their article,
+    so a story alerted before the upgrade is alerted for those on that channel."""
+    SQLiteStore(v6).close()
+    assert schema.rows(v6, "SELECT * FROM outbox_items") == [
+        {"outbox_id": 1, "watchlist": "afghan-opposition", "watch": "Ahmad Massoud"}]
+    assert schema.value(v6, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                            "AND tbl_name = 'outbox' AND sql LIKE '%article_id%'") == 1
 
 
 class Memory:

@@ -28,7 +28,7 @@ from crawler.store.records import (
 )
 from crawler.store.sqlite.base import Connected, last_id, wrap_exceptions
 from crawler.store.sqlite.fts import fts5
-from crawler.store.sqlite.outbox import outbox_row
+from crawler.store.sqlite.outbox import queue
 from crawler.store.sqlite.tuning import ACTIVE
 
 
@@ -100,8 +100,8 @@ class Articles(Connected):
                 } for m in new.matches)
                 story = _place(db, article_id, new, now, rules)
                 rows = plan(article, new.matches, story)
-                db.table("outbox").insert_all((
-                    outbox_row(r, now, article_id) for r in rows), ignore=True)
+                for r in rows:
+                    queue(db, r, now, article_id)
                 db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
                            "VALUES (?, ?, ?, ?)", [article_id, *new.indexed])
                 stored.append(StoredArticle(article, article_id, story.id, rows, new.matches))
@@ -333,17 +333,18 @@ def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: dat
                             "VALUES (?, ?)", [(key, article_id) for key in fp.bands])
     row = db.execute("SELECT key, articles, outlets, first_seen_at FROM stories "
                      "WHERE id = ?", [story_id]).fetchone()
-    alerted: dict[str, set[str]] = {}
+    alerted: dict[str, set[tuple[str, str]]] = {}
     if placed is not None and new.matches:
-        for watchlist, watch in db.execute(
-                "SELECT DISTINCT m.watchlist, m.watch FROM matches m "
-                "JOIN articles a ON a.id = m.article_id "
-                "WHERE a.story_id = ? AND a.id != ? AND EXISTS (SELECT 1 FROM outbox o "
-                "WHERE o.article_id = m.article_id AND o.watchlist = m.watchlist)",
-                [story_id, article_id]):
-            alerted.setdefault(watchlist, set()).add(watch)
+        for channel, watchlist, watch in db.execute(
+                "SELECT DISTINCT o.channel, i.watchlist, i.watch FROM articles a "
+                "JOIN outbox o ON o.article_id = a.id "
+                "JOIN outbox_items i ON i.outbox_id = o.id "
+                "WHERE a.story_id = ? AND a.id != ?", [story_id, article_id]):
+            alerted.setdefault(channel, set()).add((watchlist, watch))
+    sources = tuple(dict.fromkeys(r[0] for r in db.execute(
+        "SELECT source FROM articles WHERE story_id = ? ORDER BY id", [story_id])))
     return StoryContext(story_id, row[0], row[1], row[2], parse_iso(row[3]),
-                        {w: frozenset(items) for w, items in alerted.items()},
+                        {c: frozenset(pairs) for c, pairs in alerted.items()}, sources,
                         _muted(db, story_id, new, now) if new.matches else Muted())
 
 

@@ -36,8 +36,9 @@ class Maintenance(Connected):
                    "AND o.delivered_at < :cutoff AND NOT EXISTS (SELECT 1 FROM articles a "
                    "JOIN stories s ON s.id = a.story_id WHERE a.id = o.article_id "
                    "AND s.last_seen_at >= :cutoff)")
-            db.execute(f"DELETE FROM delivery_attempts WHERE outbox_id IN ({old})",
-                       {"cutoff": cutoff})
+            for table in ("delivery_attempts", "outbox_items"):
+                db.execute(f"DELETE FROM {table} WHERE outbox_id IN ({old})",
+                           {"cutoff": cutoff})
             removed = db.execute(f"DELETE FROM outbox WHERE id IN ({old})",
                                  {"cutoff": cutoff}).rowcount
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -173,6 +173,21 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.table("outbox").add_column("mute_id", int)
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    """Alerted-ness per (story, channel): which (watchlist, watch) pairs each alert named.
+    An alert queued before names its watchlist's items matched in its article (what
+    ``StoryContext.alerted`` read from it until now), so old stories keep their
+    follow-ups."""
+    db.execute("CREATE TABLE outbox_items (outbox_id INTEGER NOT NULL REFERENCES outbox(id), "
+               "watchlist TEXT NOT NULL, watch TEXT NOT NULL, "
+               "PRIMARY KEY (outbox_id, watchlist, watch)) WITHOUT ROWID")
+    db.table("outbox").create_index(["article_id"])
+    db.execute("INSERT OR IGNORE INTO outbox_items (outbox_id, watchlist, watch) "
+               "SELECT o.id, o.watchlist, m.watch FROM outbox o JOIN matches m "
+               "ON m.article_id = o.article_id AND m.watchlist = o.watchlist "
+               "WHERE o.kind = 'alert'")
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -182,6 +197,7 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(6, "stories, similarity index, full-text search, article retention", _v6),
     Step(7, "channel URL tokens scrubbed from stored delivery errors and incidents", _v7),
     Step(8, "mutes, learned rules, muted alerts", _v8),
+    Step(9, "outbox_items: the watch items each alert named (one alert per story)", _v9),
 ]
 
 
