@@ -1,65 +1,43 @@
-"""Version-2 alert payloads built by hand from docs (the shared payload spec), and the
-joint declaration of the three opposition blocs as an English and a Dari alert.
+"""The joint declaration of the three opposition blocs as an English and a Dari alert,
+made by the pipeline's own pure steps: extraction, the matcher and ``outbox.story_event``
+(the version-2 payload), in the story an outlet's copy lands in.
 
-The email tests render these through the shipped templates; the pipeline builds the same
-shape from real articles.
+The email tests render these through the shipped templates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-WHEN = "2026-11-28T10:00:00Z"  # the alert's timestamp
+from alerts import outbox
+from crawler.config import WatchItem, WatchlistConfig
+from crawler.core.article import Article
+from crawler.process.extract import extract
+from crawler.process.match import Matcher
+from crawler.store.records import StoryContext
 
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # when the alert is queued
+STORY_ID = 412
 
-def sentence(text: str, *mentions: str, field: str = "text") -> dict[str, Any]:
-    """A snippet: one sentence with every occurrence of each mention marked."""
-    marks = []
-    for mention in mentions:
-        at = text.find(mention)
-        assert at >= 0, f"{mention!r} is not in {text!r}"
-        while at >= 0:
-            marks.append([at, at + len(mention)])
-            at = text.find(mention, at + 1)
-    return {"field": field, "text": text, "marks": sorted(marks)}
-
-
-def item(watch: str, *snippets: dict[str, Any], priority: str = "normal",
-         new: bool = False) -> dict[str, Any]:
-    """A watch item with its snippets, and the v1 match object of each first mention."""
-    mentions = [{"watch": watch, "alias": watch, "matched": s["text"][a:b],
-                 "field": s["field"], "start": a, "end": b, "snippet": s["text"],
-                 "highlight": s["text"][:a] + "**" + s["text"][a:b] + "**" + s["text"][b:],
-                 "context": []} for s in snippets for a, b in s["marks"][:1]]
-    return {"watch": watch, "priority": priority, "new": new, "mentions": mentions,
-            "snippets": list(snippets)}
-
-
-def alert(article: dict[str, Any], watchlists: dict[str, Sequence[dict[str, Any]]],
-          sources: Sequence[str] | None = None, new_watches: Sequence[str] = (),
-          story: bool = True, timestamp: str = WHEN) -> dict[str, Any]:
-    """An ``article.matched`` version-2 event; high priority if any item is."""
-    items = [i for listed in watchlists.values() for i in listed]
-    data: dict[str, Any] = {
-        "article": {"summary": None, "lede": None, "published_at": None, **article},
-        "priority": "high" if any(i["priority"] == "high" for i in items) else "normal",
-    }
-    if story:
-        outlets = list(sources or [article["source"]])
-        data["story"] = {"id": 412, "articles": len(outlets), "outlets": len(outlets),
-                         "sources": outlets, "first_seen_at": "2026-11-28T09:45:00Z",
-                         "follow_up": bool(new_watches), "new_watches": list(new_watches)}
-    data["watchlists"] = [{"name": n, "items": list(i)} for n, i in watchlists.items()]
-    return {"type": "article.matched", "version": 2, "timestamp": timestamp, "data": data}
-
-
-def digest(channel: str, alerts: Sequence[dict[str, Any]],
-           timestamp: str = WHEN) -> dict[str, Any]:
-    return {"type": "digest", "version": 2, "timestamp": timestamp,
-            "data": {"channel": channel, "count": len(alerts),
-                     "alerts": [{**a["data"], "queued_at": a["timestamp"]} for a in alerts]}}
-
+LEADERS = {"Ahmad Massoud": "احمد مسعود", "Atta Mohammad Noor": "عطا محمد نور",
+           "Yunus Qanuni": "یونس قانونی", "Hanif Atmar": "حنیف اتمر",
+           "Mohammad Mohaqiq": "محمد محقق", "Abdul Rashid Dostum": "عبدالرشید دوستم"}
+WATCHLISTS = [
+    WatchlistConfig(name="afghan-opposition", watch=[
+        WatchItem(name=name, aliases=[dari], priority="high" if name == "Ahmad Massoud"
+                  else "normal") for name, dari in LEADERS.items()]),
+    WatchlistConfig(name="joint-declaration-themes", watch=[
+        WatchItem(name="Security Council guarantees",
+                  aliases=["guaranteed by the UN Security Council", "تضمین شورای امنیت",
+                           "UNSC"]),
+        WatchItem(name="Women and youth in decision-making",
+                  aliases=["participation of women and youth in decision-making",
+                           "مشارکت زنان و جوانان در تصمیم‌گیری‌ها"])]),
+]
+URGENT = frozenset((w.name, i.name) for w in WATCHLISTS for i in w.watch
+                   if i.priority == "high")
 
 EN_URL = "https://www.amu.tv/en/2026/11/28/opposition-blocs-joint-declaration/?utm=x&ref=a"
 EN_TITLE = "Three opposition blocs call for intra-Afghan dialogue in a joint declaration"
@@ -67,64 +45,68 @@ EN_LEDE = ("Leaders of the National Resistance Front, the High Council of Nation
            "Resistance and the Afghanistan Freedom Front signed a joint declaration on "
            "Friday calling for an intra-Afghan dialogue guaranteed by the UN Security "
            "Council.")
-
-
-def english(new_watches: Sequence[str] = ()) -> dict[str, Any]:
-    """The declaration as an English outlet reports it: six leaders and two themes."""
-    t1 = ("Ahmad Massoud, who leads the National Resistance Front, said the declaration "
-          "was signed with Atta Mohammad Noor and Yunus Qanuni in Dushanbe.")
-    t2 = ("Ahmad Massoud called the meeting a first step, and Ahmad Massoud's deputy read "
-          "the text aloud.")
-    t3 = "Hanif Atmar, Mohammad Mohaqiq and Abdul Rashid Dostum joined by video link."
-    people = [item("Ahmad Massoud", sentence(t1, "Ahmad Massoud"),
-                   sentence(t2, "Ahmad Massoud"), priority="high"),
-              item("Atta Mohammad Noor", sentence(t1, "Atta Mohammad Noor")),
-              item("Yunus Qanuni", sentence(t1, "Yunus Qanuni")),
-              item("Hanif Atmar", sentence(t3, "Hanif Atmar"),
-                   new="Hanif Atmar" in new_watches),
-              item("Mohammad Mohaqiq", sentence(t3, "Mohammad Mohaqiq")),
-              item("Abdul Rashid Dostum", sentence(t3, "Abdul Rashid Dostum"))]
-    people.sort(key=lambda i: not i["new"])
-    themes = [item("Security Council guarantees", sentence(
-                  "The blocs demand negotiations guaranteed by the UN Security Council.",
-                  "guaranteed by the UN Security Council")),
-              item("Women and youth in decision-making", sentence(
-                  "They call for the participation of women and youth in decision-making.",
-                  "participation of women and youth in decision-making"))]
-    return alert(
-        {"url": EN_URL, "title": EN_TITLE, "source": "Amu TV",
-         "published_at": "2026-11-28T08:12:00Z", "summary": EN_LEDE, "lede": EN_LEDE},
-        {"afghan-opposition": people, "joint-declaration-themes": themes},
-        sources=["Khaama Press", "Amu TV", "طلوع‌نیوز"], new_watches=new_watches)
-
+EN_TEXT = [
+    EN_LEDE,
+    "Ahmad Massoud, who leads the National Resistance Front, said the declaration was "
+    "signed with Atta Mohammad Noor and Yunus Qanuni in Dushanbe.",
+    "Ahmad Massoud called the meeting a first step, and Ahmad Massoud's deputy read the "
+    "text aloud.",
+    "Hanif Atmar, Mohammad Mohaqiq and Abdul Rashid Dostum joined by video link.",
+    "The blocs demand negotiations guaranteed by the UN Security Council.",
+    "They call for the participation of women and youth in decision-making.",
+]
 
 FA_URL = "https://tolonews.com/fa/afghanistan-190412"
 FA_TITLE = "سه جریان مخالف در اعلامیه‌ای مشترک خواستار گفت‌وگوی بین‌الافغانی شدند"
 FA_LEDE = ("رهبران جبهه مقاومت ملی، شورای عالی مقاومت ملی و جبهه آزادی افغانستان روز جمعه "
-           "در اعلامیه‌ای مشترک خواستار آغاز گفت‌وگوی بین‌الافغانی با تضمین شورای امنیت "
-           "سازمان ملل متحد شدند.")
+           "در اعلامیه‌ای مشترک خواستار آغاز گفت‌وگوی بین‌الافغانی شدند.")
+FA_TEXT = [
+    FA_LEDE,
+    "احمد مسعود، رهبر جبهه مقاومت ملی، گفت که این اعلامیه با عطا محمد نور و یونس قانونی "
+    "در دوشنبه امضا شد.",
+    "حنیف اتمر گفت مذاکرات باید با تضمین شورای امنیت سازمان ملل متحد (UNSC) برگزار شود.",
+    "محمد محقق و عبدالرشید دوستم بر مشارکت زنان و جوانان در تصمیم‌گیری‌ها تأکید کردند.",
+]
+
+
+def alert(source: str, url: str, title: str, paragraphs: Sequence[str],
+          published: datetime, sources: Sequence[str],
+          new_watches: Sequence[str] = ()) -> dict[str, Any]:
+    """The version-2 alert a channel routed every watchlist gets for this copy: a
+    follow-up for ``new_watches`` when given, the first alert of the story otherwise."""
+    article = extract(Article(source=source, url=url, link=url, title=title,
+                              published_at=published,
+                              content_html="".join(f"<p>{p}</p>" for p in paragraphs)),
+                      NOW)
+    matcher = Matcher(WATCHLISTS)
+    matches = matcher.match(article)
+    new = sorted({(m.watchlist, m.watch) for m in matches if m.watch in new_watches})
+    story = StoryContext(STORY_ID, f"story:{url}", len(sources), len(sources),
+                         NOW - timedelta(minutes=30), sources=tuple(sources))
+    return outbox.story_event(article, matches, NOW, story, new, URGENT,
+                              every=matcher.match(article, every=True))
+
+
+def english(new_watches: Sequence[str] = ()) -> dict[str, Any]:
+    """The declaration as an English outlet reports it: six leaders and two themes."""
+    return alert("Amu TV", EN_URL, EN_TITLE, EN_TEXT, datetime(2026, 11, 28, 8, 12, tzinfo=UTC),
+                 ["Khaama Press", "Amu TV", "طلوع‌نیوز"], new_watches)
 
 
 def dari(new_watches: Sequence[str] = ("Hanif Atmar",)) -> dict[str, Any]:
-    """The declaration as a Dari outlet reports it (a follow-up naming Hanif Atmar)."""
-    t1 = ("احمد مسعود، رهبر جبهه مقاومت ملی، گفت که این اعلامیه با عطا محمد نور و یونس "
-          "قانونی در دوشنبه امضا شد.")
-    t2 = ("حنیف اتمر گفت مذاکرات باید با تضمین شورای امنیت سازمان ملل متحد (UNSC) برگزار "
-          "شود.")
-    t3 = ("محمد محقق و عبدالرشید دوستم بر مشارکت زنان و جوانان در تصمیم‌گیری‌ها تأکید "
-          "کردند.")
-    people = [item("Hanif Atmar", sentence(t2, "حنیف اتمر"), new="Hanif Atmar" in new_watches),
-              item("Ahmad Massoud", sentence(t1, "احمد مسعود"), priority="high"),
-              item("Atta Mohammad Noor", sentence(t1, "عطا محمد نور")),
-              item("Yunus Qanuni", sentence(t1, "یونس قانونی")),
-              item("Mohammad Mohaqiq", sentence(t3, "محمد محقق")),
-              item("Abdul Rashid Dostum", sentence(t3, "عبدالرشید دوستم"))]
-    people.sort(key=lambda i: not i["new"])
-    themes = [item("Security Council guarantees", sentence(t2, "تضمین شورای امنیت", "UNSC")),
-              item("Women and youth in decision-making",
-                   sentence(t3, "مشارکت زنان و جوانان در تصمیم‌گیری‌ها"))]
-    return alert(
-        {"url": FA_URL, "title": FA_TITLE, "source": "طلوع‌نیوز",
-         "published_at": "2026-11-28T07:41:00Z", "summary": None, "lede": FA_LEDE},
-        {"afghan-opposition": people, "joint-declaration-themes": themes},
-        sources=["Khaama Press", "طلوع‌نیوز", "آمو"], new_watches=new_watches)
+    """The declaration as a Dari outlet reports it: a follow-up naming Hanif Atmar."""
+    return alert("طلوع‌نیوز", FA_URL, FA_TITLE, FA_TEXT,
+                 datetime(2026, 11, 28, 7, 41, tzinfo=UTC),
+                 ["Khaama Press", "طلوع‌نیوز", "آمو"], new_watches)
+
+
+def sentence(text: str, *mentions: str, field: str = "text") -> dict[str, Any]:
+    """A version-2 snippet by hand, every occurrence of each mention marked (for payloads
+    the pipeline would not make, such as hostile ones)."""
+    marks = []
+    for mention in mentions:
+        at = text.find(mention)
+        while at >= 0:
+            marks.append([at, at + len(mention)])
+            at = text.find(mention, at + 1)
+    return {"field": field, "text": text, "marks": sorted(marks)}

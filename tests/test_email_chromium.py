@@ -77,7 +77,8 @@ def test_the_english_email_in_chromium(page: Any, request: pytest.FixtureRequest
     link = page.locator("h2.headline a")
     assert link.get_attribute("href") == alerts_v2.EN_URL
     assert link.inner_text() == alerts_v2.EN_TITLE
-    assert style(page, "h2.headline, p.lede, div.snippet", "direction") == ["ltr"] * 7
+    directions = style(page, "h2.headline, p.lede, div.snippet", "direction")
+    assert set(directions) == {"ltr"} and len(directions) >= 2 + 6
     text = page.inner_text("body")
     assert "Published 28 Nov 2026, 12:42 Asia/Kabul (UTC+04:30), 1 h ago" in text
     assert not ISO.search(text) and not STORY_ID.search(text)
@@ -91,8 +92,9 @@ def test_the_dari_email_in_chromium(page: Any, request: pytest.FixtureRequest,
     show(page, alerts_v2.dari(), "fa", request, tmp_path)
     assert page.locator("h2.headline a").get_attribute("href") == alerts_v2.FA_URL
     # every Dari block reads right to left, and the English frame stays left to right
-    assert style(page, "h2.headline, p.lede, div.snippet", "direction") == ["rtl"] * 7
-    assert style(page, "p.meta, p.reason, li.item", "direction") == ["ltr"] * 10
+    directions = style(page, "h2.headline, p.lede, div.snippet", "direction")
+    assert set(directions) == {"rtl"} and len(directions) >= 2 + 5
+    assert set(style(page, "p.meta, p.reason, li.item", "direction")) == {"ltr"}
     text = page.inner_text("body")
     assert alerts_v2.FA_TITLE in text and "گفت‌وگوی بین‌الافغانی" in text
     assert not ISO.search(text) and not STORY_ID.search(text)

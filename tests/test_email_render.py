@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts import outbox
+from alerts import digest, outbox
 from alerts.readable import age, local_time
 from alerts.templates import FSI, PDI, RLI, RLM, Rendered, Renderer, context
 from crawler.config import WatchItem, WatchlistConfig
@@ -66,7 +66,7 @@ def test_an_english_alert_reads_as_news_in_the_configured_zone() -> None:
     assert alerts_v2.EN_LEDE in lines
     assert lines[0] == "High priority."
     # grouped by watchlist, one line per item, each sentence once with every name marked
-    people = lines[lines.index("afghan-opposition:"):lines.index("joint-declaration-themes:")]
+    people = lines[lines.index("afghan-opposition:"):lines.index("Mute this story:")]
     assert [line for line in people if line.startswith("- ")] == [
         "- Ahmad Massoud (high priority)",
         "- Atta Mohammad Noor (named alongside Ahmad Massoud)",
@@ -82,7 +82,8 @@ def test_an_english_alert_reads_as_news_in_the_configured_zone() -> None:
     for body in (out.text, " ".join(seen(out.html).text)):
         assert not STORY_ID.search(body), "no internal story number"
         assert not ISO.search(body), "no raw ISO time"
-    assert out.subject == f"[high priority] [afghan-opposition +1] {alerts_v2.EN_TITLE}"
+    # the lede names a theme first, so the themes' list leads
+    assert out.subject == f"[high priority] [joint-declaration-themes +1] {alerts_v2.EN_TITLE}"
 
 
 def test_the_commands_to_mute_and_to_mark_not_relevant_are_shell_quoted() -> None:
@@ -107,18 +108,22 @@ def test_a_follow_up_gives_its_reason_first() -> None:
     assert lines[0] == "Follow-up: now also names Hanif Atmar."
     people = [line for line in lines if line.startswith("- ")]
     assert people[0] == "- Hanif Atmar (new)"
-    assert out.subject.startswith("[high priority] [afghan-opposition +1] Follow-up: ")
+    assert out.subject.startswith("[high priority] [afghan-opposition +1] Follow-up: "), \
+        "the list with the new item leads"
     text = "".join(seen(out.html.split("<body", 1)[1]).text)
     assert text.index("Follow-up: now also names Hanif Atmar.") < text.index("Three opposition")
 
 
 def test_dari_in_the_text_part_is_marked_right_to_left_and_english_stays_clean() -> None:
-    out = render(dari())
+    payload = dari()
+    lede = payload["data"]["article"]["lede"]
+    assert lede.startswith(alerts_v2.FA_LEDE)
+    out = render(payload)
     lines = out.text.splitlines()
     # a Dari block: RLM, then an RTL isolate, so it reads right to left in any client
     assert f"{RLM}{RLI}{FA_TITLE}{PDI}" in lines
     assert lines[lines.index(f"{RLM}{RLI}{FA_TITLE}{PDI}") + 1] == FA_URL, "URL line bare"
-    assert f"{RLM}{RLI}{alerts_v2.FA_LEDE}{PDI}" in lines
+    assert f"{RLM}{RLI}{lede}{PDI}" in lines
     snippet = next(line for line in lines if "UNSC" in line and "*UNSC*" in line)
     assert snippet.startswith(f"  {RLM}{RLI}") and snippet.endswith(f"{PDI}")
     # Dari names inside an English line are isolated, so the comma stays between them
@@ -132,10 +137,12 @@ def test_dari_in_the_text_part_is_marked_right_to_left_and_english_stays_clean()
 
 
 def test_dari_in_the_html_part_is_marked_per_block() -> None:
-    html = render(dari()).html
+    payload = dari()
+    html = render(payload).html
     assert re.search(r'<h2 class="headline" dir="auto"[^>]*><a href="https://tolonews\.com/'
                      r'fa/afghanistan-190412">' + FA_TITLE, html)
-    assert f'<p class="lede" dir="auto" style="margin: .6em 0">{alerts_v2.FA_LEDE}</p>' in html
+    lede = payload["data"]["article"]["lede"]
+    assert f'<p class="lede" dir="auto" style="margin: .6em 0">{lede}</p>' in html
     assert html.count('<div class="snippet" dir="auto"') == 5
     assert "<bdi><mark>UNSC</mark></bdi>" in html
     assert "names <bdi>Hanif Atmar</bdi>." in html
@@ -169,9 +176,9 @@ def test_hostile_text_in_a_version_2_alert_stays_text() -> None:
 
 
 def test_a_version_2_digest_counts_its_stories() -> None:
-    out = render(alerts_v2.digest("desk", [english(), dari()]))
-    assert out.subject == ("[newswatch] digest: 2 alerts for afghan-opposition, "
-                           "joint-declaration-themes")
+    out = render(digest.digest_payload("desk", [english(), dari()], SENT))
+    assert out.subject == ("[newswatch] digest: 2 alerts for joint-declaration-themes, "
+                           "afghan-opposition")
     assert out.text.startswith("2 alerts since the last digest.")
     assert out.text.count("==========") == 2
     assert seen(out.html).links == [alerts_v2.EN_URL, FA_URL]
@@ -218,8 +225,6 @@ def test_a_version_1_alert_still_renders_sensibly() -> None:
 
 
 def test_a_version_1_digest_and_a_sample_without_story_render() -> None:
-    from alerts import digest
-
     first = v1_alert(follow_up=False)
     out = render(digest.digest_payload("desk", [first, first], SENT))
     assert out.subject == "[newswatch] digest: 2 alerts for afghan-opposition"
