@@ -46,6 +46,7 @@ class Item:
     snippets: tuple[Snippet, ...]  # the sentences not already shown for another item
     more: int  # sentences with a mention that are not shown
     alongside: tuple[str, ...]  # the items whose sentences also name this one
+    in_headline: bool  # named in the headline, which is shown already
     not_relevant: str  # the command that marks this match not relevant (with its
     # watchlist, which the command needs when several lists have an item of that name)
 
@@ -122,9 +123,12 @@ def _story(data: Mapping[str, Any], zone: ZoneInfo, now: datetime | None) -> Sto
 def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> Watchlist:
     """The watchlist's items, each sentence shown once: under the first item it names,
     with the mentions of every item marked; a later item it names says whose sentence
-    names it too, rather than repeating it."""
+    names it too, rather than repeating it. The headline is not repeated either: an item
+    it names says so."""
     items = [(i, merge_snippets(i.get("snippets") or [], i.get("mentions") or []))
              for i in raw["items"]]
+    headline = {i["watch"] for i, snippets in items if any(s.field == "title" for s in snippets)}
+    items = [(i, tuple(s for s in snippets if s.field != "title")) for i, snippets in items]
     marks: dict[str, list[tuple[int, int]]] = {}
     for _, snippets in items:
         for s in snippets:
@@ -143,7 +147,7 @@ def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> 
             tuple(Snippet(s.field, s.text, normalise_marks(marks[s.text],
                                                            len(s.text)))
                   for s in fresh[:SNIPPETS_PER_ITEM]),
-            max(0, len(fresh) - SNIPPETS_PER_ITEM), tuple(alongside),
+            max(0, len(fresh) - SNIPPETS_PER_ITEM), tuple(alongside), watch in headline,
             command("not-relevant", url, watch, "--watchlist", str(raw["name"]))))
     return Watchlist(str(raw["name"]), tuple(out))
 

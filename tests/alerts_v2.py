@@ -1,6 +1,7 @@
 """The joint declaration of the three opposition blocs as an English and a Dari alert,
-made by the pipeline's own pure steps: extraction, the matcher and ``outbox.story_event``
-(the version-2 payload), in the story an outlet's copy lands in.
+made by the pipeline's own pure steps (extraction, the matcher with the shipped
+watchlists, ``outbox.story_event`` for the version-2 payload) in the story an outlet's
+copy lands in.
 
 The email tests render these through the shipped templates.
 """
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from alerts import outbox
-from crawler.config import WatchItem, WatchlistConfig
+from crawler.config import WatchlistConfig, load_config
 from crawler.core.article import Article
 from crawler.process.extract import extract
 from crawler.process.match import Matcher
@@ -21,23 +23,16 @@ from crawler.store.records import StoryContext
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # when the alert is queued
 STORY_ID = 412
 
-LEADERS = {"Ahmad Massoud": "احمد مسعود", "Atta Mohammad Noor": "عطا محمد نور",
-           "Yunus Qanuni": "یونس قانونی", "Hanif Atmar": "حنیف اتمر",
-           "Mohammad Mohaqiq": "محمد محقق", "Abdul Rashid Dostum": "عبدالرشید دوستم"}
-WATCHLISTS = [
-    WatchlistConfig(name="afghan-opposition", watch=[
-        WatchItem(name=name, aliases=[dari], priority="high" if name == "Ahmad Massoud"
-                  else "normal") for name, dari in LEADERS.items()]),
-    WatchlistConfig(name="joint-declaration-themes", watch=[
-        WatchItem(name="Security Council guarantees",
-                  aliases=["guaranteed by the UN Security Council", "تضمین شورای امنیت",
-                           "UNSC"]),
-        WatchItem(name="Women and youth in decision-making",
-                  aliases=["participation of women and youth in decision-making",
-                           "مشارکت زنان و جوانان در تصمیم‌گیری‌ها"])]),
-]
-URGENT = frozenset((w.name, i.name) for w in WATCHLISTS for i in w.watch
-                   if i.priority == "high")
+SHIPPED = Path(__file__).parent.parent / "config"
+
+
+def shipped_watchlists() -> list[WatchlistConfig]:
+    """The shipped watchlists, as they are, but for Ahmad Massoud set to ``priority:
+    high`` as a desk following him would."""
+    return [w.model_copy(update={"watch": [
+        i.model_copy(update={"priority": "high"}) if i.name == "Ahmad Massoud" else i
+        for i in w.watch]}) for w in load_config(SHIPPED).watchlists]
+
 
 EN_URL = "https://www.amu.tv/en/2026/11/28/opposition-blocs-joint-declaration/?utm=x&ref=a"
 EN_TITLE = "Three opposition blocs call for intra-Afghan dialogue in a joint declaration"
@@ -78,12 +73,15 @@ def alert(source: str, url: str, title: str, paragraphs: Sequence[str],
                               published_at=published,
                               content_html="".join(f"<p>{p}</p>" for p in paragraphs)),
                       NOW)
-    matcher = Matcher(WATCHLISTS)
+    watchlists = shipped_watchlists()
+    matcher = Matcher(watchlists)
     matches = matcher.match(article)
+    urgent = frozenset((w.name, i.name) for w in watchlists for i in w.watch
+                       if i.priority == "high")
     new = sorted({(m.watchlist, m.watch) for m in matches if m.watch in new_watches})
     story = StoryContext(STORY_ID, f"story:{url}", len(sources), len(sources),
                          NOW - timedelta(minutes=30), sources=tuple(sources))
-    return outbox.story_event(article, matches, NOW, story, new, URGENT,
+    return outbox.story_event(article, matches, NOW, story, new, urgent,
                               every=matcher.match(article, every=True))
 
 

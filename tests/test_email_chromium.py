@@ -73,7 +73,8 @@ def style(page: Any, selector: str, prop: str) -> list[str]:
 
 def test_the_english_email_in_chromium(page: Any, request: pytest.FixtureRequest,
                                        tmp_path: Path) -> None:
-    show(page, alerts_v2.english(), "en", request, tmp_path)
+    payload = alerts_v2.english()
+    show(page, payload, "en", request, tmp_path)
     link = page.locator("h2.headline a")
     assert link.get_attribute("href") == alerts_v2.EN_URL
     assert link.inner_text() == alerts_v2.EN_TITLE
@@ -82,9 +83,12 @@ def test_the_english_email_in_chromium(page: Any, request: pytest.FixtureRequest
     text = page.inner_text("body")
     assert "Published 28 Nov 2026, 12:42 Asia/Kabul (UTC+04:30), 1 h ago" in text
     assert not ISO.search(text) and not STORY_ID.search(text)
-    for leader in ("Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
-                   "Mohammad Mohaqiq", "Abdul Rashid Dostum"):
-        assert page.locator("li.item > b", has_text=leader).count() == 1, leader
+    # every leader, bloc and theme the shipped watchlists found, one line each
+    names = [i["watch"] for w in payload["data"]["watchlists"] for i in w["items"]]
+    assert {"Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
+            "Mohammad Mohaqiq", "Abdul Rashid Dostum", "National Resistance Front",
+            "UN Security Council guarantees"} <= set(names)
+    assert page.locator("li.item > b").all_inner_texts() == names
 
 
 def test_the_dari_email_in_chromium(page: Any, request: pytest.FixtureRequest,

@@ -82,8 +82,8 @@ def test_an_english_alert_reads_as_news_in_the_configured_zone() -> None:
     for body in (out.text, " ".join(seen(out.html).text)):
         assert not STORY_ID.search(body), "no internal story number"
         assert not ISO.search(body), "no raw ISO time"
-    # the lede names a theme first, so the themes' list leads
-    assert out.subject == f"[high priority] [joint-declaration-themes +1] {alerts_v2.EN_TITLE}"
+    # the headline names an item of opposition-blocs, so that list leads
+    assert out.subject == f"[high priority] [opposition-blocs +2] {alerts_v2.EN_TITLE}"
 
 
 def test_the_commands_to_mute_and_to_mark_not_relevant_are_shell_quoted() -> None:
@@ -94,9 +94,10 @@ def test_the_commands_to_mute_and_to_mark_not_relevant_are_shell_quoted() -> Non
     commands = [shlex.split(line) for line in out.text.splitlines()
                 if line.startswith("  newswatch ")]
     assert commands[0] == ["newswatch", "mute", "story", url]
-    assert ["newswatch", "not-relevant", url, "Women and youth in decision-making",
+    assert ["newswatch", "not-relevant", url,
+            "women's and youth participation in decision-making",
             "--watchlist", "joint-declaration-themes"] in commands
-    assert len(commands) == 1 + 8, "one per watch item"
+    assert len(commands) == 1 + 11, "one per watch item"
     parsed = seen(out.html)
     assert parsed.links == [url]
     assert f"newswatch not-relevant {shlex.quote(url)} 'Yunus Qanuni'" in "".join(parsed.text)
@@ -108,7 +109,7 @@ def test_a_follow_up_gives_its_reason_first() -> None:
     assert lines[0] == "Follow-up: now also names Hanif Atmar."
     people = [line for line in lines if line.startswith("- ")]
     assert people[0] == "- Hanif Atmar (new)"
-    assert out.subject.startswith("[high priority] [afghan-opposition +1] Follow-up: "), \
+    assert out.subject.startswith("[high priority] [afghan-opposition +2] Follow-up: "), \
         "the list with the new item leads"
     text = "".join(seen(out.html.split("<body", 1)[1]).text)
     assert text.index("Follow-up: now also names Hanif Atmar.") < text.index("Three opposition")
@@ -129,7 +130,7 @@ def test_dari_in_the_text_part_is_marked_right_to_left_and_english_stays_clean()
     # Dari names inside an English line are isolated, so the comma stays between them
     assert f"{FSI}طلوع‌نیوز{PDI}, also carried by Khaama Press and {FSI}آمو{PDI}" in lines
     assert "گفت‌وگوی بین‌الافغانی" in out.text, "the ZWNJ is kept"
-    assert out.subject == (f"[high priority] [afghan-opposition +1] Follow-up: "
+    assert out.subject == (f"[high priority] [afghan-opposition +2] Follow-up: "
                            f"{FSI}{FA_TITLE}{PDI}")
     english_lines = [line for line in render(english()).text.splitlines()
                      if "طلوع" not in line]
@@ -143,7 +144,7 @@ def test_dari_in_the_html_part_is_marked_per_block() -> None:
                      r'fa/afghanistan-190412">' + FA_TITLE, html)
     lede = payload["data"]["article"]["lede"]
     assert f'<p class="lede" dir="auto" style="margin: .6em 0">{lede}</p>' in html
-    assert html.count('<div class="snippet" dir="auto"') == 5
+    assert html.count('<div class="snippet" dir="auto"') == 7
     assert "<bdi><mark>UNSC</mark></bdi>" in html
     assert "names <bdi>Hanif Atmar</bdi>." in html
     assert "<bdi>طلوع‌نیوز</bdi>, also carried by <bdi>Khaama Press</bdi> and <bdi>آمو</bdi>" \
@@ -177,8 +178,8 @@ def test_hostile_text_in_a_version_2_alert_stays_text() -> None:
 
 def test_a_version_2_digest_counts_its_stories() -> None:
     out = render(digest.digest_payload("desk", [english(), dari()], SENT))
-    assert out.subject == ("[newswatch] digest: 2 alerts for joint-declaration-themes, "
-                           "afghan-opposition")
+    assert out.subject == ("[newswatch] digest: 2 alerts for opposition-blocs, "
+                           "joint-declaration-themes, afghan-opposition")
     assert out.text.startswith("2 alerts since the last digest.")
     assert out.text.count("==========") == 2
     assert seen(out.html).links == [alerts_v2.EN_URL, FA_URL]
@@ -215,7 +216,7 @@ def test_a_version_1_alert_still_renders_sensibly() -> None:
     assert "Khaama Press, also carried by 1 more outlet" in lines
     assert "Published 28 Nov 2026, 08:35 UTC, 1 h ago" in lines
     items = [line for line in lines if line.startswith("- ")]
-    assert items[0] == "- Atta Mohammad Noor (new)"
+    assert items[0] == "- Atta Mohammad Noor (new; in the headline)"
     assert items[1].startswith("- Hanif Atmar (new")
     assert len(items) == 3, "one line per watch item, not per mention"
     assert "Story 7" not in out.text and "7" not in " ".join(seen(out.html).text)
