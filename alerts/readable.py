@@ -123,12 +123,15 @@ def _story(data: Mapping[str, Any], zone: ZoneInfo, now: datetime | None) -> Sto
 def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> Watchlist:
     """The watchlist's items, each sentence shown once: under the first item it names,
     with the mentions of every item marked; a later item it names says whose sentence
-    names it too, rather than repeating it. The headline is not repeated either: an item
-    it names says so."""
+    names it too, rather than repeating it. Nor is the headline, for an item named
+    elsewhere too: it says "in the headline"."""
     items = [(i, merge_snippets(i.get("snippets") or [], i.get("mentions") or []))
              for i in raw["items"]]
-    headline = {i["watch"] for i, snippets in items if any(s.field == "title" for s in snippets)}
-    items = [(i, tuple(s for s in snippets if s.field != "title")) for i, snippets in items]
+    headline = {i["watch"] for i, snippets in items
+                if any(s.field == "title" for s in snippets)
+                and any(s.field != "title" for s in snippets)}
+    items = [(i, tuple(s for s in snippets if s.field != "title" or i["watch"] not in headline))
+             for i, snippets in items]
     marks: dict[str, list[tuple[int, int]]] = {}
     for _, snippets in items:
         for s in snippets:
