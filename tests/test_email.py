@@ -276,3 +276,17 @@ def test_an_email_per_story_or_per_watchlist_reads_well(
     assert "Story " not in text
     assert lines.count("  Atta Mohammad Noor met *Dostum* in Mazar. *Dostum* spoke first.") \
         <= 1, "one snippet per sentence"
+
+
+def test_a_long_dari_subject_arrives_with_every_space(
+        project: Project, site: Site, plain_smtp: SmtpServer) -> None:
+    """Folded into several encoded words, a Dari headline keeps the spaces between its
+    words (the email package's own folding lost the ones at a word boundary)."""
+    title = ("Atta Mohammad Noor: سه جریان مخالف خواستار گفت‌وگوی بین‌الافغانی با حمایت "
+             "سازمان ملل متحد و تضمین شورای امنیت شدند")
+    one_article(project, site, title=title, body="Atta Mohammad Noor spoke in Mazar.")
+    mail_channel(project, plain_smtp.port)
+    project.once(FakeClock())
+    (message,) = [m.message for m in plain_smtp.mailbox.received()]
+    subject = message["Subject"].strip()
+    assert re.sub("[\u2066-\u2069]", "", subject) == f"[afghan-opposition] {title}"
