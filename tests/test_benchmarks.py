@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow  # two `newswatch once` subprocesses and a floor: about 12 s
 def test_the_ingest_benchmark_runs_tiny_and_prints_its_table() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--feeds", "1",
                            "--items", "5", "--watch", "20"], cwd=ROOT, capture_output=True,
