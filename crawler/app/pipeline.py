@@ -33,6 +33,11 @@ is dropped alone, counted and logged once a poll, and the rest of the feed goes 
 Parsing, and extraction through fingerprints, are CPU work: ``self.work``
 (crawler.app.workers) runs them in worker processes in the daemon, in a thread
 otherwise. The loop only fetches and awaits; the store runs on its own thread.
+
+Each poll adds the seconds it spent in parse, dedup, extract, match, fold (the
+comparable text, ``search.document``), fingerprint, store and plan to the
+``newswatch_stage_seconds`` summary: where ingest time goes (``make bench-ingest``
+reports it per article). Those of the steps are measured where they run.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import httpx
 from alerts import outbox
 from crawler.app import atom, tuning
 from crawler.app.rejects import Rejects
-from crawler.app.workers import InProcess, Matching, Parsed, Work, link
+from crawler.app.workers import STAGES, InProcess, Matching, Parsed, Work, link
 from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
@@ -189,6 +194,7 @@ class Pipeline:
 
         feed = await self.work.parse(source.name, response.body, response.headers,
                                      response.url)
+        self._spent("parse", feed.spent["parse"])
         result = await self.collect(source, feed)
         self._recovered(state)
         await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
@@ -217,7 +223,7 @@ class Pipeline:
         pages are fetched (full text). An item that fails a step is dropped alone."""
         rejects = Rejects(source.name)
         rejects.absorb(feed.rejected, feed.bug)
-        fresh = await self._new(feed.items)
+        fresh = await self._new(feed.items, feed.spent["dedup"])
         with_pages = await pages.fetch_pages(self.client, self.politeness, source,
                                              [item.article for item in fresh])
         paged = []
@@ -232,12 +238,18 @@ class Pipeline:
 
     async def _fresh(self, collected: Sequence[Article], rejects: Rejects) -> list[Keyed]:
         """The collected articles whose keys are unknown (one lookup), keys attached."""
-        return await self._new(rejects.each(collected, Keyed.of, link))
+        started = time.perf_counter()
+        keyed = rejects.each(collected, Keyed.of, link)
+        return await self._new(keyed, time.perf_counter() - started)
 
-    async def _new(self, keyed: Sequence[Keyed]) -> list[Keyed]:
-        """The items none of whose keys are known (one lookup)."""
-        return dedup.select_new(keyed, await self.store.known_keys(
+    async def _new(self, keyed: Sequence[Keyed], keying: float) -> list[Keyed]:
+        """The items none of whose keys are known (one lookup); ``keying`` is the time
+        their keys took, counted with the lookup's as ``dedup``."""
+        started = time.perf_counter()
+        fresh = dedup.select_new(keyed, await self.store.known_keys(
             [key for item in keyed for key in item.keys]))
+        self._spent("dedup", keying + time.perf_counter() - started)
+        return fresh
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -310,20 +322,30 @@ class Pipeline:
         now = self.clock.now()
         batch: list[NewArticle] = []
         every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
+        spent = dict.fromkeys((*STAGES, "plan"), 0.0)
         if items:
             await self._learned_rules()
             prepared = await self.work.prepare(source, items, now, Matching(
                 self.tuned.version, self.tuned.watchlists))
             rejects.absorb(prepared.rejected, prepared.bug)
             batch, every = prepared.batch, prepared.every
+            spent.update(prepared.spent)
+        clock = time.perf_counter
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
-            return outbox.plan(article, story.muted.unmuted(matches), self.routes, now,
+            started = clock()
+            rows = outbox.plan(article, story.muted.unmuted(matches), self.routes, now,
                                self.max_age, self.policy, story, every.get(article.url))
+            spent["plan"] += clock() - started
+            return rows
 
+        started = clock()
         kept = await self.store.add_articles(batch, now, self.tuned.version, plan,
                                        self.story_rules)
+        spent["store"] = clock() - started - spent["plan"]
+        for stage, seconds in spent.items():
+            self._spent(stage, seconds)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
         changed: set[str] = set()
         for entry in kept:
@@ -342,6 +364,9 @@ class Pipeline:
         return PollResult(source, collected, len(kept),
                           sum(1 for entry in kept if entry.matches),
                           sum(len(entry.rows) for entry in kept))
+
+    def _spent(self, stage: str, seconds: float) -> None:
+        self.metrics.observe("newswatch_stage_seconds", seconds, stage=stage)
 
     async def _learned_rules(self) -> None:
         """Match with the learned rules of the database (the overlay on the YAML

@@ -63,6 +63,8 @@ T = TypeVar("T")
 #: failing mid-task). It must pickle: a module-level function or a partial of one.
 Hook = Callable[[str], None]
 
+#: The stages of ``prepare``, timed (``newswatch_stage_seconds``).
+STAGES = ("extract", "match", "fold", "fingerprint")
 #: How long stopping waits for the tasks running in the workers, before killing them.
 STOP_GRACE_S = 5.0
 #: How often an idle worker looks whether its daemon is still there.
@@ -89,24 +91,28 @@ class Matching:
 @dataclass(slots=True)
 class Parsed:
     """A feed body parsed: its items with their dedup keys (of ``collected`` articles),
-    its ``ttl``, and the items refused alone (with the first bug among them)."""
+    its ``ttl``, the items refused alone (with the first bug among them), and the seconds
+    ``spent`` parsing (``parse``) and computing keys (``dedup``)."""
 
     items: list[Keyed]
     collected: int
     ttl: float | None
     rejected: list[Rejected]
     bug: Exception | None
+    spent: dict[str, float]
 
 
 @dataclass(slots=True)
 class Prepared:
     """Items extracted, matched and fingerprinted, ready for the store; ``every`` holds
-    each matched article's every mention, by URL (an alert marks them all)."""
+    each matched article's every mention, by URL (an alert marks them all); ``spent``
+    the seconds in each stage (``extract``, ``match``, ``fold``, ``fingerprint``)."""
 
     batch: list[NewArticle]
     every: dict[str, list[Match]]
     rejected: list[Rejected]
     bug: Exception | None
+    spent: dict[str, float]
 
 
 # --- the steps: pure functions of data -------------------------------------------------------
@@ -114,30 +120,43 @@ class Prepared:
 
 def parse(source: str, body: bytes, headers: Mapping[str, str], url: str) -> Parsed:
     """The feed's items, each with its dedup keys; ParseError if it is no feed."""
+    started = time.perf_counter()
     feed = parse_feed(source, body, headers, url)
+    parsed = time.perf_counter()
     rejects = Rejects(source)
     rejects.add(*feed.rejected)
     items = rejects.each(feed.articles, Keyed.of, link)
-    return Parsed(items, len(feed.articles), feed.ttl, rejects.items, rejects.bug)
+    return Parsed(items, len(feed.articles), feed.ttl, rejects.items, rejects.bug,
+                  {"parse": parsed - started, "dedup": time.perf_counter() - parsed})
 
 
 def prepare(source: str, items: Sequence[Keyed], now: datetime,
             matcher: Matcher) -> Prepared:
     """extract → match → fingerprint, item by item; an item that raises is refused alone."""
     every: dict[str, list[Match]] = {}
+    spent = dict.fromkeys(STAGES, 0.0)
+    clock = time.perf_counter
 
     def one(item: Keyed) -> NewArticle:
+        started = clock()
         item = item.extracted(extract(item.article, now))
-        document = search.document(item.article)
+        extracted = clock()
         matches = matcher.match(item.article)
         if matches:
             every[item.article.url] = matcher.match(item.article, every=True)
-        return NewArticle(item.article, item.keys, matches, stories.fingerprint(document),
-                          document)
+        matched = clock()
+        document = search.document(item.article)
+        folded = clock()
+        fingerprint = stories.fingerprint(document)
+        spent["extract"] += extracted - started
+        spent["match"] += matched - extracted
+        spent["fold"] += folded - matched
+        spent["fingerprint"] += clock() - folded
+        return NewArticle(item.article, item.keys, matches, fingerprint, document)
 
     rejects = Rejects(source)
     batch = rejects.each(items, one, keyed_link)
-    return Prepared(batch, every, rejects.items, rejects.bug)
+    return Prepared(batch, every, rejects.items, rejects.bug, spent)
 
 
 def link(article: Article) -> str:
