@@ -26,6 +26,7 @@ from crawler.app.pipeline import Pipeline, PollResult
 from crawler.app.workers import RemoteTraceback
 from crawler.core import errors
 from crawler.core.errors import NewswatchError
+from crawler.process.match import Matcher
 from crawler.store import LearnedRule, SQLiteStore
 from tests import schema
 from tests.feeds import Item, rss
@@ -47,6 +48,12 @@ def fail_once(flag: Path, name: str) -> None:
     if name == "parse" and not flag.exists():
         flag.touch()
         raise RuntimeError("a bug in a worker")
+
+
+def forget_matchers(name: str) -> None:
+    """In a worker: it loses its compiled matchers before each match (as a cache would)."""
+    if name == "prepare":
+        Matcher._cache.clear()
 
 
 def local_feed(project: Project, site: Site, receiver: Receiver, items: list[Item]) -> None:
@@ -189,6 +196,32 @@ def test_after_a_reload_and_a_learned_rule_the_workers_match_with_the_new_watchl
     assert matched == {site.url("/a/1"): "Atta Mohammad Noor",
                        site.url("/a/2"): "Ahmad Massoud",
                        site.url("/a/4"): "Ahmad Massoud"}
+
+
+def test_a_worker_without_the_matcher_is_sent_the_watchlists_again(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    """Once every worker has built a version's matcher, tasks go without the watchlists;
+    one that has lost it asks, and gets the task again with them."""
+    items: list[Item] = []
+    local_feed(project, site, receiver, items)
+    config = project.config()
+    store = SQLiteStore(config.database_path)
+    clock = FakeClock()
+    runner = Runner(config, store, clock=clock, workers=1, worker_hook=forget_matchers)
+
+    async def polls(_: Pipeline, daemon: _Work, __: _ConfigWatcher) -> list[int]:
+        found = []
+        for n in range(3):
+            items.append(Item(f"Noor {n}", site.url(f"/a/{n}"), "Atta Mohammad Noor.", str(n)))
+            site.pages["/feed.xml"] = Page(rss(items))
+            clock.advance(3600)
+            found.append((await poll(runner, daemon)).matched)
+        return found
+
+    try:
+        assert with_pool(runner, polls) == [1, 1, 1]
+    finally:
+        store.close()
 
 
 def test_what_a_worker_logs_the_daemon_logs_with_its_source(

@@ -11,8 +11,9 @@ the items, and those refused alone (``crawler.app.rejects``).
 In a worker process:
 
 - the compiled matcher is built once per *matching version* (the config's version, with
-  the learned rules'): a task names the version, a worker that has not built it yet
-  answers so, and the task is sent again with the watchlists (pickled once per version);
+  the learned rules'): a task names the version, and carries the watchlists (pickled
+  once per version) until every worker has said it built that version; a worker that
+  lacks it all the same (one started anew) answers so, and gets the task again with them;
 - what the steps log is collected and logged again by the daemon, after the task;
 - an exception comes back as itself with the worker's traceback as its cause, or as a
   :class:`WorkerBug` naming it when it cannot be rebuilt in the daemon (an exception that
@@ -222,6 +223,7 @@ class Pool:
         self._starting = asyncio.Lock()
         self._warming: asyncio.Task[None] | None = None
         self._pickled: dict[str, bytes] = {}  # matching version → its watchlists, pickled
+        self._built: dict[str, set[int]] = {}  # matching version → workers that built it
 
     async def start(self) -> None:
         """Start the workers in the background."""
@@ -255,13 +257,16 @@ class Pool:
 
     async def _prepare(self, source: str, items: Sequence[Keyed], now: datetime,
                        matching: Matching) -> Prepared:
-        prepared = await self._run(source, "prepare", "matching", _prepare, source,
-                                   list(items), now, matching.version, None)
+        built = self._built.setdefault(matching.version, set())
+        watchlists = None if len(built) >= self.size else await self._watchlists(matching)
+        worker, prepared = await self._run(source, "prepare", "matching", _prepare, source,
+                                           list(items), now, matching.version, watchlists)
         if prepared is None:  # that worker has not built this version's matcher yet
-            prepared = await self._run(source, "prepare", "matching", _prepare, source,
-                                       list(items), now, matching.version,
-                                       await self._watchlists(matching))
+            worker, prepared = await self._run(
+                source, "prepare", "matching", _prepare, source, list(items), now,
+                matching.version, await self._watchlists(matching))
             assert prepared is not None
+        built.add(worker)
         return prepared
 
     async def close(self) -> None:
@@ -313,6 +318,7 @@ class Pool:
         except BrokenProcessPool as exc:
             if executor is not None and self._executor is executor:  # the first to see
                 self._executor = None                                # it replaces the pool
+                self._built.clear()
                 executor.shutdown(wait=False, cancel_futures=True)
                 log.error("a worker process died; starting new ones")
             raise WorkerDiedError(source, f"the worker process {doing} died (killed, or out "
@@ -471,9 +477,10 @@ def _nothing() -> None:
 
 
 def _prepare(source: str, items: Sequence[Keyed], now: datetime, version: str,
-             watchlists: bytes | None) -> Prepared | None:
-    """``prepare`` with this worker's matcher of ``version``; None when it has not built
-    it and ``watchlists`` are not given."""
-    matcher = Matcher.for_version(version, None if watchlists is None
-                                  else pickle.loads(watchlists))
-    return None if matcher is None else prepare(source, items, now, matcher)
+             watchlists: bytes | None) -> tuple[int, Prepared | None]:
+    """This worker's pid, and ``prepare`` with its matcher of ``version``: None when it
+    has not built it and ``watchlists`` are not given."""
+    matcher = Matcher.for_version(version)
+    if matcher is None and watchlists is not None:
+        matcher = Matcher.for_version(version, pickle.loads(watchlists))
+    return os.getpid(), None if matcher is None else prepare(source, items, now, matcher)
