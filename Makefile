@@ -69,7 +69,7 @@ bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local fe
 	$(BIN)/python benchmarks/soak.py
 
 bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles with stories and search on, beside a sqlite3 floor (not in CI)
-	$(BIN)/python benchmarks/archive.py
+	$(BIN)/python -m benchmarks.archive
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
