@@ -34,11 +34,16 @@ def comparable(text: str) -> str:
 
 
 def document(article: Article) -> tuple[str, str, str]:
-    """The comparable title, summary and text of an article, as indexed (the text is
-    often the summary itself: it is normalised once)."""
-    summary = comparable(article.summary)
-    text = summary if article.text == article.summary else comparable(article.text)
-    return comparable(article.title), summary, text
+    """The comparable title, summary and text of an article, as indexed."""
+    return fields(article.title, article.summary, article.text)
+
+
+def fields(title: str, summary: str, text: str) -> tuple[str, str, str]:
+    """The comparable forms of a title, summary and text (the text is often the summary
+    itself: it is normalised once). The index keeps no copy of them: removing an
+    article from it gives them again, recomputed from the stored columns."""
+    folded = comparable(summary)
+    return comparable(title), folded, folded if text == summary else comparable(text)
 
 
 @dataclass(frozen=True, slots=True)
