@@ -61,10 +61,11 @@ TEXT = ("Ahmad Massoud met elders in Panjshir on Tuesday to discuss the winter a
         "and the reopening of the Salang pass, officials said in a statement on Wednesday.")
 
 
-WORDS = ("province officials talks security border trade meeting council minister "
-         "election schools aid district police ceasefire delegation envoy capital "
-         "statement critics opposition regional railway water drought refugees economy "
-         "prices wheat market bank currency embassy agreement parliament court").split()
+WORDS = ["province", "officials", "talks", "security", "border", "trade", "meeting",
+         "council", "minister", "election", "schools", "aid", "district", "police",
+         "ceasefire", "delegation", "envoy", "capital", "statement", "critics", "railway",
+         "water", "drought", "refugees", "economy", "prices", "wheat", "market", "bank",
+         "currency", "embassy", "agreement", "parliament", "court"]
 
 
 def varied(n: int, words: int = 60) -> str:

@@ -18,6 +18,7 @@ from crawler.store import NewArticle, SQLiteStore
 from tests import schema
 from tests.contract.conftest import NOW, article, match, new, plan_one, source, varied
 
+
 class Counting:
     """A connection counting the calls made through it: ``executemany`` is one call
     however many rows it takes, a row-by-row insert one per row."""
