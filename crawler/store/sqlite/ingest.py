@@ -94,8 +94,6 @@ def add(conn: sqlite3.Connection, batch: Sequence[NewArticle], now: datetime,
             taken.update(new.keys)
     if not kept:
         return []
-    # a story names its first article and the article its story: checked at the commit
-    conn.execute("PRAGMA defer_foreign_keys = ON")
     last_article, last_story, last_outbox = conn.execute(
         "SELECT (SELECT coalesce(max(id), 0) FROM articles), "
         "(SELECT coalesce(max(id), 0) FROM stories), "
@@ -249,6 +247,16 @@ def _write(conn: sqlite3.Connection, placed: Sequence[_Placed],
            config_version: str) -> None:
     """Every row of the batch: one ``executemany`` per table."""
     at = iso(now)
+    touched = {p.story.id: p.story for p in placed}.values()
+    started = [s for s in touched if s.first is not None]
+    # A story names its first article, which names its story: the story comes first,
+    # then its article, then the link back (deferring the check instead would have
+    # SQLite scan every referring table at each insert).
+    if started:
+        conn.executemany("INSERT INTO stories (id, key, title, first_seen_at, last_seen_at, "
+                         "articles, outlets) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(s.id, s.key, s.first.article.title if s.first else None, at, at,
+                           s.articles, len(s.sources)) for s in started])
     conn.executemany(
         "INSERT INTO articles (id, url, link, guid, source, title, summary, text, author, "
         "language, extraction, published_at, fetched_at, story_id, similarity, similar_to) "
@@ -270,13 +278,9 @@ def _write(conn: sqlite3.Connection, placed: Sequence[_Placed],
             "INSERT INTO matches (article_id, watchlist, watch, alias, matched, field, "
             "start, \"end\", snippet, highlight, context, config_version, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
-    touched = {p.story.id: p.story for p in placed}.values()
-    started = [(s.id, s.key, s.first_id, s.first.article.title, at, at, s.articles,
-                len(s.sources)) for s in touched if s.first is not None]
     if started:
-        conn.executemany("INSERT INTO stories (id, key, first_article_id, title, "
-                         "first_seen_at, last_seen_at, articles, outlets) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", started)
+        conn.executemany("UPDATE stories SET first_article_id = ? WHERE id = ?",
+                         [(s.first_id, s.id) for s in started])
     joined = [(at, s.added, len(s.sources), s.id) for s in touched if s.first is None]
     if joined:
         conn.executemany("UPDATE stories SET last_seen_at = ?, articles = articles + ?, "
