@@ -127,24 +127,16 @@ def _place(conn: sqlite3.Connection, kept: Sequence[NewArticle], last_article: i
     """Each article in the story ``stories.place`` chooses among the recent stored
     articles sharing a band key with it and the articles before it in the batch, or in
     a story of its own."""
-    bands = {b for new in kept for b in new.fingerprint.bands}
-    by_band: dict[int, list[stories.Candidate]] = {}
-    if bands:
-        for key, other, signature, shingles, story_id in conn.execute(
-                "SELECT b.key, s.article_id, s.signature, s.shingles, a.story_id "
-                "FROM story_bands b JOIN article_signatures s ON s.article_id = b.article_id "
-                f"JOIN articles a ON a.id = b.article_id WHERE b.key IN ({EACH}) "
-                "AND a.fetched_at >= ? AND a.story_id IS NOT NULL",
-                [each(bands), iso(now - rules.window)]):
-            by_band.setdefault(key, []).append(
-                stories.Candidate(other, story_id, signature, shingles))
+    by_band, candidates = _candidates(conn, {b for new in kept for b in new.fingerprint.bands},
+                                      now, rules)
     known: dict[int, _Story] = {}
     first_seen, started = parse_iso(iso(now)), 0
     decided: list[tuple[NewArticle, int, _Story, stories.Placement | None]] = []
     for n, new in enumerate(kept, start=1):
         article_id, fp = last_article + n, new.fingerprint
-        found = {c.article_id: c for b in fp.bands for c in by_band.get(b, ())}
-        placement = stories.place(fp, [found[i] for i in sorted(found)], rules.threshold)
+        sharing = {i for b in fp.bands if b in by_band for i in by_band[b]}
+        placement = stories.place(fp, [candidates[i] for i in sorted(sharing)
+                                       if i in candidates], rules.threshold)
         if placement is None:
             started += 1
             story = _Story(last_story + started, story_subject(new.article.url), first_seen,
@@ -154,9 +146,10 @@ def _place(conn: sqlite3.Connection, kept: Sequence[NewArticle], last_article: i
             story = known.setdefault(placement.story_id, _Story(placement.story_id, "",
                                                                 first_seen))
         if fp.signature:
-            me = stories.Candidate(article_id, story.id, fp.signature, fp.shingles)
+            candidates[article_id] = stories.Candidate(article_id, story.id, fp.signature,
+                                                       fp.shingles)
             for b in fp.bands:
-                by_band.setdefault(b, []).append(me)
+                by_band.setdefault(b, []).append(article_id)
         decided.append((new, article_id, story, placement))
     stored = [s for s in known.values() if s.first is None]
     _load(conn, stored, {s.id for s in stored} & {
@@ -169,6 +162,25 @@ def _place(conn: sqlite3.Connection, kept: Sequence[NewArticle], last_article: i
         placed.append(_Placed(new, article_id, story, placement, story.articles,
                               tuple(story.sources)))
     return placed
+
+
+def _candidates(conn: sqlite3.Connection, bands: Collection[int], now: datetime,
+                rules: StoryRules) -> tuple[dict[int, list[int]], dict[int, stories.Candidate]]:
+    """The stored articles sharing one of ``bands``: by band key, and those recent enough
+    and in a story as candidates (each read once, however many bands it shares)."""
+    by_band: dict[int, list[int]] = {}
+    if not bands:
+        return by_band, {}
+    for key, article_id in conn.execute(
+            f"SELECT key, article_id FROM story_bands WHERE key IN ({EACH})", [each(bands)]):
+        by_band.setdefault(key, []).append(article_id)
+    ids = {i for found in by_band.values() for i in found}
+    return by_band, {other: stories.Candidate(other, story_id, signature, shingles)
+                     for other, signature, shingles, story_id in conn.execute(
+        "SELECT s.article_id, s.signature, s.shingles, a.story_id FROM article_signatures s "
+        f"JOIN articles a ON a.id = s.article_id WHERE s.article_id IN ({EACH}) "
+        "AND a.fetched_at >= ? AND a.story_id IS NOT NULL",
+        [each(ids), iso(now - rules.window)])} if ids else {}
 
 
 def _load(conn: sqlite3.Connection, stored: Sequence[_Story], alerted: set[int]) -> None:
