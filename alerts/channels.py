@@ -52,6 +52,7 @@ class Senders:
 
     def __init__(self, channels: Mapping[str, Channel], config_dir: Path,
                  client: httpx.AsyncClient, timezone: str = "UTC") -> None:
+        """``timezone``: the config's, in which emails show times."""
         self.channels = dict(channels)
         self.timezone = timezone
         self.client = client
@@ -77,7 +78,7 @@ class Senders:
                     else self.default_renderer)
         assert renderer is not None
         try:
-            rendered = renderer.render(context(payload, name, self.timezone))
+            rendered = renderer.render(context(payload, name, self.timezone), now)
         except TemplateProblem as exc:
             raise DeliveryError(name, str(exc), retryable=False) from exc
         if isinstance(channel, EmailChannel):

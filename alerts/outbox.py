@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts import digest
-from crawler.config import Config
+from crawler.config import FIELDS, Config
 from crawler.core.article import Article
 from crawler.core.clock import iso
 from crawler.process import sentences
-from crawler.process.match import FIELDS, Match
+from crawler.process.match import Match
 from crawler.store.records import OutboxRow, StoryContext, story_subject
 
 __all__ = ["OutboxRow", "StoryContext", "plan", "story_subject"]

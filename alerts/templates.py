@@ -1,18 +1,21 @@
 """Subjects and bodies from Jinja2 templates: shipped defaults, per-channel overrides.
 
 The HTML template is autoescaped, so no feed text can add markup; ``safe_url`` keeps only
-http(s) links and ``highlight`` marks the mention inside an escaped snippet. For chat
-targets (Apprise), whose services read Markdown and mentions, every value is defused by
-``chat_text`` instead. A template
-problem (syntax, or a name it uses that the alert does not have) is reported with the
-template's file and line, at ``check`` time as well as when sending.
+http(s) links and ``highlight`` / ``marked`` mark mentions inside an escaped snippet. For
+chat targets (Apprise), whose services read Markdown and mentions, every value is defused
+by ``chat_text`` instead. ``readable()`` gives the shipped templates their view of the
+alert (``alerts.readable``); ``isolate`` and ``block`` keep right-to-left text readable
+(see ``isolate_text``). A template problem (syntax, or a name it uses that the alert does
+not have) is reported with the template's file and line, at ``check`` time as well as
+when sending.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +24,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from alerts.payload import as_story_data, story_data
+from alerts.readable import Snippet, direction, find, has_rtl, view
 
 DEFAULTS = Path(__file__).parent / "templates"
 DEFAULT_FILES = {"subject": "subject.txt", "text": "body.txt", "html": "body.html"}
@@ -73,20 +77,9 @@ def chat_text(value: object) -> str:
                             "" if value is None else str(value))
 
 
-def _find(snippet: str, matched: str) -> tuple[int, int] | None:
-    if not matched:
-        return None
-    at = snippet.find(matched)
-    if at < 0:
-        at = snippet.casefold().find(matched.casefold())
-        if at < 0 or len(snippet.casefold()) != len(snippet):
-            return None
-    return at, at + len(matched)
-
-
 def highlight_html(snippet: object, matched: object) -> Markup:
     text, mention = str(snippet or ""), str(matched or "")
-    span = _find(text, mention)
+    span = find(text, mention)
     if span is None:
         return html_text(text)
     start, end = span
@@ -96,11 +89,81 @@ def highlight_html(snippet: object, matched: object) -> Markup:
 
 def highlight_text(snippet: object, matched: object) -> str:
     text, mention = str(snippet or ""), str(matched or "")
-    span = _find(text, mention)
+    span = find(text, mention)
     if span is None:
         return text
     start, end = span
     return f"{text[:start]}*{text[start:end]}*{text[end:]}"
+
+
+def marked_html(snippet: Snippet) -> Markup:
+    """The sentence escaped, each mention in ``<mark>`` and isolated (``<bdi>``), so a
+    Latin name inside Dari (or the reverse) keeps its neighbours' punctuation in place."""
+    out, at = Markup(""), 0
+    for start, end in snippet.marks:
+        out += html_text(snippet.text[at:start]) + Markup("<bdi><mark>") \
+            + html_text(snippet.text[start:end]) + Markup("</mark></bdi>")
+        at = end
+    return out + html_text(snippet.text[at:])
+
+
+def marked_text(snippet: Snippet) -> str:
+    """The sentence with each mention between ``*`` (plain-text bold)."""
+    out, at = "", 0
+    for start, end in snippet.marks:
+        out += f"{snippet.text[at:start]}*{snippet.text[start:end]}*"
+        at = end
+    return out + snippet.text[at:]
+
+
+def isolate_html(value: object) -> Markup:
+    """A remote string (a name, an outlet) inside an English sentence: ``<bdi>``."""
+    return Markup("<bdi>") + html_text(value) + Markup("</bdi>")
+
+
+FSI, PDI, RLI, RLM = "\u2068", "\u2069", "\u2067", "\u200f"
+
+
+def isolate_text(value: object) -> str:
+    """Plain text has no markup, so right-to-left text is marked with the invisible
+    Unicode bidi controls, and only where it needs them, so English stays clean for
+    grep and copy-paste:
+
+    - a remote string inside an English sentence (an outlet, a name) that holds
+      right-to-left letters is isolated with FSI … PDI: without it, "Tolo News, طلوع, آمو"
+      would show the two Dari names swapped, their comma joining them into one run;
+    - a block of remote text (``block_text``) that reads right to left starts with RLM
+      (so clients that pick a line's direction from its first letter right-align it) and
+      is wrapped in RLI … PDI (so clients that show every line left to right still order
+      its words, and place its full stop, as Dari does).
+    """
+    text = "" if value is None else str(value)
+    return f"{FSI}{text}{PDI}" if has_rtl(text) else text
+
+
+def block_text(value: object) -> str:
+    """A block of remote text for the plain-text part: see ``isolate_text``."""
+    text = "" if value is None else str(value)
+    return f"{RLM}{RLI}{text}{PDI}" if direction(text) == "rtl" else text
+
+
+def and_list_text(values: Iterable[object]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    words = [str(v) for v in values]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def and_list_html(values: Iterable[object]) -> Markup:
+    words = [html_text(v) for v in values]
+    return (Markup(", ").join(words[:-1]) + Markup(" and ") + words[-1] if len(words) > 1
+            else Markup("").join(words))
+
+
+@jinja2.pass_context
+def readable(ctx: jinja2.runtime.Context) -> Any:
+    """The reader's view of this alert or digest (``alerts.readable.view``)."""
+    return view(ctx.get("stories") or [], ctx.get("timezone") or "UTC",
+                ctx.get("sent_at") or ctx.get("timestamp"))
 
 
 def _environment(html: bool, chat: bool = False) -> jinja2.Environment:
@@ -109,6 +172,11 @@ def _environment(html: bool, chat: bool = False) -> jinja2.Environment:
                              finalize=html_text if html else chat_text if chat else None)
     env.filters["highlight"] = highlight_html if html else highlight_text
     env.filters["safe_url"] = safe_url if html else lambda v: str(safe_url(v))
+    env.filters["marked"] = marked_html if html else marked_text
+    env.filters["isolate"] = isolate_html if html else isolate_text
+    env.filters["block"] = html_text if html else block_text
+    env.filters["and_list"] = and_list_html if html else and_list_text
+    env.globals["readable"] = readable
     return env
 
 
@@ -147,7 +215,10 @@ class Renderer:
                                       f"template syntax error: {exc.message}") from exc
             self.files[part] = shown
 
-    def render(self, context: Mapping[str, Any]) -> Rendered:
+    def render(self, context: Mapping[str, Any], now: datetime | None = None) -> Rendered:
+        """``now``: the send time, from which the shipped templates count an article's
+        age (the alert's own timestamp when not given)."""
+        context = {**context, "sent_at": now}
         subject = " ".join(self._render("subject", context).split())[:SUBJECT_MAX]
         text = self._render("text", context).strip() + "\n"
         html = self._render("html", {**context, "subject": subject})

@@ -19,8 +19,8 @@ Beside it, in the same run, the floor: a plain ``sqlite3`` ``executemany`` inser
 same rows into a bare ``articles`` table (no keys, matches, stories or index), with the
 same ``synchronous=NORMAL`` WAL settings. The report gives newswatch's throughput and
 size as ratios of that floor, since absolute times drift on a shared machine. Rates are
-given per second of wall time and per second of this process's CPU time (all threads):
-the second moves less when other work shares the machine. ``--profile FILE`` writes a
+given per second of wall time and per second of this process's CPU time (all threads),
+which drifts less when other work shares the machine. ``--profile FILE`` writes a
 cProfile of the ingest, timed in CPU time, with the store's calls on the event loop's
 thread so that one profiler sees them.
 """
@@ -253,6 +253,7 @@ def main() -> None:
         ours["store"].close()
     per_k = 1000 / args.articles
     rate, floor_rate = args.articles / ours["seconds"], args.articles / floor["seconds"]
+    # CPU time (all threads) drifts less than wall time when others share the machine
     cpu_rate, floor_cpu_rate = (args.articles / ours["cpu"],
                                 args.articles / max(floor["cpu"], 1e-9))
     p95 = statistics.quantiles(latencies, n=20)[-1]

@@ -67,3 +67,9 @@ def _plain_smtp(smtp: SmtpServer) -> SmtpServer:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-screenshots", action="store_true",
+                     help="write docs/email-en.png and docs/email-fa.png from the Chromium "
+                          "email tests (tests/test_email_chromium.py)")

@@ -273,8 +273,9 @@ watchlists:
         "watchlists.yaml:7:38: within: Input should be greater than or equal to 1",
         "watchlists.yaml:8:18: missing required key 'terms'",
         "watchlists.yaml:8:19: unknown key 'term': did you mean 'terms'? "
-        "(allowed here: terms, within)",
-        "watchlists.yaml:9:27: all_of: write a list of terms, or {terms: [...], within: N}",
+        "(allowed here: fields, terms, within)",
+        "watchlists.yaml:9:27: all_of: write a list of terms, {terms: [...], within: N}, or "
+        "a list of such mappings (each must hold)",
     ]
 
 
@@ -288,9 +289,9 @@ watchlists:
       - {name: B, fields: [text], none_of: {terms: [cricket], within: 3}}
 """
     [a, b] = load_config(write(tmp_path, watchlists=watchlists)).watchlists[0].items()
-    assert (a.fields, a.none_of and a.none_of.terms, a.case_sensitive) == (
+    assert (a.fields, a.none_of and a.none_of[0].terms, a.case_sensitive) == (
         ["title"], ["football"], True)
-    assert (b.fields, b.none_of and b.none_of.terms, b.none_of and b.none_of.within) == (
+    assert (b.fields, b.none_of and b.none_of[0].terms, b.none_of and b.none_of[0].within) == (
         ["text"], ["cricket"], 3)
 
 
@@ -311,3 +312,41 @@ def test_yaml_errors_are_explained_in_plain_words(tmp_path: Path, sources: str, 
     [found] = problems(write(tmp_path, sources=sources))
     assert found.startswith(f"sources.yaml:{where}: YAML: {says}"), found
     assert "(parser: " in found  # the parser's own words stay, for a search
+
+
+def test_check_warns_at_context_rules_that_now_read_every_field(tmp_path: Path) -> None:
+    """Context rules once read only the item's ``fields``; now the whole article. check
+    points at each rule whose reach changed (exit 0): not at a rule with ``within`` (the
+    mention's own field, as before) or its own ``fields``, nor at an item reading every
+    field."""
+    watchlists = """\
+watchlists:
+  - name: w
+    defaults: {fields: [title], none_of: [football]}
+    watch:
+      - name: A
+        none_of: [cricket]
+      - {name: B}
+      - {name: B2}
+      - {name: C, none_of: {terms: [x], within: 3}}
+      - {name: D, none_of: {terms: [cricket], fields: [title]}}
+      - {name: E, fields: [title, summary, text]}
+  - name: v
+    watch:
+      - {name: F, all_of: [Kabul]}
+      - {name: G, fields: [title, summary], any_of: [[x]]}
+"""
+    write(tmp_path, watchlists=watchlists.replace(", any_of: [[x]]", ""))
+    file = tmp_path / "watchlists.yaml"
+    said = ("now reads the whole article (title, summary, text), though the item is looked "
+            "for only in {0}; earlier releases read only {0}. Give the rule fields: [{0}] "
+            "to keep that (see docs/watchlists.md)")
+    assert [str(w) for w in load_config(tmp_path).warnings] == [
+        f"{file}:6:18: none_of of watch item 'A' " + said.format("title"),
+        f"{file}:3:42: none_of of watch items 'B', 'B2' " + said.format("title")]
+    result = newswatch("--config", str(tmp_path), "check")
+    assert result.returncode == 0, result.stderr
+    assert f"{file}:6:18: warning: none_of of watch item 'A' now reads" in result.stderr
+    assert problems(write(tmp_path, watchlists=watchlists)) == [
+        "watchlists.yaml:15:53: any_of: write a list of terms, {terms: [...], within: N}, or "
+        "a list of such mappings (each must hold)"]

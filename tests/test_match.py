@@ -128,6 +128,7 @@ FUZZ = Matcher([WatchlistConfig.model_validate({"name": "f", "watch": [
     {"name": "Ahmad Massoud", "exclude": ["Ahmad Shah Massoud"]},
     {"name": "دوستم", "aliases": ["بیانیه‌ای", "ss", "i"]},
     {"name": "intra-Afghan dialogue", "any_of": {"terms": ["nur"], "within": 3}},
+    {"name": "Shah*", "none_of": ["ss*"], "any_of": [{"terms": ["No*"]}]},
 ]})])
 
 
@@ -136,6 +137,7 @@ FUZZ = Matcher([WatchlistConfig.model_validate({"name": "f", "watch": [
 @example("ＮＯＯＲ in Kabul", "Nur\u2019s بیانیه\u200cای and دُوســتم")  # matches, for sure
 def test_matching_never_raises_and_offsets_slice_the_original(title: str, text: str) -> None:
     a = Article("S", "u", "u", title, text=text)
+    assert FUZZ.explain(a).matches == FUZZ.match(a)
     for m in FUZZ.match(a):
         original = getattr(a, m.field)
         assert 0 <= m.start < m.end <= len(original)
@@ -234,3 +236,72 @@ def test_match_records_field_alias_and_snippet() -> None:
     assert (m.field, m.alias, m.matched) == ("text", "Ahmad Masoud", "Ahmad Masoud")
     assert "Ahmad Masoud said" in m.snippet and m.snippet.startswith("…")
     assert len(m.snippet) < 200
+
+
+def test_a_prefix_takes_the_whole_word_it_starts() -> None:
+    m = matcher(WatchItem(name="guarantees", aliases=["guarant*", "تضمین*"]),
+                WatchItem(name="NRF", aliases=[{"text": "NRF*", "case_sensitive": True}]))
+    text = "talks guaranteed by the UN; تضمین‌های شورا; NRFs and nrfs"
+    found = m.match(Article("S", "u", "u", "", text=text))
+    assert [(f.watch, f.alias, f.matched) for f in found] == [
+        ("guarantees", "guarant*", "guaranteed"), ("NRF", "NRF*", "NRFs")]
+    assert "talks **guaranteed** by" in found[0].highlight
+
+
+def test_several_rules_of_one_kind_must_each_hold() -> None:
+    """The shipped themes ask for a term near the mention and the Afghan context anywhere:
+    two any_of rules."""
+    m = matcher(WatchItem.model_validate({
+        "name": "Security Council", "any_of": [
+            {"terms": ["guarant*"], "within": 3}, {"terms": ["Afghan*", "Taliban"]}]}))
+    def found(text: str) -> bool:
+        return bool(m.match(Article("S", "u", "u", "", text=text)))
+    assert found("Afghans want talks guaranteed by the Security Council.")
+    assert not found("Talks guaranteed by the Security Council.")  # no Afghan context
+    assert not found("Afghans want the Security Council to meet in New York; guarantees later.")
+
+
+def test_explain_says_why_a_mention_did_not_count() -> None:
+    m = Matcher(WatchlistsFile.model_validate({"watchlists": [{"name": "w", "watch": [
+        {"name": "Ahmad Massoud", "aliases": ["Massoud"], "exclude": ["Ahmad Shah Massoud"]},
+        {"name": "sanctions", "none_of": ["cricket"]},
+        {"name": "women", "all_of": ["Taliban"], "any_of": {"terms": ["school*"], "within": 3}},
+        {"name": "Council", "any_of": {"terms": ["guarant*"], "within": 2}},
+        {"name": "breaking", "fields": ["title"]},
+        {"name": "NRF", "case_sensitive": True},
+        {"name": "Dostum"}]}]}).watchlists)
+    a = Article("S", "u", "u", "Dostum returns", text=(
+        "Ahmad Shah Massoud died in 2001. New sanctions hit cricket. Women returned to "
+        "school. The Council met; no guarantees. Breaking: nrf. Dostum spoke."))
+    explained = m.explain(a)
+    assert explained.matches == m.match(a)
+    assert [m.watch for m in explained.matches] == ["Dostum", "Dostum"]  # no miss for it
+    assert [(x.watch, x.rule, x.terms, x.reason) for x in explained.misses] == [
+        ("Ahmad Massoud", "exclude", ("Ahmad Shah Massoud",),
+         "inside the excluded 'Ahmad Shah Massoud'"),
+        ("sanctions", "none_of", ("cricket",), "none_of: cricket"),
+        ("women", "all_of", ("Taliban",), "all_of: no Taliban"),
+        ("Council", "any_of", ("guarant*",), "any_of: none of guarant* (within 2 words)"),
+        ("breaking", "fields", (), "in the text; the item looks only in title"),
+        ("NRF", "case", ("NRF",), "not written 'NRF' (case-sensitive)")]
+    [veto] = [x for x in explained.misses if x.rule == "none_of"]
+    assert a.text[veto.start:veto.end] == veto.matched == "sanctions"
+    assert "New **sanctions** hit" in veto.highlight
+
+
+@pytest.mark.parametrize("term", ["a*", "guarantee *", "*", "intra-*"])
+def test_a_prefix_needs_a_word_before_its_star(term: str) -> None:
+    with pytest.raises(ValueError, match="a \\* ends a word of at least two letters"):
+        WatchItem.model_validate({"name": "x", "aliases": [term]})
+    with pytest.raises(ValueError, match="a \\* ends a word"):
+        WatchItem.model_validate({"name": "x", "none_of": [term]})
+
+
+def test_an_exclude_phrase_may_be_a_prefix() -> None:
+    m = matcher(WatchItem(name="guarantees", aliases=["guarant*"],
+                          exclude=["guaranteed loan*", "وام تضمین*"]))
+    def found(text: str) -> list[str]:
+        return [f.matched for f in m.match(Article("S", "u", "u", "", text=text))]
+    assert found("Banks offered guaranteed loans.") == []
+    assert found("وام تضمین‌شده") == []
+    assert found("Guaranteed loans and UN guarantees.") == ["guarantees"]

@@ -158,3 +158,58 @@ def test_match_file_html_extracts_a_whole_page_as_a_poll_does(project: Project) 
     fragment = project.cli("match", "--text", "<p>Ahmad Massoud spoke.</p>", "--html",
                            "--json", check=True)
     assert {m["watch"] for m in json.loads(fragment.stdout)["matches"]} == {"Ahmad Massoud"}
+
+
+def test_match_says_why_a_mention_did_not_count(project: Project) -> None:
+    """A mention vetoed by none_of or exclude, or lacking a required term, is listed with
+    the rule that stopped it, in the table and in --json."""
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "Ahmad Massoud", "aliases": ["Massoud"], "exclude": ["Ahmad Shah Massoud"]},
+        {"name": "sanctions", "none_of": ["cricket"]},
+        {"name": "Security Council", "any_of": {"terms": ["guarant*"], "within": 5}},
+        {"name": "Dostum"}]}]
+    text = ("Ahmad Shah Massoud is remembered. Dostum spoke. Sanctions on the cricket board. "
+            "The Security Council met.")
+    report = json.loads(project.cli("match", "--text", text, "--json", check=True).stdout)
+    assert [m["watch"] for m in report["matches"]] == ["Dostum"]
+    assert [(m["watch"], m["matched"], m["rule"], m["terms"], m["reason"])
+            for m in report["not_counted"]] == [
+        ("Ahmad Massoud", "Massoud", "exclude", ["Ahmad Shah Massoud"],
+         "inside the excluded 'Ahmad Shah Massoud'"),
+        ("sanctions", "Sanctions", "none_of", ["cricket"], "none_of: cricket"),
+        ("Security Council", "Security Council", "any_of", ["guarant*"],
+         "any_of: none of guarant* (within 5 words)")]
+    table = project.cli("match", "--text", text, check=True).stdout
+    assert "found but not counted" in table and "none_of: cricket" in table
+    nothing = project.cli("match", "--text", "The Security Council met.", check=True).stdout
+    assert "no watch item matches" in nothing and "guarant*" in nothing
+
+
+def test_backtest_shows_items_whose_context_rules_now_read_every_field(
+        project: Project) -> None:
+    """An item looked for in titles only once had its none_of read titles only: the match
+    stored then is gone now that none_of reads the whole article, and backtest says so and
+    why."""
+    project.hook("")
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "Taliban", "fields": ["title"], "none_of": ["cricket"]}]}]
+    config = project.config()
+    fetched = datetime.now(UTC) - timedelta(days=1)
+    store = SQLiteStore(config.database_path)
+    store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], fetched)
+    a = Article("S", "https://e.org/1", "https://e.org/1", "Taliban officials attend final",
+                text="The cricket final was played in Sharjah.")
+    then = Match("w", "Taliban", "Taliban", "Taliban", "title", 0, 7, a.title,
+                 "**Taliban** officials attend final")  # as the earlier release matched it
+    store.add_articles([stored_form(a, [then])], fetched, config.version, no_alerts)
+    store.close()
+    report = json.loads(project.cli("backtest", "--json", check=True).stdout)
+    assert [(r["watch"], r["why"]) for r in report["no_longer_matched"]] == [
+        ("Taliban", "title: none_of: cricket")]
+    table = project.cli("backtest", check=True).stdout
+    assert "would no longer match" in table and "title: none_of: cricket" in table
+    project.watchlists = [{"name": "w", "watch": [
+        {"name": "Taliban", "fields": ["title"],
+         "none_of": {"terms": ["cricket"], "fields": ["title"]}}]}]
+    kept = json.loads(project.cli("backtest", "--json", check=True).stdout)
+    assert kept["no_longer_matched"] == [] and kept["newly_matched"] == []

@@ -61,6 +61,9 @@ def test_healthz_and_metrics_from_a_running_daemon(project: Project, site: Site,
         assert metrics[("newswatch_articles_stored_total", (("source", "Good"),))] == 1
         assert metrics[("newswatch_alerts_delivered_total", (("channel", "hook"),))] == 1
         assert metrics[("newswatch_fetch_seconds_count", (("source", "Good"),))] == 1
+        for stage in ("parse", "dedup", "extract", "match", "fold", "fingerprint", "store",
+                      "plan"):
+            assert metrics[("newswatch_stage_seconds_count", (("stage", stage),))] == 1
         assert metrics[("newswatch_outbox_pending", ())] == 0
         assert metrics[("newswatch_sources_failing", ())] == 1
         assert get(f"http://127.0.0.1:{port}/other").status_code == 404

@@ -29,6 +29,11 @@ Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 
 Each step from keys to matching runs per item (crawler.app.rejects): an item that raises
 is dropped alone, counted and logged once a poll, and the rest of the feed goes on.
+
+Each poll adds the seconds it spent in parse, dedup, extract, match, fold (the
+comparable text, ``search.document``), fingerprint, store and plan to the
+``newswatch_stage_seconds`` summary: where ingest time goes (``make bench-ingest``
+reports it per article).
 """
 
 from __future__ import annotations
@@ -184,6 +189,7 @@ class Pipeline:
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
+        self._spent("parse", answer.parse_seconds)
         result = await self.collect(source, feed.articles, feed.rejected)
         self._recovered(state)
         await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
@@ -229,17 +235,23 @@ class Pipeline:
 
     async def _fresh(self, collected: Sequence[Article], rejects: Rejects) -> list[Keyed]:
         """The collected articles whose keys are unknown (one lookup), keys attached."""
+        started = time.perf_counter()
         keyed = rejects.each(collected, Keyed.of, _link)
-        return dedup.select_new(keyed, await self.store.known_keys(
+        fresh = dedup.select_new(keyed, await self.store.known_keys(
             [key for item in keyed for key in item.keys]))
+        self._spent("dedup", time.perf_counter() - started)
+        return fresh
 
     async def _extract(self, items: list[Keyed], rejects: Rejects) -> list[Keyed]:
         """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
         which the event loop (deliveries, other sources) should not wait for."""
         now = self.clock.now()
-        return await asyncio.to_thread(rejects.each, items,
-                                       lambda item: item.extracted(extract(item.article, now)),
-                                       _keyed_link)
+        started = time.perf_counter()
+        extracted = await asyncio.to_thread(
+            rejects.each, items, lambda item: item.extracted(extract(item.article, now)),
+            _keyed_link)
+        self._spent("extract", time.perf_counter() - started)
+        return extracted
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -298,12 +310,10 @@ class Pipeline:
     async def ingest(self, source: str, collected: Sequence[Article]) -> PollResult:
         """dedup → extract → store, for articles collected by any means (their pages,
         when attached, are extracted here; none is fetched)."""
-        now = self.clock.now()
         rejects = Rejects(source)
         fresh = await self._fresh(collected, rejects)
-        result = await self._store(source, rejects.each(
-            fresh, lambda item: item.extracted(extract(item.article, now)), _keyed_link),
-            len(collected), rejects)
+        result = await self._store(source, await self._extract(fresh, rejects),
+                                   len(collected), rejects)
         rejects.report(self.metrics)
         return result
 
@@ -317,24 +327,39 @@ class Pipeline:
             await self._learned_rules()
 
         every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
+        spent = dict.fromkeys(("match", "fold", "fingerprint", "plan"), 0.0)
+        clock = time.perf_counter
 
         def prepare(item: Keyed) -> NewArticle:
-            document = search.document(item.article)
+            started = clock()
             matches = self.matcher.match(item.article)
             if matches:
                 every[item.article.url] = self.matcher.match(item.article, every=True)
-            return NewArticle(item.article, item.keys, matches,
-                              stories.fingerprint(document), document)
+            matched = clock()
+            document = search.document(item.article)
+            folded = clock()
+            fingerprint = stories.fingerprint(document)
+            spent["match"] += matched - started
+            spent["fold"] += folded - matched
+            spent["fingerprint"] += clock() - folded
+            return NewArticle(item.article, item.keys, matches, fingerprint, document)
 
         batch = rejects.each(items, prepare, _keyed_link)
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
-            return outbox.plan(article, story.muted.unmuted(matches), self.routes, now,
+            started = clock()
+            rows = outbox.plan(article, story.muted.unmuted(matches), self.routes, now,
                                self.max_age, self.policy, story, every.get(article.url))
+            spent["plan"] += clock() - started
+            return rows
 
+        started = clock()
         kept = await self.store.add_articles(batch, now, self.tuned.version, plan,
                                        self.story_rules)
+        spent["store"] = clock() - started - spent["plan"]
+        for stage, seconds in spent.items():
+            self._spent(stage, seconds)
         self.metrics.inc("newswatch_articles_stored_total", len(kept), source=source)
         changed: set[str] = set()
         for entry in kept:
@@ -353,6 +378,9 @@ class Pipeline:
         return PollResult(source, collected, len(kept),
                           sum(1 for entry in kept if entry.matches),
                           sum(len(entry.rows) for entry in kept))
+
+    def _spent(self, stage: str, seconds: float) -> None:
+        self.metrics.observe("newswatch_stage_seconds", seconds, stage=stage)
 
     async def _learned_rules(self) -> None:
         """Match with the learned rules of the database (the overlay on the YAML

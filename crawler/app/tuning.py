@@ -38,12 +38,12 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from crawler.config import Config, ContextRule, WatchItem, WatchlistConfig
+from crawler.config import FIELDS, Config, ContextRule, WatchItem, WatchlistConfig
 from crawler.core.article import Article
 from crawler.core.errors import NewswatchError
 from crawler.process.dedup import canonical_url
 from crawler.process.fold import fold
-from crawler.process.match import FIELDS, Match, Matcher
+from crawler.process.match import Match, Matcher
 from crawler.store import FoundArticle, LearnedRule, Mute, Store
 from crawler.store.records import RuleKind
 
@@ -152,17 +152,24 @@ def _same(a: str, b: str) -> bool:
 
 def _with_rules(item: WatchItem, rules: Iterable[LearnedRule]) -> WatchItem:
     """``item`` (defaults applied) with the learned rules added; a term it has already
-    is not added twice."""
+    is not added twice. Learned ``none_of`` terms are one more rule, over the whole
+    article: they say what the article is about, wherever it says so."""
     exclude = list(item.exclude or [])
-    none_of = item.none_of
+    none_of = list(item.none_of or [])
+    learned: list[str] = []
     for rule in rules:
         if rule.kind == "exclude" and not any(_same(rule.term, e) for e in exclude):
             exclude.append(rule.term)
-        elif rule.kind == "none_of" and not (none_of and any(
-                _same(rule.term, t) for t in none_of.terms)):
-            none_of = ContextRule(terms=[*(none_of.terms if none_of else ()), rule.term],
-                                  within=none_of.within if none_of else None)
-    return item.model_copy(update={"exclude": exclude or None, "none_of": none_of})
+        elif rule.kind == "none_of" and not any(
+                _same(rule.term, t) for t in [*_terms(none_of), *learned]):
+            learned.append(rule.term)
+    if learned:
+        none_of.append(ContextRule(terms=learned))
+    return item.model_copy(update={"exclude": exclude or None, "none_of": none_of or None})
+
+
+def _terms(rules: Iterable[ContextRule] | None) -> list[str]:
+    return [t for r in rules or () for t in r.terms]
 
 
 def _by_item(rules: Iterable[LearnedRule]) -> dict[tuple[str, str], list[LearnedRule]]:
@@ -210,8 +217,7 @@ def rule_states(config: Config, rules: Sequence[LearnedRule]) -> list[tuple[Lear
         if item is None:
             states.append((rule, "no such watch item"))
             continue
-        present = item.exclude or [] if rule.kind == "exclude" else \
-            item.none_of.terms if item.none_of else []
+        present = item.exclude or [] if rule.kind == "exclude" else _terms(item.none_of)
         states.append((rule, "in watchlists.yaml" if any(_same(rule.term, t)
                                                          for t in present) else "applied"))
     return states
@@ -270,20 +276,10 @@ def export(config: Config, rules: Sequence[LearnedRule]) -> str:
                                                    exclude_defaults=True))
             dumped["name"] = item.name
             dumped.move_to_end("name", last=False)
-            for key, written in (("exclude", dumped.get("exclude")),
-                                 ("none_of", (dumped.get("none_of") or {}).get("terms"))):
-                if written is None:
-                    continue
-                seq = CommentedSeq(written)
-                for n, term in enumerate(written):
-                    rule = next((r for r in mine if r.kind == key and _same(r.term, term)),
-                                None)
-                    if rule is not None:
-                        seq.yaml_add_eol_comment(_origin(rule), n)
-                if key == "exclude":
-                    dumped["exclude"] = seq
-                else:
-                    dumped["none_of"]["terms"] = seq
+            if dumped.get("exclude") is not None:
+                dumped["exclude"] = _marked(dumped["exclude"], mine, "exclude")
+            for written in dumped.get("none_of") or ():
+                written["terms"] = _marked(written["terms"], mine, "none_of")
             watch.append(dumped)
         entry["watch"] = watch
         lists.append(entry)
@@ -297,6 +293,16 @@ def export(config: Config, rules: Sequence[LearnedRule]) -> str:
                "# `newswatch rules remove ID` each rule: check shows which are folded in.\n")
     yaml.dump(document, text)
     return text.getvalue()
+
+
+def _marked(terms: list[str], mine: Sequence[LearnedRule], kind: str) -> CommentedSeq:
+    """``terms`` with each learned one marked by a comment saying where it came from."""
+    seq = CommentedSeq(terms)
+    for n, term in enumerate(terms):
+        rule = next((r for r in mine if r.kind == kind and _same(r.term, term)), None)
+        if rule is not None:
+            seq.yaml_add_eol_comment(_origin(rule), n)
+    return seq
 
 
 def _origin(rule: LearnedRule) -> str:

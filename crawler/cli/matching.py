@@ -39,7 +39,7 @@ from crawler.core.article import Article, Failed
 from crawler.core.clock import SystemClock
 from crawler.process.dedup import canonical_url
 from crawler.process.extract import extract
-from crawler.process.match import Match, Matcher
+from crawler.process.match import Match, Matcher, Miss
 
 
 def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
@@ -52,8 +52,9 @@ def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 
 
-def _match_row(m: Match) -> dict[str, Any]:
-    return {**dataclasses.asdict(m), "context": list(m.context)}
+def _match_row(m: Match | Miss) -> dict[str, Any]:
+    row = dataclasses.asdict(m)
+    return {**row, **{k: list(row[k]) for k in ("context", "terms") if k in row}}
 
 
 @cli.command("match")
@@ -72,8 +73,10 @@ def _match_row(m: Match) -> dict[str, Any]:
 @click.pass_obj
 def match_command(obj: Context, text: str | None, path: Path | None, url: str | None,
                   title: str, html: bool, watchlist: str | None, as_json: bool) -> None:
-    """Which watch items a text or a page matches, and why: try a watchlist before it goes
-    live. Sends and stores nothing; exits 3 when --url cannot be fetched."""
+    """Which watch items a text or a page matches, and why; and the mentions that did not
+    count (excluded, vetoed by none_of, lacking an all_of or any_of term), and why not: try
+    a watchlist before it goes live. Sends and stores nothing; exits 3 when --url cannot be
+    fetched."""
     if sum(x is not None for x in (text, path, url)) != 1:
         raise click.UsageError("give exactly one of --text, --file or --url")
     config = obj.config()
@@ -92,13 +95,18 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
     # a text tried here comes from no source: a watchlist's `sources` does not apply
     plain = [w.model_copy(update={"sources": None}) for w in chosen]
     learned = obj.learned_rules(config)
-    found = Matcher(tuning.overlay_watchlists(plain, learned)).match(article)
+    explained = Matcher(tuning.overlay_watchlists(plain, learned)).explain(article)
+    found = explained.matches
     vetoed = tuning.vetoes(plain, learned, article)
+    # a mention a learned rule took away is listed with that rule, not again here
+    taken = {(m.watchlist, m.watch) for m, _ in vetoed}
+    misses = [m for m in explained.misses if (m.watchlist, m.watch) not in taken]
     page = {"url": article.url, "title": article.title, "published_at": article.published_at,
             "author": article.author, "language": article.language,
             "extraction": str(article.extraction), "text": article.text} if url else {}
     if as_json:
         print_json({**page, "matches": [_match_row(m) for m in found],
+                    "not_counted": [_match_row(m) for m in misses],
                     "vetoed_by_learned_rules": [
                         {**_match_row(m), "rule": {"id": r.id, "kind": r.kind,
                                                    "term": r.term, "by": r.created_by}}
@@ -115,10 +123,16 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
                      r.created_by, m.highlight) for m, r in vetoed])
     if not found:
         out.print("no watch item matches")
-        return
-    show_table("matches", ["watchlist", "watch", "alias", "field", "at", "context", "snippet"],
-               [(m.watchlist, m.watch, m.alias, m.field, f"{m.start}-{m.end}",
-             "\n".join(m.context), m.highlight) for m in found])
+    else:
+        show_table("matches", ["watchlist", "watch", "alias", "field", "at", "context",
+                               "snippet"],
+                   [(m.watchlist, m.watch, m.alias, m.field, f"{m.start}-{m.end}",
+                     "\n".join(m.context), m.highlight) for m in found])
+    if misses:
+        show_table("found but not counted", ["watchlist", "watch", "alias", "field", "at",
+                                             "why not", "snippet"],
+                   [(m.watchlist, m.watch, m.alias, m.field, f"{m.start}-{m.end}", m.reason,
+                     m.highlight) for m in misses])
 
 
 def _fetch_article(config: Config, url: str, now: datetime) -> Article:
@@ -176,9 +190,15 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
         about = {"url": article.url, "title": article.title, "source": article.source}
         for key in sorted(now.keys() - before):
             newly.append({**about, **_match_row(now[key])})
-        for wl, watch in sorted(k for k in before - now.keys()
-                                if watchlist is None or k[0] in names):
-            gone.append({**about, "watchlist": wl, "watch": watch})
+        lost = sorted(k for k in before - now.keys() if watchlist is None or k[0] in names)
+        if lost:  # rare: explaining costs a second pass
+            why: dict[tuple[str, str], list[str]] = {}
+            for miss in matcher.explain(article).misses:
+                why.setdefault((miss.watchlist, miss.watch), []).append(
+                    f"{miss.field}: {miss.reason}")
+            for wl, watch in lost:
+                gone.append({**about, "watchlist": wl, "watch": watch,
+                             "why": "; ".join(why.get((wl, watch), ["no mention found"]))})
 
     with progress("replaying", len(archive), quiet=as_json) as advance:
         for article, before in archive:
@@ -206,8 +226,9 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
                      r["highlight"]) for r in newly[:limit]])
     if gone:
         show_table(shown("would no longer match", len(gone), limit),
-                   ["watchlist", "watch", "title", "url"],
-                   [(r["watchlist"], r["watch"], r["title"], r["url"]) for r in gone[:limit]])
+                   ["watchlist", "watch", "title", "why not", "url"],
+                   [(r["watchlist"], r["watch"], r["title"], r["why"], r["url"])
+                    for r in gone[:limit]])
 
 
 def _per_watch(newly: list[dict[str, Any]], gone: list[dict[str, Any]]) -> list[dict[str, Any]]:

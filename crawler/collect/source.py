@@ -8,6 +8,7 @@ crawl begins, and what ``sources test`` checks.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -24,6 +25,7 @@ class FeedAnswer:
 
     response: fetch.Response
     feed: Feed | None
+    parse_seconds: float = 0.0
 
 
 async def fetch_feed(client: httpx.AsyncClient, politeness: Politeness, source: Source,
@@ -37,8 +39,9 @@ async def fetch_feed(client: httpx.AsyncClient, politeness: Politeness, source: 
             last_modified))
     if response.not_modified:
         return FeedAnswer(response, None)
-    return FeedAnswer(response, parse_feed(source.name, response.body, response.headers,
-                                           response.url))
+    started = time.perf_counter()
+    feed = parse_feed(source.name, response.body, response.headers, response.url)
+    return FeedAnswer(response, feed, time.perf_counter() - started)
 
 
 async def check_entries(client: httpx.AsyncClient, politeness: Politeness,

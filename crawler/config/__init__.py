@@ -14,6 +14,7 @@ The modules, by job: ``units`` (durations, sizes), ``schedule`` (digest schedule
 from crawler.config.checks import SettingsCheck
 from crawler.config.load import Config, default_config_dir, load_config
 from crawler.config.models import (
+    FIELDS,
     MAX_RETRY_DELAY,
     SETTINGS_FILE,
     SOURCES_FILE,
@@ -49,7 +50,8 @@ from crawler.config.units import Duration, Size, Text, Url, parse_duration, pars
 from crawler.config.yamlfile import CONTROL, LoadedFile, escape_env, one_line
 
 __all__ = [
-    "CONTROL", "MAX_RETRY_DELAY", "SETTINGS_FILE", "SOURCES_FILE", "WATCHLISTS_FILE", "Alias",
+    "CONTROL", "FIELDS", "MAX_RETRY_DELAY", "SETTINGS_FILE", "SOURCES_FILE", "WATCHLISTS_FILE",
+    "Alias",
     "AppriseChannel", "AtomSettings", "Channel", "Config", "ContextRule", "CrawlSpec",
     "DaemonSettings", "Defaults", "Duration", "EmailChannel", "FieldName", "HttpSettings",
     "LoadedFile", "Retention", "RetryPolicy", "Settings", "SettingsCheck", "Size", "SmtpServer",

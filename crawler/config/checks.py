@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config.models import (
+    FIELDS,
     SETTINGS_FILE,
     SOURCES_FILE,
     Settings,
@@ -105,3 +106,36 @@ def listener_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProb
                            "/healthz, /metrics (which names the watchlists) and the Atom feeds "
                            "are open to anyone who can reach it; listen on 127.0.0.1 behind a "
                            "proxy unless that is meant")]
+
+
+def context_rule_warnings(watchlists: WatchlistsFile,
+                          loaded: LoadedFile) -> list[ConfigProblem]:
+    """Items whose context rules changed meaning: they read every field now, where they
+    once read only the item's ``fields``. A rule with ``within`` (which reads the mention's
+    own field) or its own ``fields`` is unchanged, and so is an item reading every field.
+    Items sharing a rule from ``defaults`` get one warning there."""
+    found: dict[tuple[tuple[str | int, ...], str, str], list[str]] = {}
+    for i, watchlist in enumerate(watchlists.watchlists):
+        for j, (written, item) in enumerate(zip(watchlist.watch, watchlist.items(),
+                                                strict=True)):
+            narrowed = sorted(set(item.fields or FIELDS))
+            if len(narrowed) == len(FIELDS):
+                continue
+            for kind in ("all_of", "any_of", "none_of"):
+                rules = getattr(item, kind) or []
+                if not any(r.within is None and r.fields is None for r in rules):
+                    continue
+                where: tuple[str | int, ...] = (
+                    ("watchlists", i, "watch", j, kind) if getattr(written, kind) is not None
+                    else ("watchlists", i, "defaults", kind))
+                found.setdefault((where, kind, ", ".join(narrowed)), []).append(item.name)
+    warnings = []
+    for (where, kind, shown), names in found.items():
+        quoted = ", ".join(f"'{n}'" for n in names[:3]) + (
+            f" and {len(names) - 3} more" if len(names) > 3 else "")
+        warnings.append(loaded.problem(where, (
+            f"{kind} of watch item{'s' if len(names) > 1 else ''} {quoted} now reads the "
+            f"whole article (title, summary, text), though the item is looked for only in "
+            f"{shown}; earlier releases read only {shown}. Give the rule fields: [{shown}] "
+            "to keep that (see docs/watchlists.md)")))
+    return warnings

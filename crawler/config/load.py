@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from crawler.config.checks import (
     SettingsCheck,
+    context_rule_warnings,
     digest_warnings,
     duplicate_names,
     listener_warnings,
@@ -208,6 +209,7 @@ def load_config(directory: Path | str | None = None, *,
     if watchlists is not None and (wl := files[WATCHLISTS_FILE]):
         problems += duplicate_names(watchlists.watchlists, "watchlist", "watchlists", wl)
         problems += reference_problems(watchlists, wl, settings, sources)
+        warnings += context_rule_warnings(watchlists, wl)
     if settings is not None and (st := files[SETTINGS_FILE]):
         problems += operator_problems(settings, st)
         warnings += digest_warnings(settings, st) + listener_warnings(settings, st)

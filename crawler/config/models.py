@@ -4,6 +4,7 @@ watchlists.yaml. They check one value at a time; ``checks`` sees across files.""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -312,36 +313,60 @@ class SourcesFile(_Model):
 
 
 FieldName = Literal["title", "summary", "text"]
+FIELDS: tuple[FieldName, ...] = ("title", "summary", "text")
+
+
+def _term(value: Any) -> str:
+    """A phrase to look for; a ``*`` at its end makes it a prefix (``guarantee*``: the
+    last word may go on, as in guarantees, guaranteed), whole-word at its start."""
+    text = non_empty(value)
+    if unicodedata.normalize("NFKC", text).endswith("*"):
+        stem = unicodedata.normalize("NFKC", text)[:-1]
+        word = re.split(r"[\W_]+", stem)[-1]
+        if len(word) < 2 or not stem[-1:].isalnum():
+            raise ValueError(f"{text!r}: a * ends a word of at least two letters, as in "
+                             "guarantee* (a prefix of guarantees, guaranteed)")
+    return text
+
+
+Term = Annotated[str, BeforeValidator(_term)]
 
 
 class Alias(_Model):
     """An alias written as a mapping, to say how it compares (``{text: NRF,
     case_sensitive: true}`` so an acronym does not fire on an ordinary word)."""
 
-    text: Text
+    text: Term
     case_sensitive: bool | None = None
 
 
 class ContextRule(_Model):
     """Terms that must, may or must not also appear, optionally within N words of the
-    mention (``{terms: [education], within: 10}``)."""
+    mention (``{terms: [education], within: 10}``), in every field unless ``fields`` says
+    which: the whole article, even when the item's own ``fields`` is narrower."""
 
-    terms: list[Text] = Field(min_length=1)
+    terms: list[Term] = Field(min_length=1)
     within: int | None = Field(default=None, ge=1, le=1000)
+    fields: list[FieldName] | None = Field(default=None, min_length=1)
 
 
-def _rule(value: Any) -> Any:
-    """A bare list of terms is a rule without a distance."""
+def _rules(value: Any) -> Any:
+    """A bare list of terms is one rule without a distance; a list of mappings is several
+    rules, each of which must hold."""
+    if isinstance(value, dict | ContextRule):
+        return [value]
     if isinstance(value, list):
-        return {"terms": value}
-    if not isinstance(value, dict):
-        raise ValueError("write a list of terms, or {terms: [...], within: N}")
-    return value
+        if value and all(isinstance(v, dict | ContextRule) for v in value):
+            return value
+        if not any(isinstance(v, dict | list | ContextRule) for v in value):
+            return [{"terms": value}]
+    raise ValueError("write a list of terms, {terms: [...], within: N}, or a list of such "
+                     "mappings (each must hold)")
 
 
-Rule = Annotated[ContextRule, BeforeValidator(_rule)]
+Rules = Annotated[list[ContextRule], BeforeValidator(_rules)]
 AliasEntry = Annotated[
-    Annotated[Text, Tag("text")] | Annotated[Alias, Tag("mapping")],
+    Annotated[Term, Tag("text")] | Annotated[Alias, Tag("mapping")],
     Discriminator(lambda v: "mapping" if isinstance(v, dict | Alias) else "text")]
 
 
@@ -350,23 +375,23 @@ class WatchDefaults(_Model):
 
     case_sensitive: bool | None = None
     fields: list[FieldName] | None = Field(default=None, min_length=1)
-    exclude: list[Text] | None = None
-    all_of: Rule | None = None
-    any_of: Rule | None = None
-    none_of: Rule | None = None
+    exclude: list[Term] | None = None
+    all_of: Rules | None = None
+    any_of: Rules | None = None
+    none_of: Rules | None = None
 
 
 class WatchItem(_Model):
     """A person or term to watch for; keys left out take the watchlist's ``defaults``."""
 
-    name: Text
+    name: Term
     aliases: list[AliasEntry] = []
-    exclude: list[Text] | None = None
+    exclude: list[Term] | None = None
     case_sensitive: bool | None = None
     fields: list[FieldName] | None = Field(default=None, min_length=1)
-    all_of: Rule | None = None
-    any_of: Rule | None = None
-    none_of: Rule | None = None
+    all_of: Rules | None = None
+    any_of: Rules | None = None
+    none_of: Rules | None = None
     priority: Literal["normal", "high"] = "normal"
 
     def spellings(self) -> list[str]:

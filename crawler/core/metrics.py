@@ -18,6 +18,10 @@ FAMILIES: dict[str, tuple[type[Counter] | type[Summary], str, tuple[str, ...]]] 
     "newswatch_fetches_total": (Counter, "Polls of a source, by outcome.",
                                 ("source", "outcome")),
     "newswatch_fetch_seconds": (Summary, "Time to fetch and process one poll.", ("source",)),
+    "newswatch_stage_seconds": (Summary, "Time one poll spent in a stage of the pipeline "
+                                "(parse, dedup, extract, match, fold, fingerprint, store, "
+                                "plan).",
+                                ("stage",)),
     "newswatch_articles_stored_total": (Counter, "New articles stored.", ("source",)),
     "newswatch_items_rejected_total": (Counter, "Items refused alone (the rest of their "
                                        "feed kept), by reason.", ("source", "reason")),

@@ -4,13 +4,16 @@ Text and watch terms are compared in one *folded* form (``crawler.process.fold``
 
 All names, aliases and ``exclude`` phrases of every watch item are found in ONE pass of an
 Aho-Corasick automaton over the folded text; hits must start and end on word boundaries
-(in any script). The same pass does most of the folding: an article's text is taken as
-UTF-8 after NFKC and a byte table for ASCII, and the automaton also holds *markers* for
-everything else the fold changes. Text without markers (most English news) is folded and
-searched in that one pass; text with markers has those characters replaced and is scanned
-again. Only articles with hits go further: context terms are searched (a second
-automaton), case-sensitive aliases are checked against the original text, and offsets are
-mapped back to the original text to quote it.
+(in any script), but a prefix (``guarant*``) may end inside a word, and takes it whole.
+The same pass does most of the folding: an article's text is taken as UTF-8 after NFKC and
+a byte table for ASCII, and the automaton also holds *markers* for everything else the
+fold changes. Text without markers (most English news) is folded and searched in that one
+pass; text with markers has those characters replaced and is scanned again. Only articles
+with hits go further: context terms are searched (a second automaton), case-sensitive
+aliases are checked against the original text, and offsets are mapped back to the
+original text to quote it. Context rules read every field unless a rule names its own.
+``Matcher.explain`` also says which mentions did not count and why; ``Matcher.match``,
+the pipeline's, collects none of that.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import ahocorasick_rs
 
-from crawler.config import Alias, Config, ContextRule, WatchItem, WatchlistConfig
+from crawler.config import FIELDS, Alias, Config, ContextRule, WatchItem, WatchlistConfig
 from crawler.core.article import Article
 from crawler.process.fold import (
     aligned,
@@ -35,8 +38,6 @@ from crawler.process.fold import (
     is_word,
     spaced_fold,
 )
-
-FIELDS = ("title", "summary", "text")
 
 # --- results ---------------------------------------------------------------------------------
 
@@ -58,6 +59,35 @@ class Match:
     context: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """A mention that was found but did not count, and why: the ``rule`` that stopped it
+    (``exclude``, ``none_of``, ``all_of``, ``any_of``, ``fields`` or ``case``), with the
+    ``terms`` concerned (the vetoing or the missing ones)."""
+
+    watchlist: str
+    watch: str
+    alias: str
+    matched: str
+    field: str
+    start: int
+    end: int
+    snippet: str
+    highlight: str
+    rule: str
+    terms: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """What ``Matcher.explain`` found: the matches, and for each watch item that matched
+    nowhere, its first mention in each field that did not count."""
+
+    matches: list[Match]
+    misses: list[Miss]
+
+
 # --- compiling -------------------------------------------------------------------------------
 
 
@@ -74,7 +104,8 @@ class _Item:
     config: WatchItem
     fields: frozenset[str]
     sources: frozenset[str] | None  # the watchlist's ``sources``: None is every source
-    rules: list[tuple[str, ContextRule, dict[str, str]]]  # (kind, rule, folded → as written)
+    # (kind, rule, the fields it reads, folded term → as written)
+    rules: list[tuple[str, ContextRule, frozenset[str], dict[str, str]]]
 
 
 _Hit = tuple[int, int, int]
@@ -92,7 +123,9 @@ class _Folded:
 
 @dataclass(slots=True)
 class _Phrases:
-    """Folded phrases, all found in one automaton pass over a text's fold.
+    """Folded phrases, all found in one automaton pass over a text's fold. A phrase
+    ending in ``*`` is a prefix: the automaton looks for it without the star, and a hit may
+    end inside a word, which it then takes whole.
 
     The same scan folds the text: after NFKC and the ASCII byte table, markers (see
     ``fold_markers``) report which other characters need folding; only texts with markers get
@@ -111,7 +144,8 @@ class _Phrases:
     def build(self, *, folds: bool = True) -> None:
         """Compile the automaton; ``folds=False`` leaves out the markers, for phrases only
         ever looked for in text that is folded already."""
-        patterns = [*(p.encode() for p in self.phrases), *(fold_markers()[0] if folds else ())]
+        patterns = [*((p[:-1] if p[-1] == "*" else p).encode() for p in self.phrases),
+                    *(fold_markers()[0] if folds else ())]
         try:
             self.engine = ahocorasick_rs.BytesAhoCorasick(
                 patterns, implementation=ahocorasick_rs.Implementation.DFA)
@@ -166,11 +200,15 @@ class _Phrases:
                 chars[offset] = last_char
             raw = [(p, chars[s], chars[e]) for p, s, e in raw]
         hits = []
+        size = len(folded)
         for phrase, start, end in raw:
             text = self.phrases[phrase]
             if is_word(text[0]) and start > 0 and is_word(folded[start - 1]):
                 continue
-            if is_word(text[-1]) and end < len(folded) and is_word(folded[end]):
+            if text[-1] == "*":  # a prefix: it takes the rest of the word it starts
+                while end < size and is_word(folded[end]):
+                    end += 1
+            elif is_word(text[-1]) and end < size and is_word(folded[end]):
                 continue
             hits.append((phrase, start, end))
         return hits
@@ -195,7 +233,12 @@ def _alias_parts(item: WatchItem) -> Iterable[tuple[str, bool]]:
 
 
 def _folded(phrase: str, casefold: bool = True) -> str:
-    return fold(phrase, casefold=casefold).strip()
+    """The phrase as the automaton looks for it; a ``*`` that folding left after no word
+    (after a tatweel, say) ends nothing, so it is dropped."""
+    folded = fold(phrase, casefold=casefold).strip()
+    if folded[-1:] == "*" and (len(folded) < 2 or not is_word(folded[-2])):
+        return folded[:-1].strip()
+    return folded
 
 
 class Matcher:
@@ -209,18 +252,17 @@ class Matcher:
         self._names = _Phrases()
         self._context = _Phrases()
         self._uses: dict[int, list[_Name]] = {}  # phrase id → names it stands for
-        self._excludes: dict[int, list[int]] = {}  # phrase id → items it hides
+        self._excludes: dict[int, list[tuple[int, str]]] = {}  # phrase id → (item, as written)
         for watchlist in watchlists:
             for config in watchlist.items():
                 index = len(self._items)
                 rules = []
                 for kind in ("all_of", "any_of", "none_of"):
-                    rule = getattr(config, kind)
-                    if rule is not None:
+                    for rule in getattr(config, kind) or ():
                         terms = {f: t for t in rule.terms if (f := _folded(t))}
                         for term in terms:
                             self._context.add(term)
-                        rules.append((kind, rule, terms))
+                        rules.append((kind, rule, frozenset(rule.fields or FIELDS), terms))
                 self._items.append(_Item(
                     watchlist.name, config, frozenset(config.fields or FIELDS),
                     None if watchlist.sources is None else frozenset(watchlist.sources),
@@ -237,7 +279,8 @@ class Matcher:
                 for excluded in config.exclude or ():
                     phrase = _folded(excluded)
                     if phrase:
-                        self._excludes.setdefault(self._names.add(phrase), []).append(index)
+                        self._excludes.setdefault(self._names.add(phrase), []).append(
+                            (index, excluded))
         self._names.build()
         if self._context.phrases:
             self._context.build(folds=False)
@@ -255,7 +298,26 @@ class Matcher:
     def match(self, article: Article, *, every: bool = False) -> list[Match]:
         """The first counting mention of each watch item in each field; with ``every``,
         all of them (an alert marks every mention in its snippets)."""
-        scanned = {f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
+        return self._match(article, None, every)
+
+    def explain(self, article: Article) -> Explanation:
+        """``match``, and the mentions that did not count, for a user asking why: for each
+        watch item that matched nowhere, its first mention in each field and the rule that
+        stopped it. Costs the normal path nothing."""
+        misses: list[tuple[int, Miss]] = []
+        found = self._match(article, misses, False)
+        matched = {(m.watchlist, m.watch) for m in found}
+        first: dict[tuple[int, str], Miss] = {}
+        for index, miss in misses:
+            if (miss.watchlist, miss.watch) not in matched:
+                first.setdefault((index, miss.field), miss)
+        return Explanation(found, list(first.values()))
+
+    def _match(self, article: Article, misses: list[tuple[int, Miss]] | None,
+               every: bool) -> list[Match]:
+        """``match``; with ``misses``, also every mention that did not count, and why."""
+        scanned: dict[str, _Folded] = {
+            f: self._names.fold(t) for f in FIELDS if (t := getattr(article, f))}
         if not any(s.raw for s in scanned.values()):
             return []
         texts = {f: getattr(article, f) for f in scanned}
@@ -278,35 +340,52 @@ class Matcher:
             if f not in origins:
                 continue
             text, normal, origin = texts[f], folded[f], origins[f]
-            hidden: dict[int, list[tuple[int, int]]] = {}
+            hidden: dict[int, list[tuple[int, int, str]]] = {}
             for phrase, start, end in hits[f]:
-                for index in self._excludes.get(phrase, ()):
-                    hidden.setdefault(index, []).append((start, end))
+                for index, excluded in self._excludes.get(phrase, ()):
+                    hidden.setdefault(index, []).append((start, end, excluded))
             done: set[int] = set()
             taken: dict[int, list[tuple[int, int]]] = {}  # with every: the spans counted
             quoted: dict[tuple[int, int], tuple[str, str]] = {}
             for phrase, start, end in sorted(hits[f], key=lambda h: (h[1], -h[2])):
                 for name in self._uses.get(phrase, ()):
                     item = self._items[name.item]
-                    if (name.item in done and not every) or f not in item.fields or (
+                    if (name.item in done and not every) or (
                             item.sources is not None and article.source not in item.sources):
-                        continue
-                    if any(s <= start and end <= e for s, e in hidden.get(name.item, ())):
                         continue
                     if any(s < end and start < e for s, e in taken.get(name.item, ())):
                         continue  # a shorter alias inside a mention already counted
                     first, last = origin[start], origin[end - 1] + 1
                     surface = text[first:last]
-                    if name.cased is not None and _folded(surface, False) != name.cased:
-                        continue
+                    failed: _Failed | None = None
+                    if f not in item.fields:
+                        failed = _Failed("fields", (), f"in the {f}; the item looks only in "
+                                         + ", ".join(sorted(item.fields)))
+                    elif name.item in hidden and (inside := [
+                            p for s, e, p in hidden[name.item] if s <= start and end <= e]):
+                        failed = _Failed("exclude", (inside[0],),
+                                         f"inside the excluded {inside[0]!r}")
+                    elif name.cased is not None and not _same_case(surface, name.cased):
+                        failed = _Failed("case", (name.alias,),
+                                         f"not written {name.alias!r} (case-sensitive)")
                     context: tuple[str, ...] = ()
-                    if item.rules:
+                    if failed is None and item.rules:
                         if terms is None:
                             terms = self._terms(folded)
                         explained = self._context_holds(item, f, normal, start, end, terms)
-                        if explained is None:
-                            continue
-                        context = explained
+                        if isinstance(explained, _Failed):
+                            failed = explained
+                        else:
+                            context = explained
+                    if failed is not None:
+                        if misses is not None:
+                            if (first, last) not in quoted:
+                                quoted[first, last] = excerpts(text, first, last)
+                            misses.append((name.item, Miss(
+                                item.watchlist, item.config.name, name.alias, surface, f,
+                                first, last, *quoted[first, last], failed.kind, failed.terms,
+                                failed.reason)))
+                        continue
                     done.add(name.item)
                     taken.setdefault(name.item, []).append((start, end))
                     if (first, last) not in quoted:  # often several items share a mention
@@ -327,17 +406,17 @@ class Matcher:
     @staticmethod
     def _context_holds(item: _Item, field_name: str, normal: str, start: int, end: int,
                        terms: dict[str, list[tuple[str, int, int]]],
-                       ) -> tuple[str, ...] | None:
-        """The context terms that satisfied the item's rules for this mention, or None when
-        a rule fails."""
+                       ) -> tuple[str, ...] | _Failed:
+        """The context terms that satisfied the item's rules for this mention, or the rule
+        that failed (its kind, the terms concerned, and why)."""
         first_word = normal.count(" ", 0, start)
         last_word = normal.count(" ", 0, max(start, end - 1))
 
-        def near(term: str, within: int | None) -> bool:
+        def near(term: str, within: int | None, fields: frozenset[str]) -> bool:
             """Whether ``term`` occurs outside the mention, within ``within`` words of it
-            (in the same field) when that is set, else in any of the item's fields."""
+            (in the same field) when that is set, else in any of the rule's fields."""
             for f, s, e in terms.get(term, ()):
-                if f not in item.fields or (f == field_name and s >= start and e <= end):
+                if f not in fields or (f == field_name and s >= start and e <= end):
                     continue
                 if within is None:
                     return True
@@ -348,14 +427,32 @@ class Matcher:
             return False
 
         explained: list[str] = []
-        for kind, rule, written in item.rules:
-            present = [t for t in written if near(t, rule.within)]
-            if kind == "all_of" and len(present) < len(written):
-                return None
-            if kind == "any_of" and not present:
-                return None
-            if kind == "none_of" and present:
-                return None
+        for kind, rule, fields, written in item.rules:
+            present = [t for t in written if near(t, rule.within, fields)]
             suffix = f" (within {rule.within} words)" if rule.within else ""
+            if kind == "all_of" and len(present) < len(written):
+                missing = tuple(written[t] for t in written if t not in present)
+                return _Failed("all_of", missing, f"all_of: no {', '.join(missing)}{suffix}")
+            if kind == "any_of" and not present:
+                wanted = tuple(written.values())
+                return _Failed("any_of", wanted, f"any_of: none of {', '.join(wanted)}"
+                               f"{suffix}")
+            if kind == "none_of" and present:
+                vetoes = tuple(written[t] for t in present)
+                return _Failed("none_of", vetoes, f"none_of: {', '.join(vetoes)}{suffix}")
             explained += [f"{kind}: {written[t]}{suffix}" for t in present]
         return tuple(explained)
+
+
+class _Failed(NamedTuple):
+    """What stopped a mention: the rule's kind, the terms concerned, and why."""
+
+    kind: str
+    terms: tuple[str, ...]
+    reason: str
+
+
+def _same_case(surface: str, cased: str) -> bool:
+    """Whether a case-sensitive alias is written as in the text (a prefix, up to its star)."""
+    written = _folded(surface, False)
+    return written.startswith(cased[:-1]) if cased[-1] == "*" else written == cased

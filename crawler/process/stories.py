@@ -4,10 +4,17 @@ An article's *fingerprint* is taken from its title and text (the summary when it
 text) in the comparable form the full-text index holds (``crawler.process.search.document``:
 the matcher's normalisation, letter variants folded), cut into words, then into
 overlapping runs of ``SHINGLE`` words. Its MinHash *signature* holds,
-for each of ``HASHES`` independent hash functions, the smallest hash of any shingle; the
+for each of ``HASHES`` hash functions, the smallest hash of any shingle; the
 share of positions where two signatures agree estimates the Jaccard similarity of the
 two shingle sets (|A ∩ B| / |A ∪ B|). That estimate is the *similarity score* stored
 with each article.
+
+It is computed in arrays (numpy), not shingle by shingle: each word is hashed once with
+xxh3-64, a shingle's 64-bit hash is combined from its words' hashes, and the hash
+functions are ``(a·x + b) mod 2³¹ − 1`` with coefficients fixed by BLAKE2b of their
+names, so a signature is the same in every process, run and version (never Python's
+``hash()``). A change to any of this changes stored signatures: it needs a migration
+that recomputes them (``crawler/store/sqlite/schema.py``, step 10).
 
 To find candidates without comparing with every recent article, the signature is cut
 into ``BANDS`` bands of ``ROWS`` values; each band hashes to a *band key* stored in the
@@ -18,8 +25,8 @@ and only candidates are scored.
 An article joins the story of its most similar candidate when the score reaches
 ``threshold`` (``stories.threshold``, default 0.4). On the fixture set of
 ``tests/test_stories.py`` a copy under another URL scores 1.0, retitled copies with an
-outlet's boilerplate or one rewritten paragraph 0.48–0.9, and different articles on the
-same events at most 0.11. Articles with fewer than
+outlet's boilerplate or one rewritten paragraph 0.48–0.92, and different articles on the
+same events at most 0.125. Articles with fewer than
 ``MIN_SHINGLES`` shingles (a headline and a line) say too little to tell a copy from a
 look-alike: they join a story only as exact copies (score 1.0).
 """
@@ -28,9 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import xxhash
 
 SHINGLE = 3
 HASHES = 64
@@ -38,10 +48,43 @@ BANDS = 32
 ROWS = HASHES // BANDS
 MIN_SHINGLES = 12
 DEFAULT_THRESHOLD = 0.4
+#: The Mersenne prime 2³¹ − 1 of the hash functions ``(a·x + b) mod PRIME``: with x, a
+#: and b below it, a·x + b stays under 2⁶³, so uint64 arithmetic never overflows.
+PRIME = (1 << 31) - 1
 
 _WORD = re.compile(r"\w+")
-_VALUES = struct.Struct(f"<{HASHES}I")
-_BAND = struct.Struct(f"<B{ROWS}I")
+_U64 = np.uint64
+_Hashes = npt.NDArray[np.uint64]
+
+
+def _coefficients(name: str) -> _Hashes:
+    """``HASHES`` fixed values in [1, PRIME) derived from ``name`` by BLAKE2b: the same in
+    every process, run and numpy version (a seeded numpy generator promises less)."""
+    return np.array([1 + int.from_bytes(hashlib.blake2b(f"newswatch-minhash-{name}-{i}"
+                                                        .encode(), digest_size=8).digest(),
+                                        "little") % (PRIME - 1)
+                     for i in range(HASHES)], dtype=_U64)
+
+
+_A, _B_COLUMN = _coefficients("a"), _coefficients("b")[:, np.newaxis]
+_CHUNK = 4096  # shingles hashed at once: a 4096 × HASHES uint64 array, 2 MiB
+_MULTIPLIER = _U64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2⁶⁴
+
+
+def _mix(z: _Hashes) -> _Hashes:
+    """SplitMix64's finaliser over an array: a bijection of uint64 that spreads every input
+    bit over the output. Array arithmetic wraps modulo 2⁶⁴, as this wants."""
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+def _combine(hashes: _Hashes, following: _Hashes) -> _Hashes:
+    """The hashes of sequences one element longer (order matters)."""
+    return _mix(hashes * _MULTIPLIER + following)
+
+
+_BAND_SEEDS = _mix(np.arange(1, BANDS + 1, dtype=_U64))  # one per band: keys differ by band
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,34 +100,53 @@ class Fingerprint:
         return self.shingles < MIN_SHINGLES
 
 
-def shingles(text: str) -> set[str]:
-    """Overlapping runs of ``SHINGLE`` words of ``text``, already in comparable form (the
-    words themselves when there are fewer)."""
+def shingles(text: str) -> _Hashes:
+    """The distinct 64-bit hashes of the overlapping runs of ``SHINGLE`` words of ``text``,
+    already in comparable form (of all its words as one run when there are fewer), sorted.
+
+    Each word is hashed once (xxh3-64 of its UTF-8); a run's hash is combined from its
+    words' hashes in arrays, which is twice as fast as hashing each run's string."""
     words = _WORD.findall(text)
-    if len(words) < SHINGLE:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    hashed = np.fromiter(map(xxhash.xxh3_64_intdigest, map(str.encode, words)),
+                         dtype=_U64, count=len(words))
+    if not words:
+        return hashed
+    runs = len(words) - SHINGLE + 1
+    if runs < 1:  # a single run of the few words there are
+        runs, width = 1, len(words)
+    else:
+        width = SHINGLE
+    combined = hashed[:runs]
+    for offset in range(1, width):
+        combined = _combine(combined, hashed[offset:offset + runs])
+    return np.unique(combined)
 
 
-def signature(parts: set[str]) -> bytes:
-    """The MinHash signature: per hash function (a slice of one SHAKE-128 output per
-    shingle), the smallest value over the shingles."""
-    if not parts:
+def signature(parts: _Hashes) -> bytes:
+    """The MinHash signature: for each of ``HASHES`` hash functions
+    ``(a·x + b) mod PRIME`` (x: a shingle's hash mod PRIME), the smallest over the
+    shingles, as little-endian uint32."""
+    if not parts.size:
         return b""
-    rows = [_VALUES.unpack(hashlib.shake_128(p.encode("utf-8")).digest(_VALUES.size))
-            for p in parts]
-    return _VALUES.pack(*map(min, zip(*rows, strict=True)))
+    x = parts % _U64(PRIME)
+    smallest = np.full(HASHES, PRIME, dtype=_U64)
+    for start in range(0, x.size, _CHUNK):  # memory bounded for a text of any length
+        # one row per hash function, so that each minimum runs over contiguous memory
+        values = (np.multiply.outer(_A, x[start:start + _CHUNK]) + _B_COLUMN) % _U64(PRIME)
+        np.minimum(smallest, values.min(axis=1), out=smallest)
+    return bytes(smallest.astype("<u4").tobytes())
 
 
 def band_keys(sig: bytes) -> tuple[int, ...]:
-    """One key per band of ``ROWS`` signature values, tagged with the band's number."""
+    """One key per band of ``ROWS`` signature values, tagged with the band's number: a
+    64-bit hash of (band, values), signed as SQLite stores integers."""
     if not sig:
         return ()
-    values = _VALUES.unpack(sig)
-    return tuple(
-        int.from_bytes(hashlib.blake2b(_BAND.pack(band, *values[band * ROWS:(band + 1) * ROWS]),
-                                       digest_size=8).digest(), "little", signed=True)
-        for band in range(BANDS))
+    rows = np.frombuffer(sig, dtype="<u4").astype(_U64).reshape(BANDS, ROWS)
+    keys = _BAND_SEEDS
+    for column in range(ROWS):
+        keys = _combine(keys, rows[:, column])
+    return tuple(keys.view(np.int64).tolist())
 
 
 def fingerprint(document: tuple[str, str, str]) -> Fingerprint:
@@ -92,15 +154,15 @@ def fingerprint(document: tuple[str, str, str]) -> Fingerprint:
     title, summary, text = document
     parts = shingles(f"{title}\n{text or summary}")
     sig = signature(parts)
-    return Fingerprint(sig, band_keys(sig), len(parts))
+    return Fingerprint(sig, band_keys(sig), int(parts.size))
 
 
 def similarity(one: bytes, other: bytes) -> float:
     """Estimated Jaccard similarity: the share of signature positions that agree."""
     if not one or not other or len(one) != len(other):
         return 0.0
-    a, b = _VALUES.unpack(one), _VALUES.unpack(other)
-    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / HASHES
+    agree = np.frombuffer(one, dtype="<u4") == np.frombuffer(other, dtype="<u4")
+    return int(np.count_nonzero(agree)) / HASHES
 
 
 def joins(score: float, new: Fingerprint, other_shingles: int, threshold: float) -> bool:

@@ -8,8 +8,11 @@ band keys and full-text rows, one delivered alert and its attempt, one incident.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import sqlite3
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,10 +21,12 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from crawler.core.article import Article
 from crawler.core.errors import SchemaTooNewError
 from crawler.core.redact import shown_url
-from crawler.process.search import parse_query
-from crawler.store import Mute, SQLiteStore
+from crawler.process import dedup, search, stories
+from crawler.process.search import comparable, parse_query
+from crawler.store import Mute, NewArticle, SQLiteStore
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite import STEPS
 from tests import schema
@@ -117,7 +122,7 @@ def test_step_9_records_what_each_alert_of_today_named(v6: Path) -> None:
                             "AND tbl_name = 'outbox' AND sql LIKE '%article_id%'") == 1
 
 
-def test_step_10_rebuilds_the_index_without_a_copy_that_pruning_then_empties(
+def test_step_11_rebuilds_the_index_without_a_copy_that_pruning_then_empties(
         v6: Path) -> None:
     """The index is rebuilt contentless from the stored articles: found as before, and
     each row deletable later with the values recomputed from the article."""
@@ -177,3 +182,52 @@ def test_the_runner_refuses_a_newer_schema_and_a_gap_in_the_numbers() -> None:
         migrate(Memory(applied=3), [step(1), step(2)], lambda: EPOCH)
     with pytest.raises(ValueError, match="numbered"):
         migrate(Memory(), [step(1), step(3)], lambda: EPOCH)
+
+
+def old_fingerprint(title: str, text: str) -> tuple[bytes, list[int]]:
+    """The signature and band keys as schema versions 6 to 9 stored them (one SHAKE-128
+    digest per shingle, one BLAKE2b per band), kept to build an old-format story."""
+    words = re.findall(r"\w+", f"{comparable(title)}\n{comparable(text)}")
+    parts = {" ".join(words[i:i + 3]) for i in range(len(words) - 2)}
+    values = struct.Struct("<64I")
+    rows = [values.unpack(hashlib.shake_128(p.encode()).digest(values.size)) for p in parts]
+    sig = values.pack(*map(min, zip(*rows, strict=True)))
+    mins = values.unpack(sig)
+    bands = [struct.pack("<B2I", band, *mins[2 * band:2 * band + 2]) for band in range(32)]
+    return sig, [int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little",
+                                signed=True) for b in bands]
+
+
+def test_step_10_recomputes_old_signatures_so_an_old_story_still_gathers_copies(
+        v6: Path) -> None:
+    SQLiteStore(v6, STEPS[:7]).close()  # the last release's schema, old-format signatures
+    title = schema.value(v6, "SELECT title FROM articles WHERE id = 1")
+    text = schema.value(v6, "SELECT text FROM articles WHERE id = 1")
+    assert schema.value(v6, "SELECT signature FROM article_signatures WHERE article_id = 1") \
+        == old_fingerprint(title, text)[0], "the fixture holds old-format signatures"
+    # An article fetched 20 days before the newest, outside the 14 days recomputed.
+    old_sig, old_bands = old_fingerprint("Old news", text)
+    with sqlite3.connect(v6) as db:
+        db.execute("INSERT INTO articles (id, url, source, title, summary, text, fetched_at, "
+                   "story_id) VALUES (4, 'https://north.example/old', 'North Wire', "
+                   "'Old news', ?, ?, '2026-11-08T10:00:00.000000Z', 2)", [text, text])
+        db.execute("INSERT INTO article_signatures VALUES (4, ?, 26)", [old_sig])
+        db.executemany("INSERT INTO story_bands VALUES (?, 4)", [(k,) for k in old_bands])
+    db.close()
+
+    store = SQLiteStore(v6)
+    assert schema.value(v6, "SELECT group_concat(article_id) FROM article_signatures") \
+        == "1,2,3"
+    assert schema.value(v6, "SELECT count(*) FROM story_bands") == 3 * stories.BANDS
+    copy = Article(source="North Wire", url="https://north.example/news/9",
+                   link="https://north.example/news/9", title="Story 9", summary=text,
+                   text=text)
+    document = search.document(copy)
+    [stored] = store.add_articles([NewArticle(copy, dedup.keys(copy), [],
+                                              stories.fingerprint(document), document)],
+                                  datetime(2026, 11, 28, 12, tzinfo=UTC), "v1",
+                                  lambda *_: [])
+    assert stored.story_id == schema.value(v6, "SELECT story_id FROM articles WHERE id = 1")
+    [story] = [s for s in store.recent_stories(EPOCH) if s["id"] == stored.story_id]
+    assert story["articles"] == 3 and story["outlets"] == 2
+    store.close()

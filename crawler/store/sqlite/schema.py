@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from crawler.core.clock import iso
+from crawler.core.clock import iso, parse_iso
 from crawler.core.redact import scrub
-from crawler.process.search import comparable
+from crawler.process import stories
+from crawler.process.search import comparable, fields
 from crawler.store.migrate import Step
 from crawler.store.sqlite import fts
 
@@ -189,7 +190,50 @@ def _v9(db: sqlite_utils.Database) -> None:
                "WHERE o.kind = 'alert'")
 
 
+#: How far back from the newest article with a signature step 10 recomputes signatures.
+RESIGN_HORIZON = timedelta(days=14)
+
+
 def _v10(db: sqlite_utils.Database) -> None:
+    """Story signatures and band keys in the array-computed format of
+    ``crawler.process.stories``: old ones share no band key with new ones, so a story begun
+    before the upgrade would gather no more copies.
+
+    They are recomputed from the stored text (in the comparable form the pipeline
+    fingerprints) for articles fetched within ``RESIGN_HORIZON`` of the newest one that
+    has a signature. The config, and so ``stories.window``, is unknown here: 14 days is
+    almost five times the default window of 3 days, and bounds the work (2,000 to 4,000
+    articles a second) whatever the text retention, where recomputing every unpruned
+    article (180 days by default) could hold a daemon's start for many minutes. Older
+    signatures and all old band keys are dropped: those articles are outside any but an
+    unusually long window, and the pruning could not find old-format band keys again."""
+    db.execute("DELETE FROM story_bands")
+    newest = db.execute("SELECT max(a.fetched_at) FROM articles a "
+                        "JOIN article_signatures s ON s.article_id = a.id").fetchone()[0]
+    if newest is None:
+        return
+    since = iso(parse_iso(newest) - RESIGN_HORIZON)
+    db.execute("DELETE FROM article_signatures WHERE article_id IN "
+               "(SELECT id FROM articles WHERE fetched_at < ?)", [since])
+    after = 0
+    while rows := db.execute(
+            "SELECT a.id, a.title, a.summary, a.text FROM articles a "
+            "JOIN article_signatures s ON s.article_id = a.id WHERE a.id > ? "
+            "ORDER BY a.id LIMIT 1000", [after]).fetchall():
+        after = rows[-1][0]
+        found = [(article_id, stories.fingerprint(fields(title or "", summary or "",
+                                                         text or "")))
+                 for article_id, title, summary, text in rows]
+        db.conn.executemany("UPDATE article_signatures SET signature = ?, shingles = ? "
+                            "WHERE article_id = ?",
+                            [(fp.signature, fp.shingles, i) for i, fp in found if fp.signature])
+        db.conn.executemany("DELETE FROM article_signatures WHERE article_id = ?",
+                            [(i,) for i, fp in found if not fp.signature])
+        db.conn.executemany("INSERT INTO story_bands (key, article_id) VALUES (?, ?)",
+                            [(key, i) for i, fp in found for key in fp.bands])
+
+
+def _v11(db: sqlite_utils.Database) -> None:
     """The full-text index keeps tokens, not a copy of the text (``fts.CREATE``): about a
     third of the file for news-length articles. Rebuilt from the stored articles."""
     db.execute("DROP TABLE articles_fts")
@@ -207,7 +251,8 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(7, "channel URL tokens scrubbed from stored delivery errors and incidents", _v7),
     Step(8, "mutes, learned rules, muted alerts", _v8),
     Step(9, "outbox_items: the watch items each alert named (one alert per story)", _v9),
-    Step(10, "articles_fts contentless: the index keeps no copy of the text", _v10),
+    Step(10, "story signatures recomputed in the numpy MinHash format", _v10),
+    Step(11, "articles_fts contentless: the index keeps no copy of the text", _v11),
 ]
 
 

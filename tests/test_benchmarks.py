@@ -1,0 +1,28 @@
+"""The benchmarks still run: each at a tiny size, so a change cannot leave one broken
+until someone needs its figures. Their timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.slow  # two `newswatch once` subprocesses and a floor: about 12 s
+def test_the_ingest_benchmark_runs_tiny_and_prints_its_table() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--feeds", "1",
+                           "--items", "5", "--watch", "20"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    for row in ("newswatch once (whole)", "newswatch once (steady, no startup)",
+                "floor: feedparser + executemany", "parse", "dedup", "extract", "match",
+                "fold", "fingerprint", "store", "plan"):
+        assert row in done.stdout
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["articles"] == 5 and report["alerts_planned"] == report["matched"] > 0
+    assert all(v > 0 for v in report["stage_us_per_article"].values()), "every stage timed"
