@@ -68,8 +68,8 @@ bench-matching: $(VENV)/.installed-run  ## matching throughput vs a normalisatio
 bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local feeds for 10 minutes (not in CI)
 	$(BIN)/python benchmarks/soak.py
 
-bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles with stories and search on, beside a sqlite3 floor (not in CI)
-	$(BIN)/python benchmarks/archive.py
+bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles (10,000 watch items) with stories and search on, beside a sqlite3 floor (not in CI)
+	$(BIN)/python -m benchmarks.archive
 
 bench-ingest: $(VENV)/.installed-test  ## newswatch once over 10 local feeds x 600 items, 10,000 watch items, beside a feedparser+sqlite3 floor; time per stage (not in CI)
 	$(BIN)/python -m benchmarks.ingest

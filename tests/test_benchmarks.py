@@ -26,3 +26,13 @@ def test_the_ingest_benchmark_runs_tiny_and_prints_its_table() -> None:
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["articles"] == 5 and report["alerts_planned"] == report["matched"] > 0
     assert all(v > 0 for v in report["stage_us_per_article"].values()), "every stage timed"
+
+
+def test_the_archive_benchmark_runs_tiny_with_a_generated_watchlist() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.archive", "--articles", "60",
+                           "--batch", "20", "--watch-items", "50", "--queries", "5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["articles"] == 60 and report["watch_items"] == 50
+    assert report["alerts_queued"] > 0 and report["add_articles_cpu_ms_per_article"] > 0
