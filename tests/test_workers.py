@@ -15,6 +15,7 @@ import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,14 +24,16 @@ import pytest
 
 from crawler.app.daemon import Runner, _ConfigWatcher, _Work
 from crawler.app.pipeline import Pipeline, PollResult
-from crawler.app.workers import RemoteTraceback
+from crawler.app.workers import InProcess, Matching, Prepared, RemoteTraceback
+from crawler.config import WatchItem, WatchlistConfig
 from crawler.core import errors
 from crawler.core.errors import NewswatchError
+from crawler.process.dedup import Keyed
 from crawler.process.match import Matcher
 from crawler.store import LearnedRule, SQLiteStore
 from tests import schema
 from tests.feeds import Item, rss
-from tests.helpers import WATCHLIST, FakeClock, Project, newswatch, wait_until
+from tests.helpers import WATCHLIST, FakeClock, Project, make_article, newswatch, wait_until
 from tests.servers import Page, Receiver, Site
 
 T = TypeVar("T")
@@ -222,6 +225,32 @@ def test_a_worker_without_the_matcher_is_sent_the_watchlists_again(
         assert with_pool(runner, polls) == [1, 1, 1]
     finally:
         store.close()
+
+
+def test_polls_matching_at_once_in_threads_build_the_matcher_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``workers: 0``: each poll matches in a thread; eight at once, at 10,000 watch items,
+    would otherwise build eight matchers of a second each."""
+    built: list[int] = []
+    real = Matcher.__init__
+
+    def counted(self: Matcher, watchlists: Any) -> None:
+        built.append(1)
+        time.sleep(0.2)  # a build takes a while: the others ask meanwhile
+        real(self, watchlists)
+
+    monkeypatch.setattr(Matcher, "__init__", counted)
+    watchlists = (WatchlistConfig(name="w", watch=[WatchItem(name="Atta Mohammad Noor")]),)
+    item = Keyed.of(make_article(content_html="Atta Mohammad Noor spoke."))
+
+    async def at_once() -> list[Prepared]:
+        work = InProcess()
+        return await asyncio.gather(*(work.prepare("S", [item], datetime.now(UTC),
+                                                   Matching("once-only", watchlists))
+                                      for _ in range(4)))
+
+    assert [len(p.batch[0].matches) for p in asyncio.run(at_once())] == [1, 1, 1, 1]
+    assert built == [1]
 
 
 def test_what_a_worker_logs_the_daemon_logs_with_its_source(
