@@ -257,7 +257,10 @@ class Pool:
 
     async def _prepare(self, source: str, items: Sequence[Keyed], now: datetime,
                        matching: Matching) -> Prepared:
-        built = self._built.setdefault(matching.version, set())
+        built = self._built.get(matching.version)
+        if built is None:  # a new version: the last two are kept, as the workers do
+            built = self._built[matching.version] = set()
+            self._built = dict(list(self._built.items())[-2:])
         watchlists = None if len(built) >= self.size else await self._watchlists(matching)
         worker, prepared = await self._run(source, "prepare", "matching", _prepare, source,
                                            list(items), now, matching.version, watchlists)
