@@ -163,6 +163,18 @@ def test_merge_keys_ordered_maps_and_tagged_values_are_problems(tmp_path: Path, 
     assert [str(p) for p in found] == [expected]
 
 
+def test_without_libyaml_the_python_composer_reads_the_same(tmp_path: Path) -> None:
+    """ruamel.yaml.clib is a dependency, but a platform without its wheel still loads."""
+    path = tmp_path / "f.yaml"
+    with patch.object(yamlfile, "CParser", None):
+        for n, text in enumerate([*(p.read_text() for p in REPO_FILES), *DOCUMENTS]):
+            path.write_text(text, encoding="utf-8")
+            fast, slow = read_both(path)
+            assert fast == slow, text
+            if n < len(REPO_FILES):
+                assert takes_fast_path(text)
+
+
 def test_a_plain_watchlist_takes_the_fast_path_with_its_typed_values() -> None:
     text = ("watchlists:\n  - name: people\n    channels: [hook]\n    min_score: 0.5\n"
             "    enabled: true\n    since: 2026-01-02\n    at: 2026-01-02T03:04:05Z\n"

@@ -190,7 +190,7 @@ def read_fast(text: str, shown: str,
         # a version; tabs, which libyaml accepts in more places; lines or marks counted
         # otherwise; nesting that would crash libyaml's composer
         return None
-    yaml = YAML(typ="safe", pure=False)
+    yaml = YAML(typ="safe", pure=CParser is None)
     yaml.Resolver = _Resolver
     loaded = LoadedFile(shown, None, {(): (1, 1)}, {})
     found: list[ConfigProblem] = []
