@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 from scrapy import Request
 from scrapy.http import XmlResponse
 from scrapy.settings import Settings
@@ -187,9 +190,29 @@ YAML_DOC = st.lists(st.one_of(
                      "\r\n", "name: ", "watch:\n  - "])), max_size=30).map("".join)
 
 
+
+def _dumped(data: Any, flow: bool | None, width: int) -> str:
+    """``data`` as ruamel writes it (as ``sources add`` does): valid YAML of every style."""
+    yaml = YAML()
+    yaml.default_flow_style, yaml.width = flow, width
+    out = io.StringIO()
+    yaml.dump({"root": data}, out)
+    return out.getvalue()
+
+
+WORD = st.lists(st.sampled_from([*"ab z:#,-[]{}'\"!&*%@|>?~.\\/$é😀\u00a0", "yes", "null",
+                                  "0x1", "1.5", "2026-01-01", "${X}", "$$"]),
+                max_size=6).map("".join)
+DUMPED = st.builds(_dumped, st.recursive(
+    WORD | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(WORD, inner, max_size=4),
+    max_leaves=12), st.sampled_from([False, True, None]), st.sampled_from([20, 80, 4096]))
+
+
 @FUZZ
-@given(text=YAML_DOC)
+@given(text=YAML_DOC | DUMPED)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # ruamel's
+@pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
 @example(text="a: [b, &x {c: *x}]\n")
 def test_config_files_read_the_same_by_both_readers_and_never_raise(text: str) -> None:
     """libyaml's nodes and ruamel's round-trip objects give the same file, or the
