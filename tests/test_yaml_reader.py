@@ -201,3 +201,19 @@ def test_deep_nesting_never_reaches_libyamls_composer(text: str) -> None:
     """It recurses in C and crashes the process near 50,000 levels."""
     assert yamlfile.nests_deep(text)
     assert not takes_fast_path(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a: " + '[ "]", ' * 100_000 + "]" * 100_000 + "\n", "f.yaml:1:445"),
+    ("? " * 100_000 + "x\n", "f.yaml:1:129"),
+])
+def test_deep_nesting_behind_quoted_brackets_or_keys_is_located(
+        tmp_path: Path, text: str, expected: str) -> None:
+    """The brackets' balance and the indentation hid it: it was found by the parser's
+    recursion running out, at 1:1."""
+    path = tmp_path / "f.yaml"
+    path.write_text(text)
+    found: list[Any] = []
+    assert read_yaml(path, "f.yaml", found) is None
+    assert [str(p) for p in found] == [
+        f"{expected}: nested deeper than 64 levels: a config needs a few"]

@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -221,29 +220,38 @@ def _collector_paused() -> Iterator[None]:
 
 
 def nests_deep(text: str) -> bool:
-    """Whether the nesting could pass MAX_DEPTH. libyaml's composer recurses in C, one
-    frame per level, and crashes the process on 100,000 nested brackets, so it never sees
-    such a text. The bound is cheap and errs high (every bracket, however quoted, may
-    open a level; a block collection starts right after its line's indentation and
-    compact indicators, indented deeper than its parent); past it, libyaml's scanner
-    counts the levels it will compose."""
+    """Whether the nesting passes MAX_DEPTH. libyaml's composer recurses in C, one frame
+    per level, and crashes the process on 100,000 nested brackets: it never sees such a
+    text. (A text its scanner refuses is safe: the composer stops where the scanner does.)"""
+    return CParser is not None and _may_nest_deep(text) and _deepest(text) is not None
+
+
+def _may_nest_deep(text: str) -> bool:
+    """A bound that errs high: every bracket, however quoted, may open a level; a block
+    collection starts right after its line's indentation and compact indicators, deeper
+    than its parent, and each indentation may hold a mapping and its indentless list."""
     brackets = text.count("[") + text.count("{")
     indent = max(map(len, _LEADING.findall(text)), default=0)
-    # each indentation may hold a mapping and its indentless list
-    if CParser is None or brackets + 2 * (indent + 1) <= MAX_DEPTH:
-        return False
+    return brackets + 2 * (indent + 1) > MAX_DEPTH
+
+
+def _deepest(text: str) -> Any:
+    """The token that opens level MAX_DEPTH + 1, by libyaml's scanner (ruamel's without
+    it), which does not recurse; None if there is none or the scanner stops before."""
     depth = 0
-    scanner = CParser(text)
+    scanner = CParser(text) if CParser is not None else None
     try:
-        while (token := scanner.get_token()) is not None:
+        tokens = iter(scanner.get_token, None) if scanner else YAML(typ="rt").scan(text)
+        for token in tokens:
             depth += _NESTS.get(type(token), 0)
             if depth > MAX_DEPTH:
-                return True
+                return token
     except YAMLError:
-        return True  # the round-trip reader reports it
+        pass  # the parser reports it, located
     finally:
-        scanner.dispose()
-    return False
+        if scanner:
+            scanner.dispose()
+    return None
 
 
 class _Resolver(VersionedResolver):
@@ -338,29 +346,12 @@ def _at(text: str, shown: str, offset: int, message: str) -> ConfigProblem:
 
 def _too_deep(text: str, shown: str) -> ConfigProblem | None:
     """Where the nesting passes MAX_DEPTH, found before parsing: the parser recurses (and
-    its scanner slows down with each open bracket), the scanner used here does not. It
-    runs only when the brackets or the indentation could go that deep."""
-    brackets = max(accumulate((c in "[{") - (c in "]}") for c in text), default=0)
-    indent = max((len(m.group()) for m in re.finditer(r"^[ -]*", text, re.MULTILINE)),
-                 default=0)
-    if brackets <= MAX_DEPTH and indent <= MAX_DEPTH:
+    its scanner slows down with each open bracket), the scanner used here does not."""
+    if not _may_nest_deep(text) or (token := _deepest(text)) is None:
         return None
-    depth = 0
-    try:
-        for token in YAML(typ="rt").scan(text):
-            if isinstance(token, BlockMappingStartToken | BlockSequenceStartToken |
-                          FlowMappingStartToken | FlowSequenceStartToken):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = token.start_mark
-                    return ConfigProblem(shown, mark.line + 1, mark.column + 1,
-                                         f"nested deeper than {MAX_DEPTH} levels: a config "
-                                         "needs a few")
-            elif isinstance(token, BlockEndToken | FlowMappingEndToken | FlowSequenceEndToken):
-                depth -= 1
-    except YAMLError:
-        pass  # the parser reports it, located
-    return None
+    mark = token.start_mark
+    return ConfigProblem(shown, mark.line + 1, mark.column + 1,
+                         f"nested deeper than {MAX_DEPTH} levels: a config needs a few")
 
 
 def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem],
