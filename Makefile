@@ -68,8 +68,8 @@ bench-matching: $(VENV)/.installed-run  ## matching throughput vs a normalisatio
 bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local feeds for 10 minutes (not in CI)
 	$(BIN)/python benchmarks/soak.py
 
-bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles with stories and search on, beside a sqlite3 floor (not in CI)
-	$(BIN)/python benchmarks/archive.py
+bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles (10,000 watch items) with stories and search on, beside a sqlite3 floor (not in CI)
+	$(BIN)/python -m benchmarks.archive
 
 bench-config: $(VENV)/.installed-test  ## read a 10,000-item watchlist: libyaml's nodes vs the round-trip loader, beside a libyaml floor (not in CI)
 	$(BIN)/python -m benchmarks.config_load

@@ -1,6 +1,6 @@
 """Archive: ingest generated articles with matching, clustering and full-text search on.
 
-Not part of CI. Run with ``make bench-archive`` (or ``python benchmarks/archive.py --help``).
+Not part of CI. Run with ``make bench-archive`` (or ``python -m benchmarks.archive --help``).
 
 It generates ``--articles`` news-like articles from a seeded generator (about 180 words
 each, one in five a lightly edited copy of an earlier one, one in four naming a watched
@@ -10,11 +10,19 @@ alert planning, each poll one transaction), and reports articles/s and database 
 per 1,000 articles. Then it runs ``--queries`` phrase searches (newest 20, as
 ``newswatch search`` does) and reports their median and 95th-percentile latency.
 
+The watchlist holds ``--watch-items`` people (default 10,000, the size the targets are
+set at): six fixed names and generated ones (``benchmarks.matching.people``: multi-word
+names with transliterated and Arabic-script aliases); mentions are drawn from all of them.
+The matcher is built before the clock starts.
+
 Beside it, in the same run, the floor: a plain ``sqlite3`` ``executemany`` insert of the
 same rows into a bare ``articles`` table (no keys, matches, stories or index), with the
 same ``synchronous=NORMAL`` WAL settings. The report gives newswatch's throughput and
-size as ratios of that floor, since absolute times drift on a shared machine; the
-throughput both in wall time and in CPU time (of all threads), which drifts less.
+size as ratios of that floor, since absolute times drift on a shared machine. Rates are
+given per second of wall time and per second of this process's CPU time (all threads),
+which drifts less when other work shares the machine. ``--profile FILE`` writes a
+cProfile of the ingest, timed in CPU time, with the store's calls on the event loop's
+thread so that one profiler sees them.
 """
 
 from __future__ import annotations
@@ -22,24 +30,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import random
 import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
+from benchmarks.matching import people
 from crawler.app.pipeline import Pipeline
 from crawler.config import load_config
 from crawler.core.article import Article
 from crawler.process.search import parse_query
 from crawler.store import SQLiteStore, Store
 from crawler.store.threaded import ThreadedStore
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 NAMES = ["Ahmad Massoud", "Atta Mohammad Noor", "Yunus Qanuni", "Hanif Atmar",
          "Mohammad Mohaqiq", "Abdul Rashid Dostum"]
@@ -63,7 +77,19 @@ class FixedClock:
         return self.moment
 
 
-def generate(count: int, seed: int) -> list[Article]:
+def watched(count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` watch items: the fixed ``NAMES`` first, then generated people."""
+    items: list[dict[str, Any]] = [{"name": name} for name in NAMES[:count]]
+    fixed = set(NAMES)
+    for person in people(count * 2, random.Random(seed)):
+        if len(items) >= count:
+            break
+        if person.latin not in fixed:
+            items.append({"name": person.latin, "aliases": list(person.aliases)})
+    return items
+
+
+def generate(count: int, seed: int, names: list[str] = NAMES) -> list[Article]:
     rng = random.Random(seed)
     start = datetime(2026, 11, 1, tzinfo=UTC)
     articles: list[Article] = []
@@ -80,7 +106,7 @@ def generate(count: int, seed: int) -> list[Article]:
             continue
         paragraphs = [sentence(rng, 36) for _ in range(5)]
         if rng.random() < 0.25:
-            paragraphs[rng.randrange(5)] += f" {rng.choice(NAMES)} said on {rng.choice(PLACES)}."
+            paragraphs[rng.randrange(5)] += f" {rng.choice(names)} said on {rng.choice(PLACES)}."
         title = " ".join(rng.choice(WORDS) for _ in range(7)).capitalize()
         articles.append(Article(f"outlet-{n % 40}", f"https://news.example/a/{n}",
                                 f"https://news.example/a/{n}", title,
@@ -93,7 +119,7 @@ def sentence(rng: random.Random, words: int) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def config_dir(root: Path) -> Path:
+def config_dir(root: Path, watch: list[dict[str, Any]]) -> Path:
     directory = root / "config"
     directory.mkdir()
     (directory / "newswatch.yaml").write_text(json.dumps({
@@ -103,29 +129,62 @@ def config_dir(root: Path) -> Path:
         {"name": f"outlet-{n}", "feed": f"http://127.0.0.1:9/{n}"} for n in range(40)]}))
     (directory / "watchlists.yaml").write_text(json.dumps({"watchlists": [{
         "name": "opposition", "channels": ["hook"],
-        "watch": [{"name": name} for name in NAMES]}]}))
+        "watch": watch}]}))
     return directory
+
+
+class TimedStore(ThreadedStore):
+    """Adds up the CPU time of ``add_articles`` (storing a poll: dedup re-check, story
+    placement, alert planning, the writes), on whichever thread it runs. ``inline``: store
+    calls run on the event loop's thread, so that one profiler sees them all."""
+
+    def __init__(self, store: Store, inline: bool) -> None:
+        super().__init__(store)
+        self.inline = inline
+        self.storing = 0.0
+
+    async def _run(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        def timed() -> R:
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                if getattr(method, "__name__", "") == "add_articles":
+                    self.storing += time.thread_time() - started
+        if self.inline:
+            return timed()
+        return await super()._run(timed)
 
 
 def bytes_of(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
-def run_newswatch(root: Path, articles: list[Article], batch: int) -> dict[str, Any]:
-    config = load_config(config_dir(root))
+def run_newswatch(root: Path, articles: list[Article], batch: int,
+                  watch: list[dict[str, Any]], profile: Path | None = None) -> dict[str, Any]:
+    config = load_config(config_dir(root, watch))
     store: Store = SQLiteStore(config.database_path)
     clock = FixedClock(articles[0].published_at or datetime.now(UTC))
     store.sync_sources(config.active_sources(), clock.now())
 
+    adapter = TimedStore(store, inline=profile is not None)
+
     async def ingest() -> tuple[float, float]:
         async with httpx.AsyncClient() as client:
-            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "bench")
+            pipeline = Pipeline(config, adapter, client, clock, "bench")
+            profiler = cProfile.Profile(time.process_time) if profile else None
             started, cpu = time.perf_counter(), time.process_time()
+            if profiler:
+                profiler.enable()
             for i in range(0, len(articles), batch):
                 chunk = articles[i:i + batch]
                 clock.moment = chunk[-1].published_at or clock.moment
                 await pipeline.ingest(chunk[0].source, chunk)
-            return time.perf_counter() - started, time.process_time() - cpu
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            if profiler and profile:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            return seconds, cpu
 
     seconds, cpu = asyncio.run(ingest())
     store.close()  # the last connection out checkpoints the WAL into the file
@@ -135,8 +194,8 @@ def run_newswatch(root: Path, articles: list[Article], batch: int) -> dict[str, 
         alerts = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
     size = bytes_of(config.database_path)
     store = SQLiteStore(config.database_path)
-    return {"seconds": seconds, "cpu": cpu, "store": store, "stories": stories,
-            "alerts": alerts,
+    return {"seconds": seconds, "cpu": cpu, "storing": adapter.storing, "store": store,
+            "stories": stories, "alerts": alerts,
             "bytes": size}
 
 
@@ -178,22 +237,29 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=50, help="articles per poll")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--watch-items", type=int, default=10_000,
+                        help="people in the watchlist (6: the six fixed names alone)")
     parser.add_argument("--seed", type=int, default=20261128)
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="write a cProfile of the ingest to FILE (pstats format)")
     args = parser.parse_args()
-    articles = generate(args.articles, args.seed)
+    watch = watched(args.watch_items, args.seed)
+    articles = generate(args.articles, args.seed, [item["name"] for item in watch])
     with tempfile.TemporaryDirectory(prefix="newswatch-archive-") as tmp:
         root = Path(tmp)
         floor = run_floor(root, articles)
-        ours = run_newswatch(root, articles, args.batch)
+        ours = run_newswatch(root, articles, args.batch, watch, args.profile)
         latencies = searches(ours["store"], args.queries, args.seed)
         ours["store"].close()
     per_k = 1000 / args.articles
     rate, floor_rate = args.articles / ours["seconds"], args.articles / floor["seconds"]
     # CPU time (all threads) drifts less than wall time when others share the machine
-    cpu_rate, floor_cpu_rate = args.articles / ours["cpu"], args.articles / floor["cpu"]
+    cpu_rate, floor_cpu_rate = (args.articles / ours["cpu"],
+                                args.articles / max(floor["cpu"], 1e-9))
     p95 = statistics.quantiles(latencies, n=20)[-1]
     report = {
-        "articles": args.articles, "batch": args.batch, "stories": ours["stories"],
+        "articles": args.articles, "batch": args.batch, "watch_items": len(watch),
+        "stories": ours["stories"],
         "alerts_queued": ours["alerts"],
         "newswatch_articles_per_s": round(rate, 1),
         "floor_articles_per_s": round(floor_rate, 1),
@@ -201,6 +267,8 @@ def main() -> None:
         "newswatch_articles_per_cpu_s": round(cpu_rate, 1),
         "floor_articles_per_cpu_s": round(floor_cpu_rate, 1),
         "cpu_throughput_ratio_to_floor": round(cpu_rate / floor_cpu_rate, 4),
+        "add_articles_cpu_ms_per_article": round(ours["storing"] * 1000 / args.articles, 3),
+        "add_articles_cpu_share": round(ours["storing"] / ours["cpu"], 3),
         "newswatch_bytes_per_1000": round(ours["bytes"] * per_k),
         "floor_bytes_per_1000": round(floor["bytes"] * per_k),
         "size_ratio_to_floor": round(ours["bytes"] / floor["bytes"], 2),
@@ -208,11 +276,15 @@ def main() -> None:
         "phrase_search_newest20_p95_ms": round(p95 * 1000, 2),
     }
     print(f"archive: {args.articles} articles in polls of {args.batch}, "
+          f"{len(watch)} watch items, "
           f"{ours['stories']} stories, {ours['alerts']} alerts queued")
     print(f"{'':28}{'newswatch':>14}{'sqlite3 floor':>16}{'ratio':>10}")
     print(f"{'articles/s':28}{rate:>14.1f}{floor_rate:>16.1f}{rate / floor_rate:>10.4f}")
-    print(f"{'articles per CPU-second':28}{cpu_rate:>14.1f}{floor_cpu_rate:>16.1f}"
+    print(f"{'articles per CPU second':28}{cpu_rate:>14.1f}{floor_cpu_rate:>16.1f}"
           f"{cpu_rate / floor_cpu_rate:>10.4f}")
+    print(f"storing (add_articles, alert planning included): "
+          f"{report['add_articles_cpu_ms_per_article']} ms CPU per article, "
+          f"{report['add_articles_cpu_share']:.0%} of the ingest's CPU time")
     print(f"{'MB per 1,000 articles':28}{ours['bytes'] * per_k / 1e6:>14.2f}"
           f"{floor['bytes'] * per_k / 1e6:>16.2f}{ours['bytes'] / floor['bytes']:>10.2f}")
     print(f"phrase search, newest 20: median {report['phrase_search_newest20_median_ms']} ms, "

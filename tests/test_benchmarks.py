@@ -37,3 +37,13 @@ def test_the_config_load_benchmark_runs_tiny_and_prints_its_table() -> None:
         assert row in done.stdout
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["watch_items"] == 30 and set(report) == {"watch_items", "json", "block"}
+
+
+def test_the_archive_benchmark_runs_tiny_with_a_generated_watchlist() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.archive", "--articles", "60",
+                           "--batch", "20", "--watch-items", "50", "--queries", "5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["articles"] == 60 and report["watch_items"] == 50
+    assert report["alerts_queued"] > 0 and report["add_articles_cpu_ms_per_article"] > 0

@@ -62,7 +62,12 @@ _VARIANT_QUERY = frozenset({"amp", "outputtype", "output", "mobile", "m"})
 def without_variant(url: str) -> str:
     """The canonical URL of the page an AMP or mobile variant stands for (``amp.`` / ``m.``
     hosts, ``/amp`` paths and ``?amp=1``, ``?outputType=amp``, ``?m=1`` queries)."""
-    parts = urlsplit(canonical_url(url))
+    return _without_variant(canonical_url(url))
+
+
+def _without_variant(canonical: str) -> str:
+    """``without_variant`` of a URL already canonical (canonicalising is idempotent)."""
+    parts = urlsplit(canonical)
     netloc = _VARIANT_HOST.sub("", parts.netloc)
     path = _VARIANT_PATH.sub("", parts.path) or "/"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -91,7 +96,8 @@ def keys(article: Article) -> list[str]:
 
 def _add_url_keys(found: list[str], urls: Iterable[str]) -> None:
     for url in urls:
-        for key in (f"url:{canonical_url(url)}", f"url:{without_variant(url)}"):
+        canonical = canonical_url(url)  # once per URL: it is most of the keys' cost
+        for key in (f"url:{canonical}", f"url:{_without_variant(canonical)}"):
             if key not in found:
                 found.append(key)
 

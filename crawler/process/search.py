@@ -40,7 +40,9 @@ def document(article: Article) -> tuple[str, str, str]:
 
 def fields(title: str, summary: str, text: str) -> tuple[str, str, str]:
     """The comparable forms of an article's title, summary and text, as stored (the text
-    is often the summary itself: it is normalised once)."""
+    is often the summary itself: it is normalised once). The full-text index keeps no
+    copy of them: removing an article from it gives them again, recomputed from the
+    stored columns."""
     folded = comparable(summary)
     return comparable(title), folded, folded if text == summary else comparable(text)
 

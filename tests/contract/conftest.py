@@ -8,6 +8,7 @@ a new backend (PostgreSQL) adds its name to ``BACKENDS`` and a branch to ``backe
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +61,19 @@ TEXT = ("Ahmad Massoud met elders in Panjshir on Tuesday to discuss the winter a
         "and the reopening of the Salang pass, officials said in a statement on Wednesday.")
 
 
+WORDS = ["province", "officials", "talks", "security", "border", "trade", "meeting",
+         "council", "minister", "election", "schools", "aid", "district", "police",
+         "ceasefire", "delegation", "envoy", "capital", "statement", "critics", "railway",
+         "water", "drought", "refugees", "economy", "prices", "wheat", "market", "bank",
+         "currency", "embassy", "agreement", "parliament", "court"]
+
+
+def varied(n: int, words: int = 60) -> str:
+    """A news-length text of its own for each ``n``: no story with any other."""
+    rng = random.Random(n)
+    return " ".join(rng.choice(WORDS) for _ in range(words)) + f" (report {n})."
+
+
 def article(source_name: str, n: int, text: str = TEXT, title: str = "") -> Article:
     url = f"https://{source_name.lower()}.example/news/{n}"
     return Article(source=source_name, url=url, link=url, title=title or f"Story {n}",
@@ -104,4 +118,4 @@ def no_alerts(*_: object) -> list[OutboxRow]:
 
 
 __all__ = ["EPOCH", "LEASE", "NOW", "alert_row", "article", "match", "new", "no_alerts",
-           "plan_one", "source", "story_subject"]
+           "plan_one", "source", "story_subject", "varied"]

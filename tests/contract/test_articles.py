@@ -23,6 +23,7 @@ from tests.contract.conftest import (
     plan_one,
     source,
     story_subject,
+    varied,
 )
 
 
@@ -80,6 +81,34 @@ def test_copies_join_one_story_and_the_plan_knows_what_it_alerted(sources: Store
     assert (story["articles"], story["outlets"], story["outlets_list"]) == \
         (2, 2, ["Kabul", "North"])
     assert story["watches"] == ["opposition: Ahmad Massoud"] and other["articles"] == 1
+
+
+def test_a_copy_joins_the_story_begun_earlier_in_the_same_poll_and_alerts_nothing_more(
+        sources: Store) -> None:
+    """A big poll is placed article by article: a copy far down the batch joins the
+    story its original started in the same call, sees that story's alert as sent, and
+    plans no second one; a copy in the next poll joins it too."""
+    seen: dict[str, StoryContext] = {}
+
+    def plan(art, matches, story):  # type: ignore[no-untyped-def]
+        seen[art.url] = story
+        return plan_one()(art, matches, story)
+
+    batch = [new(article("Kabul", n, varied(n)), [match()] if n % 2 else [])
+             for n in range(60)]
+    original, copy = article("Kabul", 100), article("North", 101)
+    batch[3], batch[50] = new(original, [match()]), new(copy, [match()])
+    stored = sources.add_articles(batch, NOW, "v1", plan)
+    assert stored[3].story_id == stored[50].story_id
+    assert len({s.story_id for s in stored}) == 59, "every other article a story of its own"
+    assert (seen[copy.url].articles, seen[copy.url].outlets) == (2, 2)
+    assert seen[copy.url].alerted == {"hook": {("opposition", "Ahmad Massoud")}}
+    assert len(stored[3].rows) == 1 and stored[50].rows == [], "planned as a copy"
+    urls = [a["url"] for a in sources.alerts(limit=1000)]
+    assert len(urls) == 30 and urls.count(original.url) == 1 and copy.url not in urls
+    [later] = sources.add_articles([new(article("West", 102), [match()])], NOW, "v1", plan)
+    assert later.story_id == stored[3].story_id and later.rows == []
+    assert seen[article("West", 102).url].articles == 3
 
 
 def test_alerted_is_per_channel_and_names_what_each_alert_named(sources: Store) -> None:

@@ -15,7 +15,7 @@ import sqlite3
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -120,6 +120,20 @@ def test_step_9_records_what_each_alert_of_today_named(v6: Path) -> None:
         {"outbox_id": 1, "watchlist": "afghan-opposition", "watch": "Ahmad Massoud"}]
     assert schema.value(v6, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
                             "AND tbl_name = 'outbox' AND sql LIKE '%article_id%'") == 1
+
+
+def test_step_11_rebuilds_the_index_without_a_copy_that_pruning_then_empties(
+        v6: Path) -> None:
+    """The index is rebuilt contentless from the stored articles: found as before, and
+    each row deletable later with the values recomputed from the article."""
+    store = SQLiteStore(v6)
+    tables = {r["name"] for r in schema.rows(v6, "SELECT name FROM sqlite_master")}
+    assert "articles_fts" in tables and "articles_fts_content" not in tables
+    assert len(store.search(parse_query("Massoud Panjshir"))) == 2
+    assert store.prune_articles(datetime(2100, 1, 1, tzinfo=UTC), timedelta(0)) == 3
+    assert store.search(parse_query("Massoud OR Panjshir OR Noor")) == []
+    assert schema.value(v6, "SELECT count(*) FROM articles_fts") == 0
+    store.close()
 
 
 class Memory:

@@ -3,33 +3,25 @@ transaction, read back for the CLI, the Atom feeds, search and backtests."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import sqlite_utils
-
 from crawler.core.article import Article
-from crawler.core.clock import iso, parse_iso
+from crawler.core.clock import iso
 from crawler.core.errors import StoreError
 from crawler.process import stories
 from crawler.process.search import Query
 from crawler.store.records import (
     FoundArticle,
-    Muted,
     NewArticle,
     Planner,
     StoredArticle,
-    StoryContext,
     StoryRules,
-    story_subject,
 )
-from crawler.store.sqlite.base import Connected, last_id, wrap_exceptions
-from crawler.store.sqlite.fts import fts5
-from crawler.store.sqlite.outbox import queue
-from crawler.store.sqlite.tuning import ACTIVE
+from crawler.store.sqlite import fts, ingest
+from crawler.store.sqlite.base import Connected, wrap_exceptions
 
 
 class Articles(Connected):
@@ -44,68 +36,23 @@ class Articles(Connected):
     @wrap_exceptions
     def known_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these dedup keys are stored."""
-        return self._known(keys)
-
-    def _known(self, keys: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(keys))
-        found: set[str] = set()
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self._db.execute(
-                f"SELECT key FROM article_keys WHERE key IN ({marks})", chunk))
-        return found
+        return ingest.known_keys(self._conn, set(keys))
 
     @wrap_exceptions
     def add_articles(self, batch: Sequence[NewArticle], now: datetime, config_version: str,
                      plan: Planner, rules: StoryRules | None = None) -> list[StoredArticle]:
         """Store articles with their dedup keys, matches, story, index rows and outbox
-        rows, all or nothing.
+        rows, all or nothing, in a fixed number of statements (``ingest``).
 
         Each article is placed in a story here, inside the transaction, so processes
         sharing the database agree on it; ``plan`` then decides its outbox rows knowing
-        what the story was already alerted for. An article any of whose keys another
-        process stored meanwhile (or an earlier article of the batch claims) is skipped
-        whole, so it cannot alert twice.
+        what the story was already alerted for (by the batch's earlier articles too). An
+        article any of whose keys another process stored meanwhile (or an earlier article
+        of the batch claims) is skipped whole, so it cannot alert twice.
         """
-        rules = rules or StoryRules()
-        stored: list[StoredArticle] = []
-        with self._write() as db:
-            taken = self._known(k for new in batch for k in new.keys)
-            for new in batch:
-                article = new.article
-                if not taken.isdisjoint(new.keys):
-                    continue
-                taken.update(new.keys)
-                article_id = last_id(db.table("articles").insert({
-                    "url": article.url, "link": article.link, "guid": article.guid,
-                    "source": article.source, "title": article.title,
-                    "summary": article.summary, "text": article.text,
-                    "author": article.author or None, "language": article.language or None,
-                    "extraction": None if article.extraction is None
-                    else str(article.extraction),
-                    "published_at": iso(article.published_at) if article.published_at
-                    else None,
-                    "fetched_at": iso(now),
-                }))
-                db.table("article_keys").insert_all({"key": k, "article_id": article_id}
-                                                    for k in new.keys)
-                db.table("matches").insert_all({
-                    "article_id": article_id, "watchlist": m.watchlist, "watch": m.watch,
-                    "alias": m.alias, "matched": m.matched, "field": m.field,
-                    "start": m.start, "end": m.end, "snippet": m.snippet,
-                    "highlight": m.highlight, "context": json.dumps(list(m.context),
-                                                                    ensure_ascii=False),
-                    "config_version": config_version, "created_at": iso(now),
-                } for m in new.matches)
-                story = _place(db, article_id, new, now, rules)
-                rows = plan(article, new.matches, story)
-                for r in rows:
-                    queue(db, r, now, article_id)
-                db.execute("INSERT INTO articles_fts (rowid, title, summary, text) "
-                           "VALUES (?, ?, ?, ?)", [article_id, *new.indexed])
-                stored.append(StoredArticle(article, article_id, story.id, rows, new.matches))
-        return stored
+        with self._write():
+            return ingest.add(self._conn, batch, now, config_version, plan,
+                              rules or StoryRules())
 
     @wrap_exceptions
     def archive(self, since: datetime, *, watch: tuple[str, str] | None = None,
@@ -214,7 +161,7 @@ class Articles(Connected):
                limit: int = 20) -> list[dict[str, Any]]:
         """Articles whose indexed text matches ``query``, newest first or best ranked
         (bm25) first."""
-        match = fts5(query)
+        match = fts.fts5(query)
         where, values = ["articles_fts MATCH ?"], [match]
         if since is not None:
             where.append("a.fetched_at >= ?")
@@ -264,7 +211,9 @@ class Articles(Connected):
                         [(key, article_id) for key in stories.band_keys(signature)])
                 db.execute(f"DELETE FROM article_signatures WHERE article_id IN ({marks})",
                            ids)
-                db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({marks})", ids)
+                db.conn.executemany(fts.DELETE, fts.rows(db.execute(
+                    f"SELECT id, title, summary, text FROM articles WHERE id IN ({marks})",
+                    ids).fetchall()))
                 db.execute(f"UPDATE articles SET summary = NULL, text = NULL, pruned_at = ? "
                            f"WHERE id IN ({marks})", [iso(now), *ids])
                 pruned += len(ids)
@@ -293,77 +242,3 @@ def _match_filter(watchlist: str | None, watch: str | None, source: str | None,
         where.append("m.created_at >= ?")
         values.append(iso(since))
     return " AND ".join(where), values
-
-
-def _place(db: sqlite_utils.Database, article_id: int, new: NewArticle, now: datetime,
-           rules: StoryRules) -> StoryContext:
-    """Join the story ``stories.place`` chooses among the recent articles sharing a band
-    key, or start one; keep the article's signature and band keys for those to come."""
-    fp = new.fingerprint
-    candidates: list[stories.Candidate] = []
-    if fp.bands:
-        marks = ",".join("?" * len(fp.bands))
-        candidates = [stories.Candidate(other, story_id, signature, shingles)
-                      for other, signature, shingles, story_id in db.execute(
-            "SELECT s.article_id, s.signature, s.shingles, a.story_id "
-            "FROM article_signatures s JOIN articles a ON a.id = s.article_id "
-            "WHERE s.article_id IN (SELECT article_id FROM story_bands "
-            f"WHERE key IN ({marks})) AND a.fetched_at >= ? "
-            "AND a.story_id IS NOT NULL",
-            [*fp.bands, iso(now - rules.window)])]
-    placed = stories.place(fp, candidates, rules.threshold)
-    if placed is None:
-        story_id = last_id(db.table("stories").insert({
-            "key": story_subject(new.article.url), "first_article_id": article_id,
-            "title": new.article.title, "first_seen_at": iso(now),
-            "last_seen_at": iso(now), "articles": 1, "outlets": 1}))
-        db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
-    else:
-        story_id = placed.story_id
-        db.execute("UPDATE articles SET story_id = ?, similarity = ?, similar_to = ? "
-                   "WHERE id = ?", [story_id, placed.score, placed.similar_to, article_id])
-        db.execute("UPDATE stories SET last_seen_at = :now, articles = articles + 1, "
-                   "outlets = (SELECT count(DISTINCT source) FROM articles "
-                   "WHERE story_id = :id) WHERE id = :id",
-                   {"now": iso(now), "id": story_id})
-    if fp.signature:
-        db.execute("INSERT INTO article_signatures (article_id, signature, shingles) "
-                   "VALUES (?, ?, ?)", [article_id, fp.signature, fp.shingles])
-        db.conn.executemany("INSERT OR IGNORE INTO story_bands (key, article_id) "
-                            "VALUES (?, ?)", [(key, article_id) for key in fp.bands])
-    row = db.execute("SELECT key, articles, outlets, first_seen_at FROM stories "
-                     "WHERE id = ?", [story_id]).fetchone()
-    alerted: dict[str, set[tuple[str, str]]] = {}
-    if placed is not None and new.matches:
-        for channel, watchlist, watch in db.execute(
-                "SELECT DISTINCT o.channel, i.watchlist, i.watch FROM articles a "
-                "JOIN outbox o ON o.article_id = a.id "
-                "JOIN outbox_items i ON i.outbox_id = o.id "
-                "WHERE a.story_id = ? AND a.id != ?", [story_id, article_id]):
-            alerted.setdefault(channel, set()).add((watchlist, watch))
-    sources = tuple(dict.fromkeys(r[0] for r in db.execute(
-        "SELECT source FROM articles WHERE story_id = ? ORDER BY id", [story_id])))
-    return StoryContext(story_id, row[0], row[1], row[2], parse_iso(row[3]),
-                        {c: frozenset(pairs) for c, pairs in alerted.items()}, sources,
-                        _muted(db, story_id, new, now) if new.matches else Muted())
-
-
-def _muted(db: sqlite_utils.Database, story_id: int, new: NewArticle,
-           now: datetime) -> Muted:
-    """The mutes in force now for this article's story, source or matched watch items."""
-    watches = sorted({m.watch for m in new.matches})
-    story = source = False
-    items: set[tuple[str | None, str]] = set()
-    for kind, watchlist, target in db.execute(
-            "SELECT m.kind, m.watchlist, m.target FROM mutes m "
-            f"WHERE {ACTIVE} AND ((m.kind = 'story' AND m.story_id = :story) "
-            "OR (m.kind = 'source' AND m.target = :source) "
-            f"OR (m.kind = 'watch' AND m.target IN "
-            f"({', '.join(f':w{i}' for i in range(len(watches)))})))",
-            {"now": iso(now), "story": story_id, "source": new.article.source,
-             **{f"w{i}": w for i, w in enumerate(watches)}}):
-        story = story or kind == "story"
-        source = source or kind == "source"
-        if kind == "watch":
-            items.add((watchlist, target))
-    return Muted(story, source, frozenset(items))

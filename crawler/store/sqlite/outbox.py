@@ -8,8 +8,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlite_utils
-
 from crawler.core.clock import iso, parse_iso
 from crawler.process import throttle
 from crawler.store.records import DeliveryResult, DigestBuilder, OutboxRow, QueuedAlert
@@ -31,21 +29,6 @@ def outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
         "priority": int(row.priority), "held": int(row.hold_until is not None),
         "next_attempt_at": iso(row.hold_until or now), "created_at": iso(now),
     }
-
-
-def queue(db: sqlite_utils.Database, row: OutboxRow, now: datetime,
-          article_id: int) -> None:
-    """Queue an article's alert with the (watchlist, watch) pairs it names, unless its
-    key is queued already."""
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO outbox (key, message_id, watchlist, channel, subject, "
-        "article_id, payload, kind, priority, held, next_attempt_at, created_at) VALUES "
-        "(:key, :message_id, :watchlist, :channel, :subject, :article_id, :payload, :kind, "
-        ":priority, :held, :next_attempt_at, :created_at)", outbox_row(row, now, article_id))
-    if cursor.rowcount:
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO outbox_items (outbox_id, watchlist, watch) "
-            "VALUES (?, ?, ?)", [(cursor.lastrowid, w, watch) for w, watch in row.items])
 
 
 class Outbox(Connected):

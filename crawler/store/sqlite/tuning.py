@@ -1,7 +1,7 @@
 """Mutes and learned rules: what users taught newswatch, kept beside the work it affects.
 
-A mute is read inside the transaction that stores an article (``ACTIVE_MUTES`` in
-``articles._place``), so an alert planned after a mute is committed never escapes it. The
+A mute is read inside the transaction that stores an article (``ACTIVE`` in
+``ingest._mutes``), so an alert planned after a mute is committed never escapes it. The
 alerts already queued that a new mute silences are marked ``muted`` in the mute's own
 transaction; a ``muted`` row is never claimed, requeued or revived by an unmute.
 """
