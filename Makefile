@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-extract bench-ingest bench-matching bench-soak bench-workers clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: bench-extract bench-matching bench-archive bench-ingest bench-workers  ## run every benchmark in benchmarks/ (not the soak)
+bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers  ## run every benchmark in benchmarks/ (not the soak)
 
 bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
@@ -70,6 +70,9 @@ bench-soak: $(VENV)/.installed-test  ## the daemon against 500 changing local fe
 
 bench-archive: $(VENV)/.installed-test  ## ingest 20,000 generated articles (10,000 watch items) with stories and search on, beside a sqlite3 floor (not in CI)
 	$(BIN)/python -m benchmarks.archive
+
+bench-config: $(VENV)/.installed-test  ## read a 10,000-item watchlist: libyaml's nodes vs the round-trip loader, beside a libyaml floor (not in CI)
+	$(BIN)/python -m benchmarks.config_load
 
 bench-ingest: $(VENV)/.installed-test  ## newswatch once over 10 local feeds x 600 items, 10,000 watch items, beside a feedparser+sqlite3 floor; time per stage (not in CI)
 	$(BIN)/python -m benchmarks.ingest

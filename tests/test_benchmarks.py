@@ -28,6 +28,17 @@ def test_the_ingest_benchmark_runs_tiny_and_prints_its_table() -> None:
     assert all(v > 0 for v in report["stage_us_per_article"].values()), "every stage timed"
 
 
+def test_the_config_load_benchmark_runs_tiny_and_prints_its_table() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.config_load", "--watch", "30",
+                           "--runs", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    for row in ("load_config", "read_yaml", "round_trip", "libyaml_compose", "json_loads"):
+        assert row in done.stdout
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["watch_items"] == 30 and set(report) == {"watch_items", "json", "block"}
+
+
 def test_the_archive_benchmark_runs_tiny_with_a_generated_watchlist() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.archive", "--articles", "60",
                            "--batch", "20", "--watch-items", "50", "--queries", "5"],

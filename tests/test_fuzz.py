@@ -1,6 +1,7 @@
 """Property-based fuzzing of every entry point that takes bytes from strangers: feed
 parsing, page decoding and extraction, URL canonicalisation, OPML import and sitemap
-parsing. Whatever the input, only the documented error types may escape.
+parsing, and the config files (sources.yaml holds text from feeds and OPML files).
+Whatever the input, only the documented error types may escape.
 
 Inputs are built from the fragments these formats are made of (tags, entity
 declarations, URLs with odd hosts and ports, deep nesting) mixed with random text and
@@ -12,12 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import os
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 from scrapy import Request
 from scrapy.http import XmlResponse
 from scrapy.settings import Settings
@@ -30,6 +37,7 @@ from crawler.core.article import Article
 from crawler.core.errors import ParseError
 from crawler.process.dedup import canonical_url, without_variant
 from crawler.process.extract import extract
+from tests.test_yaml_reader import DOCUMENTS, SCALARS, read_both
 
 DEEP = 100_000  # nesting levels: beyond the interpreter's recursion limit
 FUZZ = settings(max_examples=int(os.environ.get("NEWSWATCH_FUZZ_EXAMPLES", "100")),
@@ -172,3 +180,45 @@ def test_sitemap_parsing_never_raises(body: bytes, gzip_it: bool) -> None:
     response = XmlResponse(url, body=gzip.compress(body) if gzip_it else body,
                            request=Request(url))
     list(spider.parse_sitemap(response, level=0))
+
+
+YAML_DOC = st.lists(st.one_of(
+    st.sampled_from(SCALARS), st.sampled_from(DOCUMENTS[:40]), TEXT,
+    st.sampled_from(["\n", "\n  ", "\n    ", "\n- ", "\n  - ", "key: ", ": ", "- ", "? ",
+                     "[", "]", "{", "}", ", ", "&a ", "*a", "&b ", "*b", "!!str ", "!t ",
+                     "# c", "'", '"', "|\n  ", ">\n  ", "\t", "$${x}", "${X:-y}", "---\n",
+                     "\r\n", "name: ", "watch:\n  - "])), max_size=30).map("".join)
+
+
+
+def _dumped(data: Any, flow: bool | None, width: int) -> str:
+    """``data`` as ruamel writes it (as ``sources add`` does): valid YAML of every style."""
+    yaml = YAML()
+    yaml.default_flow_style, yaml.width = flow, width
+    out = io.StringIO()
+    yaml.dump({"root": data}, out)
+    return out.getvalue()
+
+
+WORD = st.lists(st.sampled_from([*"ab z:#,-[]{}'\"!&*%@|>?~.\\/$é😀\u00a0", "yes", "null",
+                                  "0x1", "1.5", "2026-01-01", "${X}", "$$"]),
+                max_size=6).map("".join)
+DUMPED = st.builds(_dumped, st.recursive(
+    WORD | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(WORD, inner, max_size=4),
+    max_leaves=12), st.sampled_from([False, True, None]), st.sampled_from([20, 80, 4096]))
+
+
+@FUZZ
+@given(text=YAML_DOC | DUMPED)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # ruamel's
+@pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
+@example(text="a: [b, &x {c: *x}]\n")
+def test_config_files_read_the_same_by_both_readers_and_never_raise(text: str) -> None:
+    """libyaml's nodes and ruamel's round-trip objects give the same file, or the
+    round-trip reader's problems (``tests/test_yaml_reader.py``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.yaml"
+        path.write_text(text, encoding="utf-8")
+        fast, slow = read_both(path)
+        assert fast == slow

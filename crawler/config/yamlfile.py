@@ -6,21 +6,31 @@ A file's text may come from strangers (``sources add`` and ``sources import`` wr
 URLs and titles into sources.yaml), so ``${VAR}`` is read from the environment only where
 an operator keeps secrets and endpoints; anywhere else it is an error, ``$$`` being the
 literal ``$``. A broken file (control characters, unknown tags, absurd nesting) is a
-located problem like any other, never an exception."""
+located problem like any other, never an exception.
+
+A clean file is read fast: libyaml (``ruamel.yaml.clib``) composes its node tree and the
+nodes are walked, which is ten times quicker than ruamel's round-trip loader on a
+10,000-item watchlist. Anything less plain (a broken value, a YAML error, a tag, a merge
+key, a duplicate, a directive, deep nesting) is read again by the round-trip loader, whose
+problems and positions are the ones users know; ``tests/test_yaml_reader.py`` checks that
+both readers agree."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import CommentedMap, CommentedOrderedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tokens import (
     BlockEndToken,
     BlockMappingStartToken,
@@ -33,6 +43,11 @@ from ruamel.yaml.tokens import (
 
 from crawler.core.errors import ConfigProblem
 
+try:  # libyaml's scanner, parser and composer, in C (ruamel.yaml.clib)
+    from _ruamel_yaml import CParser  # type: ignore[import-not-found]
+except ImportError:  # ruamel composes in Python then: the same nodes, slower
+    CParser = None
+
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DOLLAR = re.compile(r"\$\$|\$\{[A-Za-z_]*")
 # What YAML's reader refuses (C0 but tab and line ends, DEL, C1, surrogates,
@@ -41,6 +56,15 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uf
 MAX_DEPTH = 64
 MAX_VALUES = 100_000  # aliases of aliases ("billion laughs") multiply values
 _STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+# what a plain scalar may be but a string ('<<' and '=' are not values)
+_TYPED = {f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "timestamp")}
+# a directive (%YAML 1.1 changes what a plain scalar means) at the start of any line
+_DIRECTIVE = re.compile(r"(?:^|[\r\n\u2028\u2029])%")
+# what may stand before a block collection on its line: indentation and the compact
+# indicators of a list item, an explicit key or an explicit value
+_LEADING = re.compile(r"(?:^|[\r\n\u2028\u2029])[ \t?:-]*")
 
 KeyPath = tuple[str | int, ...]
 ExpandsEnv = Callable[[KeyPath], bool]
@@ -94,6 +118,16 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
                      "remove it") for m in CONTROL.finditer(text)]:
         problems += found
         return None
+    if (fast := read_fast(text, shown, expands_env)) is not None:
+        loaded, found = fast
+        problems += found
+        return loaded
+    return read_round_trip(text, shown, problems, expands_env)
+
+
+def read_round_trip(text: str, shown: str, problems: list[ConfigProblem],
+                     expands_env: ExpandsEnv) -> LoadedFile | None:
+    """The careful reader: every problem a file can have, located, in ruamel's words."""
     if (deep := _too_deep(text, shown)) is not None:
         problems.append(deep)
         return None
@@ -118,6 +152,10 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
     except YAMLError as exc:  # not marked: no position is known
         problems.append(ConfigProblem(shown, 1, 1, f"YAML: {exc}".replace("\n", " ")))
         return None
+    except (ValueError, LookupError, TypeError) as exc:  # ruamel builds what it is told
+        problems.append(ConfigProblem(shown, 1, 1, f"YAML: a value cannot be built ({exc}): "
+                                      "a config needs no tags ('!!float') nor lists as keys"))
+        return None
     loaded = LoadedFile(shown, None, {(): (1, 1)}, {})
     try:
         loaded.data = _plain(raw, (), loaded, problems, expands_env)
@@ -132,6 +170,175 @@ def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
     return loaded
 
 
+_NESTS = {BlockMappingStartToken: 1, BlockSequenceStartToken: 1, FlowMappingStartToken: 1,
+          FlowSequenceStartToken: 1, BlockEndToken: -1, FlowMappingEndToken: -1,
+          FlowSequenceEndToken: -1}
+
+
+class _Unusual(Exception):
+    """What the fast reader leaves to the round-trip one."""
+
+
+def read_fast(text: str, shown: str,
+               expands_env: ExpandsEnv) -> tuple[LoadedFile, list[ConfigProblem]] | None:
+    """A clean file read from libyaml's nodes, with the problems of its ``${``; None when
+    the file needs the round-trip reader."""
+    text = text.removeprefix("\ufeff")  # libyaml skips it uncounted: marks index the rest
+    if _DIRECTIVE.search(text) or any(c in text for c in "\t\u2028\u2029\ufeff") or \
+            nests_deep(text):
+        # a version; tabs, which libyaml accepts in more places; lines or marks counted
+        # otherwise; nesting that would crash libyaml's composer
+        return None
+    yaml = YAML(typ="safe", pure=CParser is None)
+    yaml.Resolver = _Resolver
+    loaded = LoadedFile(shown, None, {(): (1, 1)}, {})
+    found: list[ConfigProblem] = []
+    try:
+        with _collector_paused():
+            data = _Walk(text, loaded, found, expands_env).value(yaml.compose(text), ())
+    except (YAMLError, RecursionError, _Unusual):
+        return None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None
+    loaded.data = data
+    return loaded, found
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a file's nodes are built and walked: its passes
+    over the growing trees took as long as the reading itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def nests_deep(text: str) -> bool:
+    """Whether the nesting passes MAX_DEPTH. libyaml's composer recurses in C, one frame
+    per level, and crashes the process on 100,000 nested brackets: it never sees such a
+    text. (A text its scanner refuses is safe: the composer stops where the scanner does.)"""
+    return CParser is not None and _may_nest_deep(text) and _deepest(text) is not None
+
+
+def _may_nest_deep(text: str) -> bool:
+    """A bound that errs high: every bracket, however quoted, may open a level; a block
+    collection starts right after its line's indentation and compact indicators, deeper
+    than its parent, and each indentation may hold a mapping and its indentless list."""
+    brackets = text.count("[") + text.count("{")
+    indent = max(map(len, _LEADING.findall(text)), default=0)
+    return brackets + 2 * (indent + 1) > MAX_DEPTH
+
+
+def _deepest(text: str) -> Any:
+    """The token that opens level MAX_DEPTH + 1, by libyaml's scanner (ruamel's without
+    it), which does not recurse; None if there is none or the scanner stops before."""
+    depth = 0
+    scanner = CParser(text) if CParser is not None else None
+    try:
+        tokens = iter(scanner.get_token, None) if scanner else YAML(typ="rt").scan(text)
+        for token in tokens:
+            depth += _NESTS.get(type(token), 0)
+            if depth > MAX_DEPTH:
+                return token
+    except YAMLError:
+        pass  # the parser reports it, located
+    finally:
+        if scanner:
+            scanner.dispose()
+    return None
+
+
+class _Resolver(VersionedResolver):
+    """Scalars typed as YAML 1.2, as the round-trip loader reads a file without a
+    ``%YAML`` directive; its own resolver looks the version up anew for every scalar,
+    which took more time than libyaml's whole parse."""
+
+    processing_version = (1, 2)
+
+
+class _Walk:
+    """Plain data from composed nodes, as ``_plain`` makes it from round-trip objects: the
+    same values (typed scalars are built by ruamel's round-trip constructor), positions,
+    count and ``${`` handling. It raises ``_Unusual`` on anything ``_plain`` would report
+    or that only the round-trip objects show (tags, merge keys, duplicates)."""
+
+    def __init__(self, text: str, loaded: LoadedFile, found: list[ConfigProblem],
+                 expands_env: ExpandsEnv) -> None:
+        self.text = text
+        self.loaded = loaded
+        self.found = found
+        self.expands_env = expands_env
+        self.resolver = _Resolver()
+        self.constructor = YAML(typ="rt").constructor
+
+    def value(self, node: Node | None, path: KeyPath) -> Any:
+        loaded = self.loaded
+        loaded.count += 1
+        if len(path) > MAX_DEPTH or loaded.count > MAX_VALUES:
+            raise _Unusual
+        if node is None:  # an empty document
+            return None
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            if tag != _STR_TAG:
+                return self.typed(node)
+            text = node.value
+            if CONTROL.search(text):
+                raise _Unusual
+            if self.expands_env(path):
+                return _expand_env(text, path, loaded, self.found)
+            return _unescape(text, path, loaded)
+        if isinstance(node, MappingNode) and tag == _MAP_TAG:
+            out: dict[str, Any] = {}
+            seen = set()
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    raise _Unusual  # a complex key
+                key = key_node.value if key_node.tag == _STR_TAG else self.typed(key_node)
+                if key in seen:
+                    raise _Unusual  # a duplicate: reported in ruamel's words
+                seen.add(key)
+                child = (*path, str(key))
+                mark = key_node.start_mark
+                loaded.keys[child] = (mark.line + 1, mark.column + 1)
+                mark = value_node.start_mark
+                loaded.values[child] = (mark.line + 1, mark.column + 1)
+                out[str(key)] = self.value(value_node, child)
+            return out
+        if isinstance(node, SequenceNode) and tag == _SEQ_TAG:
+            items = []
+            for index, item in enumerate(node.value):
+                mark = item.start_mark
+                loaded.values[(*path, index)] = (mark.line + 1, mark.column + 1)
+                items.append(self.value(item, (*path, index)))
+            return items
+        raise _Unusual  # a tagged collection
+
+    def typed(self, node: ScalarNode) -> Any:
+        """A plain scalar that is not a string (a number, a boolean, null, a date), as
+        the round-trip loader types it; an explicit tag is left to that loader."""
+        tag = node.tag
+        if node.style or not node.value or self.text[node.start_mark.index] in "&!" or \
+                tag not in _TYPED or tag != str(self.resolver.resolve(ScalarNode, node.value,
+                                                                      (True, False))):
+            # quoted or tagged; an empty value, which the parsers place differently; an
+            # anchored one, typed apart by the round-trip loader (libyaml keeps no anchor)
+            raise _Unusual
+        try:
+            value = self.constructor.construct_object(node)
+        except YAMLError as exc:
+            raise _Unusual from exc
+        if isinstance(value, bytes | set | TaggedScalar):
+            raise _Unusual
+        return value
+
+
 def _at(text: str, shown: str, offset: int, message: str) -> ConfigProblem:
     line = text.count("\n", 0, offset) + 1
     return ConfigProblem(shown, line, offset - (text.rfind("\n", 0, offset) + 1) + 1, message)
@@ -139,29 +346,12 @@ def _at(text: str, shown: str, offset: int, message: str) -> ConfigProblem:
 
 def _too_deep(text: str, shown: str) -> ConfigProblem | None:
     """Where the nesting passes MAX_DEPTH, found before parsing: the parser recurses (and
-    its scanner slows down with each open bracket), the scanner used here does not. It
-    runs only when the brackets or the indentation could go that deep."""
-    brackets = max(accumulate((c in "[{") - (c in "]}") for c in text), default=0)
-    indent = max((len(m.group()) for m in re.finditer(r"^[ -]*", text, re.MULTILINE)),
-                 default=0)
-    if brackets <= MAX_DEPTH and indent <= MAX_DEPTH:
+    its scanner slows down with each open bracket), the scanner used here does not."""
+    if not _may_nest_deep(text) or (token := _deepest(text)) is None:
         return None
-    depth = 0
-    try:
-        for token in YAML(typ="rt").scan(text):
-            if isinstance(token, BlockMappingStartToken | BlockSequenceStartToken |
-                          FlowMappingStartToken | FlowSequenceStartToken):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = token.start_mark
-                    return ConfigProblem(shown, mark.line + 1, mark.column + 1,
-                                         f"nested deeper than {MAX_DEPTH} levels: a config "
-                                         "needs a few")
-            elif isinstance(token, BlockEndToken | FlowMappingEndToken | FlowSequenceEndToken):
-                depth -= 1
-    except YAMLError:
-        pass  # the parser reports it, located
-    return None
+    mark = token.start_mark
+    return ConfigProblem(shown, mark.line + 1, mark.column + 1,
+                         f"nested deeper than {MAX_DEPTH} levels: a config needs a few")
 
 
 def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem],
@@ -171,6 +361,8 @@ def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigPr
     control character, absurd nesting) is a problem of the file: it is raised as
     ``_Broken`` so the file is reported, not validated."""
     tag = getattr(getattr(node, "tag", None), "value", None)
+    if isinstance(node, CommentedOrderedMap):  # the round-trip loader keeps no tag on it
+        tag = "tag:yaml.org,2002:omap"
     if (tag is not None and tag != _STR_TAG) or isinstance(node, bytes | set):
         raise _Broken(loaded.problem(path, _field(path) + f"YAML tag '{tag or '?'}' is not "
                                      "supported: remove it"))
@@ -184,6 +376,9 @@ def _plain(node: Any, path: KeyPath, loaded: LoadedFile, problems: list[ConfigPr
     if isinstance(node, TaggedScalar):
         node = str(node.value)
     if isinstance(node, CommentedMap):
+        if node.merge:  # its merged keys have no position
+            raise _Broken(loaded.problem(path, _field(path) + "YAML merge keys ('<<') are "
+                                         "not supported: write the keys out"))
         out: dict[str, Any] = {}
         for key in node:
             child = (*path, str(key))
@@ -264,7 +459,7 @@ def _unescape(text: str, path: KeyPath, loaded: LoadedFile) -> str:
                   "write $${ for a literal ${")))
         return match.group(0)
 
-    return _DOLLAR.sub(substitute, text)
+    return _DOLLAR.sub(substitute, text) if "$" in text else text
 
 
 def one_line(text: str) -> str:
