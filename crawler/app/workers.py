@@ -18,6 +18,8 @@ In a worker process:
 - an exception comes back as itself with the worker's traceback as its cause, or as a
   :class:`WorkerBug` naming it when it cannot be rebuilt in the daemon (an exception that
   cannot be unpickled would break the whole pool);
+- the CPU priority is a notch lower than the daemon's (``NICE``): on busy cores, the
+  loop and the store's thread, which every poll waits on, go first;
 - Ctrl-C is left to the daemon, which stops its workers; a worker whose daemon died
   (SIGKILL) exits within a second.
 
@@ -70,6 +72,9 @@ STAGES = ("extract", "match", "fold", "fingerprint")
 CHUNK = 100
 #: How long stopping waits for the tasks running in the workers, before killing them.
 STOP_GRACE_S = 5.0
+#: How much lower the workers' CPU priority is than the daemon's: when the cores are
+#: all busy, the daemon's loop and its store thread (fetches, the one writer) go first.
+NICE = 5
 #: How often an idle worker looks whether its daemon is still there.
 ORPHAN_CHECK_S = 1.0
 
@@ -438,6 +443,8 @@ def _start(levels: dict[str, int], hook: Hook | None, daemon: int) -> None:
     watch on the daemon ends the worker with it."""
     global _hook
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(NICE)
     root = logging.getLogger()
     root.handlers[:] = [_Collect()]
     for name, level in levels.items():
