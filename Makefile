@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: bench-extract bench-matching bench-archive bench-ingest bench-config  ## run every benchmark in benchmarks/ (not the soak)
+bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers  ## run every benchmark in benchmarks/ (not the soak)
 
 bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
@@ -76,6 +76,9 @@ bench-config: $(VENV)/.installed-test  ## read a 10,000-item watchlist: libyaml'
 
 bench-ingest: $(VENV)/.installed-test  ## newswatch once over 10 local feeds x 600 items, 10,000 watch items, beside a feedparser+sqlite3 floor; time per stage (not in CI)
 	$(BIN)/python -m benchmarks.ingest
+
+bench-workers: $(VENV)/.installed-run  ## newswatch once with 2 worker processes against in process, 10 feeds x 600 items, 10,000 watch items (~5 min; not in CI)
+	$(BIN)/python -m benchmarks.workers
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -152,11 +152,12 @@ def config_dir(root: Path, name: str, port: int, count: int, path: str,
     return directory
 
 
-def run_once(config: Path) -> tuple[float, dict[str, Any]]:
-    """``newswatch once --json`` in a child process: wall seconds and its report."""
+def run_once(config: Path, *options: str) -> tuple[float, dict[str, Any]]:
+    """``newswatch once --json OPTIONS`` in a child process: wall seconds and its
+    report."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "crawler", "--config", str(config),
-                           "--log-level", "warning", "once", "--json"], cwd=ROOT,
+                           "--log-level", "warning", "once", "--json", *options], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crawler.app import pipeline
+from crawler.app import workers
 from crawler.app.daemon import Runner
 from crawler.collect import feeds, pages
 from crawler.core.article import Article
@@ -32,9 +32,11 @@ def deep_json_ld(text: str) -> bytes:
             f"<body><article><p>{text}</p></article></body></html>").encode()
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-process"])
 def test_hostile_items_fail_alone_and_are_counted(project: Project, site: Site,
                                                   receiver: Receiver,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+                                                  caplog: pytest.LogCaptureFixture,
+                                                  workers: int) -> None:
     publish(site, Story("/a/good", "Talks in Mazar",
                         "Governor Atta Mohammad Noor said the talks would go on."))
     site.pages["/a/deep"] = Page(deep_json_ld(
@@ -54,7 +56,7 @@ def test_hostile_items_fail_alone_and_are_counted(project: Project, site: Site,
     config = project.config()
     store = SQLiteStore(config.database_path)
     clock = FakeClock()
-    runner = Runner(config, store, clock=clock)
+    runner = Runner(config, store, clock=clock, workers=workers)
     try:
         with caplog.at_level(logging.INFO):
             first = asyncio.run(runner.once())
@@ -114,7 +116,7 @@ def test_a_bug_in_one_item_fails_that_item_alone_with_its_traceback_logged_once(
         caplog: pytest.LogCaptureFixture) -> None:
     """No hostile input known today gets this far (each is stopped where it is read);
     a step made to raise stands for the next one."""
-    real_extract = pipeline.extract
+    real_extract = workers.extract
     real_page = pages._page
 
     def extract(article: Article, now: datetime) -> Article:
@@ -130,7 +132,7 @@ def test_a_bug_in_one_item_fails_that_item_alone_with_its_traceback_logged_once(
             raise AttributeError("a bug in page fetching")
         return await real_page(client, politeness, source, article, deadline)
 
-    monkeypatch.setattr(pipeline, "extract", extract)
+    monkeypatch.setattr(workers, "extract", extract)
     monkeypatch.setattr(pages, "_page", page)
     publish(site, Story("/a/good", "Talks in Mazar",
                         "Governor Atta Mohammad Noor said the talks would go on."))

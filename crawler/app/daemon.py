@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import secrets
@@ -29,6 +30,7 @@ from alerts.dispatch import DeliveryReport, Dispatcher
 from crawler.app import atom, listener
 from crawler.app.configure import load_checked_config
 from crawler.app.pipeline import Pipeline, PollResult
+from crawler.app.workers import Hook, InProcess, Pool, Work
 from crawler.collect.fetch import make_client
 from crawler.collect.politeness import Politeness
 from crawler.config import (
@@ -54,6 +56,16 @@ CONFIG_CHECK_S = 1.0
 HEALTH_CHECK_S = 3600.0
 MAINTENANCE_S = 3600.0
 CONFIG_FILES = (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)
+
+
+def settled() -> None:
+    """Leave what the daemon has built at its start (modules, the config: 10,000 watch
+    items) out of the garbage collector's full passes, which otherwise hold the event
+    loop for up to a tenth of a second (``tests/test_workers.py`` saw it). Called before
+    the first tick, when its own pass stalls nothing. Those objects are still freed when
+    unused (the config a reload replaces); only a reference cycle among them would stay."""
+    gc.collect()
+    gc.freeze()
 
 
 def _machine() -> str:
@@ -136,16 +148,25 @@ class OnceReport:
 
 
 class Runner:
-    """Wires config, store, clients and clock into a pipeline and a dispatcher."""
+    """Wires config, store, clients and clock into a pipeline and a dispatcher.
+
+    ``workers`` is the number of worker processes for parsing, extraction, matching and
+    fingerprints (crawler.app.workers), started with a pass or a run and stopped after
+    it; 0 (the default, as for ``once``) keeps that work in this process. ``worker_hook``
+    runs in a worker before each of its tasks (tests).
+    """
 
     def __init__(self, config: Config, store: Store, *, clock: Clock | None = None,
                  collect_transport: httpx.AsyncBaseTransport | None = None,
-                 deliver_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 deliver_transport: httpx.AsyncBaseTransport | None = None,
+                 workers: int = 0, worker_hook: Hook | None = None) -> None:
         self.config = config
         self.store = store
         self.db = ThreadedStore(store)  # every call from the loop goes through its thread
         self.clock = clock or SystemClock()
         self.owner = process_owner()
+        self.workers = workers
+        self._worker_hook = worker_hook
         self._collect_transport = collect_transport
         self._deliver_transport = deliver_transport
 
@@ -179,6 +200,7 @@ class Runner:
         async with self._clients() as build:
             work = _Work(self, *await build(self.config), stop_safely)
             watcher = _ConfigWatcher(self, work, build)
+            settled()
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
             now = self.clock.now()
@@ -191,8 +213,10 @@ class Runner:
                               next_run_time=now, id="health")
             scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
             scheduler.start()
-            log.info("daemon started: %d source(s), tick %gs, database %s, config version %s",
-                     len(work.pipeline.sources), tick, self.store.location, self.config.version)
+            log.info("daemon started: %d source(s), tick %gs, %s, database %s, config "
+                     "version %s", len(work.pipeline.sources), tick,
+                     f"{self.workers} worker process(es)" if self.workers
+                     else "no worker processes", self.store.location, self.config.version)
             http = self.config.settings.http
             server = None
             if http is not None:
@@ -321,8 +345,9 @@ class Runner:
 
     @asynccontextmanager
     async def _clients(self) -> AsyncIterator[Builder]:
-        """Open the HTTP clients for one pass or one daemon run (closed after it), and
-        yield a builder of the pipeline and dispatcher for a config over them."""
+        """Open the HTTP clients and start the workers for one pass or one daemon run
+        (closed after it), and yield a builder of the pipeline and dispatcher for a config
+        over them."""
         settings = self.config.settings
         async with make_client(allow_private_networks=settings.allow_private_networks,
                                transport=self._collect_transport) as collect, \
@@ -331,18 +356,24 @@ class Runner:
             for owner in await self.db.release_orphans(owner_is_dead):
                 log.warning("took back the leases of %s, which no longer runs", owner)
             politeness = Politeness()  # shared by every pipeline of this run: hosts take turns
+            # and so are the workers: each task names the config (and rules) version it
+            # matches with, so a reload needs no new ones
+            work: Work = Pool(self.workers, self._worker_hook) if self.workers \
+                else InProcess()
 
             async def build(config: Config) -> tuple[Pipeline, Dispatcher]:
                 await self.db.sync_sources(config.active_sources(), self.clock.now())
                 return (Pipeline(config, self.db, collect, self.clock, self.owner,
-                                 self.metrics, politeness),
+                                 self.metrics, politeness, work),
                         Dispatcher(self.db, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
                                    metrics=self.metrics))
 
             try:
+                await work.start()
                 yield build
             finally:  # the store's thread ends once its queued calls have run
+                await work.close()
                 await asyncio.to_thread(self.db.shutdown)
 
 
@@ -486,8 +517,8 @@ class _ConfigWatcher:
     async def _reload(self) -> None:
         self.seen = self.pending = self._fingerprint()
         runner, old = self.runner, self.runner.config
-        try:
-            new = load_checked_config(old.directory)
+        try:  # off the loop: 10,000 watch items take a while to validate
+            new = await asyncio.to_thread(load_checked_config, old.directory)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("config reload rejected: %s", problem)

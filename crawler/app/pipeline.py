@@ -30,15 +30,18 @@ Delivery of the outbox is alerts.dispatch's job, on its own schedule.
 Each step from keys to matching runs per item (crawler.app.rejects): an item that raises
 is dropped alone, counted and logged once a poll, and the rest of the feed goes on.
 
+Parsing, and extraction through fingerprints, are CPU work: ``self.work``
+(crawler.app.workers) runs them in worker processes in the daemon, in a thread
+otherwise. The loop only fetches and awaits; the store runs on its own thread.
+
 Each poll adds the seconds it spent in parse, dedup, extract, match, fold (the
 comparable text, ``search.document``), fingerprint, store and plan to the
 ``newswatch_stage_seconds`` summary: where ingest time goes (``make bench-ingest``
-reports it per article).
+reports it per article). Those of the steps are measured where they run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -51,19 +54,19 @@ import httpx
 from alerts import outbox
 from crawler.app import atom, tuning
 from crawler.app.rejects import Rejects
+from crawler.app.workers import STAGES, InProcess, Matching, Parsed, Work, link
 from crawler.collect import crawl, pages
 from crawler.collect.headers import parse_max_age
 from crawler.collect.politeness import Politeness
-from crawler.collect.source import fetch_feed
+from crawler.collect.source import fetch_feed_body
 from crawler.config import Config, Source
-from crawler.core.article import Article, Failed, Rejected
+from crawler.core.article import Article, Failed
 from crawler.core.clock import Clock, parse_iso
 from crawler.core.errors import CrawlError, GoneError, HTTPStatusError, SourceError, StoreError
 from crawler.core.metrics import Metrics
-from crawler.process import dates, dedup, schedule, search, stories
+from crawler.process import dates, dedup, schedule
 from crawler.process.dedup import Keyed
-from crawler.process.extract import extract
-from crawler.process.match import Match, Matcher
+from crawler.process.match import Match
 from crawler.store import NewArticle, PollRecord, SourceState, StoryRules
 from crawler.store.threaded import ThreadedStore
 
@@ -84,11 +87,12 @@ class PollResult:
 
 
 class Pipeline:
-    """Polls sources for one config; the store, HTTP client and clock are passed in."""
+    """Polls sources for one config; the store, HTTP client, clock and where the CPU work
+    runs (``work``: in a thread of this process unless given) are passed in."""
 
     def __init__(self, config: Config, store: ThreadedStore, client: httpx.AsyncClient,
                  clock: Clock, owner: str, metrics: Metrics | None = None,
-                 politeness: Politeness | None = None) -> None:
+                 politeness: Politeness | None = None, work: Work | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.politeness = politeness or Politeness()
@@ -96,7 +100,7 @@ class Pipeline:
         self.client = client
         self.clock = clock
         self.owner = owner
-        self.matcher = Matcher.for_config(config)
+        self.work = work or InProcess()
         self.tuned = config  # with the learned rules (crawler.app.tuning) of _rules
         self._rules: tuple[int, int] = (0, 0)
         self.sources = {s.name: s for s in config.active_sources()}
@@ -171,10 +175,9 @@ class Pipeline:
         full = schedule.needs_full_fetch(
             parse_iso(state.last_full_fetch_at) if state.last_full_fetch_at else None,
             self.clock.now())
-        answer = await fetch_feed(self.client, self.politeness, source, state.url,
-                                  None if full else state.etag,
-                                  None if full else state.last_modified)
-        response, feed = answer.response, answer.feed
+        response = await fetch_feed_body(self.client, self.politeness, source, state.url,
+                                         None if full else state.etag,
+                                         None if full else state.last_modified)
         now = self.clock.now()
         redirect_to, seen, move_to = schedule.track_redirect(
             state.redirect_to, state.redirect_seen, response.moved_permanently_to)
@@ -182,15 +185,17 @@ class Pipeline:
             log.warning("moved permanently to %s; polling that from now on", move_to,
                         extra={"source": source.name})
         max_age = parse_max_age(response.headers.get("cache-control"))
-        if feed is None:  # not modified
+        if response.not_modified:
             self._recovered(state)
             await self.store.record_poll(source.name, self.owner, now, PollRecord(
                 self._next(source, now, max_age), redirect_to=redirect_to,
                 redirect_seen=seen, move_to=move_to))
             return PollResult(source.name, not_modified=True)
 
-        self._spent("parse", answer.parse_seconds)
-        result = await self.collect(source, feed.articles, feed.rejected)
+        feed = await self.work.parse(source.name, response.body, response.headers,
+                                     response.url)
+        self._spent("parse", feed.spent["parse"])
+        result = await self.collect(source, feed)
         self._recovered(state)
         await self.store.record_poll(source.name, self.owner, self.clock.now(), PollRecord(
             self._next(source, self.clock.now(), max(max_age or 0, feed.ttl or 0)),
@@ -213,13 +218,12 @@ class Pipeline:
         return schedule.after_success(now, source.interval,
                                       cache_hint if source.respect_cache_hints else None)
 
-    async def collect(self, source: Source, collected: Sequence[Article],
-                      rejected: Sequence[Rejected] = ()) -> PollResult:
+    async def collect(self, source: Source, feed: Parsed) -> PollResult:
         """dedup → page → extract → store, for the items of a feed: only new articles'
         pages are fetched (full text). An item that fails a step is dropped alone."""
         rejects = Rejects(source.name)
-        rejects.add(*rejected)
-        fresh = await self._fresh(collected, rejects)
+        rejects.absorb(feed.rejected, feed.bug)
+        fresh = await self._new(feed.items, feed.spent["dedup"])
         with_pages = await pages.fetch_pages(self.client, self.politeness, source,
                                              [item.article for item in fresh])
         paged = []
@@ -228,30 +232,24 @@ class Pipeline:
                 rejects.failed(item.article.link, page)
             else:
                 paged.append(dataclasses.replace(item, article=page))
-        result = await self._store(source.name, await self._extract(paged, rejects),
-                                   len(collected), rejects)
+        result = await self._store(source.name, paged, feed.collected, rejects)
         rejects.report(self.metrics)
         return result
 
     async def _fresh(self, collected: Sequence[Article], rejects: Rejects) -> list[Keyed]:
         """The collected articles whose keys are unknown (one lookup), keys attached."""
         started = time.perf_counter()
-        keyed = rejects.each(collected, Keyed.of, _link)
+        keyed = rejects.each(collected, Keyed.of, link)
+        return await self._new(keyed, time.perf_counter() - started)
+
+    async def _new(self, keyed: Sequence[Keyed], keying: float) -> list[Keyed]:
+        """The items none of whose keys are known (one lookup); ``keying`` is the time
+        their keys took, counted with the lookup's as ``dedup``."""
+        started = time.perf_counter()
         fresh = dedup.select_new(keyed, await self.store.known_keys(
             [key for item in keyed for key in item.keys]))
-        self._spent("dedup", time.perf_counter() - started)
+        self._spent("dedup", keying + time.perf_counter() - started)
         return fresh
-
-    async def _extract(self, items: list[Keyed], rejects: Rejects) -> list[Keyed]:
-        """Extract in a worker thread: trafilatura takes tens of milliseconds a page,
-        which the event loop (deliveries, other sources) should not wait for."""
-        now = self.clock.now()
-        started = time.perf_counter()
-        extracted = await asyncio.to_thread(
-            rejects.each, items, lambda item: item.extracted(extract(item.article, now)),
-            _keyed_link)
-        self._spent("extract", time.perf_counter() - started)
-        return extracted
 
     async def _crawl(self, source: Source, state: SourceState) -> PollResult:
         """A sitemap or crawl source: its Scrapy child collects pages, the chain goes on."""
@@ -269,9 +267,8 @@ class Pipeline:
         rejects = Rejects(source.name)
         collected = rejects.each(report.pages, lambda page: _page_article(source.name, page),
                                  lambda page: page.url)
-        result = await self._store(
-            source.name, await self._extract(await self._fresh(collected, rejects), rejects),
-            len(report.pages), rejects)
+        result = await self._store(source.name, await self._fresh(collected, rejects),
+                                   len(report.pages), rejects)
         rejects.report(self.metrics)
         for failure in report.errors[:20]:
             log.info("crawl did not get %s: %s", failure.url, failure.reason,
@@ -311,40 +308,29 @@ class Pipeline:
         """dedup → extract → store, for articles collected by any means (their pages,
         when attached, are extracted here; none is fetched)."""
         rejects = Rejects(source)
-        fresh = await self._fresh(collected, rejects)
-        result = await self._store(source, await self._extract(fresh, rejects),
+        result = await self._store(source, await self._fresh(collected, rejects),
                                    len(collected), rejects)
         rejects.report(self.metrics)
         return result
 
     async def _store(self, source: str, items: Sequence[Keyed], collected: int,
                      rejects: Rejects) -> PollResult:
-        """match → fingerprint → store (story, alert) → publish. The store checks the keys
-        again in its transaction, with those the pages gave: a page naming a known
-        article, or one stored meanwhile by another process, is not stored twice."""
+        """extract → match → fingerprint (``self.work``) → store (story, alert) →
+        publish. The store checks the keys again in its transaction, with those the pages
+        gave: a page naming a known article, or one stored meanwhile by another process,
+        is not stored twice."""
         now = self.clock.now()
+        batch: list[NewArticle] = []
+        every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
+        spent = dict.fromkeys((*STAGES, "plan"), 0.0)
         if items:
             await self._learned_rules()
-
-        every: dict[str, list[Match]] = {}  # every mention, for the alerts' snippets
-        spent = dict.fromkeys(("match", "fold", "fingerprint", "plan"), 0.0)
+            prepared = await self.work.prepare(source, items, now, Matching(
+                self.tuned.version, self.tuned.watchlists))
+            rejects.absorb(prepared.rejected, prepared.bug)
+            batch, every = prepared.batch, prepared.every
+            spent.update(prepared.spent)
         clock = time.perf_counter
-
-        def prepare(item: Keyed) -> NewArticle:
-            started = clock()
-            matches = self.matcher.match(item.article)
-            if matches:
-                every[item.article.url] = self.matcher.match(item.article, every=True)
-            matched = clock()
-            document = search.document(item.article)
-            folded = clock()
-            fingerprint = stories.fingerprint(document)
-            spent["match"] += matched - started
-            spent["fold"] += folded - matched
-            spent["fingerprint"] += clock() - folded
-            return NewArticle(item.article, item.keys, matches, fingerprint, document)
-
-        batch = rejects.each(items, prepare, _keyed_link)
 
         def plan(article: Article, matches: list[Match],
                  story: outbox.StoryContext) -> list[outbox.OutboxRow]:
@@ -387,9 +373,8 @@ class Pipeline:
         watchlists): looked up before each batch (a count and an id), so a rule applied
         from the CLI or the desk holds from the next batch on, with no reload."""
         version = await self.store.rules_version()
-        if version != self._rules:
+        if version != self._rules:  # the matcher is compiled where it runs (self.work)
             self.tuned = tuning.overlay(self.config, await self.store.rules())
-            self.matcher = Matcher.for_config(self.tuned)
             self._rules = version
             if version[0]:
                 log.info("matching with %d learned rule(s) from the database", version[0])
@@ -410,14 +395,6 @@ class Pipeline:
             except OSError as exc:
                 log.error("cannot write the Atom feed of watchlist %s in %s: %s", name,
                           directory, exc)
-
-
-def _link(article: Article) -> str:
-    return article.link
-
-
-def _keyed_link(item: Keyed) -> str:
-    return item.article.link
 
 
 def _page_article(source: str, page: crawl.PageEvent) -> Article:

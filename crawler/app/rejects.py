@@ -46,6 +46,12 @@ class Rejects:
     def add(self, *items: Rejected) -> None:
         self.items.extend(items)
 
+    def absorb(self, rejected: Iterable[Rejected], bug: Exception | None) -> None:
+        """Items refused elsewhere (a worker process), with the first bug among them."""
+        self.items.extend(rejected)
+        if self.bug is None:
+            self.bug = bug
+
     def failed(self, link: str, exc: Exception) -> None:
         """Refuse the item at ``link`` for ``exc``."""
         reason = next((name for kind, name in EXPECTED if isinstance(exc, kind)),

@@ -17,6 +17,7 @@ from rich.markup import escape
 from alerts.payload import story_data
 from crawler.app import tuning
 from crawler.app.daemon import OnceReport, Runner, send_test_alert
+from crawler.app.workers import cores
 from crawler.cli.base import Context, cli, err, out, print_json, show_table
 from crawler.cli.progress import progress
 from crawler.config import (
@@ -81,8 +82,11 @@ def check(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the per-source results as JSON.")
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Worker processes for parsing and matching, as daemon.workers; 0 does "
+                   "that work in this process (a worker takes about a second to start).")
 @click.pass_obj
-def once(obj: Context, as_json: bool) -> None:
+def once(obj: Context, as_json: bool, workers: int) -> None:
     """One pass: poll every source, store and match, deliver due alerts, then exit.
 
     Exits 0 even when sources fail (each failure is listed and kept on its source);
@@ -90,7 +94,7 @@ def once(obj: Context, as_json: bool) -> None:
     """
     config = obj.config()
     with obj.store(config) as store:
-        runner = Runner(config, store)
+        runner = Runner(config, store, workers=workers)
         with progress("polling", len(config.active_sources()), quiet=as_json) as advance:
             report = asyncio.run(runner.once(lambda result: advance(result.source)))
     polls = sorted(report.polls, key=lambda p: p.source)
@@ -123,8 +127,10 @@ def run(obj: Context) -> None:
     the running config stays in force.
     """
     config = obj.config()
+    configured = config.settings.daemon.workers
     with obj.store(config) as store:
-        asyncio.run(_run_until_signal(Runner(config, store)))
+        asyncio.run(_run_until_signal(Runner(
+            config, store, workers=cores() if configured is None else configured)))
 
 
 async def _run_until_signal(runner: Runner) -> None:

@@ -8,7 +8,6 @@ crawl begins, and what ``sources test`` checks.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -25,7 +24,6 @@ class FeedAnswer:
 
     response: fetch.Response
     feed: Feed | None
-    parse_seconds: float = 0.0
 
 
 async def fetch_feed(client: httpx.AsyncClient, politeness: Politeness, source: Source,
@@ -33,15 +31,22 @@ async def fetch_feed(client: httpx.AsyncClient, politeness: Politeness, source: 
                      last_modified: str | None = None) -> FeedAnswer:
     """The feed at ``url`` (the source's, or where it has moved); SourceError if it
     cannot be had or is no feed."""
-    async with politeness.turn(url, source.delay):
-        response = await fetch.fetch(client, fetch.Request(
-            source.name, url, source.timeout, source.user_agent, source.max_bytes, etag,
-            last_modified))
+    response = await fetch_feed_body(client, politeness, source, url, etag, last_modified)
     if response.not_modified:
         return FeedAnswer(response, None)
-    started = time.perf_counter()
-    feed = parse_feed(source.name, response.body, response.headers, response.url)
-    return FeedAnswer(response, feed, time.perf_counter() - started)
+    return FeedAnswer(response, parse_feed(source.name, response.body, response.headers,
+                                           response.url))
+
+
+async def fetch_feed_body(client: httpx.AsyncClient, politeness: Politeness, source: Source,
+                          url: str, etag: str | None = None,
+                          last_modified: str | None = None) -> fetch.Response:
+    """The answer at the feed URL ``url``, fetched in its host's turn, not yet parsed (the
+    daemon parses in a worker process: ``crawler/app/workers.py``)."""
+    async with politeness.turn(url, source.delay):
+        return await fetch.fetch(client, fetch.Request(
+            source.name, url, source.timeout, source.user_agent, source.max_bytes, etag,
+            last_modified))
 
 
 async def check_entries(client: httpx.AsyncClient, politeness: Politeness,

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
     model_validator,
 )
@@ -181,6 +182,9 @@ class DaemonSettings(_Model):
 
     tick: Duration = 5.0
     concurrency: int = Field(default=8, ge=1, le=256)
+    #: worker processes for parsing, extraction, matching and fingerprints; None is one
+    #: per core, 0 runs them in the daemon's own process (crawler/app/workers.py)
+    workers: StrictInt | None = Field(default=None, ge=0, le=256)
 
 
 def _listen(value: Any) -> str:

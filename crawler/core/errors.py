@@ -16,17 +16,34 @@
     │   │   ├── BodyTooLargeError
     │   │   └── FetchTimeoutError
     │   ├── ParseError       the body is not a feed we can read
-    │   └── CrawlError       a crawl's child process failed or overran its budget
+    │   ├── CrawlError       a crawl's child process failed or overran its budget
+    │   └── WorkerDiedError  the worker process doing the poll's parsing or matching died
     └── DeliveryError        one attempt to deliver one alert on one channel failed
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class NewswatchError(Exception):
-    """Base of every deliberate newswatch error."""
+    """Base of every deliberate newswatch error.
+
+    Each one pickles whole (its type and attributes), whatever its constructor takes: a
+    worker process's error reaches the daemon as what it is (``crawler/app/workers.py``).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(kind: type[NewswatchError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> NewswatchError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,11 @@ class ParseError(SourceError):
 
 class CrawlError(SourceError):
     """A crawl (sitemap or crawl source) failed, or was killed at its time budget."""
+
+
+class WorkerDiedError(SourceError):
+    """The worker process parsing or matching for this poll died (killed, out of
+    memory); the pool is restarted and the next poll starts afresh."""
 
 
 class DeliveryError(NewswatchError):

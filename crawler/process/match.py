@@ -18,10 +18,11 @@ the pipeline's, collects none of that.
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, overload
 
 import ahocorasick_rs
 
@@ -246,6 +247,7 @@ class Matcher:
     ``match`` is a pure function of the article."""
 
     _cache: ClassVar[dict[str, Matcher]] = {}
+    _building: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
         self._items: list[_Item] = []
@@ -288,12 +290,30 @@ class Matcher:
     @classmethod
     def for_config(cls, config: Config) -> Matcher:
         """The compiled matcher of this config version, built once per process."""
-        matcher = cls._cache.get(config.version)
-        if matcher is None:
-            if len(cls._cache) >= 4:
-                cls._cache.clear()
-            matcher = cls._cache[config.version] = cls(config.watchlists)
-        return matcher
+        return cls.for_version(config.version, config.watchlists)
+
+    @overload
+    @classmethod
+    def for_version(cls, version: str, watchlists: Sequence[WatchlistConfig]) -> Matcher: ...
+
+    @overload
+    @classmethod
+    def for_version(cls, version: str, watchlists: None = None) -> Matcher | None: ...
+
+    @classmethod
+    def for_version(cls, version: str,
+                    watchlists: Sequence[WatchlistConfig] | None = None) -> Matcher | None:
+        """The matcher compiled for ``version``, built from ``watchlists`` on first use in
+        this process; None when it is not built yet and no watchlists are given (a worker
+        process asks for them only then: ``crawler/app/workers.py``). Threads asking at
+        once (polls matching in threads) wait for one build, not make one each."""
+        with cls._building:
+            matcher = cls._cache.get(version)
+            if matcher is None and watchlists is not None:
+                if len(cls._cache) >= 2:  # 10,000 items take 200 MB: the running version
+                    cls._cache.clear()    # and the one before (a poll in flight, a reload)
+                matcher = cls._cache[version] = cls(watchlists)
+            return matcher
 
     def match(self, article: Article, *, every: bool = False) -> list[Match]:
         """The first counting mention of each watch item in each field; with ``every``,
