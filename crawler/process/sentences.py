@@ -10,8 +10,10 @@ letter (an initial, ``U.S.``) or a common title (``Mr.``, ``Gen.``) ends nothing
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _END = re.compile(r"[.!?؟۔…]+[\"'”’»)\]]*(?=\s|$)|\n")
 _NOT_AN_END = re.compile(
@@ -22,8 +24,12 @@ SNIPPET_MAX = 400
 ELLIPSIS = "…"
 
 
-def spans(text: str) -> list[tuple[int, int]]:
-    """The sentences of ``text`` as (start, end) offsets, without surrounding space."""
+@lru_cache(maxsize=16)
+def spans(text: str) -> tuple[tuple[int, int], ...]:
+    """The sentences of ``text`` as (start, end) offsets, without surrounding space.
+
+    Remembered for the last few texts: an alert asks for the sentences of one article's
+    text once per watch item and channel."""
     found: list[tuple[int, int]] = []
     start = 0
     for end in _END.finditer(text):
@@ -42,7 +48,7 @@ def spans(text: str) -> list[tuple[int, int]]:
             b -= 1
         if a < b:
             trimmed.append((a, b))
-    return trimmed
+    return tuple(trimmed)
 
 
 def split(text: str) -> list[str]:
@@ -89,12 +95,11 @@ def snippets(text: str, mentions: Iterable[tuple[int, int]],
     ``text``), in text order, every mention in it marked. A sentence longer than
     ``limit`` is cut around its marks, with an ellipsis where it was cut."""
     sentences = spans(text)
+    starts = [s for s, _ in sentences]
     wanted = sorted({(a, b) for a, b in mentions if 0 <= a < b <= len(text)})
     groups: list[tuple[int, int, list[tuple[int, int]]]] = []
     for a, b in wanted:
-        lo = next((s for s, e in sentences if s <= a < e), a)
-        hi = next((e for s, e in sentences if s < b <= e), b)
-        lo, hi = min(lo, a), max(hi, b)
+        lo, hi = _around(sentences, starts, a, b)
         if groups and lo < groups[-1][1]:  # the same sentence (or one it runs into)
             start, end, marks = groups.pop()
             lo, hi, marks = min(start, lo), max(end, hi), [*marks, (a, b)]
@@ -102,6 +107,17 @@ def snippets(text: str, mentions: Iterable[tuple[int, int]],
             marks = [(a, b)]
         groups.append((lo, hi, marks))
     return [_cut(text, (lo, hi), marks, limit) for lo, hi, marks in groups]
+
+
+def _around(sentences: Sequence[tuple[int, int]], starts: Sequence[int],
+            a: int, b: int) -> tuple[int, int]:
+    """Where the sentence holding ``a`` starts and the one holding ``b`` ends (the
+    mention itself where it stands outside every sentence, in the space between)."""
+    first = bisect_right(starts, a) - 1
+    lo = sentences[first][0] if first >= 0 and a < sentences[first][1] else a
+    last = bisect_right(starts, b - 1) - 1
+    hi = sentences[last][1] if last >= 0 and b <= sentences[last][1] else b
+    return min(lo, a), max(hi, b)
 
 
 def _cut(text: str, span: tuple[int, int], marks: Sequence[tuple[int, int]],
