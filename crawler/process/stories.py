@@ -11,12 +11,10 @@ with each article.
 
 It is computed in arrays (numpy), not shingle by shingle: each word is hashed once with
 xxh3-64, a shingle's 64-bit hash is combined from its words' hashes, and the hash
-functions are multiply-shift, the top 32 bits of ``(a·x + b) mod 2⁶⁴`` (a odd), with
-coefficients fixed by BLAKE2b of their names, so a signature is the same in every
-process, run and version (never Python's ``hash()``). The wrap-around is free in uint64
-arrays, where a modulo by a prime cost nine tenths of the signature's time. A change to
-any of this changes stored signatures: it needs a migration that recomputes them
-(``crawler/store/sqlite/schema.py``, step 10).
+functions are ``(a·x + b) mod 2³¹ − 1`` with coefficients fixed by BLAKE2b of their
+names, so a signature is the same in every process, run and version (never Python's
+``hash()``). A change to any of this changes stored signatures: it needs a migration
+that recomputes them (``crawler/store/sqlite/schema.py``, step 10).
 
 To find candidates without comparing with every recent article, the signature is cut
 into ``BANDS`` bands of ``ROWS`` values; each band hashes to a *band key* stored in the
@@ -27,8 +25,8 @@ and only candidates are scored.
 An article joins the story of its most similar candidate when the score reaches
 ``threshold`` (``stories.threshold``, default 0.4). On the fixture set of
 ``tests/test_stories.py`` a copy under another URL scores 1.0, retitled copies with an
-outlet's boilerplate or one rewritten paragraph 0.48–0.86, and different articles on the
-same events at most 0.11. Articles with fewer than
+outlet's boilerplate or one rewritten paragraph 0.48–0.92, and different articles on the
+same events at most 0.125. Articles with fewer than
 ``MIN_SHINGLES`` shingles (a headline and a line) say too little to tell a copy from a
 look-alike: they join a story only as exact copies (score 1.0).
 """
@@ -50,6 +48,9 @@ BANDS = 32
 ROWS = HASHES // BANDS
 MIN_SHINGLES = 12
 DEFAULT_THRESHOLD = 0.4
+#: The Mersenne prime 2³¹ − 1 of the hash functions ``(a·x + b) mod PRIME``: with x, a
+#: and b below it, a·x + b stays under 2⁶³, so uint64 arithmetic never overflows.
+PRIME = (1 << 31) - 1
 
 _WORD = re.compile(r"\w+")
 _U64 = np.uint64
@@ -57,14 +58,15 @@ _Hashes = npt.NDArray[np.uint64]
 
 
 def _coefficients(name: str) -> _Hashes:
-    """``HASHES`` fixed 64-bit values derived from ``name`` by BLAKE2b: the same in every
-    process, run and numpy version (a seeded numpy generator promises less)."""
-    return np.array([int.from_bytes(hashlib.blake2b(f"newswatch-minhash-{name}-{i}".encode(),
-                                                    digest_size=8).digest(), "little")
+    """``HASHES`` fixed values in [1, PRIME) derived from ``name`` by BLAKE2b: the same in
+    every process, run and numpy version (a seeded numpy generator promises less)."""
+    return np.array([1 + int.from_bytes(hashlib.blake2b(f"newswatch-minhash-{name}-{i}"
+                                                        .encode(), digest_size=8).digest(),
+                                        "little") % (PRIME - 1)
                      for i in range(HASHES)], dtype=_U64)
 
 
-_A, _B_COLUMN = _coefficients("a") | _U64(1), _coefficients("b")[:, np.newaxis]
+_A, _B_COLUMN = _coefficients("a"), _coefficients("b")[:, np.newaxis]
 _CHUNK = 4096  # shingles hashed at once: a 4096 × HASHES uint64 array, 2 MiB
 _MULTIPLIER = _U64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2⁶⁴
 
@@ -121,18 +123,18 @@ def shingles(text: str) -> _Hashes:
 
 
 def signature(parts: _Hashes) -> bytes:
-    """The MinHash signature: for each of ``HASHES`` hash functions, the top 32 bits of
-    ``(a·x + b) mod 2⁶⁴``, the smallest over the shingles, as little-endian uint32. (The
-    top bits of the smallest value are the smallest top bits, so one shift at the end.)"""
+    """The MinHash signature: for each of ``HASHES`` hash functions
+    ``(a·x + b) mod PRIME`` (x: a shingle's hash mod PRIME), the smallest over the
+    shingles, as little-endian uint32."""
     if not parts.size:
         return b""
-    smallest = np.full(HASHES, np.iinfo(np.uint64).max, dtype=_U64)
-    for start in range(0, parts.size, _CHUNK):  # memory bounded for a text of any length
+    x = parts % _U64(PRIME)
+    smallest = np.full(HASHES, PRIME, dtype=_U64)
+    for start in range(0, x.size, _CHUNK):  # memory bounded for a text of any length
         # one row per hash function, so that each minimum runs over contiguous memory
-        values = np.multiply.outer(_A, parts[start:start + _CHUNK])
-        values += _B_COLUMN
+        values = (np.multiply.outer(_A, x[start:start + _CHUNK]) + _B_COLUMN) % _U64(PRIME)
         np.minimum(smallest, values.min(axis=1), out=smallest)
-    return bytes((smallest >> _U64(32)).astype("<u4").tobytes())
+    return bytes(smallest.astype("<u4").tobytes())
 
 
 def band_keys(sig: bytes) -> tuple[int, ...]:
