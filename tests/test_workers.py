@@ -393,7 +393,8 @@ def test_the_event_loop_keeps_ticking_while_a_5_mb_feed_is_ingested(
 
         ticking = asyncio.create_task(ticker())
         deadline = time.monotonic() + 120
-        while len(receiver.delivered()) < mentions and time.monotonic() < deadline:
+        while (len({h.headers["webhook-id"] for h in receiver.delivered()}) < mentions
+               and time.monotonic() < deadline):
             await asyncio.sleep(0.1)
         stop.set()
         await asyncio.gather(daemon, ticking)
@@ -406,7 +407,9 @@ def test_the_event_loop_keeps_ticking_while_a_5_mb_feed_is_ingested(
         store.close()
 
     assert row["last_error"] is None and stored == count
-    assert len(receiver.delivered()) == mentions, "one alert per item naming Noor"
+    # one alert per item naming Noor (a delivery retried on a loaded machine comes twice,
+    # under the same id)
+    assert len({h.headers["webhook-id"] for h in receiver.delivered()}) == mentions
     asked = site.requests_to("/big.xml")[0].at  # what start-up takes does not count
     lags = [late for when, late in ticks if when >= asked]
     p99 = statistics.quantiles(lags, n=100)[98]
