@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers  ## run every benchmark in benchmarks/ (not the soak)
+bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers bench-latency  ## run every benchmark in benchmarks/ (not the soak)
 
 bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
@@ -79,6 +79,9 @@ bench-ingest: $(VENV)/.installed-test  ## newswatch once over 10 local feeds x 6
 
 bench-workers: $(VENV)/.installed-run  ## newswatch once with 2 worker processes against in process, 10 feeds x 600 items, 10,000 watch items (~5 min; not in CI)
 	$(BIN)/python -m benchmarks.workers
+
+bench-latency: $(VENV)/.installed-test  ## one new item in a 30-item feed, 10,000 watch items: response to outbox commit (not in CI)
+	$(BIN)/python -m benchmarks.latency
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -47,3 +47,13 @@ def test_the_archive_benchmark_runs_tiny_with_a_generated_watchlist() -> None:
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["articles"] == 60 and report["watch_items"] == 50
     assert report["alerts_queued"] > 0 and report["add_articles_cpu_ms_per_article"] > 0
+
+
+def test_the_latency_benchmark_runs_tiny() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.latency", "--watch", "20",
+                           "--rounds", "2", "--items", "5"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["rounds"] == 2 and report["median_ms"] > 0
+    assert all(report["stage_median_ms"][s] > 0 for s in ("parse", "match", "store"))
