@@ -5,9 +5,10 @@ Not part of CI. Run with ``make bench-soak`` (or ``python benchmarks/soak.py --h
 It starts a local site with ``--feeds`` feeds (each answers conditional GETs with 304
 until it changes; a feed changes on a request with probability ``--change``), a webhook
 receiver, and ``newswatch run`` on a fresh database with the HTTP listener on. While it
-runs it samples the daemon's resident memory; at the end it scrapes /metrics and reports
-articles/s, alerts/s, CPU time per poll, the share of polls answered 304, and memory
-over time with its slope over the last two thirds of the run.
+runs it samples the resident memory of the daemon and its worker processes; at the end
+it scrapes /metrics and reports articles/s, alerts/s, CPU time per poll (the daemon's
+and its workers'), the share of polls answered 304, and memory over time with its slope
+over the last two thirds of the run.
 
 Beside it, in the same run, a bare conditional-GET poller (httpx, no parsing, no
 storage) polls the same feeds for ``--floor-seconds``: its CPU time per poll is the
@@ -116,16 +117,41 @@ def serve(feeds: Feeds) -> tuple[ThreadingHTTPServer, int]:
     return server, server.server_address[1]
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process below it: the daemon, its fork server and its workers
+    (``daemon.workers``), whose CPU and memory are the daemon's too."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            queue.extend(int(c) for c in task.read_text().split())
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU time of the process tree (user and system), those still running."""
+    total = 0
+    for member in tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of the process tree."""
+    total = 0.0
+    for member in tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        total += sum(int(line.split()[1]) / 1024 for line in lines
+                     if line.startswith("VmRSS:"))
+    return total
 
 
 def slope(points: list[tuple[float, float]]) -> float:
