@@ -477,3 +477,23 @@ def test_the_workers_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     report = capsys.readouterr().out
     assert "10 articles stored by each" in report
     assert re.search(r"ratio\s+\d+\.\d\dx\s+\d+\.\d\dx", report), report
+
+
+def test_a_matcher_built_for_a_poll_leaves_the_collector_a_settled_heap() -> None:
+    """Its millions of long-lived objects are frozen out of the collector's full passes
+    (each would walk them all), and a later build unfreezes them first."""
+    import gc
+
+    from crawler.app import workers
+
+    watchlists = (WatchlistConfig(name="w", watch=[WatchItem(name="Hanif Atmar")]),)
+    gc.unfreeze()
+    try:
+        built = workers.matcher("settle-test-1", watchlists)
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        assert workers.matcher("settle-test-1", watchlists) is built  # cached: no new pass
+        assert gc.get_freeze_count() == frozen
+        assert built.match(make_article(title="Hanif Atmar spoke"))
+    finally:
+        gc.unfreeze()
