@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,12 @@ from crawler.core.clock import iso
 HOURLY = "hourly"
 
 
+@lru_cache(maxsize=64)
 def next_slot(spec: str, timezone: str, now: datetime) -> datetime:
-    """The first digest time of ``spec`` strictly after ``now`` (an aware datetime)."""
+    """The first digest time of ``spec`` strictly after ``now`` (an aware datetime).
+
+    Remembered: a poll plans all its alerts at one ``now``, and each cron evaluation
+    takes about a millisecond."""
     when = next_digest_time(spec, now.astimezone(ZoneInfo(timezone)))
     if when is None:  # a cron line that never fires again (e.g. 31 February)
         return now + timedelta(days=366)

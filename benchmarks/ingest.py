@@ -11,9 +11,11 @@ Dari aliases, as ``benchmarks/matching.py`` makes them) and one webhook channel 
 yearly digest: every alert is planned and stored, none is sent during the run. Then:
 
 - **newswatch once**: ``newswatch once`` in a child process on a fresh database, timed
-  from its start to its exit (interpreter start, config load and matcher build included);
-- **startup**: the same over empty feeds on another fresh database: what a pass costs
-  before its first article; the *steady-state* rate divides the articles by the
+  from its start to its exit (interpreter start, config load and matcher build included),
+  twice: in process (``--workers 0``, its default) and with worker processes as the
+  daemon runs by default (``--workers N``, one per core; ``--workers`` here changes N);
+- **startup**: each of the same over empty feeds on another fresh database: what a pass
+  costs before its first article; the *steady-state* rate divides the articles by the
   difference of the two;
 - **stages**: the same pass again in this process (``Runner.once``), one source at a time
   (``daemon.concurrency: 1``, so that no stage's time overlaps another poll's), reading
@@ -227,6 +229,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600, help="items per feed")
     parser.add_argument("--watch", type=int, default=10_000, help="watched people")
     parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes of the second pass (default: the cores)")
     args = parser.parse_args()
     os.environ.pop("NEWSWATCH_CONFIG", None)
     documents, pool = feeds(args.feeds, args.items, args.watch, args.seed)
@@ -235,8 +239,14 @@ def main() -> None:
             serve(documents) as port:
         root = Path(tmp)
         floor_a, entries = run_floor(root, port, args.feeds, 1)
-        probe, _ = run_once(config_dir(root, "startup", port, args.feeds, "empty", pool))
-        whole, report = run_once(config_dir(root, "once", port, args.feeds, "f", pool))
+        passes = {}
+        for workers in (0, args.workers):
+            option = ("--workers", str(workers))
+            probe, _ = run_once(config_dir(root, f"startup-{workers}", port, args.feeds,
+                                           "empty", pool), *option)
+            whole, report = run_once(config_dir(root, f"once-{workers}", port, args.feeds,
+                                                "f", pool), *option)
+            passes[workers] = (whole, probe)
         stages_wall, staged, spent = run_stages(
             config_dir(root, "stages", port, args.feeds, "f", pool, concurrency=1))
         floor_b, _ = run_floor(root, port, args.feeds, 2)
@@ -245,20 +255,26 @@ def main() -> None:
     planned = sum(s["queued"] for s in report["sources"])
     floor = min(floor_a, floor_b)
     floor_rate = entries / floor
-    rate = articles / whole
-    # tiny runs may take no longer than the empty pass: no steady rate to tell then
-    steady = articles / (whole - probe) if whole > probe else 0.0
+    rows = []
+    timed: dict[str, Any] = {}
+    for workers, (whole, probe) in passes.items():
+        rate = articles / whole
+        # tiny runs may take no longer than the empty pass: no steady rate to tell then
+        steady = articles / (whole - probe) if whole > probe else 0.0
+        label = "in process" if workers == 0 else f"{workers} workers"
+        rows += [(f"newswatch once, {label} (whole)", whole, rate),
+                 (f"newswatch once, {label} (steady)", whole - probe, steady)]
+        timed[f"workers_{workers}"] = {
+            "once_seconds": round(whole, 2), "once_articles_per_s": round(rate, 1),
+            "startup_seconds": round(probe, 2), "steady_articles_per_s": round(steady, 1),
+            "once_ratio_to_floor": round(rate / floor_rate, 3),
+            "steady_ratio_to_floor": round(steady / floor_rate, 3)}
     per_article = {stage: spent[stage] / staged * 1e6 if staged else 0.0 for stage in STAGES}
     result = {
         "feeds": args.feeds, "items_per_feed": args.items, "watch_items": args.watch,
         "feed_megabytes": round(megabytes, 1), "articles": articles, "matched": matched,
-        "alerts_planned": planned,
-        "once_seconds": round(whole, 2), "once_articles_per_s": round(rate, 1),
-        "startup_seconds": round(probe, 2),
-        "steady_articles_per_s": round(steady, 1),
+        "alerts_planned": planned, **timed,
         "floor_seconds": round(floor, 3), "floor_articles_per_s": round(floor_rate, 1),
-        "once_ratio_to_floor": round(rate / floor_rate, 3),
-        "steady_ratio_to_floor": round(steady / floor_rate, 3),
         "stages_pass_seconds": round(stages_wall, 2),
         "config_load_seconds": round(spent["config"], 2),
         "matcher_build_seconds": round(spent["matcher"], 2),
@@ -267,13 +283,13 @@ def main() -> None:
     print(f"ingest: {args.feeds} feeds × {args.items} items ({megabytes:.1f} MB of RSS, full "
           f"text off), {args.watch:,} watch items; {articles} articles stored, {matched} "
           f"matched, {planned} alerts planned")
-    print(f"{'':38}{'seconds':>9}{'articles/s':>12}{'× floor':>9}")
-    for name, seconds, per_s in (
-            ("newswatch once (whole)", whole, rate),
-            ("newswatch once (steady, no startup)", whole - probe, steady),
-            ("floor: feedparser + executemany", floor, floor_rate)):
-        print(f"{name:38}{seconds:>9.2f}{per_s:>12.1f}{per_s / floor_rate:>9.3f}")
-    print(f"startup (once over empty feeds): {probe:.2f} s; in process, loading the config "
+    print(f"{'':44}{'seconds':>9}{'articles/s':>12}{'× floor':>9}")
+    for name, seconds, per_s in (*rows,
+                                 ("floor: feedparser + executemany", floor, floor_rate)):
+        print(f"{name:44}{seconds:>9.2f}{per_s:>12.1f}{per_s / floor_rate:>9.3f}")
+    startups = ", ".join(f"{w} workers {p:.2f} s" if w else f"in process {p:.2f} s"
+                         for w, (_, p) in passes.items())
+    print(f"startup (once over empty feeds): {startups}; in process, loading the config "
           f"takes {spent['config']:.2f} s and building the matcher {spent['matcher']:.2f} s")
     print(f"per article, by stage (in-process pass, one source at a time, {stages_wall:.2f} s "
           f"for {staged} articles):")

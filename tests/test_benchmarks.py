@@ -13,18 +13,20 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.slow  # two `newswatch once` subprocesses and a floor: about 12 s
+@pytest.mark.slow  # four `newswatch once` subprocesses and a floor: about 20 s
 def test_the_ingest_benchmark_runs_tiny_and_prints_its_table() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--feeds", "1",
-                           "--items", "5", "--watch", "20"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=110, check=False)
+                           "--items", "5", "--watch", "20", "--workers", "2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=110, check=False)
     assert done.returncode == 0, done.stderr
-    for row in ("newswatch once (whole)", "newswatch once (steady, no startup)",
+    for row in ("newswatch once, in process (whole)", "newswatch once, in process (steady)",
+                "newswatch once, 2 workers (whole)", "newswatch once, 2 workers (steady)",
                 "floor: feedparser + executemany", "parse", "dedup", "extract", "match",
                 "fold", "fingerprint", "store", "plan"):
         assert row in done.stdout
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["articles"] == 5 and report["alerts_planned"] == report["matched"] > 0
+    assert report["workers_0"]["once_seconds"] > 0 and report["workers_2"]["once_seconds"] > 0
     assert all(v > 0 for v in report["stage_us_per_article"].values()), "every stage timed"
 
 

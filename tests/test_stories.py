@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crawler.app.pipeline import Pipeline
 from crawler.core.article import Article
@@ -411,6 +414,16 @@ def test_the_signature_of_a_fixed_text_is_pinned() -> None:
     bands = tuple(found["bands"])
     assert bands[:2] == (2678265046918884822, 3038056395418040140)
     assert hashlib.sha256(repr(bands).encode()).hexdigest()[:16] == "fda8a1e4f3516d1b"
+
+
+@given(st.lists(st.integers(0, (1 << 63) - 1), max_size=50))
+def test_the_hash_functions_reduce_without_dividing_as_numpy_divides(values: list[int]) -> None:
+    edges = [0, 1, stories.PRIME - 1, stories.PRIME, stories.PRIME + 1, 2 * stories.PRIME,
+             (1 << 31), (1 << 32) - 1, (stories.PRIME - 1) ** 2 + stories.PRIME - 1,
+             (1 << 63) - 1]
+    array = np.array(values + edges, dtype=np.uint64)
+    expected = array % np.uint64(stories.PRIME)
+    assert (stories._mod_prime(array.copy()) == expected).all()
 
 
 def test_another_process_computes_the_same_signature() -> None:

@@ -477,3 +477,26 @@ def test_the_workers_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     report = capsys.readouterr().out
     assert "10 articles stored by each" in report
     assert re.search(r"ratio\s+\d+\.\d\dx\s+\d+\.\d\dx", report), report
+
+
+def test_a_matcher_built_for_a_poll_leaves_the_collector_a_settled_heap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its millions of long-lived objects are frozen out of the collector's full passes
+    (each would walk them all), once per build, not per poll."""
+    import gc
+
+    from crawler.app import workers
+
+    settled: list[int] = []
+    real = workers.settle_heap
+    monkeypatch.setattr(workers, "settle_heap", lambda: settled.append(1) or real())
+    watchlists = (WatchlistConfig(name="w", watch=[WatchItem(name="Hanif Atmar")]),)
+    gc.unfreeze()
+    try:
+        built = workers.matcher("settle-test-1", watchlists)
+        assert gc.get_freeze_count() > 0
+        assert workers.matcher("settle-test-1", watchlists) is built
+        assert settled == [1]  # the cached matcher settles nothing again
+        assert built.match(make_article(title="Hanif Atmar spoke"))
+    finally:
+        gc.unfreeze()

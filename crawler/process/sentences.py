@@ -69,7 +69,10 @@ def lede(text: str, fallback: str = "", limit: int = LEDE_MAX) -> str | None:
     word if it alone is longer), else the ``fallback`` (the summary) so cut; None if both
     are empty."""
     chosen: list[str] = []
-    for sentence in split(" ".join(text.split("\n"))):
+    # Only the head can matter: a sentence that starts past ``limit`` is never chosen,
+    # and one cut at twice the limit is still too long to fit, as the whole one is.
+    head = text.lstrip()[:2 * limit + 2]
+    for sentence in split(" ".join(head.split("\n"))):
         if chosen and len(" ".join([*chosen, sentence])) > limit:
             break
         chosen.append(sentence)

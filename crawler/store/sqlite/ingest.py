@@ -172,7 +172,8 @@ def _candidates(conn: sqlite3.Connection, bands: Collection[int], now: datetime,
     if not bands:
         return by_band, {}
     for key, article_id in conn.execute(
-            f"SELECT key, article_id FROM story_bands WHERE key IN ({EACH})", [each(bands)]):
+            f"SELECT key, article_id FROM story_bands WHERE key IN ({EACH})",
+            [each(sorted(bands))]):
         by_band.setdefault(key, []).append(article_id)
     ids = {i for found in by_band.values() for i in found}
     return by_band, {other: stories.Candidate(other, story_id, signature, shingles)
@@ -302,8 +303,10 @@ def _write(conn: sqlite3.Connection, placed: Sequence[_Placed],
         conn.executemany("INSERT INTO article_signatures (article_id, signature, shingles) "
                          "VALUES (?, ?, ?)", [(p.id, p.new.fingerprint.signature,
                                                p.new.fingerprint.shingles) for p in signed])
+        # in key order: each page of the index is then visited once per poll, not once
+        # per key that lands on it, in whatever order the cache allows
         conn.executemany("INSERT OR IGNORE INTO story_bands (key, article_id) VALUES (?, ?)",
-                         [(b, p.id) for p in signed for b in p.new.fingerprint.bands])
+                         sorted((b, p.id) for p in signed for b in p.new.fingerprint.bands))
     conn.executemany(fts.INSERT, [(p.id, *p.new.indexed) for p in placed])
     if queued:  # a key queued already (by no story the batch joins) stays as it was
         conn.executemany(
