@@ -2,7 +2,8 @@
 
 Several processes may share the file: writes are ``BEGIN IMMEDIATE`` transactions, and
 work is claimed with leases inside them. The class is put together from one part per
-domain (sources, articles, outbox, mutes and rules, desk users, maintenance) over a shared connection.
+domain (sources, articles, outbox, mutes and rules, desk users, maintenance) over a
+shared connection.
 """
 
 from __future__ import annotations

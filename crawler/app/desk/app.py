@@ -1,0 +1,104 @@
+"""The one Starlette app the listener serves: /healthz, /metrics, the Atom feeds and,
+with ``http.desk: true``, the triage desk (``pages``). Without the desk, ``/`` and every
+desk path answer 404, as the listener did before it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crawler.app import atom
+from crawler.app.desk import access, pages
+from crawler.app.desk.host import Host, answer
+from crawler.config import HttpSettings
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+HEADERS = [(b"content-security-policy", CSP.encode()),
+           (b"x-content-type-options", b"nosniff"),
+           (b"referrer-policy", b"same-origin"),
+           (b"x-frame-options", b"DENY")]
+STATIC = Path(__file__).parent / "static"
+
+
+class SecurityHeaders:
+    """The security headers on every response, and ``Cache-Control: no-store`` on all
+    but the static files (pages name what was watched; they must not be kept)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cache = b"public, max-age=3600" if scope["path"].startswith("/static/") \
+            else b"no-store"
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {n.lower() for n, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *[(n, v) for n, v in HEADERS if n not in names],
+                                      *([] if b"cache-control" in names
+                                        else [(b"cache-control", cache)])]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def build(host: Host, *, desk: bool) -> Starlette:
+    """The app; ``desk`` adds the desk's pages (read once: ``http.*`` changes at restart)."""
+
+    async def healthz(request: Request) -> Response:
+        return answer(await host.healthz())
+
+    async def metrics(request: Request) -> Response:
+        if host.metrics is None:
+            return PlainTextResponse("not found\n", 404)
+        token = (host.config().settings.http or HttpSettings()).metrics_token
+        if not access.is_loopback(request) and not access.bearer_ok(request, token):
+            if not token:
+                return PlainTextResponse("/metrics is open to loopback only: set "
+                                         "http.metrics_token to scrape it from elsewhere\n",
+                                         403)
+            return PlainTextResponse("a bearer token is needed\n", 401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        return answer(await host.metrics())
+
+    async def feed(request: Request) -> Response:
+        name = request.path_params["name"]
+        found = next((w.name for w in host.config().watchlists
+                      if atom.file_name(w.name) == name), None)
+        if found is None:
+            return PlainTextResponse("not found\n", 404)
+        if not access.is_loopback(request):
+            secret = await host.secret(access.FEED_SECRET)
+            if not access.feed_token_ok(secret, found, request.query_params.get("token", "")):
+                return PlainTextResponse("this feed needs its ?token= from anywhere but "
+                                         "loopback (newswatch feeds lists them)\n", 403)
+        return answer(await host.feed(found))
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/feeds/{name}.atom", feed, methods=["GET"]),
+    ]
+    if desk:
+        routes += [*pages.routes(host),
+                   Mount("/static", StaticFiles(directory=STATIC), name="static")]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("not found\n", 404)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app.add_middleware(SecurityHeaders)
+    return app
+
