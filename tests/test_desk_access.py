@@ -77,6 +77,14 @@ def test_a_forged_post_is_refused(project: Project) -> None:
             assert stranger.post("/logout", data={"csrf": ""}).status_code == 403
         assert browser.get("/").status_code == 200  # still signed in
         assert browser.put("/logout").status_code == 405
+        huge = browser.post("/login", content=b"username=" + b"a" * 100_000,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert huge.status_code == 413
+
+        def chunks():  # type: ignore[no-untyped-def]
+            yield b"username=a"
+
+        assert browser.post("/logout", content=chunks()).status_code == 413
         assert browser.delete("/").status_code == 405
 
 
@@ -137,6 +145,7 @@ def test_the_daemon_serves_the_desk_and_stops_on_sigterm(project: Project) -> No
     port = free_port()
     desk = make_desk(project)
     desk.project.settings["http"] = {"listen": f"127.0.0.1:{port}", "desk": True}
+    desk.project.settings["daemon"] = {"workers": 0}
     desk.project.write()
     daemon = project.popen("run")
     try:

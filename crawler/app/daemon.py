@@ -546,7 +546,7 @@ class _ConfigWatcher:
             return
         if new.version == old.version:
             return
-        for key in ("allow_private_networks", "daemon"):
+        for key in ("allow_private_networks", "daemon", "http"):
             if getattr(new.settings, key) != getattr(old.settings, key):
                 log.warning("%s changed: it takes effect at the next restart", key)
         built = await self.build(new)  # before anything changes: a failure keeps the old

@@ -26,6 +26,9 @@ HEADERS = [(b"content-security-policy", CSP.encode()),
            (b"referrer-policy", b"same-origin"),
            (b"x-frame-options", b"DENY")]
 STATIC = Path(__file__).parent / "static"
+#: the largest request body taken (the desk's forms are small); a chunked body, of no
+#: length said, is refused, so none is read unbounded
+MAX_BODY = 64 * 1024
 
 
 class SecurityHeaders:
@@ -41,21 +44,42 @@ class SecurityHeaders:
             return
         cache = b"public, max-age=3600" if scope["path"].startswith("/static/") \
             else b"no-store"
+        if scope["method"] == "POST" and not _small(scope):
+            response = PlainTextResponse(f"a request body of at most {MAX_BODY} bytes, "
+                                         "with its Content-Length\n", 413)
+            await response(scope, receive, lambda m: self._send(m, send, cache))
+            return
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {n.lower() for n, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *[(n, v) for n, v in HEADERS if n not in names],
-                                      *([] if b"cache-control" in names
-                                        else [(b"cache-control", cache)])]
-            await send(message)
+            await self._send(message, send, cache)
 
         await self.app(scope, receive, sending)
 
+    @staticmethod
+    async def _send(message: Message, send: Send, cache: bytes) -> None:
+        if message["type"] == "http.response.start":
+            names = {n.lower() for n, _ in message.get("headers", [])}
+            message["headers"] = [*message.get("headers", []),
+                                  *[(n, v) for n, v in HEADERS if n not in names],
+                                  *([] if b"cache-control" in names
+                                    else [(b"cache-control", cache)])]
+        await send(message)
+
+
+def _small(scope: Scope) -> bool:
+    """Whether the request's body is at most ``MAX_BODY`` by its Content-Length (uvicorn
+    reads no more than the length said); a chunked body, of no known length, is not."""
+    headers = dict(scope["headers"])
+    if b"content-length" in headers:
+        length = headers[b"content-length"]
+        return length.isdigit() and int(length) <= MAX_BODY
+    return b"transfer-encoding" not in headers
+
 
 def build(host: Host, *, desk: bool) -> Starlette:
-    """The app; ``desk`` adds the desk's pages (read once: ``http.*`` changes at restart)."""
+    """The app; ``desk`` adds the desk's pages. ``http.*`` is read here, once: it changes
+    at the next restart."""
+    http = host.config().settings.http or HttpSettings()
 
     async def healthz(request: Request) -> Response:
         return answer(await host.healthz())
@@ -63,7 +87,7 @@ def build(host: Host, *, desk: bool) -> Starlette:
     async def metrics(request: Request) -> Response:
         if host.metrics is None:
             return PlainTextResponse("not found\n", 404)
-        token = (host.config().settings.http or HttpSettings()).metrics_token
+        token = http.metrics_token
         if not access.is_loopback(request) and not access.bearer_ok(request, token):
             if not token:
                 return PlainTextResponse("/metrics is open to loopback only: set "
@@ -92,7 +116,7 @@ def build(host: Host, *, desk: bool) -> Starlette:
         Route("/feeds/{name}.atom", feed, methods=["GET"]),
     ]
     if desk:
-        routes += [*pages.routes(host),
+        routes += [*pages.routes(host, http),
                    Mount("/static", StaticFiles(directory=STATIC), name="static")]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -60,11 +60,7 @@ def safe_next(value: str | None) -> str:
     return "/" if parts.scheme or parts.netloc or "\\" in value else value
 
 
-def _http(host: Host) -> HttpSettings:
-    return host.config().settings.http or HttpSettings()
-
-
-def routes(host: Host) -> list[BaseRoute]:
+def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
     Page = Callable[[Request], Awaitable[Response]]
 
     async def viewer(request: Request) -> Viewer | None:
@@ -125,7 +121,7 @@ def routes(host: Host) -> list[BaseRoute]:
                           next=safe_next(request.query_params.get("next")))
         response.set_cookie(auth.LOGIN_COOKIE, nonce, max_age=3600, path="/login",
                             httponly=True, samesite="strict",
-                            secure=_http(host).secure_cookies)
+                            secure=http.secure_cookies)
         return response
 
     async def login_page(request: Request) -> Response:
@@ -162,7 +158,7 @@ def routes(host: Host) -> list[BaseRoute]:
             await host.store.call(sync.end_session, auth.session_hash(old))
         response = RedirectResponse(safe_next(str(form.get("next", ""))), 303)
         response.set_cookie(auth.SESSION_COOKIE, opened.session_id, path="/", httponly=True,
-                            samesite="strict", secure=_http(host).secure_cookies)
+                            samesite="strict", secure=http.secure_cookies)
         response.delete_cookie(auth.LOGIN_COOKIE, path="/login")
         return response
 
@@ -172,7 +168,7 @@ def routes(host: Host) -> list[BaseRoute]:
         await host.store.call(host.store.sync.end_session, auth.session_hash(session_id))
         response = RedirectResponse("/login", 303)
         response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True,
-                               samesite="strict", secure=_http(host).secure_cookies)
+                               samesite="strict", secure=http.secure_cookies)
         return response
 
     @page
