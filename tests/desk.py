@@ -50,11 +50,8 @@ def served(config: Config, *, desk: bool = True,
         async def scrape() -> Answer:
             return 200, "text/plain", "newswatch_outbox_pending 0\n"
 
-        async def feed(name: str) -> Answer:
-            return 200, "application/atom+xml", f"<feed>{name}</feed>"
-
         host = Host(config=lambda: config, store=store, clock=_Clock(),
-                    healthz=healthz, feed=feed, metrics=scrape if metrics else None)
+                    healthz=healthz, metrics=scrape if metrics else None)
         serving = await desk_server.serve(desk_app.build(host, desk=desk), "127.0.0.1", 0)
         ready.append(f"http://127.0.0.1:{serving.port}")
         while not stop.is_set():

@@ -122,7 +122,10 @@ def test_feeds_need_their_own_token_off_loopback(project: Project) -> None:
     token = url.partition("token=")[2]
     with served(desk.config) as base, client(base) as reader:
         path = f"/feeds/{atom.file_name(WATCHLIST)}.atom"
-        assert reader.get(path).status_code == 200  # loopback: as before
+        loopback = reader.get(path)  # as before
+        assert loopback.status_code == 200
+        assert loopback.headers["content-type"].startswith("application/atom+xml")
+        assert "<title>newswatch: afghan-opposition</title>" in loopback.text
         assert reader.get(path, headers=ELSEWHERE).status_code == 403
         assert reader.get(path, params={"token": "0" * 32}, headers=ELSEWHERE
                           ).status_code == 403

@@ -5,8 +5,10 @@ a new session id at each login, sign out, and users remove ending sessions."""
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
 from crawler.app.desk import auth
+from crawler.app.desk.pages import Viewer, acting_user
 from tests.desk import HEADLINE, PASSWORD, client, csrf, make_desk, served, sign_in
 from tests.helpers import Project, newswatch
 
@@ -157,3 +159,10 @@ def test_the_session_cookie_flags(project: Project) -> None:
         session = next(c for c in signed.headers.get_list("set-cookie")
                        if c.startswith(auth.SESSION_COOKIE))
         assert "Secure" in session and "HttpOnly" in session
+
+
+def test_the_acting_user_is_the_signed_in_user() -> None:
+    """What the desk records as ``created_by`` (mutes, rules, edits): the user's name."""
+    request = Request({"type": "http", "headers": [], "state": {}})
+    request.state.viewer = Viewer("ana", "token")
+    assert acting_user(request) == "ana"

@@ -27,7 +27,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alerts import notices
 from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
-from crawler.app import atom
 from crawler.app.configure import load_checked_config
 from crawler.app.desk import app as desk_app
 from crawler.app.desk import server as desk_server
@@ -40,7 +39,6 @@ from crawler.config import (
     SETTINGS_FILE,
     SOURCES_FILE,
     WATCHLISTS_FILE,
-    AtomSettings,
     Config,
 )
 from crawler.core.clock import Clock, SystemClock, parse_iso
@@ -253,8 +251,7 @@ class Runner:
         address, _, port = http.listen.rpartition(":")
         store = ThreadedStore(await asyncio.to_thread(SQLiteStore, self.config.database_path))
         host = Host(config=lambda: self.config, store=store, clock=self.clock,
-                    healthz=functools.partial(self._healthz, work), feed=self._atom,
-                    metrics=self._metrics)
+                    healthz=functools.partial(self._healthz, work), metrics=self._metrics)
         try:
             serving = await desk_server.serve(desk_app.build(host, desk=http.desk),
                                               address.strip("[]"), int(port))
@@ -264,12 +261,6 @@ class Runner:
         if http.desk:
             log.info("the desk is on at %s", http.public_url or f"http://{http.listen}/")
         return _Listening(serving, host)
-
-    async def _atom(self, watchlist: str) -> Answer:
-        settings = self.config.settings.atom or AtomSettings()
-        entries = await self.db.matched_articles(watchlist=watchlist, limit=settings.entries)
-        return (200, "application/atom+xml; charset=utf-8",
-                atom.render(watchlist, entries, self.clock.now()))
 
     async def _healthz(self, work: _Work) -> Answer:
         """Alive when the scheduler ticked recently and the database takes a write."""

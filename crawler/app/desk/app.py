@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crawler.app import atom
 from crawler.app.desk import access, pages
 from crawler.app.desk.host import Host, answer
-from crawler.config import HttpSettings
+from crawler.config import AtomSettings, HttpSettings
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -108,7 +108,10 @@ def build(host: Host, *, desk: bool) -> Starlette:
             if not access.feed_token_ok(secret, found, request.query_params.get("token", "")):
                 return PlainTextResponse("this feed needs its ?token= from anywhere but "
                                          "loopback (newswatch feeds lists them)\n", 403)
-        return answer(await host.feed(found))
+        settings = host.config().settings.atom or AtomSettings()
+        entries = await host.store.matched_articles(watchlist=found, limit=settings.entries)
+        return Response(atom.render(found, entries, host.clock.now()),
+                        media_type="application/atom+xml; charset=utf-8")
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -20,14 +20,14 @@ Handler = Callable[[], Awaitable[Answer]]
 @dataclass
 class Host:
     """What the process serving the app gives it. ``store`` is the app's own database
-    connection (on its own thread): never the daemon's writer. ``config`` is read at
-    each request, so a reload renames the feeds."""
+    connection (on its own thread): never the daemon's writer; the desk and the feeds
+    read through it. ``config`` is read at each request, so a reload renames the
+    feeds."""
 
     config: Callable[[], Config]
     store: ThreadedStore
     clock: Clock
     healthz: Handler
-    feed: Callable[[str], Awaitable[Answer]]
     metrics: Handler | None = None  # None: no /metrics (``newswatch desk``)
     kept: dict[str, bytes] = field(default_factory=dict)
 

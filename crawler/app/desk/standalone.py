@@ -12,7 +12,7 @@ from crawler.app.desk import access
 from crawler.app.desk import app as desk_app
 from crawler.app.desk import server as desk_server
 from crawler.app.desk.host import Answer, Host, json_answer
-from crawler.config import AtomSettings, Config
+from crawler.config import Config
 from crawler.core.clock import Clock, SystemClock
 from crawler.store import Store
 from crawler.store.threaded import ThreadedStore
@@ -24,7 +24,6 @@ async def serve(config: Config, store: Store, listen: str, stop: asyncio.Event, 
     """Serve the desk (whatever ``http.desk`` says), /healthz and the feeds on
     ``listen`` until ``stop`` is set; ``started`` gets the port."""
     db = ThreadedStore(store)
-    now = (clock or SystemClock()).now
 
     async def healthz() -> Answer:
         error = await db.writable()
@@ -32,14 +31,8 @@ async def serve(config: Config, store: Store, listen: str, stop: asyncio.Event, 
             "status": "ok" if error is None else "failing",
             "database": {"writable": error is None, "error": error}})
 
-    async def feed(watchlist: str) -> Answer:
-        settings = config.settings.atom or AtomSettings()
-        entries = await db.matched_articles(watchlist=watchlist, limit=settings.entries)
-        return (200, "application/atom+xml; charset=utf-8",
-                atom.render(watchlist, entries, now()))
-
     host = Host(config=lambda: config, store=db, clock=clock or SystemClock(),
-                healthz=healthz, feed=feed)
+                healthz=healthz)
     address, _, port = listen.rpartition(":")
     serving = await desk_server.serve(desk_app.build(host, desk=True), address.strip("[]"),
                                       int(port))
