@@ -98,6 +98,9 @@ def test_metrics_is_open_on_loopback_and_needs_the_bearer_token_elsewhere(
     with served(config) as base, client(base) as scraper:
         assert scraper.get("/metrics").status_code == 200
         assert scraper.get("/metrics", headers=ELSEWHERE).status_code == 401
+        # a proxy on this host forwarding for a loopback address is still a proxy
+        assert scraper.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}
+                           ).status_code == 401
         assert scraper.get("/metrics", headers={**ELSEWHERE, "Forwarded": "for=1.2.3.4"}
                            ).status_code == 401
         assert scraper.get("/metrics", headers={
