@@ -103,8 +103,8 @@ def test_check_warns_when_the_listener_is_not_on_loopback(tmp_path: Path, listen
         assert checked["warnings"] == [] and "warning" not in result.stderr
         return
     warning = (f"{tmp_path / 'newswatch.yaml'}:6:16: listen: {listen} is not a loopback "
-               "address: /healthz, /metrics (which names the watchlists) and the Atom feeds "
-               "are open to anyone who can reach it; listen on 127.0.0.1 behind a proxy "
-               "unless that is meant")
+               "address: /healthz is open to anyone who can reach it, /metrics to holders "
+               "of http.metrics_token and the Atom feeds to holders of their tokens "
+               "(newswatch feeds); listen on 127.0.0.1 behind a proxy unless that is meant")
     assert checked["warnings"] == [warning]
     assert warning.replace(": listen:", ": warning: listen:", 1) in result.stderr

@@ -67,6 +67,8 @@ def test_healthz_and_metrics_from_a_running_daemon(project: Project, site: Site,
         assert metrics[("newswatch_outbox_pending", ())] == 0
         assert metrics[("newswatch_sources_failing", ())] == 1
         assert get(f"http://127.0.0.1:{port}/other").status_code == 404
+        assert get(f"http://127.0.0.1:{port}/").status_code == 404  # http.desk is off
+        assert get(f"http://127.0.0.1:{port}/login").status_code == 404
         feed = get(f"http://127.0.0.1:{port}/feeds/afghan-opposition.atom")
         assert feed.headers["content-type"].startswith("application/atom+xml")
         parsed = feedparser.parse(feed.content)

@@ -27,8 +27,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alerts import notices
 from alerts.channels import Senders, sample_payload
 from alerts.dispatch import DeliveryReport, Dispatcher
-from crawler.app import atom, listener
 from crawler.app.configure import load_checked_config
+from crawler.app.desk import app as desk_app
+from crawler.app.desk import server as desk_server
+from crawler.app.desk.host import Answer, Host, json_answer
 from crawler.app.pipeline import Pipeline, PollResult
 from crawler.app.workers import Hook, InProcess, Pool, Work
 from crawler.collect.fetch import make_client
@@ -37,14 +39,13 @@ from crawler.config import (
     SETTINGS_FILE,
     SOURCES_FILE,
     WATCHLISTS_FILE,
-    AtomSettings,
     Config,
 )
 from crawler.core.clock import Clock, SystemClock, parse_iso
 from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
-from crawler.store import SourceState, Store
+from crawler.store import SourceState, SQLiteStore, Store
 from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,6 @@ class Runner:
 
         self.reload_requested = asyncio.Event()
         self.metrics = Metrics()
-        self.routes: dict[str, listener.Handler] = {}
 
     async def once(self, progress: Callable[[PollResult], None] | None = None) -> OnceReport:
         """Poll every source that no other process holds, then deliver what is due."""
@@ -217,14 +217,7 @@ class Runner:
                      "version %s", len(work.pipeline.sources), tick,
                      f"{self.workers} worker process(es)" if self.workers
                      else "no worker processes", self.store.location, self.config.version)
-            http = self.config.settings.http
-            server = None
-            if http is not None:
-                host, _, port = http.listen.rpartition(":")
-                self.routes = {"/healthz": functools.partial(self._healthz, work),
-                               "/metrics": self._metrics}
-                self.route_feeds()
-                server = await listener.serve(host.strip("[]"), int(port), self.routes)
+            serving = await self._listen(work)
             try:
                 while not stop.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()),
@@ -237,8 +230,10 @@ class Runner:
                         log.info("SIGHUP: reloading the config")
                         await watcher.reload()
             finally:
-                if server is not None:
-                    server.close()
+                if serving is not None:
+                    await serving.serving.stop()
+                    await asyncio.to_thread(serving.host.store.shutdown)
+                    serving.host.store.sync.close()
                 scheduler.shutdown(wait=False)
                 await work.cancel()
                 if not fatal:
@@ -247,36 +242,41 @@ class Runner:
         if fatal:
             raise fatal[0]
 
-    def route_feeds(self) -> None:
-        """Serve each watchlist's Atom feed at /feeds/<watchlist>.atom on the listener
-        (again after a reload, which may add or remove watchlists)."""
-        for path in [p for p in self.routes if p.startswith("/feeds/")]:
-            del self.routes[path]
-        for watchlist in self.config.watchlists:
-            self.routes[f"/feeds/{atom.file_name(watchlist.name)}.atom"] = \
-                functools.partial(self._atom, watchlist.name)
+    async def _listen(self, work: _Work) -> _Listening | None:
+        """Serve /healthz, /metrics, the feeds and (``http.desk``) the desk on
+        ``http.listen``, with a database connection of its own (docs/desk.md)."""
+        http = self.config.settings.http
+        if http is None:
+            return None
+        address, _, port = http.listen.rpartition(":")
+        store = ThreadedStore(await asyncio.to_thread(SQLiteStore, self.config.database_path))
+        host = Host(config=lambda: self.config, store=store, clock=self.clock,
+                    healthz=functools.partial(self._healthz, work), metrics=self._metrics)
+        try:
+            serving = await desk_server.serve(desk_app.build(host, desk=http.desk),
+                                              address.strip("[]"), int(port))
+        except BaseException:
+            store.sync.close()
+            raise
+        if http.desk:
+            log.info("the desk is on at %s", http.public_url or f"http://{http.listen}/")
+        return _Listening(serving, host)
 
-    async def _atom(self, watchlist: str) -> tuple[int, str, str]:
-        settings = self.config.settings.atom or AtomSettings()
-        entries = await self.db.matched_articles(watchlist=watchlist, limit=settings.entries)
-        return (200, "application/atom+xml; charset=utf-8",
-                atom.render(watchlist, entries, self.clock.now()))
-
-    async def _healthz(self, work: _Work) -> tuple[int, str, str]:
+    async def _healthz(self, work: _Work) -> Answer:
         """Alive when the scheduler ticked recently and the database takes a write."""
         tick = self.config.settings.daemon.tick
         since = time.monotonic() - work.last_tick
         database = await self.db.writable()
         pending, oldest = await self.db.outbox_backlog(self.clock.now())
         alive = since < 3 * tick + 5
-        return listener.json_answer(200 if alive and database is None else 503, {
+        return json_answer(200 if alive and database is None else 503, {
             "status": "ok" if alive and database is None else "failing",
             "scheduler": {"alive": alive, "seconds_since_tick": round(since, 3)},
             "database": {"writable": database is None, "error": database},
             "outbox": {"pending": pending, "oldest_pending_seconds": round(oldest, 3)},
         })
 
-    async def _metrics(self) -> tuple[int, str, str]:
+    async def _metrics(self) -> Answer:
         pending, oldest = await self.db.outbox_backlog(self.clock.now())
         failing = sum(1 for r in await self.db.sources() if r["active"] and r["error_count"])
         return 200, CONTENT_TYPE, self.metrics.render({
@@ -375,6 +375,12 @@ class Runner:
             finally:  # the store's thread ends once its queued calls have run
                 await work.close()
                 await asyncio.to_thread(self.db.shutdown)
+
+
+@dataclass
+class _Listening:
+    serving: desk_server.Serving
+    host: Host
 
 
 class _Work:
@@ -531,14 +537,12 @@ class _ConfigWatcher:
             return
         if new.version == old.version:
             return
-        for key in ("allow_private_networks", "daemon"):
+        for key in ("allow_private_networks", "daemon", "http"):
             if getattr(new.settings, key) != getattr(old.settings, key):
                 log.warning("%s changed: it takes effect at the next restart", key)
         built = await self.build(new)  # before anything changes: a failure keeps the old
         runner.config = new
         self.work.pipeline, self.work.dispatcher = built
-        if runner.routes:
-            runner.route_feeds()
         runner._report_disabled(new)
         log.info("config reloaded (version %s): %d source(s), %d watchlist(s)",
                  new.version, len(self.work.pipeline.sources), len(new.watchlists))

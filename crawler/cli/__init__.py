@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from crawler.cli import archive, daemon, matching, sources, tuning
+from crawler.cli import archive, daemon, desk, matching, sources, tuning
 from crawler.cli.base import cli
 
 __all__ = ["cli", "main"]
-_COMMANDS = (archive, daemon, matching, sources, tuning)  # importing them registers their commands
+# importing them registers their commands
+_COMMANDS = (archive, daemon, desk, matching, sources, tuning)
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 Every problem is reported as ``FILE:LINE:COL: message``, all of them at once, so a user
 who edits the files by hand fixes everything in one round. A channel's ``url``, ``secret``
-and ``urls``, ``smtp.*`` and ``database`` may use ``${VAR}`` and ``${VAR:-default}`` to
-take secrets from the environment; nowhere else is ``${`` read (``$$`` is a ``$``).
+and ``urls``, ``smtp.*``, ``http.metrics_token`` and ``database`` may use ``${VAR}`` and
+``${VAR:-default}`` to take secrets from the environment; nowhere else is ``${`` read
+(``$$`` is a ``$``).
 
 The modules, by job: ``units`` (durations, sizes), ``schedule`` (digest schedules),
 ``models`` (the pydantic models of the files), ``yamlfile`` (YAML with positions and

@@ -90,8 +90,8 @@ def digest_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProble
 
 
 def listener_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProblem]:
-    """A listener off loopback serves /healthz, /metrics (which names the watchlists) and
-    the Atom feeds to anyone who can reach it: allowed, but ``check`` says so."""
+    """A listener off loopback serves /healthz to anyone who can reach it, and /metrics
+    and the Atom feeds to whoever holds their tokens: allowed, but ``check`` says so."""
     if settings.http is None:
         return []
     listen = settings.http.listen
@@ -103,9 +103,10 @@ def listener_warnings(settings: Settings, loaded: LoadedFile) -> list[ConfigProb
     if loopback:
         return []
     return [loaded.problem(("http", "listen"), f"listen: {listen} is not a loopback address: "
-                           "/healthz, /metrics (which names the watchlists) and the Atom feeds "
-                           "are open to anyone who can reach it; listen on 127.0.0.1 behind a "
-                           "proxy unless that is meant")]
+                           "/healthz is open to anyone who can reach it, /metrics to holders "
+                           "of http.metrics_token and the Atom feeds to holders of their "
+                           "tokens (newswatch feeds); listen on 127.0.0.1 behind a proxy "
+                           "unless that is meant")]
 
 
 def context_rule_warnings(watchlists: WatchlistsFile,

@@ -99,6 +99,8 @@ def _settings_env(path: KeyPath) -> bool:
     match path:
         case ("database",) | ("channels", _, "url" | "secret") | ("channels", _, "smtp", _):
             return True
+        case ("http", "metrics_token"):
+            return True
         case ("channels", _, "urls" | "to", *_) | ("channels", _, "from"):
             return True
     return False

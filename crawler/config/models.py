@@ -195,9 +195,19 @@ def _listen(value: Any) -> str:
 
 
 class HttpSettings(_Model):
-    """The optional HTTP listener for /healthz and /metrics."""
+    """The optional HTTP listener: /healthz, /metrics, the Atom feeds and, with ``desk``,
+    the triage desk (docs/desk.md)."""
 
     listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9108"
+    desk: bool = False
+    #: where users reach the desk (links in alert emails; https makes the cookie Secure)
+    public_url: Annotated[str, BeforeValidator(optional_http_url)] = ""
+    #: the bearer token /metrics needs from anywhere but loopback (``${VAR}``)
+    metrics_token: str = ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.lower().startswith("https://")
 
 
 class Retention(_Model):

@@ -223,3 +223,25 @@ class FoundArticle:
     story: str | None
     matched: frozenset[tuple[str, str]]
     pruned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A desk session found by its id's hash: whose it is, the CSRF token its forms
+    carry, and when it ends at the latest."""
+
+    user: str
+    csrf: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailures:
+    """Failed logins since a time, of one user name and of one client address, each with
+    the oldest counted (the limit lifts when it leaves the window)."""
+
+    user: int
+    address: int
+    user_oldest: datetime | None
+    address_oldest: datetime | None

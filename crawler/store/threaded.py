@@ -59,6 +59,11 @@ class ThreadedStore:
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, functools.partial(method, *args, **kwargs))
 
+    async def call(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Any store method (``self.sync.NAME``) on the thread, for the callers that need
+        more of the contract than the daemon's methods below (the desk)."""
+        return await self._run(method, *args, **kwargs)
+
     def shutdown(self) -> None:
         """Let the thread go once the calls queued have run (a later call starts another)."""
         if self._executor is not None:

@@ -241,6 +241,24 @@ def _v11(db: sqlite_utils.Database) -> None:
     fts.reindex(db.conn)
 
 
+def _v12(db: sqlite_utils.Database) -> None:
+    """The desk's users (argon2id hashes), their server-side sessions (only a SHA-256 of
+    each session id is kept: a copy of the file opens no session), failed logins (counted
+    here so several processes share the limit) and secrets generated once (feed tokens)."""
+    db.execute("CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, "
+               "created_at TEXT NOT NULL)")
+    db.execute("CREATE TABLE sessions (id_hash TEXT PRIMARY KEY, "
+               "user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, "
+               "csrf TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, "
+               "last_seen_at TEXT NOT NULL)")
+    db.execute("CREATE INDEX sessions_user ON sessions (user)")
+    db.execute("CREATE TABLE login_failures (id INTEGER PRIMARY KEY, user TEXT NOT NULL, "
+               "address TEXT NOT NULL, at TEXT NOT NULL)")
+    db.execute("CREATE INDEX login_failures_user ON login_failures (user, at)")
+    db.execute("CREATE INDEX login_failures_address ON login_failures (address, at)")
+    db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -253,6 +271,7 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(9, "outbox_items: the watch items each alert named (one alert per story)", _v9),
     Step(10, "story signatures recomputed in the numpy MinHash format", _v10),
     Step(11, "articles_fts contentless: the index keeps no copy of the text", _v11),
+    Step(12, "desk users, sessions, login failures and secrets", _v12),
 ]
 
 
