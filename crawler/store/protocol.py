@@ -25,6 +25,14 @@ from crawler.config import Source
 from crawler.core.article import Article
 from crawler.process.search import Query
 from crawler.process.throttle import Throttle
+from crawler.store.desk import (
+    OutboxPage,
+    OutboxState,
+    StoryDetail,
+    StoryFilter,
+    StoryPage,
+    Timeline,
+)
 from crawler.store.records import (
     DeliveryResult,
     DigestBuilder,
@@ -114,6 +122,15 @@ class Store(Protocol):
     def rules(self) -> list[LearnedRule]: ...
     def rules_version(self) -> tuple[int, int]: ...
     def remove_rule(self, rule_id: int) -> bool: ...
+
+    # --- the web desk's reads (crawler.store.desk)
+    def story_list(self, where: StoryFilter = ..., *, before: int | None = None,
+                   after: int | None = None, limit: int = 50) -> StoryPage: ...
+    def story_detail(self, story_id: int, now: datetime) -> StoryDetail | None: ...
+    def watch_timeline(self, watch: str, now: datetime, *, watchlist: str | None = None,
+                       days: int = 30, zone: str = "UTC", stories: int = 10) -> Timeline: ...
+    def outbox_entries(self, states: Iterable[OutboxState] = ..., *,
+                       before: int | None = None, limit: int = 50) -> OutboxPage: ...
 
     # --- looking after it
     def backup(self, destination: Path) -> None: ...

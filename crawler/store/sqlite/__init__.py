@@ -2,7 +2,8 @@
 
 Several processes may share the file: writes are ``BEGIN IMMEDIATE`` transactions, and
 work is claimed with leases inside them. The class is put together from one part per
-domain (sources, articles, outbox, mutes and rules, maintenance) over a shared connection.
+domain (sources, articles, outbox, mutes and rules, maintenance, the desk's reads) over
+a shared connection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from crawler.core.errors import StoreError
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite.articles import Articles
 from crawler.store.sqlite.base import BUSY_TIMEOUT_S, connect, translate
+from crawler.store.sqlite.desk import Desk
 from crawler.store.sqlite.maintenance import Maintenance
 from crawler.store.sqlite.outbox import Outbox
 from crawler.store.sqlite.schema import STEPS, Target
@@ -27,7 +29,7 @@ from crawler.store.sqlite.tuning import Tuning
 __all__ = ["BUSY_TIMEOUT_S", "STEPS", "SQLiteStore"]
 
 
-class SQLiteStore(Sources, Articles, Outbox, Tuning, Maintenance):
+class SQLiteStore(Sources, Articles, Outbox, Tuning, Maintenance, Desk):
     """One SQLite database file, opened and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 
