@@ -4,6 +4,7 @@ alerts and their deliveries, mutes), a watch item's timeline, the outbox listing
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -324,3 +325,18 @@ def test_a_search_hit_is_cut_into_pieces_across_letter_variants(sources: Store) 
     assert found is not None and found.field == "summary"
     assert [m for _, m in found.pieces] == ["زمستاني"], "as written, found by its variant"
     assert found.text == arabic_yeh
+
+
+def test_search_can_give_the_last_stored_first_whatever_the_publication_dates(
+        sources: Store) -> None:
+    """The desk's order: the index's own, with no sort of every hit."""
+    for n, published in enumerate([NOW, NOW - timedelta(days=3), NOW - timedelta(days=1)]):
+        sources.add_articles([new(replace(article("Kabul", n, f"{varied(n)} Salang pass."),
+                                          published_at=published))], NOW, "v1", no_alerts)
+    query = parse_query("salang")
+    stored = [r["url"] for r in sources.search(query, order="stored")]
+    assert stored == [article("Kabul", n).url for n in (2, 1, 0)]
+    assert [r["url"] for r in sources.search(query, order="newest")] == [
+        article("Kabul", n).url for n in (0, 2, 1)]
+    assert [r["url"] for r in sources.search(query, order="stored", limit=1,
+                                             since=NOW)] == [article("Kabul", 2).url]
