@@ -232,7 +232,7 @@ def main() -> None:
             build_s = build(path, made, items, args.batch, args.days)
         idle = measure(path, items, args.queries, args.seed, now)
         fresh = articles(max(args.writer_batch * 400, 1000), args.seed + 1, items,
-                         args.dari_every, salt="/live")
+                         args.dari_every, salt=f"/live-{time.time_ns()}")
         stop, stored = multiprocessing.Event(), multiprocessing.Value("i", 0)
         process = multiprocessing.Process(target=writer, args=(
             str(path), fresh, items, args.writer_batch, args.writer_pause, now, stop,

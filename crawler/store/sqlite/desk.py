@@ -95,8 +95,9 @@ class Desk(Connected):
                           []))
         where += [(f"{column} {op} ?", [value])
                   for op, value in (("<", before), (">", after)) if value is not None]
-        if f.since is not None:  # no older story is read: a bound on the driving index
-            where.append((f"{column} >= (SELECT coalesce(min(id), 0) FROM stories "
+        if f.since is not None:  # no older story is read: a bound on the driving index,
+            # found on stories_first_seen (+id: not by walking the ids up from the first)
+            where.append((f"{column} >= (SELECT coalesce(min(+id), 0) FROM stories "
                           "WHERE first_seen_at >= ?)", [iso(f.since)]))
         story = "d" if driver == "stories d" else "s"
         checks: list[tuple[str, list[object]]] = \
