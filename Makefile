@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency bench-desk clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers bench-latency  ## run every benchmark in benchmarks/ (not the soak)
+bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers bench-latency bench-desk  ## run every benchmark in benchmarks/ (not the soak)
 
 bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
@@ -82,6 +82,9 @@ bench-workers: $(VENV)/.installed-run  ## newswatch once with 2 worker processes
 
 bench-latency: $(VENV)/.installed-test  ## one new item in a 30-item feed, 10,000 watch items: response to outbox commit (not in CI)
 	$(BIN)/python -m benchmarks.latency
+
+bench-desk: $(VENV)/.installed-test  ## the desk's stories list and search at 200,000 stored articles, idle and while a writer ingests: p50/p95 (~10 min; not in CI)
+	$(BIN)/python -m benchmarks.desk
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -20,14 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crawler.core.clock import parse_iso
+from crawler.process.sentences import Marks, normalise_marks
 
 SNIPPETS_PER_ITEM = 3
 LEDE_MAX = 400
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
            "Dec")
-
-Marks = tuple[tuple[int, int], ...]
-
 
 @dataclass(frozen=True, slots=True)
 class Snippet:
@@ -176,20 +174,6 @@ def merge_snippets(snippets: Iterable[Mapping[str, Any]],
                 [span] if span else [])
     return tuple(Snippet(field, text, normalise_marks(marks, len(text)))
                  for text, (field, marks) in found.items() if text.strip())
-
-
-def normalise_marks(marks: Iterable[tuple[int, int]], length: int) -> Marks:
-    """Marks sorted, inside the text, and overlapping ones joined, so markup nests."""
-    spans = sorted((max(0, a), min(length, b)) for a, b in marks)
-    merged: list[tuple[int, int]] = []
-    for a, b in spans:
-        if b <= a:
-            continue
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return tuple(merged)
 
 
 def find(snippet: str, matched: str) -> tuple[int, int] | None:

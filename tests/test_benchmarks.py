@@ -59,3 +59,18 @@ def test_the_latency_benchmark_runs_tiny() -> None:
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["rounds"] == 2 and report["median_ms"] > 0
     assert all(report["stage_median_ms"][s] > 0 for s in ("parse", "match", "store"))
+
+
+@pytest.mark.slow  # a database built by a worker pool, then a writer process: about 12 s
+def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.desk", "--articles", "300",
+                           "--batch", "50", "--watch-items", "30", "--queries", "2",
+                           "--writer-batch", "5", "--writer-pause", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["articles"] == 300 and report["build_seconds"] > 0
+    for timings in (report["idle"], report["while_ingesting"]):
+        assert {"stories_first_page", "stories_by_watch_item", "stories_deep_page",
+                "search_30_days"} <= set(timings)
+        assert all(t["p95_ms"] >= t["p50_ms"] >= 0 for t in timings.values())

@@ -268,6 +268,25 @@ def excerpts(text: str, start: int, end: int,
     return before + plain + after, before + shown + after
 
 
+def excerpt_span(plain: str, shown: str) -> tuple[int, int] | None:
+    """Where the mention stands in ``plain``, given the pair ``excerpts`` made: the one
+    way of taking the two ``HIGHLIGHT`` marks out of ``shown`` that leaves ``plain`` (the
+    text may hold ``**`` itself). None for a pair ``excerpts`` did not make."""
+    opening, closing = HIGHLIGHT
+    if len(shown) != len(plain) + len(opening) + len(closing):
+        return None
+    start = shown.find(opening)
+    while start >= 0 and shown[:start] == plain[:start]:
+        rest = shown[start + len(opening):]
+        end = rest.find(closing)
+        while end >= 0:
+            if rest[:end] + rest[end + len(closing):] == plain[start:]:
+                return start, start + end
+            end = rest.find(closing, end + 1)
+        start = shown.find(opening, start + 1)
+    return None
+
+
 # --- the byte fold -------------------------------------------------------------------------
 
 

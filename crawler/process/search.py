@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from crawler.core.article import Article
 from crawler.process.fold import aligned, excerpts, fold
+from crawler.process.sentences import Snippet, snippets
 
 # A query: "phrases", operators, parentheses, or words (with an optional trailing *).
 _QUERY = re.compile(r'"(?P<phrase>[^"]*)"(?P<pstar>\*)?|(?P<op>\bAND\b|\bOR\b|\bNOT\b)'
@@ -115,9 +116,9 @@ def both(first: Query, second: Query) -> Query:
     return Query(("(", *first.parts, ")", "AND", "(", *second.parts, ")"))
 
 
-def highlight(text: str, terms: tuple[str, ...]) -> str | None:
-    """A snippet of ``text`` around the first of ``terms`` it contains, with the hit
-    between « and »; None when no term occurs in it (as words)."""
+def hit(text: str, terms: tuple[str, ...]) -> tuple[int, int] | None:
+    """Where in ``text`` the first of ``terms`` it contains (as words, in comparable
+    form: across letter variants) stands; None when none does."""
     if not text:
         return None
     folded, origin = aligned(text)
@@ -127,11 +128,28 @@ def highlight(text: str, terms: tuple[str, ...]) -> str | None:
         words = term.rstrip("*").split(" ")
         pattern = r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + \
             (r"\w*" if prefix else r"(?!\w)")
-        hit = re.search(pattern, folded)
-        if hit and (best is None or hit.start() < best[0]):
-            best = hit.span()
+        found = re.search(pattern, folded)
+        if found and (best is None or found.start() < best[0]):
+            best = found.span()
     if best is None:
         return None
-    start, end = origin[best[0]], origin[best[1] - 1] + 1
+    return origin[best[0]], origin[best[1] - 1] + 1
+
+
+def highlight(text: str, terms: tuple[str, ...]) -> str | None:
+    """A snippet of ``text`` around the first of ``terms`` it contains, with the hit
+    between « and »; None when no term occurs in it (as words)."""
+    span = hit(text, terms)
+    if span is None:
+        return None
+    start, end = span
     marked = text[:start] + MARK_OPEN + text[start:end] + MARK_CLOSE + text[end:]
     return excerpts(marked, start, end + len(MARK_OPEN) + len(MARK_CLOSE))[0]
+
+
+def passage(text: str, terms: tuple[str, ...]) -> Snippet | None:
+    """The sentence of ``text`` holding the first of ``terms`` it contains, the hit
+    marked by offsets (for markup to wrap, where ``highlight``'s « » could be the
+    text's own quotes, as in Dari); None when no term occurs in it."""
+    span = hit(text, terms)
+    return snippets(text, [span])[0] if span else None

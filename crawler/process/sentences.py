@@ -84,6 +84,9 @@ def lede(text: str, fallback: str = "", limit: int = LEDE_MAX) -> str | None:
     return _shorten(fallback, limit) if fallback else None
 
 
+Marks = tuple[tuple[int, int], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Snippet:
     """One sentence holding mentions, and each mention's [start, end) in ``text``."""
@@ -140,3 +143,30 @@ def _cut(text: str, span: tuple[int, int], marks: Sequence[tuple[int, int]],
         return Snippet(prefix + body, tuple(sorted({(a - shift, b - shift)
                                                     for a, b in marks})))
     return Snippet(text[start:end], tuple(sorted({(a - start, b - start) for a, b in marks})))
+
+
+def normalise_marks(marks: Iterable[tuple[int, int]], length: int) -> Marks:
+    """Marks sorted, inside the text, and overlapping ones joined, so markup nests."""
+    spans = sorted((max(0, a), min(length, b)) for a, b in marks)
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def pieces(text: str, marks: Iterable[tuple[int, int]],
+           ) -> tuple[tuple[tuple[str, str], ...], str]:
+    """``text`` cut at its marks (normalised first): (text before, marked text) pairs, and
+    the text after the last mark. Plain strings: whoever shows them escapes them, and
+    wraps each marked one (``<mark>``)."""
+    cut: list[tuple[str, str]] = []
+    at = 0
+    for a, b in normalise_marks(marks, len(text)):
+        cut.append((text[at:a], text[a:b]))
+        at = b
+    return tuple(cut), text[at:]

@@ -25,6 +25,14 @@ from crawler.config import Source
 from crawler.core.article import Article
 from crawler.process.search import Query
 from crawler.process.throttle import Throttle
+from crawler.store.desk import (
+    OutboxPage,
+    OutboxState,
+    StoryDetail,
+    StoryFilter,
+    StoryPage,
+    Timeline,
+)
 from crawler.store.records import (
     DeliveryResult,
     DigestBuilder,
@@ -85,7 +93,7 @@ class Store(Protocol):
     def recent_stories(self, since: datetime, limit: int = 50) -> list[dict[str, Any]]: ...
     def search(self, query: Query, *, since: datetime | None = None,
                source: str | None = None, watchlist: str | None = None,
-               order: Literal["newest", "rank"] = "newest",
+               order: Literal["newest", "rank", "stored"] = "newest",
                limit: int = 20) -> list[dict[str, Any]]: ...
     def prune_articles(self, now: datetime, keep: timedelta, batch: int = 500) -> int: ...
 
@@ -130,6 +138,15 @@ class Store(Protocol):
                              keep: timedelta) -> None: ...
     def login_failures(self, user: str, address: str, since: datetime) -> LoginFailures: ...
     def secret(self, name: str, candidate: bytes) -> bytes: ...
+
+    # --- the web desk's reads (crawler.store.desk)
+    def story_list(self, where: StoryFilter = ..., *, before: int | None = None,
+                   after: int | None = None, limit: int = 50) -> StoryPage: ...
+    def story_detail(self, story_id: int, now: datetime) -> StoryDetail | None: ...
+    def watch_timeline(self, watch: str, now: datetime, *, watchlist: str | None = None,
+                       days: int = 30, zone: str = "UTC", stories: int = 10) -> Timeline: ...
+    def outbox_entries(self, states: Iterable[OutboxState] = ..., *,
+                       before: int | None = None, limit: int = 50) -> OutboxPage: ...
 
     # --- looking after it
     def backup(self, destination: Path) -> None: ...

@@ -27,8 +27,10 @@ from crawler.core.redact import shown_url
 from crawler.process import dedup, search, stories
 from crawler.process.search import comparable, parse_query
 from crawler.store import Mute, NewArticle, SQLiteStore
+from crawler.store.desk import StoryFilter
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite import STEPS
+from crawler.store.sqlite.schema import DESK_INDEXES
 from tests import schema
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "store" / "v6.db"
@@ -133,6 +135,27 @@ def test_step_11_rebuilds_the_index_without_a_copy_that_pruning_then_empties(
     assert store.prune_articles(datetime(2100, 1, 1, tzinfo=UTC), timedelta(0)) == 3
     assert store.search(parse_query("Massoud OR Panjshir OR Noor")) == []
     assert schema.value(v6, "SELECT count(*) FROM articles_fts") == 0
+    store.close()
+
+
+def test_step_13_gives_each_match_its_story_and_each_story_its_script(v6: Path) -> None:
+    """The stories list reads stored matches by story and filters stored stories by
+    script: both are filled in for the rows of before the upgrade."""
+    with sqlite3.connect(v6) as conn:  # a Dari headline, as a Dari outlet's would be
+        conn.execute("UPDATE articles SET title = 'دیدار احمد مسعود در پنجشیر' WHERE id = 3")
+    store = SQLiteStore(v6)
+    assert schema.rows(v6, "SELECT article_id, story_id FROM matches ORDER BY id") == [
+        {"article_id": 1, "story_id": 1}, {"article_id": 2, "story_id": 1}]
+    assert schema.rows(v6, "SELECT id, script FROM stories ORDER BY id") == [
+        {"id": 1, "script": "latin"}, {"id": 2, "script": "arabic"}]
+    [story] = store.story_list().rows
+    assert (story.id, story.copies, story.outlets) == (1, 2, ("Kabul Daily", "North Wire"))
+    assert [c.watch for c in story.chips] == ["Ahmad Massoud"]
+    assert [r.id for r in store.story_list(StoryFilter(watch="Ahmad Massoud",
+                                                       script="latin")).rows] == [1]
+    indexes = {r["name"] for r in schema.rows(v6, "SELECT name FROM sqlite_master "
+                                                  "WHERE type = 'index'")}
+    assert set(DESK_INDEXES) <= indexes
     store.close()
 
 

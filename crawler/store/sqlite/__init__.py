@@ -2,8 +2,8 @@
 
 Several processes may share the file: writes are ``BEGIN IMMEDIATE`` transactions, and
 work is claimed with leases inside them. The class is put together from one part per
-domain (sources, articles, outbox, mutes and rules, desk users, maintenance) over a
-shared connection.
+domain (sources, articles, outbox, mutes and rules, desk users, the desk's reads,
+maintenance) over a shared connection.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from crawler.store.sqlite.base import BUSY_TIMEOUT_S, connect, translate
 from crawler.store.sqlite.desk import Desk
 from crawler.store.sqlite.maintenance import Maintenance
 from crawler.store.sqlite.outbox import Outbox
+from crawler.store.sqlite.reads import DeskReads
 from crawler.store.sqlite.schema import STEPS, Target
 from crawler.store.sqlite.sources import Sources
 from crawler.store.sqlite.tuning import Tuning
@@ -29,7 +30,8 @@ from crawler.store.sqlite.tuning import Tuning
 __all__ = ["BUSY_TIMEOUT_S", "STEPS", "SQLiteStore"]
 
 
-class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, Maintenance):
+class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads,
+                  Maintenance):
     """One SQLite database file, opened and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 

@@ -157,10 +157,12 @@ class Articles(Connected):
     @wrap_exceptions
     def search(self, query: Query, *, since: datetime | None = None,
                source: str | None = None, watchlist: str | None = None,
-               order: Literal["newest", "rank"] = "newest",
+               order: Literal["newest", "rank", "stored"] = "newest",
                limit: int = 20) -> list[dict[str, Any]]:
-        """Articles whose indexed text matches ``query``, newest first or best ranked
-        (bm25) first."""
+        """Articles whose indexed text matches ``query``: newest published first, best
+        ranked (bm25) first, or last stored first (``stored``: the index gives its rows
+        in that order, so a common word costs no sort of every article holding it; the
+        desk's order)."""
         match = fts.fts5(query)
         where, values = ["articles_fts MATCH ?"], [match]
         if since is not None:
@@ -173,14 +175,15 @@ class Articles(Connected):
             where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id "
                          "AND m.watchlist = ?)")
             values.append(watchlist)
-        ordering = ("bm25(articles_fts)" if order == "rank"
-                    else "coalesce(a.published_at, a.fetched_at) DESC")
+        ordering = {"rank": "bm25(articles_fts), a.id DESC",
+                    "newest": "coalesce(a.published_at, a.fetched_at) DESC, a.id DESC",
+                    "stored": "articles_fts.rowid DESC"}[order]
         try:
             return list(self._db.query(
                 "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
                 "a.fetched_at, a.story_id FROM articles_fts JOIN articles a "
                 f"ON a.id = articles_fts.rowid WHERE {' AND '.join(where)} "
-                f"ORDER BY {ordering}, a.id DESC LIMIT ?", [*values, limit]))
+                f"ORDER BY {ordering} LIMIT ?", [*values, limit]))
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_ERROR:
                 raise  # not the query's fault: wrap_exceptions says what it is

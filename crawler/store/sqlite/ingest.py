@@ -24,6 +24,7 @@ from datetime import datetime
 
 from crawler.core.clock import iso, parse_iso
 from crawler.process import stories
+from crawler.process.script import script
 from crawler.store.records import (
     Muted,
     NewArticle,
@@ -267,9 +268,10 @@ def _write(conn: sqlite3.Connection, placed: Sequence[_Placed],
     # SQLite scan every referring table at each insert).
     if started:
         conn.executemany("INSERT INTO stories (id, key, title, first_seen_at, last_seen_at, "
-                         "articles, outlets) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [(s.id, s.key, s.first.article.title if s.first else None, at, at,
-                           s.articles, len(s.sources)) for s in started])
+                         "articles, outlets, script) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(s.id, s.key, a.title, at, at, s.articles, len(s.sources),
+                           script(a.title, a.summary, language=a.language))
+                          for s in started if s.first for a in (s.first.article,)])
     conn.executemany(
         "INSERT INTO articles (id, url, link, guid, source, title, summary, text, author, "
         "language, extraction, published_at, fetched_at, story_id, similarity, similar_to) "
@@ -283,14 +285,15 @@ def _write(conn: sqlite3.Connection, placed: Sequence[_Placed],
          for p in placed for a in (p.new.article,)])
     conn.executemany("INSERT INTO article_keys (key, article_id) VALUES (?, ?)",
                      [(k, p.id) for p in placed for k in p.new.keys])
-    matches = [(p.id, m.watchlist, m.watch, m.alias, m.matched, m.field, m.start, m.end,
-                m.snippet, m.highlight, json.dumps(list(m.context), ensure_ascii=False),
-                config_version, at) for p in placed for m in p.new.matches]
+    matches = [(p.id, p.story.id, m.watchlist, m.watch, m.alias, m.matched, m.field,
+                m.start, m.end, m.snippet, m.highlight,
+                json.dumps(list(m.context), ensure_ascii=False), config_version, at)
+               for p in placed for m in p.new.matches]
     if matches:
         conn.executemany(
-            "INSERT INTO matches (article_id, watchlist, watch, alias, matched, field, "
-            "start, \"end\", snippet, highlight, context, config_version, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
+            "INSERT INTO matches (article_id, story_id, watchlist, watch, alias, matched, "
+            "field, start, \"end\", snippet, highlight, context, config_version, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
     if started:
         conn.executemany("UPDATE stories SET first_article_id = ? WHERE id = ?",
                          [(s.first_id, s.id) for s in started])

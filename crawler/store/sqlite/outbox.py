@@ -14,7 +14,7 @@ from crawler.store.records import DeliveryResult, DigestBuilder, OutboxRow, Queu
 from crawler.store.sqlite.base import Connected, wrap_exceptions
 from crawler.store.sqlite.tuning import mute_waiting
 
-_STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
+STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
           "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "
           "ELSE o.status END")
 
@@ -215,12 +215,12 @@ class Outbox(Connected):
         delivered, dead, muted) or a state (held for a digest, retrying); each row has both."""
         where = ""
         if status in ("held", "retrying"):
-            where = f"WHERE {_STATE} = :status"
+            where = f"WHERE {STATE} = :status"
         elif status:
             where = "WHERE o.status = :status"
         return list(self._db.query(
             f"SELECT o.id, o.message_id, o.kind, o.watchlist, o.channel, o.status, "
-            f"{_STATE} AS state, o.attempts, o.next_attempt_at, o.last_error, "
+            f"{STATE} AS state, o.attempts, o.next_attempt_at, o.last_error, "
             "o.created_at, o.delivered_at, o.priority, o.digest_id, a.title, a.url "
             f"FROM outbox o LEFT JOIN articles a ON a.id = o.article_id {where} "
             "ORDER BY o.id DESC LIMIT :limit", {"status": status, "limit": limit}))
@@ -237,4 +237,4 @@ class Outbox(Connected):
     def alert_counts(self) -> dict[str, int]:
         """How many alerts are in each state."""
         return {r["state"]: r["n"] for r in self._db.query(
-            f"SELECT {_STATE} AS state, count(*) AS n FROM outbox o GROUP BY 1")}
+            f"SELECT {STATE} AS state, count(*) AS n FROM outbox o GROUP BY 1")}

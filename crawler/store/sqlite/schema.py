@@ -16,6 +16,7 @@ import sqlite_utils
 from crawler.core.clock import iso, parse_iso
 from crawler.core.redact import scrub
 from crawler.process import stories
+from crawler.process.script import script
 from crawler.process.search import comparable, fields
 from crawler.store.migrate import Step
 from crawler.store.sqlite import fts
@@ -259,6 +260,41 @@ def _v12(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
 
+#: The desk's indexes (step 13), by name: what each read drives from (docs/database.md).
+DESK_INDEXES = {
+    "matches_story": "matches (story_id)",
+    "matches_watch_story": "matches (watch, story_id)",
+    "matches_watchlist_story": "matches (watchlist, story_id)",
+    "matches_watch_created": "matches (watch, created_at)",
+    "articles_source_story": "articles (source, story_id)",
+    "stories_script": "stories (script)",
+    "stories_first_seen": "stories (first_seen_at)",
+}
+
+
+def _v13(db: sqlite_utils.Database) -> None:
+    """The desk's reads. Each match keeps its article's story (an article never changes
+    story), so the stories list pages and filters by watch item or watchlist on an index
+    in story order, never over every match; each story keeps the script of its headline
+    (``crawler.process.script``: its first copy's title, else summary, else language),
+    computed here for the stored ones."""
+    db.execute("ALTER TABLE matches ADD COLUMN story_id INTEGER REFERENCES stories(id)")
+    db.execute("UPDATE matches SET story_id = (SELECT a.story_id FROM articles a "
+               "WHERE a.id = matches.article_id)")
+    db.execute("ALTER TABLE stories ADD COLUMN script TEXT")
+    after = 0
+    while rows := db.execute(
+            "SELECT s.id, a.title, a.summary, a.language FROM stories s "
+            "LEFT JOIN articles a ON a.id = s.first_article_id WHERE s.id > ? "
+            "ORDER BY s.id LIMIT 1000", [after]).fetchall():
+        after = rows[-1][0]
+        db.conn.executemany("UPDATE stories SET script = ? WHERE id = ?", [
+            (script(title or "", summary or "", language=language or ""), story_id)
+            for story_id, title, summary, language in rows])
+    for name, on in DESK_INDEXES.items():
+        db.execute(f"CREATE INDEX {name} ON {on}")
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -272,6 +308,7 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(10, "story signatures recomputed in the numpy MinHash format", _v10),
     Step(11, "articles_fts contentless: the index keeps no copy of the text", _v11),
     Step(12, "desk users, sessions, login failures and secrets", _v12),
+    Step(13, "the desk's reads: matches.story_id, stories.script and their indexes", _v13),
 ]
 
 
