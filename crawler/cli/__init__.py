@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from crawler.cli import archive, daemon, matching, sources, tuning
+from crawler.cli import archive, daemon, matching, sources, tuning, watchlists
 from crawler.cli.base import cli
 
 __all__ = ["cli", "main"]
-_COMMANDS = (archive, daemon, matching, sources, tuning)  # importing them registers their commands
+_COMMANDS = (archive, daemon, matching, sources, tuning, watchlists)  # registers them
 
 
 def main() -> None:

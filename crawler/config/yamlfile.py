@@ -104,9 +104,13 @@ class LoadedFile:
 
 
 def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
-              expands_env: ExpandsEnv = lambda _: False) -> LoadedFile | None:
+              expands_env: ExpandsEnv = lambda _: False,
+              text: str | None = None) -> LoadedFile | None:
+    """The file at ``path``, or ``text`` read as if it were that file (an edit being
+    validated before it is written)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if text is None:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         problems.append(ConfigProblem(shown, 1, 1, "file not found: create it (see "
                                       "docs/configuration.md)"))

@@ -26,6 +26,8 @@ from crawler.core.article import Article
 from crawler.process.search import Query
 from crawler.process.throttle import Throttle
 from crawler.store.records import (
+    ArchiveMark,
+    ArchivePage,
     DeliveryResult,
     DigestBuilder,
     FoundArticle,
@@ -73,6 +75,9 @@ class Store(Protocol):
                      ) -> list[StoredArticle]: ...
     def archive(self, since: datetime, *, watch: tuple[str, str] | None = None,
                 ) -> list[tuple[Article, set[tuple[str, str]]]]: ...
+    def count_archive(self, since: datetime) -> int: ...
+    def archive_page(self, since: datetime, *, before: ArchiveMark | None = None,
+                     limit: int = 500) -> ArchivePage: ...
     def find_article(self, url: str) -> FoundArticle | None: ...
     def matched_articles(self, *, watchlist: str | None = None, watch: str | None = None,
                          source: str | None = None, since: datetime | None = None,
