@@ -124,6 +124,16 @@ def test_an_edit_changes_the_item_and_keeps_the_rest_byte_for_byte(
     assert edit.item_value(text, watchlist, new.name) == new
 
 
+@pytest.mark.parametrize("start", ["", "\ufeff"])
+def test_an_edit_keeps_the_line_ends_and_byte_order_mark(start: str) -> None:
+    text = start + FIXTURE.replace("\n", "\r\n")
+    value = edit.item_value(text, "afghan-opposition", "Atta Mohammad Noor")
+    edited = edit.edit(text, value.changed(add_aliases=["Ustad Atta"],
+                                           add_any_of=["Balkh"]))
+    assert edited.count("\n") == edited.count("\r\n") == text.count("\n") + 2
+    assert edited.startswith(start + "# Watchlists") and "- Ustad Atta\r\n" in edited
+
+
 def test_rules_written_as_rules_or_inherited_and_anchors_are_not_edited(
         project: Project) -> None:
     directory = fixture_project(project)

@@ -32,6 +32,7 @@ import json
 import os
 import stat
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,14 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from crawler.config.checks import SettingsCheck
 from crawler.config.load import Config, load_config
 from crawler.config.models import WATCHLISTS_FILE
-from crawler.config.yamlfile import CONTROL, escape_env, read_round_trip
+from crawler.config.yamlfile import (
+    CONTROL,
+    LoadedFile,
+    compose,
+    escape_env,
+    read_fast,
+    read_round_trip,
+)
 from crawler.core.errors import ConfigError, ConfigProblem, NewswatchError
 
 #: The context rules an item's form may edit, when written as a plain list of terms.
@@ -173,11 +181,27 @@ class _Document:
     text: str
     shown: str
     data: dict[str, Any]
-    root: MappingNode
+    root: Node
     watchlist: str
     item: str
+    uses: Counter[int] = field(default_factory=Counter)
     wl_index: int = 0
     index: int = 0
+
+    def shared(self, node: Node) -> bool:
+        """Whether ``node`` or anything in it is also used elsewhere (``&a`` / ``*a``)."""
+        if self.uses[id(node)] > 1:
+            return True
+        if isinstance(node, MappingNode):
+            return any(self.shared(k) or self.shared(v) for k, v in node.value)
+        if isinstance(node, SequenceNode):
+            return any(self.shared(v) for v in node.value)
+        return False
+
+    @property
+    def newline(self) -> str:
+        """The file's line end, for the lines an edit adds."""
+        return "\r\n" if "\r\n" in self.text else "\n"
 
     def error(self, message: str) -> EditError:
         return EditError(self.watchlist, self.item, message)
@@ -210,14 +234,14 @@ def _pair(node: Node, key: str) -> tuple[ScalarNode, Node] | None:
 
 def _read(text: str, shown: str, watchlist: str, item: str) -> _Document:
     problems: list[ConfigProblem] = []
-    loaded = read_round_trip(text, shown, problems, lambda _: False)
+    loaded = _plain(text, shown, problems)
     if loaded is None:
         raise InvalidEdit(watchlist, item, problems)
     try:
-        root = YAML(typ="rt").compose(text)
-    except YAMLError as exc:  # read_round_trip read it: this is not expected
+        root = compose(text)
+    except YAMLError as exc:  # the reader read it: this is not expected
         raise EditError(watchlist, item, f"{shown}: {exc}") from exc
-    doc = _Document(text, shown, loaded.data, root, watchlist, item)
+    doc = _Document(text, shown, loaded.data, root, watchlist, item, _uses(root))
     lists = loaded.data.get("watchlists")
     if not isinstance(lists, list):
         raise doc.error(f"{shown} has no list of watchlists")
@@ -231,22 +255,36 @@ def _read(text: str, shown: str, watchlist: str, item: str) -> _Document:
     if found is None:
         raise doc.error(f"watchlist {watchlist!r} has no such watch item")
     doc.wl_index, doc.index = wl, found
-    if getattr(doc.node, "anchor", None):
+    if doc.uses[id(doc.node)] > 1:
         raise doc.error("the item is written through a YAML anchor or alias (&, *): edit "
                         f"{shown} by hand")
     return doc
 
 
-def _shared(node: Node) -> bool:
-    """Whether ``node`` or anything in it is anchored (``&a``) or an alias (``*a``):
-    an alias is the anchored node itself, so a change would reach every use."""
-    if getattr(node, "anchor", None):
-        return True
-    if isinstance(node, MappingNode):
-        return any(_shared(k) or _shared(v) for k, v in node.value)
-    if isinstance(node, SequenceNode):
-        return any(_shared(v) for v in node.value)
-    return False
+def _plain(text: str, shown: str, problems: list[ConfigProblem]) -> LoadedFile | None:
+    """The file as plain data, as the loader reads it (libyaml's nodes when the file is
+    plain, the round-trip reader otherwise) with its problems; None if it is broken."""
+    fast = read_fast(text, shown, lambda _: False)
+    if fast is not None and not fast[1]:
+        return fast[0]
+    return read_round_trip(text, shown, problems, lambda _: False)
+
+
+def _uses(root: Node) -> Counter[int]:
+    """How many times each node is reached: an alias (``*a``) is the anchored node
+    itself, so a node reached twice is shared, and editing it would edit every use."""
+    seen: Counter[int] = Counter()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        seen[id(node)] += 1
+        if seen[id(node)] > 1:
+            continue
+        if isinstance(node, MappingNode):
+            stack += [n for pair in node.value for n in pair]
+        elif isinstance(node, SequenceNode):
+            stack += node.value
+    return seen
 
 
 def _text_of(entry: Any) -> str:
@@ -265,20 +303,20 @@ def _item_value(doc: _Document) -> ItemValue:
     fixed: dict[str, str] = {}
     rules: dict[str, tuple[str, ...] | None] = {}
     for kind in RULE_KEYS:
-        why = _rules_fixed(kind, plain, node, defaults)
+        why = _rules_fixed(doc, kind, plain, node, defaults)
         if why:
             fixed[kind] = why
             rules[kind] = None
         else:
             rules[kind] = tuple(str(t) for t in plain.get(kind) or ())
     aliases = plain.get("aliases") or []
-    if (pair := _pair(node, "aliases")) and _shared(pair[1]):
+    if (pair := _pair(node, "aliases")) and doc.shared(pair[1]):
         fixed["aliases"] = "the aliases are a YAML anchor or alias (&, *) shared elsewhere"
     return ItemValue(watchlist, str(plain["name"]), tuple(_text_of(a) for a in aliases),
                      rules["any_of"], rules["none_of"], fixed)
 
 
-def _rules_fixed(kind: str, plain: dict[str, Any], node: MappingNode,
+def _rules_fixed(doc: _Document, kind: str, plain: dict[str, Any], node: MappingNode,
                  defaults: dict[str, Any]) -> str | None:
     """Why the item's ``kind`` rules cannot be edited as a list of terms; None if they
     can."""
@@ -293,7 +331,7 @@ def _rules_fixed(kind: str, plain: dict[str, Any], node: MappingNode,
             or not all(isinstance(t, str) for t in value):
         return (f"{kind} is written as rules ({{terms: ..., within: N}}), not as a list of "
                 "terms")
-    if _shared(pair[1]):
+    if doc.shared(pair[1]):
         return f"{kind} is a YAML anchor or alias (&, *) shared elsewhere"
     return None
 
@@ -424,13 +462,13 @@ def _seq_splices(doc: _Document, key: ScalarNode, seq: SequenceNode, old: list[A
                             _line_end(text, _content_end(node)), ""))
     style = _style(nodes)
     for anchor, added in _placed(olds, new):
-        lines = "".join(f"{prefix}{_term(t, style)}\n" for t in added)
+        lines = "".join(f"{prefix}{_term(t, style)}{doc.newline}" for t in added)
         if anchor is None:
             at = _line_start(text, nodes[kept[0] if kept else 0].start_mark.index)
         else:
             at = _line_end(text, _content_end(nodes[olds.index(anchor)]))
         if at == len(text) and not text.endswith("\n"):
-            lines = "\n" + lines.rstrip("\n")
+            lines = doc.newline + lines.removesuffix(doc.newline)
         splices.append((at, at, lines))
     return splices
 
@@ -455,7 +493,7 @@ def _rewrite(doc: _Document, key: ScalarNode, value: Node, entries: list[Any]) -
     tail = ""
     if isinstance(value, MappingNode | SequenceNode) and not value.flow_style:
         end = _line_end(doc.text, _content_end(value))
-        tail = "\n" if doc.text[end - 1:end] == "\n" else ""
+        tail = doc.newline if doc.text[end - 1:end] == "\n" else ""
     return (key.end_mark.index, end,
             ": [" + ", ".join(_entry(e) for e in entries) + "]" + tail)
 
@@ -481,9 +519,9 @@ def _key_splices(doc: _Document, key: str, old: list[Any] | None,
             return [(last.end_mark.index, last.end_mark.index, f", {written}")]
         first = node.value[0][0]
         at = _line_end(text, _content_end(last))
-        line = f"{_indent_of(text, first.start_mark.index)}{written}\n"
+        line = f"{_indent_of(text, first.start_mark.index)}{written}{doc.newline}"
         if at == len(text) and not text.endswith("\n"):
-            line = "\n" + line.rstrip("\n")
+            line = doc.newline + line.removesuffix(doc.newline)
         return [(at, at, line)]
     key_node, value = pair
     if not new:
@@ -537,8 +575,10 @@ def edit(text: str, new: ItemValue, item: str | None = None,
     want = expected["watchlists"][doc.wl_index]["watch"][doc.index]
     if new.name != current.name:
         value = _value(node, "name")
-        if not isinstance(value, ScalarNode) or value.style in ("|", ">"):
-            raise doc.error(f"the name is not written on one line: edit {shown} by hand")
+        if not isinstance(value, ScalarNode) or value.style in ("|", ">") or \
+                doc.shared(value):
+            raise doc.error(f"the name is not written on one line, or is an anchor: edit "
+                            f"{shown} by hand")
         splices.append((value.start_mark.index, value.end_mark.index,
                         _term(new.name, value.style)))
         want["name"] = new.name
@@ -564,7 +604,7 @@ def edit(text: str, new: ItemValue, item: str | None = None,
             want.pop(kind, None)
     edited = _apply(text, splices)
     problems: list[ConfigProblem] = []
-    reread = read_round_trip(edited, shown, problems, lambda _: False)
+    reread = _plain(edited, shown, problems)
     if reread is None or reread.data != expected:
         raise doc.error("the edit could not be made without changing more than the item "
                         f"(an unusual layout?): edit {shown} by hand"
