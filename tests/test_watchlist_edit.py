@@ -284,6 +284,22 @@ def test_the_preview_shows_new_unchanged_and_lost_matches_newest_first_in_batche
     store.close()
 
 
+def test_an_edit_applied_in_memory_is_the_edit_saved(project: Project) -> None:
+    """What the desk previews while the form changes (no file read) is what the edited
+    file reads as."""
+    directory = fixture_project(project)
+    config = load_config(directory)
+    text = edit.load(directory).text
+    new = edit.item_value(text, "afghan-opposition", "Atta Mohammad Noor").changed(
+        rename="Atta Noor", add_aliases=["Ustad Atta"], remove_aliases=["Atta Muhammad Nur"],
+        remove_none_of=["cricket*"], add_any_of=["Balkh"])
+    quick = edit.applied(config, new, "Atta Mohammad Noor")
+    saved = edit.validate(directory, edit.edit(text, new, "Atta Mohammad Noor"), new)
+    assert quick.watchlists == saved.watchlists and quick.version != config.version
+    with pytest.raises(edit.EditError, match="a \\* ends a word"):
+        edit.applied(config, new.changed(add_aliases=["x*"]), "Atta Mohammad Noor")
+
+
 def test_the_preview_reads_off_the_loop_batch_by_batch(project: Project) -> None:
     import asyncio
     project.hook("http://127.0.0.1:9/hook")

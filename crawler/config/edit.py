@@ -38,13 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from crawler.config.checks import SettingsCheck
 from crawler.config.load import Config, load_config
-from crawler.config.models import WATCHLISTS_FILE
+from crawler.config.models import WATCHLISTS_FILE, WatchItem
 from crawler.config.yamlfile import (
     CONTROL,
     LoadedFile,
@@ -613,6 +614,39 @@ def edit(text: str, new: ItemValue, item: str | None = None,
 
 
 # --- validating and saving ------------------------------------------------------------------
+
+
+def applied(config: Config, new: ItemValue, item: str | None = None) -> Config:
+    """``config`` with watch item ``item`` (default ``new.name``) made ``new`` in memory,
+    without reading or validating the files: what a preview needs at once while the form
+    changes (``validate`` the edited text before saving). A term the schema refuses is an
+    EditError saying so."""
+    name = item or new.name
+    wl = next((w for w in config.watchlists if w.name == new.watchlist), None)
+    current = next((i for i in wl.watch if i.name == name), None) if wl else None
+    if wl is None or current is None:
+        raise EditError(new.watchlist, name, "no such watch item in the config")
+    data = current.model_dump(mode="json", exclude_none=True)
+    by_text = {_text_of(a): a for a in data.get("aliases", [])}
+    data.update(name=new.name, aliases=[by_text.get(a, a) for a in new.aliases])
+    for kind in RULE_KEYS:
+        terms = getattr(new, kind)
+        if terms is not None:
+            data.pop(kind, None)
+            if terms:
+                data[kind] = list(terms)
+    try:
+        edited = WatchItem.model_validate(data)
+    except ValidationError as exc:
+        raise EditError(new.watchlist, name, "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors())) from exc
+    watch = [edited if i is current else i for i in wl.watch]
+    watchlists = tuple(w.model_copy(update={"watch": watch}) if w is wl else w
+                       for w in config.watchlists)
+    digest = version_of(repr(new).encode())[:8]
+    return dataclasses.replace(config, watchlists=watchlists,
+                               version=f"{config.version}+edit.{digest}")
 
 
 def validate(directory: Path, text: str, new: ItemValue,
