@@ -101,7 +101,7 @@ def show(obj: Context, watchlist: str, item: str, as_json: bool) -> None:
               help="How many articles each preview table lists (the counts cover all).")
 @click.option("--if-version", metavar="VERSION",
               help="Save only if watchlists.yaml is still at this version (from "
-                   "`watchlists show`): refuse if it changed since.")
+                   "`watchlists show`; 8 hex digits or more): refuse if it changed since.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the diff, the preview and the outcome as JSON.")
 @click.pass_obj
@@ -126,7 +126,8 @@ def edit_command(obj: Context, watchlist: str, item: str, rename: str | None,
         raise click.BadParameter(str(exc), param_hint="--since") from exc
     config, loaded, value = _loaded(obj, watchlist, item)
     try:
-        if if_version is not None and not loaded.version.startswith(if_version):
+        if if_version is not None and (len(if_version) < 8
+                                       or not loaded.version.startswith(if_version)):
             raise edit.ChangedSince(watchlist, item, f"{loaded.path} is at version "
                                     f"{loaded.version[:16]}, not {if_version}: show it again "
                                     "and redo the edit")
