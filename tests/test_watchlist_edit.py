@@ -199,6 +199,24 @@ def test_where_the_file_cannot_be_written_the_save_gives_the_yaml_to_copy(
     assert (directory / "watchlists.yaml").read_text(encoding="utf-8") == FIXTURE
 
 
+def test_the_command_prints_the_yaml_to_copy_where_the_config_is_read_only(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As under the shipped systemd unit (a read-only mount, which tests cannot make):
+    the probe says so, and nothing is written."""
+    fixture_project(project)
+    monkeypatch.setattr(edit, "unwritable", lambda _: "read-only file system")
+    args = ("watchlists", "edit", "afghan-opposition", "Hanif Atmar", "--add-alias", "Atmar")
+    result = project.cli(*args, write=False)
+    assert result.returncode == 1 and "read-only file system" in result.stderr
+    assert "copy the YAML" in result.stderr
+    assert result.stdout.endswith(FIXTURE.replace("      - name: Hanif Atmar\n",
+                                                  "      - name: Hanif Atmar\n"
+                                                  "        aliases: [Atmar]\n"))
+    report = json.loads(project.cli(*args, "--json", write=False).stdout)
+    assert report["read_only"] and not report["saved"] and "aliases: [Atmar]" in report["yaml"]
+    assert (project.config_dir / "watchlists.yaml").read_text(encoding="utf-8") == FIXTURE
+
+
 def test_the_probe_sees_a_directory_this_user_cannot_write(project: Project) -> None:
     if os.geteuid() == 0:
         pytest.skip("root writes to any directory, whatever its mode: the probe is "

@@ -207,7 +207,8 @@ def _save(directory: Path, new: edit.ItemValue, version: str, item: str, dry_run
             out.print("dry run: nothing saved", markup=False)
         return {"saved": False, "dry_run": True}
     try:
-        saved = edit.save(directory, new, version, item, checks=CHECKS)
+        saved = edit.save(directory, new, version, item, checks=CHECKS,
+                          probe=edit.unwritable)
     except edit.ReadOnly as exc:
         click.echo(f"error: {exc}", err=True)
         if not as_json:
