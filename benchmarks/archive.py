@@ -8,7 +8,9 @@ person), ingests them into a fresh database through ``Pipeline.ingest`` in polls
 ``--batch`` articles (dedup, extraction, matching, story assignment, the FTS5 index and
 alert planning, each poll one transaction), and reports articles/s and database bytes
 per 1,000 articles. Then it runs ``--queries`` phrase searches (newest 20, as
-``newswatch search`` does) and reports their median and 95th-percentile latency.
+``newswatch search`` does) and reports their median and 95th-percentile latency; with
+``--preview``, the time the watch-item editor's preview of an edit (an alias added to the
+first item) takes to its first batch and over the whole archive.
 
 The watchlist holds ``--watch-items`` people (default 10,000, the size the targets are
 set at): six fixed names and generated ones (``benchmarks.matching.people``: multi-word
@@ -45,8 +47,9 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 
 from benchmarks.matching import people
+from crawler.app import preview
 from crawler.app.pipeline import Pipeline
-from crawler.config import load_config
+from crawler.config import edit, load_config
 from crawler.core.article import Article
 from crawler.process.search import parse_query
 from crawler.store import SQLiteStore, Store
@@ -232,6 +235,35 @@ def searches(store: Store, count: int, seed: int) -> list[float]:
     return latencies
 
 
+def preview_times(root: Path, store: Store) -> dict[str, Any]:
+    """The desk's preview of an edit (an alias added to the first watch item) over the
+    whole archive, as the form starts it (the edit applied in memory): the time to its
+    first batch and to its last; and the time to edit and validate the file (a save's)."""
+    directory = root / "config"
+    before = load_config(directory)
+    loaded = edit.load(directory)
+    new = edit.item_value(loaded.text, "opposition", NAMES[0]).changed(
+        add_aliases=["Massoud"])
+    started = time.perf_counter()
+    after = edit.applied(before, new, NAMES[0])
+    running = preview.ItemPreview(store, before, after, "opposition", NAMES[0], NAMES[0],
+                                  datetime(2000, 1, 1, tzinfo=UTC))
+    batches = iter(running)
+    first = next(batches)
+    first_s = time.perf_counter() - started
+    last = first
+    for batch in batches:
+        last = batch
+    whole_s = time.perf_counter() - started
+    started = time.perf_counter()
+    edit.validate(directory, edit.edit(loaded.text, new), new)
+    return {"preview_first_batch_ms": round(first_s * 1000, 1),
+            "preview_first_batch_articles": first.scanned,
+            "preview_whole_s": round(whole_s, 2),
+            "preview_articles": last.scanned, "preview_counts": last.counts,
+            "edit_and_validate_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=20_000)
@@ -242,6 +274,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="write a cProfile of the ingest to FILE (pstats format)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also time the watch-item editor's preview over the archive "
+                             "(time to its first batch, and to the end)")
     args = parser.parse_args()
     watch = watched(args.watch_items, args.seed)
     articles = generate(args.articles, args.seed, [item["name"] for item in watch])
@@ -250,6 +285,7 @@ def main() -> None:
         floor = run_floor(root, articles)
         ours = run_newswatch(root, articles, args.batch, watch, args.profile)
         latencies = searches(ours["store"], args.queries, args.seed)
+        previewed = preview_times(root, ours["store"]) if args.preview else {}
         ours["store"].close()
     per_k = 1000 / args.articles
     rate, floor_rate = args.articles / ours["seconds"], args.articles / floor["seconds"]
@@ -289,6 +325,12 @@ def main() -> None:
           f"{floor['bytes'] * per_k / 1e6:>16.2f}{ours['bytes'] / floor['bytes']:>10.2f}")
     print(f"phrase search, newest 20: median {report['phrase_search_newest20_median_ms']} ms, "
           f"p95 {report['phrase_search_newest20_p95_ms']} ms ({args.queries} queries)")
+    if previewed:
+        report.update(previewed)
+        print(f"edit preview over {previewed['preview_articles']} articles: first batch "
+              f"({previewed['preview_first_batch_articles']} articles) in "
+              f"{previewed['preview_first_batch_ms']} ms, all in "
+              f"{previewed['preview_whole_s']} s")
     print(json.dumps(report, indent=1))
 
 

@@ -43,12 +43,14 @@ def test_the_config_load_benchmark_runs_tiny_and_prints_its_table() -> None:
 
 def test_the_archive_benchmark_runs_tiny_with_a_generated_watchlist() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.archive", "--articles", "60",
-                           "--batch", "20", "--watch-items", "50", "--queries", "5"],
+                           "--batch", "20", "--watch-items", "50", "--queries", "5",
+                           "--preview"],
                           cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["articles"] == 60 and report["watch_items"] == 50
     assert report["alerts_queued"] > 0 and report["add_articles_cpu_ms_per_article"] > 0
+    assert report["preview_articles"] == 60 and report["preview_first_batch_ms"] > 0
 
 
 def test_the_latency_benchmark_runs_tiny() -> None:

@@ -33,11 +33,13 @@ def three_feeds(project: Project, site: Site) -> None:
     (("sources", "test"), "testing"),
     (("once",), "polling"),
     (("backtest", "--since", "1d"), "replaying"),
+    (("watchlists", "edit", "afghan-opposition", "Atta Mohammad Noor", "--add-alias", "Snow",
+      "--preview", "--dry-run"), "previewing"),
 ])
 def test_a_long_command_shows_progress_on_a_terminal_only(
         project: Project, site: Site, command: tuple[str, ...], label: str) -> None:
     three_feeds(project, site)
-    if command[0] == "backtest":
+    if command[0] in ("backtest", "watchlists"):
         project.cli("once", check=True)  # an archive of three articles to replay
     quiet = project.cli(*command, check=True)
     assert "3/3" not in quiet.stderr and label not in quiet.stderr

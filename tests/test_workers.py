@@ -25,7 +25,7 @@ import pytest
 from crawler.app.daemon import Runner, _ConfigWatcher, _Work
 from crawler.app.pipeline import Pipeline, PollResult
 from crawler.app.workers import InProcess, Matching, Prepared, RemoteTraceback
-from crawler.config import WatchItem, WatchlistConfig
+from crawler.config import WatchItem, WatchlistConfig, edit
 from crawler.core import errors
 from crawler.core.errors import NewswatchError
 from crawler.process.dedup import Keyed
@@ -292,6 +292,9 @@ def test_every_newswatch_error_comes_back_from_a_worker_as_itself(
     arguments: dict[type[NewswatchError], tuple[Any, ...]] = {
         errors.ConfigError: ([errors.ConfigProblem("f.yaml", 1, 2, "bad")],),
         errors.DeliveryError: ("hook", "HTTP 500", ),
+        edit.EditError: ("w", "item", "bad"), edit.ChangedSince: ("w", "item", "bad"),
+        edit.InvalidEdit: ("w", "item", [errors.ConfigProblem("f.yaml", 1, 2, "bad")]),
+        edit.ReadOnly: ("w", "item", Path("/etc/w.yaml"), "read-only", "watchlists: []\n"),
     }
     if issubclass(kind, errors.HTTPStatusError):
         error = kind("Local", 503, "http://127.0.0.1/feed", 30.0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from crawler.cli import archive, daemon, desk, matching, sources, tuning
+from crawler.cli import archive, daemon, desk, matching, sources, tuning, watchlists
 from crawler.cli.base import cli
 
 __all__ = ["cli", "main"]
 # importing them registers their commands
-_COMMANDS = (archive, daemon, desk, matching, sources, tuning)
+_COMMANDS = (archive, daemon, desk, matching, sources, tuning, watchlists)
 
 
 def main() -> None:

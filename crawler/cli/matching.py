@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from crawler.app import tuning
+from crawler.app import preview, tuning
 from crawler.cli.base import (
     EXIT_FETCH,
     LIMIT,
@@ -39,7 +39,7 @@ from crawler.core.article import Article, Failed
 from crawler.core.clock import SystemClock
 from crawler.process.dedup import canonical_url
 from crawler.process.extract import extract
-from crawler.process.match import Match, Matcher, Miss
+from crawler.process.match import Matcher
 
 
 def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
@@ -50,11 +50,6 @@ def _watchlists(config: Config, name: str | None) -> Sequence[WatchlistConfig]:
 
 
 _WHOLE_PAGE = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
-
-
-def _match_row(m: Match | Miss) -> dict[str, Any]:
-    row = dataclasses.asdict(m)
-    return {**row, **{k: list(row[k]) for k in ("context", "terms") if k in row}}
 
 
 @cli.command("match")
@@ -105,10 +100,10 @@ def match_command(obj: Context, text: str | None, path: Path | None, url: str | 
             "author": article.author, "language": article.language,
             "extraction": str(article.extraction), "text": article.text} if url else {}
     if as_json:
-        print_json({**page, "matches": [_match_row(m) for m in found],
-                    "not_counted": [_match_row(m) for m in misses],
+        print_json({**page, "matches": [preview.match_row(m) for m in found],
+                    "not_counted": [preview.match_row(m) for m in misses],
                     "vetoed_by_learned_rules": [
-                        {**_match_row(m), "rule": {"id": r.id, "kind": r.kind,
+                        {**preview.match_row(m), "rule": {"id": r.id, "kind": r.kind,
                                                    "term": r.term, "by": r.created_by}}
                         for m, r in vetoed]})
         return
@@ -182,28 +177,10 @@ def backtest(obj: Context, watchlist: str | None, since: str, limit: int,
     start = SystemClock().now() - timedelta(seconds=seconds)
     with obj.store(config) as store:
         archive = store.archive(start)
-    newly: list[dict[str, Any]] = []
-    gone: list[dict[str, Any]] = []
-
-    def replay(article: Article, before: set[tuple[str, str]]) -> None:
-        now = {(m.watchlist, m.watch): m for m in matcher.match(article)}
-        about = {"url": article.url, "title": article.title, "source": article.source}
-        for key in sorted(now.keys() - before):
-            newly.append({**about, **_match_row(now[key])})
-        lost = sorted(k for k in before - now.keys() if watchlist is None or k[0] in names)
-        if lost:  # rare: explaining costs a second pass
-            why: dict[tuple[str, str], list[str]] = {}
-            for miss in matcher.explain(article).misses:
-                why.setdefault((miss.watchlist, miss.watch), []).append(
-                    f"{miss.field}: {miss.reason}")
-            for wl, watch in lost:
-                gone.append({**about, "watchlist": wl, "watch": watch,
-                             "why": "; ".join(why.get((wl, watch), ["no mention found"]))})
-
     with progress("replaying", len(archive), quiet=as_json) as advance:
-        for article, before in archive:
-            replay(article, before)
-            advance("")
+        changes = preview.backtest(archive, matcher,
+                                   lambda k: watchlist is None or k[0] in names, advance)
+    newly, gone = ([c.as_dict() for c in found] for found in changes)
     summary = _per_watch(newly, gone)
     if as_json:
         print_json({"articles": len(archive), "since": start.isoformat(timespec="seconds"),

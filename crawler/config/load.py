@@ -187,12 +187,16 @@ def _validate(model: type[M], loaded: LoadedFile | None,
 
 
 def load_config(directory: Path | str | None = None, *,
-                checks: Sequence[SettingsCheck] = ()) -> Config:
+                checks: Sequence[SettingsCheck] = (),
+                texts: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config directory, or raise ConfigError listing every problem.
 
     ``checks`` are the settings checks of the layers above (the alerts layer's Apprise
     URLs and templates): they run when newswatch.yaml validates, and their problems are
-    reported with the others, so one round fixes everything."""
+    reported with the others, so one round fixes everything. ``texts`` stands in for
+    files by name (an edit validated before it is saved: ``crawler.config.edit``); the
+    problems still name the file on disk."""
+    texts = texts or {}
     root = Path(directory) if directory is not None else default_config_dir()
     problems: list[ConfigProblem] = []
     warnings: list[ConfigProblem] = []
@@ -200,7 +204,8 @@ def load_config(directory: Path | str | None = None, *,
         raise ConfigError([ConfigProblem(str(root), 1, 1, "config directory not found: pass "
                                          "--config DIR or set NEWSWATCH_CONFIG")])
     files = {name: read_yaml(root / name, str(root / name), problems,
-                             _settings_env if name == SETTINGS_FILE else lambda _: False)
+                             _settings_env if name == SETTINGS_FILE else lambda _: False,
+                             texts.get(name))
              for name in (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE)}
     settings = _validate(Settings, files[SETTINGS_FILE], problems)
     sources = _validate(SourcesFile, files[SOURCES_FILE], problems)
@@ -221,7 +226,7 @@ def load_config(directory: Path | str | None = None, *,
         raise ConfigError(problems)
     digest = hashlib.sha256()
     for name in (SETTINGS_FILE, SOURCES_FILE, WATCHLISTS_FILE):
-        digest.update((root / name).read_bytes())
+        digest.update(texts[name].encode() if name in texts else (root / name).read_bytes())
     return Config(root.resolve(), settings, tuple(sources.sources),
                   tuple(watchlists.watchlists), digest.hexdigest()[:12],
                   tuple(warnings))

@@ -104,9 +104,13 @@ class LoadedFile:
 
 
 def read_yaml(path: Path, shown: str, problems: list[ConfigProblem],
-              expands_env: ExpandsEnv = lambda _: False) -> LoadedFile | None:
+              expands_env: ExpandsEnv = lambda _: False,
+              text: str | None = None) -> LoadedFile | None:
+    """The file at ``path``, or ``text`` read as if it were that file (an edit being
+    validated before it is written)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if text is None:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         problems.append(ConfigProblem(shown, 1, 1, "file not found: create it (see "
                                       "docs/configuration.md)"))
@@ -184,10 +188,7 @@ def read_fast(text: str, shown: str,
     """A clean file read from libyaml's nodes, with the problems of its ``${``; None when
     the file needs the round-trip reader."""
     text = text.removeprefix("\ufeff")  # libyaml skips it uncounted: marks index the rest
-    if _DIRECTIVE.search(text) or any(c in text for c in "\t\u2028\u2029\ufeff") or \
-            nests_deep(text):
-        # a version; tabs, which libyaml accepts in more places; lines or marks counted
-        # otherwise; nesting that would crash libyaml's composer
+    if not read_fast_would(text):
         return None
     yaml = YAML(typ="safe", pure=CParser is None)
     yaml.Resolver = _Resolver
@@ -204,6 +205,25 @@ def read_fast(text: str, shown: str,
         return None
     loaded.data = data
     return loaded, found
+
+
+def read_fast_would(text: str) -> bool:
+    """Whether libyaml may compose ``text`` as the round-trip reader would: not with a
+    version directive, tabs (which libyaml accepts in more places), line or mark counts
+    of its own (a BOM, U+2028/9), or nesting that would crash its composer."""
+    return not (_DIRECTIVE.search(text) or any(c in text for c in "\t\u2028\u2029\ufeff")
+                or nests_deep(text))
+
+
+def compose(text: str) -> Node:
+    """The text's node tree, each node with the span of its text (character offsets):
+    by libyaml where the fast reader would read the text, by ruamel's composer (ten
+    times slower) otherwise. For editing in place (``crawler.config.edit``)."""
+    if CParser is not None and read_fast_would(text):
+        node: Node = YAML(typ="safe", pure=False).compose(text)
+    else:
+        node = YAML(typ="rt").compose(text)
+    return node
 
 
 @contextmanager

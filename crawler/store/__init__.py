@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from crawler.store.protocol import Store
 from crawler.store.records import (
+    ArchiveMark,
+    ArchivePage,
     DeliveryResult,
     FoundArticle,
     LearnedRule,
@@ -30,6 +32,7 @@ from crawler.store.records import (
 from crawler.store.sqlite import SQLiteStore
 from crawler.store.threaded import ThreadedStore
 
-__all__ = ["DeliveryResult", "FoundArticle", "LearnedRule", "Mute", "Muted", "NewArticle",
+__all__ = ["ArchiveMark", "ArchivePage", "DeliveryResult", "FoundArticle", "LearnedRule",
+           "Mute", "Muted", "NewArticle",
            "OutboxRow", "PollRecord", "QueuedAlert", "SQLiteStore", "SourceState", "Store",
            "StoredArticle", "StoryContext", "StoryRules", "ThreadedStore"]

@@ -34,6 +34,8 @@ from crawler.store.desk import (
     Timeline,
 )
 from crawler.store.records import (
+    ArchiveMark,
+    ArchivePage,
     DeliveryResult,
     DigestBuilder,
     FoundArticle,
@@ -83,6 +85,9 @@ class Store(Protocol):
                      ) -> list[StoredArticle]: ...
     def archive(self, since: datetime, *, watch: tuple[str, str] | None = None,
                 ) -> list[tuple[Article, set[tuple[str, str]]]]: ...
+    def count_archive(self, since: datetime) -> int: ...
+    def archive_page(self, since: datetime, *, before: ArchiveMark | None = None,
+                     limit: int = 500) -> ArchivePage: ...
     def find_article(self, url: str) -> FoundArticle | None: ...
     def matched_articles(self, *, watchlist: str | None = None, watch: str | None = None,
                          source: str | None = None, since: datetime | None = None,

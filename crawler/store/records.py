@@ -213,6 +213,25 @@ class LearnedRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveMark:
+    """Where a page of the archive ended (newest first): the next page starts after it.
+    Opaque to callers."""
+
+    at: str
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivePage:
+    """Articles of the archive, newest first, each with the (watchlist, watch) pairs
+    stored for it and when it was fetched; ``next`` is None on the last page."""
+
+    rows: list[tuple[Article, set[tuple[str, str]]]]
+    fetched_at: list[datetime]
+    next: ArchiveMark | None
+
+
+@dataclass(frozen=True, slots=True)
 class FoundArticle:
     """A stored article looked up by one of its URLs, with its story and the watch items
     it matched when stored. A pruned article has lost its summary and text."""

@@ -151,6 +151,27 @@ def test_matches_are_read_back_by_watchlist_and_time(sources: Store) -> None:
     assert pairs == {("opposition", "Ahmad Massoud"), ("roads", "Salang")}
 
 
+def test_the_archive_reads_newest_first_a_page_at_a_time(sources: Store) -> None:
+    """Pages follow one another without a gap or a repeat, also among articles fetched at
+    the same moment, and each carries the pairs stored for its articles."""
+    sources.add_articles([new(article("Kabul", 1), [match()]),
+                          new(article("North", 2))], NOW, "v1", no_alerts)
+    sources.add_articles([new(article("West", 3), [match("Salang", "roads")])],
+                         NOW + timedelta(minutes=1), "v1", no_alerts)
+    assert sources.count_archive(EPOCH) == 3
+    assert sources.count_archive(NOW + timedelta(seconds=1)) == 1
+    first = sources.archive_page(EPOCH, limit=2)
+    assert [a.url for a, _ in first.rows] == [article("West", 3).url, article("North", 2).url]
+    assert first.rows[0][1] == {("roads", "Salang")} and first.rows[1][1] == set()
+    assert first.fetched_at[0] > first.fetched_at[1] and first.next is not None
+    last = sources.archive_page(EPOCH, before=first.next, limit=2)
+    assert [(a.url, pairs) for a, pairs in last.rows] == [
+        (article("Kabul", 1).url, {("opposition", "Ahmad Massoud")})]
+    assert last.next is None
+    assert sources.archive_page(NOW + timedelta(seconds=1)).rows[0][0].url == \
+        article("West", 3).url
+
+
 def test_matched_articles_filter_by_item_and_source_and_count_exactly(
         sources: Store) -> None:
     """One row per article with every item it matched; the count is of articles, not

@@ -14,6 +14,8 @@ from crawler.core.errors import StoreError
 from crawler.process import stories
 from crawler.process.search import Query
 from crawler.store.records import (
+    ArchiveMark,
+    ArchivePage,
     FoundArticle,
     NewArticle,
     Planner,
@@ -74,6 +76,42 @@ class Articles(Connected):
         return [(_article(r), stored.get(r["id"], set())) for r in self._db.query(
             "SELECT * FROM articles a WHERE a.fetched_at >= :since"
             f"{narrow} ORDER BY a.fetched_at, a.id", values)]
+
+    @wrap_exceptions
+    def count_archive(self, since: datetime) -> int:
+        """How many articles ``archive`` and ``archive_page`` give since ``since``."""
+        return int(self._db.execute("SELECT count(*) FROM articles WHERE fetched_at >= ?",
+                                    [iso(since)]).fetchone()[0])
+
+    @wrap_exceptions
+    def archive_page(self, since: datetime, *, before: ArchiveMark | None = None,
+                     limit: int = 500) -> ArchivePage:
+        """Up to ``limit`` articles fetched since ``since``, newest first, that come after
+        ``before`` (the ``next`` of the previous page) in that order, each with the
+        (watchlist, watch) pairs stored for it: a backtest shown while it runs (the desk's
+        preview) reads the archive a page at a time, each page a short read of its own."""
+        where = "a.fetched_at >= :since"
+        values: dict[str, Any] = {"since": iso(since), "limit": int(limit)}
+        if before is not None:
+            where += " AND (a.fetched_at, a.id) < (:at, :id)"
+            values.update(at=before.at, id=before.id)
+        rows = list(self._db.query(f"SELECT * FROM articles a WHERE {where} "
+                                   "ORDER BY a.fetched_at DESC, a.id DESC LIMIT :limit",
+                                   values))
+        stored: dict[int, set[tuple[str, str]]] = {}
+        ids = [r["id"] for r in rows]
+        if ids:
+            for row in self._db.query(
+                    "SELECT article_id, watchlist, watch FROM matches WHERE article_id IN "
+                    f"({','.join('?' * len(ids))})", ids):
+                stored.setdefault(row["article_id"], set()).add(
+                    (row["watchlist"], row["watch"]))
+        last = rows[-1] if len(rows) == limit else None
+        return ArchivePage(
+            [(_article(r), stored.get(r["id"], set())) for r in rows],
+            [datetime.fromisoformat(r["fetched_at"]) for r in rows],
+            ArchiveMark(last["fetched_at"], last["id"])
+            if last else None)
 
     @wrap_exceptions
     def find_article(self, url: str) -> FoundArticle | None:
