@@ -120,6 +120,60 @@ def test_an_article_outside_the_window_starts_a_new_story(project: Project) -> N
     assert len({r["story_id"] for r in schema.rows(store, "SELECT story_id FROM articles")}) == 2
 
 
+def test_copies_of_a_story_past_the_candidate_cap_still_join_it(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new copy is compared with the few most recent articles under each band key, not
+    every copy ever stored (a boilerplate item repeated all day would make each new one
+    read and score thousands), in the batch as from the database."""
+    monkeypatch.setattr(stories, "CANDIDATES_PER_BAND", 2)
+    base = BASES["noor-tashkent"]
+    project.sources = [{"name": "a", "feed": "http://127.0.0.1:9/a"}]
+    project.hook("http://127.0.0.1:9/unused")
+    clock = FakeClock()
+    config = project.config()
+    store = SQLiteStore(config.database_path)
+    store.sync_sources(config.active_sources(), clock.now())
+
+    def copy(n: int) -> Article:
+        return Article("a", f"{base.url}?copy={n}", f"{base.url}?copy={n}", base.title,
+                       content_html=base.body)
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            pipeline = Pipeline(config, ThreadedStore(store), client, clock, "test")
+            await pipeline.ingest("a", [copy(n) for n in range(6)])  # one poll
+            clock.advance(600)
+            await pipeline.ingest("a", [copy(6)])  # a later one
+
+    asyncio.run(run())
+    rows = schema.rows(store, "SELECT id, story_id, similar_to FROM articles ORDER BY id")
+    assert len(rows) == 7 and {r["story_id"] for r in rows} == {rows[0]["story_id"]}
+    # each joined through one of the two most recent copies before it
+    assert [r["similar_to"] for r in rows[1:]] == [1, 1, 2, 3, 4, 5]
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 40)), max_size=12),
+       st.integers(0, 3), st.floats(0.05, 1.0))
+def test_placement_in_arrays_is_placement_one_by_one(
+        drawn: list[tuple[int, int]], which: int, threshold: float) -> None:
+    """The first of the most similar candidates that count, as a loop over them finds it."""
+    texts = [" ".join(f"w{v}x{n}" for n in range(length)) for v, length in
+             [(0, 30), (1, 30), (2, 5), (3, 30)]]
+    prints = [stories.fingerprint(("", "", t)) for t in texts]
+    new = prints[which]
+    candidates = [stories.Candidate(n, 100 + v, prints[v].signature, prints[v].shingles)
+                  for n, (v, _) in enumerate(drawn)]
+    best = None
+    for c in candidates:
+        score = float(np.count_nonzero(np.frombuffer(new.signature, "<u4") ==
+                                       np.frombuffer(c.signature, "<u4"))) / stories.HASHES
+        short = new.short or c.shingles < stories.MIN_SHINGLES
+        if (score >= 1.0 if short else score >= threshold) and (best is None or
+                                                                 score > best.score):
+            best = stories.Placement(c.story_id, c.article_id, score)
+    assert stories.place(new, candidates, threshold) == best
+
+
 STORY = BASES["massoud-dialogue"]
 NOOR = ("Atta Mohammad Noor, who attended the Vienna meeting by video link, said the "
         "northern blocs supported the call.")

@@ -47,6 +47,10 @@ HASHES = 64
 BANDS = 32
 ROWS = HASHES // BANDS
 MIN_SHINGLES = 12
+#: The most recent articles under one band key that a new article is compared with: a
+#: story of thousands of near-identical copies would otherwise make every new copy
+#: read and score them all. Older ones are of the same story, or of none nearer.
+CANDIDATES_PER_BAND = 50
 DEFAULT_THRESHOLD = 0.4
 #: The Mersenne prime 2³¹ − 1 of the hash functions ``(a·x + b) mod PRIME``: with x, a
 #: and b below it, a·x + b stays under 2⁶³, so uint64 arithmetic never overflows.
@@ -175,21 +179,6 @@ def fingerprint(document: tuple[str, str, str]) -> Fingerprint:
     return Fingerprint(sig, band_keys(sig), int(parts.size))
 
 
-def similarity(one: bytes, other: bytes) -> float:
-    """Estimated Jaccard similarity: the share of signature positions that agree."""
-    if not one or not other or len(one) != len(other):
-        return 0.0
-    agree = np.frombuffer(one, dtype="<u4") == np.frombuffer(other, dtype="<u4")
-    return int(np.count_nonzero(agree)) / HASHES
-
-
-def joins(score: float, new: Fingerprint, other_shingles: int, threshold: float) -> bool:
-    """Whether a candidate with this score is the same story (short texts: exact only)."""
-    if new.short or other_shingles < MIN_SHINGLES:
-        return score >= 1.0
-    return score >= threshold
-
-
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A stored article that shares a band key with the new one, and its story."""
@@ -212,11 +201,19 @@ class Placement:
 def place(new: Fingerprint, candidates: Iterable[Candidate],
           threshold: float) -> Placement | None:
     """The story of the most similar candidate that counts as the same story (the first
-    such when scores tie), or None: the article starts a story of its own."""
-    best: Placement | None = None
-    for candidate in candidates:
-        score = similarity(new.signature, candidate.signature)
-        if joins(score, new, candidate.shingles, threshold) and (
-                best is None or score > best.score):
-            best = Placement(candidate.story_id, candidate.article_id, score)
-    return best
+    such when scores tie), or None: the article starts a story of its own.
+
+    Scored all at once, in arrays: a story with hundreds of copies (an outlet's
+    boilerplate item, a wire story everyone runs) brings as many candidates."""
+    listed = [c for c in candidates if c.signature and len(c.signature) == len(new.signature)]
+    if not new.signature or not listed:
+        return None
+    mine = np.frombuffer(new.signature, dtype="<u4")
+    theirs = np.frombuffer(b"".join(c.signature for c in listed), dtype="<u4")
+    scores = np.count_nonzero(theirs.reshape(len(listed), -1) == mine, axis=1) / HASHES
+    short = np.array([new.short or c.shingles < MIN_SHINGLES for c in listed])
+    joining = np.where(short, scores >= 1.0, scores >= threshold)
+    if not joining.any():
+        return None
+    best = int(np.argmax(np.where(joining, scores, -1.0)))  # the first of the highest
+    return Placement(listed[best].story_id, listed[best].article_id, float(scores[best]))

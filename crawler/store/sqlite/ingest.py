@@ -150,7 +150,10 @@ def _place(conn: sqlite3.Connection, kept: Sequence[NewArticle], last_article: i
             candidates[article_id] = stories.Candidate(article_id, story.id, fp.signature,
                                                        fp.shingles)
             for b in fp.bands:
-                by_band.setdefault(b, []).append(article_id)
+                recent = by_band.setdefault(b, [])
+                recent.append(article_id)
+                if len(recent) > stories.CANDIDATES_PER_BAND:  # as the query keeps them
+                    del recent[0]
         decided.append((new, article_id, story, placement))
     stored = [s for s in known.values() if s.first is None]
     _load(conn, stored, {s.id for s in stored} & {
@@ -172,9 +175,11 @@ def _candidates(conn: sqlite3.Connection, bands: Collection[int], now: datetime,
     by_band: dict[int, list[int]] = {}
     if not bands:
         return by_band, {}
-    for key, article_id in conn.execute(
-            f"SELECT key, article_id FROM story_bands WHERE key IN ({EACH})",
-            [each(sorted(bands))]):
+    for key, article_id in conn.execute(  # the most recent few per key, oldest first
+            "SELECT key, article_id FROM (SELECT key, article_id, row_number() OVER "
+            "(PARTITION BY key ORDER BY article_id DESC) AS n FROM story_bands "
+            f"WHERE key IN ({EACH})) WHERE n <= ? ORDER BY key, article_id",
+            [each(sorted(bands)), stories.CANDIDATES_PER_BAND]):
         by_band.setdefault(key, []).append(article_id)
     ids = {i for found in by_band.values() for i in found}
     return by_band, {other: stories.Candidate(other, story_id, signature, shingles)
