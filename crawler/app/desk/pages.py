@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,7 +23,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from crawler.app.desk import auth
+from crawler.app.desk import auth, stories
 from crawler.app.desk.host import Host
 from crawler.config import HttpSettings
 from crawler.core.clock import parse_iso
@@ -34,8 +34,23 @@ TEMPLATES = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True, undefined=jinja2.StrictUndefined))
 #: what the nav links to; a page of a later round adds its entry here
-NAV = [("/", "Stories"), ("/search", "Search")]
-STORIES_SINCE = timedelta(days=7)
+NAV = [("/", "Stories"), ("/search", "Search"), ("/mutes", "Mutes")]
+
+
+Page = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Kit:
+    """What a page module gets from ``routes``: the decorators for a signed-in page and a
+    CSRF-checked action, ``render``, and ``when`` (a stored time in the configured zone)."""
+
+    page: Callable[[Page], Page]
+    action: Callable[[Page], Page]
+    render: Callable[..., Response]
+    when: Callable[[datetime | str | None], str]
+    user: Callable[[Request], str]
+    secure: bool  # cookies set with the Secure flag (http.public_url is https)
 
 
 @dataclass(frozen=True)
@@ -61,8 +76,6 @@ def safe_next(value: str | None) -> str:
 
 
 def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
-    Page = Callable[[Request], Awaitable[Response]]
-
     async def viewer(request: Request) -> Viewer | None:
         session_id = request.cookies.get(auth.SESSION_COOKIE)
         if not session_id:
@@ -72,10 +85,13 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
         return None if found is None else Viewer(found.user, found.csrf)
 
     def page(handler: Page) -> Page:
-        """A page for signed-in users; others are sent to the login page and back."""
+        """A page for signed-in users; others are sent to the login page and back (but
+        htmx's requests, which would swap the login page into the page, get 401)."""
         @functools.wraps(handler)
         async def checked(request: Request) -> Response:
             found = await viewer(request)
+            if found is None and request.headers.get("hx-request"):
+                return PlainTextResponse("the session ended: reload the page\n", 401)
             if found is None:
                 back = request.url.path + (f"?{request.url.query}" if request.url.query
                                            else "")
@@ -107,11 +123,12 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             "here": request.url.path, "q": request.query_params.get("q", ""), **context},
             status_code=status)
 
-    def when(text: str | None) -> str:
-        if not text:
+    def when(moment: datetime | str | None) -> str:
+        if not moment:
             return ""
         zone = ZoneInfo(host.config().settings.timezone)
-        return parse_iso(text).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+        found = parse_iso(moment) if isinstance(moment, str) else moment
+        return found.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
     async def login_form(request: Request, status: int = 200, error: str = "") -> Response:
         nonce = auth.new_token()
@@ -172,14 +189,6 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
         return response
 
     @page
-    async def stories(request: Request) -> Response:
-        found = await host.store.call(host.store.sync.recent_stories,
-                                      host.clock.now() - STORIES_SINCE)
-        for story in found:
-            story["first_seen"] = when(story["first_seen_at"])
-        return render(request, "stories.html", stories=found)
-
-    @page
     async def search(request: Request) -> Response:
         text = request.query_params.get("q", "").strip()
         results: list[dict[str, Any]] = []
@@ -194,7 +203,8 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             row["when"] = when(row["published_at"] or row["fetched_at"])
         return render(request, "search.html", results=results, error=error, searched=text)
 
-    return [Route("/", stories, methods=["GET"]),
+    kit = Kit(page, action, render, when, acting_user, http.secure_cookies)
+    return [*stories.routes(host, kit),
             Route("/search", search, methods=["GET"]),
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
