@@ -128,9 +128,10 @@ def make_desk(project: Project, **http: Any) -> Desk:
     return Desk(project, config)
 
 
-def csrf(page: httpx.Response) -> str:
-    found = _CSRF.search(page.text)
-    assert found, page.text
+def csrf(page: httpx.Response | str) -> str:
+    text = page if isinstance(page, str) else page.text
+    found = _CSRF.search(text)
+    assert found, text
     return found.group(1)
 
 
