@@ -8,6 +8,7 @@ the ``created_by`` of the mutes and rules the desk makes. Pages extend ``base.ht
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
@@ -67,6 +73,18 @@ def acting_user(request: Request) -> str:
     return viewer.name
 
 
+def same_site(path: str) -> Response:
+    """The page again, from this site: a link followed from elsewhere (an alert email)
+    comes without the SameSite=Strict session cookie, which this same-site reload (no
+    script: a meta refresh, and a link) sends; without a session it then goes to login."""
+    target = html.escape(path, quote=True)
+    return HTMLResponse(
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0; url={target}"><title>newswatch desk'
+        f'</title></head><body><p><a href="{target}">Continue to the desk</a></p>'
+        f"</body></html>")
+
+
 def safe_next(value: str | None) -> str:
     """A path on this site to go back to after login; anything else is the home page."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
@@ -95,6 +113,8 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             if found is None:
                 back = request.url.path + (f"?{request.url.query}" if request.url.query
                                            else "")
+                if request.headers.get("sec-fetch-site") == "cross-site":
+                    return same_site(safe_next(back))
                 return RedirectResponse(f"/login?next={quote(back, safe='')}", 303)
             request.state.viewer = found
             return await handler(request)
