@@ -71,7 +71,7 @@ def test_a_delivered_email_links_the_desk_only_when_the_desk_is_on(
 def text(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return str(body.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
+    return str(body.get_content()).replace("\r\n", "\n")
 
 
 def test_a_link_from_a_mail_client_is_reloaded_from_the_desk(project: Project) -> None:
