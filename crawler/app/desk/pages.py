@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from crawler.app.desk import auth, stories
 from crawler.app.desk.host import Host
+from crawler.app.desk.kit import Kit, Page
 from crawler.config import HttpSettings
 from crawler.core.clock import parse_iso
 from crawler.core.errors import StoreError
@@ -41,22 +41,6 @@ TEMPLATES = Jinja2Templates(env=jinja2.Environment(
     autoescape=True, undefined=jinja2.StrictUndefined))
 #: what the nav links to; a page of a later round adds its entry here
 NAV = [("/", "Stories"), ("/search", "Search"), ("/mutes", "Mutes")]
-
-
-Page = Callable[[Request], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class Kit:
-    """What a page module gets from ``routes``: the decorators for a signed-in page and a
-    CSRF-checked action, ``render``, and ``when`` (a stored time in the configured zone)."""
-
-    page: Callable[[Page], Page]
-    action: Callable[[Page], Page]
-    render: Callable[..., Response]
-    when: Callable[[datetime | str | None], str]
-    user: Callable[[Request], str]
-    secure: bool  # cookies set with the Secure flag (http.public_url is https)
 
 
 @dataclass(frozen=True)

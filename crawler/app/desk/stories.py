@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -24,14 +24,12 @@ from starlette.routing import BaseRoute, Route
 
 from crawler.app import tuning
 from crawler.app.desk.host import Host
+from crawler.app.desk.kit import Kit
 from crawler.core.errors import StoreError
 from crawler.process.script import direction, script
 from crawler.store import LearnedRule
 from crawler.store.desk import PAGE_MAX, Copy, Mention, StoryDetail, StoryFilter, StoryRow
 from crawler.store.records import RuleKind
-
-if TYPE_CHECKING:
-    from crawler.app.desk.pages import Kit
 
 log = logging.getLogger(__name__)
 
