@@ -205,10 +205,11 @@ def routes(host: Host, kit: Kit) -> list[BaseRoute]:
         if not page.rows:
             return Response(status_code=204)
         # newest first, as the list shows them: they go on top in that order
-        count = len(page.rows)
-        return show(request, "stories_new.html", stories=rows_view(page.rows),
-                    poll="/stories/new?" + filters.query(after=page.newest),
-                    announce="1 new story" if count == 1 else f"{count} new stories")
+        count = len(page.rows)  # (kit.render: a poll leaves a pending confirmation be)
+        return kit.render(request, "stories_new.html", stories=rows_view(page.rows),
+                          poll="/stories/new?" + filters.query(after=page.newest),
+                          announce="1 new story" if count == 1
+                          else f"{count} new stories")
 
     async def detail_of(request: Request) -> StoryDetail | None:
         story_id = _int(request.path_params["id"])
