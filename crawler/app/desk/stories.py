@@ -157,7 +157,8 @@ def routes(host: Host, kit: Kit) -> list[BaseRoute]:
                                         flash=message, flash_error=kind == "error",
                                         **context)
         if flash:
-            response.delete_cookie(FLASH_COOKIE, path="/", httponly=True, samesite="strict")
+            response.delete_cookie(FLASH_COOKIE, path="/", httponly=True, samesite="strict",
+                                   secure=kit.secure)
         return response
 
     def back(path: str, message: str, *, error: bool = False) -> Response:
