@@ -51,10 +51,13 @@ class Senders:
     """The channels of one config with their templates, sharing one HTTP client."""
 
     def __init__(self, channels: Mapping[str, Channel], config_dir: Path,
-                 client: httpx.AsyncClient, timezone: str = "UTC") -> None:
-        """``timezone``: the config's, in which emails show times."""
+                 client: httpx.AsyncClient, timezone: str = "UTC",
+                 desk_url: str = "") -> None:
+        """``timezone``: the config's, in which emails show times; ``desk_url``: the
+        desk's address the emails link stories to (``HttpSettings.desk_links``)."""
         self.channels = dict(channels)
         self.timezone = timezone
+        self.desk_url = desk_url
         self.client = client
         self.renderers = {n: renderer_for(c, config_dir) for n, c in channels.items()}
         # operator notices use the shipped templates
@@ -78,7 +81,8 @@ class Senders:
                     else self.default_renderer)
         assert renderer is not None
         try:
-            rendered = renderer.render(context(payload, name, self.timezone), now)
+            rendered = renderer.render(context(payload, name, self.timezone,
+                                               self.desk_url), now)
         except TemplateProblem as exc:
             raise DeliveryError(name, str(exc), retryable=False) from exc
         if isinstance(channel, EmailChannel):

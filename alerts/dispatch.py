@@ -70,8 +70,9 @@ class Dispatcher:
         self.store = store
         self.settings = config.settings
         self.channels = config.enabled_channels()
+        http = config.settings.http
         self.senders = Senders(self.channels, config.directory, client,
-                               config.settings.timezone)
+                               config.settings.timezone, http.desk_links if http else "")
         self.clock = clock
         self.owner = owner
         self.concurrency = concurrency

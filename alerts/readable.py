@@ -5,7 +5,9 @@ the published time in the configured zone with a relative age (measured from the
 time, so a held digest says how old the news is when it arrives), the other outlets
 carrying the story, the lede, one line per watch item with one snippet per sentence
 (every mention in it marked), the follow-up's reason, and the CLI commands that mute the
-story or mark a match not relevant. No internal number (a story's id) reaches the reader.
+story or mark a match not relevant, or, with the desk's address (``desk``: ``http.public_url``
+when the desk is on), links to the story's desk page, where those are buttons. No internal
+number (a story's id) reaches the reader but in such a link.
 Everything here is remote text as plain strings: the templates escape it.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from crawler.core.clock import parse_iso
@@ -47,6 +50,7 @@ class Item:
     in_headline: bool  # named in the headline, which is shown already
     not_relevant: str  # the command that marks this match not relevant (with its
     # watchlist, which the command needs when several lists have an item of that name)
+    not_relevant_link: str | None = None  # the story's desk page, at this item's match
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,17 @@ class Story:
     high: bool
     watchlists: tuple[Watchlist, ...]
     mute: str | None  # the command that mutes the story (None: not part of a story)
+    page: str | None = None  # the story's desk page (None: no desk links)
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """Every watch item named, watchlist after watchlist."""
+        return tuple(i for w in self.watchlists for i in w.items)
+
+    @property
+    def mute_link(self) -> str | None:
+        """The desk page at its Mute story button (a GET never changes anything)."""
+        return f"{self.page}#mute" if self.page else None
 
     @property
     def follow_up(self) -> bool:
@@ -84,25 +99,29 @@ class View:
 
 
 def view(stories: Iterable[Mapping[str, Any]], timezone: str = "UTC",
-         now: datetime | str | None = None) -> View:
+         now: datetime | str | None = None, desk: str = "") -> View:
     """The reader's view of ``stories`` (version-2 ``data`` objects, as the template
-    context's ``stories``), with times in ``timezone`` and ages counted from ``now``."""
+    context's ``stories``), with times in ``timezone`` and ages counted from ``now``;
+    ``desk``: the desk's address, for links to each story's page."""
     when = parse_iso(now) if isinstance(now, str) else now
-    shown = tuple(_story(s, ZoneInfo(timezone), when) for s in stories)
+    shown = tuple(_story(s, ZoneInfo(timezone), when, desk) for s in stories)
     names = dict.fromkeys(w.name for s in shown for w in s.watchlists)
     return View(shown, tuple(names), any(s.high for s in shown))
 
 
-def _story(data: Mapping[str, Any], zone: ZoneInfo, now: datetime | None) -> Story:
+def _story(data: Mapping[str, Any], zone: ZoneInfo, now: datetime | None,
+           desk: str = "") -> Story:
     article = data["article"]
     story = data.get("story") or {}
+    page = desk_page(desk, story.get("id"))
     url, outlet = str(article.get("url") or ""), str(article.get("source") or "")
     sources = [str(s) for s in story.get("sources") or [outlet]]
     also = tuple(s for s in dict.fromkeys(sources) if s != outlet)
     more = max(0, int(story.get("outlets") or 0) - 1 - len(also))
     published = parse_iso(article["published_at"]) if article.get("published_at") else None
     new_watches = tuple(story.get("new_watches") or ())
-    watchlists = tuple(_watchlist(w, url, new_watches) for w in data.get("watchlists", []))
+    watchlists = tuple(_watchlist(w, url, new_watches, page)
+                       for w in data.get("watchlists", []))
     return Story(
         url=url, title=_one_line(article.get("title")) or url, outlet=outlet, also=also,
         more_outlets=more,
@@ -115,10 +134,19 @@ def _story(data: Mapping[str, Any], zone: ZoneInfo, now: datetime | None) -> Sto
         high=data.get("priority") == "high"
         or any(i.high for w in watchlists for i in w.items),
         watchlists=watchlists,
-        mute=command("mute", "story", url) if story and url else None)
+        mute=command("mute", "story", url) if story and url else None,
+        page=page)
 
 
-def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> Watchlist:
+def desk_page(desk: str, story_id: object) -> str | None:
+    """The story's page on the desk at ``desk`` (None without a desk or a story id)."""
+    if not desk or not isinstance(story_id, int) or isinstance(story_id, bool):
+        return None
+    return f"{desk.rstrip('/')}/stories/{story_id}"
+
+
+def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str],
+               page: str | None = None) -> Watchlist:
     """The watchlist's items, each sentence shown once: under the first item it names,
     with the mentions of every item marked; a later item it names says whose sentence
     names it too, rather than repeating it. Nor is the headline, for an item named
@@ -149,7 +177,8 @@ def _watchlist(raw: Mapping[str, Any], url: str, new_watches: Sequence[str]) -> 
                                                            len(s.text)))
                   for s in fresh[:SNIPPETS_PER_ITEM]),
             max(0, len(fresh) - SNIPPETS_PER_ITEM), tuple(alongside), watch in headline,
-            command("not-relevant", url, watch, "--watchlist", str(raw["name"]))))
+            command("not-relevant", url, watch, "--watchlist", str(raw["name"])),
+            f"{page}?{urlencode({'watch': watch})}#copies" if page else None))
     return Watchlist(str(raw["name"]), tuple(out))
 
 

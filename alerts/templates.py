@@ -163,7 +163,7 @@ def and_list_html(values: Iterable[object]) -> Markup:
 def readable(ctx: jinja2.runtime.Context) -> Any:
     """The reader's view of this alert or digest (``alerts.readable.view``)."""
     return view(ctx.get("stories") or [], ctx.get("timezone") or "UTC",
-                ctx.get("sent_at") or ctx.get("timestamp"))
+                ctx.get("sent_at") or ctx.get("timestamp"), ctx.get("desk_url") or "")
 
 
 def _environment(html: bool, chat: bool = False) -> jinja2.Environment:
@@ -245,7 +245,7 @@ def _compile(html: bool, chat: bool, source: str, filename: str) -> jinja2.Templ
 
 
 def context(payload: Mapping[str, Any], channel: str,
-            timezone: str = "UTC") -> dict[str, Any]:
+            timezone: str = "UTC", desk_url: str = "") -> dict[str, Any]:
     """What a template sees for one delivery: an alert, a digest or an operator notice,
     of either payload version.
 
@@ -255,6 +255,8 @@ def context(payload: Mapping[str, Any], channel: str,
     the templates written before: ``groups`` lists the watchlists, each with its
     ``alerts`` (``watchlist``, ``article``, ``matches``, ``story``); ``alerts`` is the
     flat list and ``count`` its length; ``notice`` is set for operator notices.
+    ``desk_url`` is the desk's address (``http.public_url`` when the desk is on; empty
+    otherwise), which the shipped templates link each story's desk page on.
     """
     data = payload.get("data", {})
     kind = {"digest": "digest", "operator.notice": "notice"}.get(payload.get("type", ""),
@@ -279,7 +281,7 @@ def context(payload: Mapping[str, Any], channel: str,
     return {"kind": kind, "channel": channel, "timestamp": payload.get("timestamp"),
             "groups": groups, "alerts": alerts, "count": len(alerts),
             "notice": data if kind == "notice" else None, "stories": stories,
-            "timezone": timezone}
+            "timezone": timezone, "desk_url": desk_url}
 
 
 def _groups(stories: list[dict[str, Any]]) -> list[dict[str, Any]]:

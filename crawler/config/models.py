@@ -209,6 +209,12 @@ class HttpSettings(_Model):
     def secure_cookies(self) -> bool:
         return self.public_url.lower().startswith("https://")
 
+    @property
+    def desk_links(self) -> str:
+        """Where alert emails link a story's desk page: ``public_url`` (no trailing
+        slash) when the desk is on, else nothing (the emails give CLI commands)."""
+        return self.public_url.rstrip("/") if self.desk and self.public_url else ""
+
 
 class Retention(_Model):
     """How long finished records are kept."""

@@ -8,9 +8,9 @@ the ``created_by`` of the mutes and rules the desk makes. Pages extend ``base.ht
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import html
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -19,12 +19,18 @@ from zoneinfo import ZoneInfo
 import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from crawler.app.desk import auth
+from crawler.app.desk import auth, stories
 from crawler.app.desk.host import Host
+from crawler.app.desk.kit import Kit, Page
 from crawler.config import HttpSettings
 from crawler.core.clock import parse_iso
 from crawler.core.errors import StoreError
@@ -34,8 +40,7 @@ TEMPLATES = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True, undefined=jinja2.StrictUndefined))
 #: what the nav links to; a page of a later round adds its entry here
-NAV = [("/", "Stories"), ("/search", "Search")]
-STORIES_SINCE = timedelta(days=7)
+NAV = [("/", "Stories"), ("/search", "Search"), ("/mutes", "Mutes")]
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,18 @@ def acting_user(request: Request) -> str:
     return viewer.name
 
 
+def same_site(path: str) -> Response:
+    """The page again, from this site: a link followed from elsewhere (an alert email)
+    comes without the SameSite=Strict session cookie, which this same-site reload (no
+    script: a meta refresh, and a link) sends; without a session it then goes to login."""
+    target = html.escape(path, quote=True)
+    return HTMLResponse(
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0; url={target}"><title>newswatch desk'
+        f'</title></head><body><p><a href="{target}">Continue to the desk</a></p>'
+        f"</body></html>")
+
+
 def safe_next(value: str | None) -> str:
     """A path on this site to go back to after login; anything else is the home page."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
@@ -61,8 +78,6 @@ def safe_next(value: str | None) -> str:
 
 
 def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
-    Page = Callable[[Request], Awaitable[Response]]
-
     async def viewer(request: Request) -> Viewer | None:
         session_id = request.cookies.get(auth.SESSION_COOKIE)
         if not session_id:
@@ -72,13 +87,18 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
         return None if found is None else Viewer(found.user, found.csrf)
 
     def page(handler: Page) -> Page:
-        """A page for signed-in users; others are sent to the login page and back."""
+        """A page for signed-in users; others are sent to the login page and back (but
+        htmx's requests, which would swap the login page into the page, get 401)."""
         @functools.wraps(handler)
         async def checked(request: Request) -> Response:
             found = await viewer(request)
+            if found is None and request.headers.get("hx-request"):
+                return PlainTextResponse("the session ended: reload the page\n", 401)
             if found is None:
                 back = request.url.path + (f"?{request.url.query}" if request.url.query
                                            else "")
+                if request.headers.get("sec-fetch-site") == "cross-site":
+                    return same_site(safe_next(back))
                 return RedirectResponse(f"/login?next={quote(back, safe='')}", 303)
             request.state.viewer = found
             return await handler(request)
@@ -107,11 +127,12 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             "here": request.url.path, "q": request.query_params.get("q", ""), **context},
             status_code=status)
 
-    def when(text: str | None) -> str:
-        if not text:
+    def when(moment: datetime | str | None) -> str:
+        if not moment:
             return ""
         zone = ZoneInfo(host.config().settings.timezone)
-        return parse_iso(text).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+        found = parse_iso(moment) if isinstance(moment, str) else moment
+        return found.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
     async def login_form(request: Request, status: int = 200, error: str = "") -> Response:
         nonce = auth.new_token()
@@ -172,14 +193,6 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
         return response
 
     @page
-    async def stories(request: Request) -> Response:
-        found = await host.store.call(host.store.sync.recent_stories,
-                                      host.clock.now() - STORIES_SINCE)
-        for story in found:
-            story["first_seen"] = when(story["first_seen_at"])
-        return render(request, "stories.html", stories=found)
-
-    @page
     async def search(request: Request) -> Response:
         text = request.query_params.get("q", "").strip()
         results: list[dict[str, Any]] = []
@@ -194,7 +207,8 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             row["when"] = when(row["published_at"] or row["fetched_at"])
         return render(request, "search.html", results=results, error=error, searched=text)
 
-    return [Route("/", stories, methods=["GET"]),
+    kit = Kit(page, action, render, when, acting_user, http.secure_cookies)
+    return [*stories.routes(host, kit),
             Route("/search", search, methods=["GET"]),
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
