@@ -6,12 +6,14 @@ and not in ``alerts``: the store writes and reads them, and the store sits below
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from crawler.core.article import Article
+from crawler.core.clock import iso
 from crawler.process import stories
 from crawler.process.match import Match
 
@@ -67,6 +69,18 @@ class OutboxRow:
     hold_until: datetime | None = None
     items: tuple[tuple[str, str], ...] = ()
     """The (watchlist, watch) pairs the alert names: what its story is alerted for."""
+
+
+def outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
+               kind: str = "alert") -> dict[str, Any]:
+    """The ``outbox`` columns of a row to queue (every backend stores the same)."""
+    return {
+        "key": row.key, "message_id": row.message_id, "watchlist": row.watchlist,
+        "channel": row.channel, "subject": row.subject, "article_id": article_id,
+        "payload": json.dumps(row.payload, ensure_ascii=False), "kind": kind,
+        "priority": int(row.priority), "held": int(row.hold_until is not None),
+        "next_attempt_at": iso(row.hold_until or now), "created_at": iso(now),
+    }
 
 
 @dataclass(frozen=True, slots=True)
