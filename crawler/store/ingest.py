@@ -84,6 +84,11 @@ class Batch(Protocol):
         """(article id, signature, shingles, story id) of those articles with a story,
         fetched since ``since``."""
 
+    def lock_stories(self, ids: Collection[int]) -> None:
+        """Hold these stored stories until the commit, before what they were alerted for
+        is read: two batches joining one story from different band keys then plan in
+        turn (a backend whose write lock covers the whole database does nothing)."""
+
     def stories(self, ids: Collection[int]) -> list[tuple[int, str, int, str]]:
         """(id, key, articles, first seen) of these stories."""
 
@@ -234,6 +239,7 @@ def _load(db: Batch, stored: Sequence[_Story], alerted: set[int]) -> None:
     if not stored:
         return
     by_id = {s.id: s for s in stored}
+    db.lock_stories(sorted(by_id))
     for story_id, key, articles, first_seen_at in db.stories(list(by_id)):
         story = by_id[story_id]
         story.key, story.articles = key, articles

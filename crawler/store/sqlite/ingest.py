@@ -78,6 +78,9 @@ class _Batch:
             f"WHERE s.article_id IN ({EACH}) AND a.fetched_at >= ? "
             "AND a.story_id IS NOT NULL", [each(ids), iso(since)]).fetchall()
 
+    def lock_stories(self, ids: Collection[int]) -> None:
+        """Nothing: the write lock (BEGIN IMMEDIATE) keeps every other writer out."""
+
     def stories(self, ids: Collection[int]) -> list[tuple[int, str, int, str]]:
         return self.conn.execute(
             f"SELECT id, key, articles, first_seen_at FROM stories WHERE id IN ({EACH})",

@@ -1,0 +1,104 @@
+"""The connection pool every part of ``PostgresStore`` shares, and its error mapping.
+
+Every public method is wrapped (``wrap_exceptions``): a driver error leaves it as a
+``StoreError`` subclass chosen by its SQLSTATE (never by message text), with the
+driver's exception as its cause, and with the DSN's password never in the message.
+Each method is one transaction on a connection from the pool (``_tx``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from crawler.core.errors import (
+    DatabaseBusyError,
+    DatabaseDamagedError,
+    DiskFullError,
+    StoreError,
+)
+from crawler.core.redact import scrub
+
+#: How long a call waits for a connection, and a statement for a lock.
+WAIT_S = 30.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="Connected")
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+_BUSY = {"40001", "40P01", "55P03", "57014"}  # serialisation, deadlock, lock, timeout
+_DAMAGED = {"XX001", "XX002"}  # data_corrupted, index_corrupted
+
+
+def translate(exc: BaseException, location: str, secrets: dict[str, str]) -> StoreError:
+    """The ``StoreError`` for a driver (or pool) error, by its SQLSTATE."""
+    text = scrub(str(exc), secrets)
+    state = getattr(exc, "sqlstate", None)
+    if state == "53100":
+        return DiskFullError(f"database {location} is full ({text}): free disk space on "
+                             "the server, then restart; nothing was lost")
+    if state in _DAMAGED:
+        return DatabaseDamagedError(f"database {location} is damaged ({text}): restore it "
+                                    "from a backup (pg_dump)")
+    if state in _BUSY:
+        return DatabaseBusyError(f"database {location} is busy: {text}")
+    if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.OperationalError) and not state:
+        return StoreError(f"cannot reach database {location}: {text}")
+    return StoreError(f"database {location}: {text}")
+
+
+class Connected:
+    """A pool of connections to one PostgreSQL database; the parts of ``PostgresStore``
+    build on it."""
+
+    _location: str
+    _secrets: dict[str, str]
+    _pool: psycopg_pool.ConnectionPool[Conn]
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Conn]:
+        """One transaction (READ COMMITTED), committed when the block ends."""
+        with self._pool.connection(timeout=WAIT_S) as conn, conn.transaction():
+            yield conn
+
+    def _rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """The rows of one read, as mappings of column names."""
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+
+def rows(conn: Conn, sql: str, params: Params = None) -> list[dict[str, Any]]:
+    """The rows of one statement inside a transaction, as mappings of column names."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def wrap_exceptions(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Turn a driver error raised by ``method`` into a ``StoreError`` carrying it."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise translate(exc, self._location, self._secrets) from exc
+
+    return wrapper
