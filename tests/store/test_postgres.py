@@ -142,3 +142,37 @@ def test_a_wrong_password_is_never_in_the_error() -> None:
             PostgresStore(wrong)
     assert "sw0rdfish-secret" not in str(caught.value)
     assert "***" in str(caught.value)
+
+
+def test_a_poll_takes_the_same_statements_for_ten_articles_or_two_hundred(
+        dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on SQLite (tests/store/test_batch.py): one statement per lookup and per table
+    (an ``executemany`` is one, pipelined), so a bigger poll costs rows, not round trips
+    per row."""
+    from tests.store.test_batch import elsewhere, poll
+
+    store = PostgresStore(dsn)
+    store.sync_sources([source(f"S{n}") for n in range(5)], NOW)
+    earlier = poll(50, 1)
+    store.add_articles(earlier, NOW, "v1", plan_one())
+    calls: list[list[str]] = []
+    for size, seed in ((10, 2), (200, 3)):
+        batch = poll(size, seed)
+        batch[1] = new(elsewhere(earlier[0].article, f"copy-{seed}"), [match()])
+        seen: list[str] = []
+        for name in ("execute", "executemany"):
+            original = getattr(psycopg.Cursor, name)
+
+            def counting(self: psycopg.Cursor[object], query: object, *args: object,
+                         __original: object = original, __seen: list[str] = seen,
+                         **kwargs: object) -> object:
+                __seen.append(str(query))
+                return __original(self, query, *args, **kwargs)  # type: ignore[operator]
+
+            monkeypatch.setattr(psycopg.Cursor, name, counting)
+        stored = store.add_articles(batch, NOW, "v1", plan_one())
+        monkeypatch.undo()
+        assert len(stored) == size and stored[1].story_id == 1, "joined a stored story"
+        calls.append(seen)
+    assert 10 <= len(calls[0]) == len(calls[1]) <= 25, calls
+    store.close()
