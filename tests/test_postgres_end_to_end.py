@@ -5,6 +5,7 @@ for the same input."""
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from tests.conftest import Project
 from tests.feeds import Item, rss
+from tests.helpers import free_port
+from tests.test_observability import get
 from tests.postgres import fresh_database
 from tests.servers import Page, Receiver, Site
 
@@ -86,3 +89,34 @@ def test_once_on_postgresql_prints_what_sqlite_prints(tmp_path: Path, site: Site
 
     on_postgres.cli("once", check=True)
     assert len(receiver.delivered()) == 2 * delivered, "a second pass sends nothing"
+
+
+def test_a_daemon_on_postgresql_reports_its_database_and_never_its_password(
+        project: Project, site: Site, receiver: Receiver, dsn: str) -> None:
+    """The test server trusts local connections, so a password in the DSN is accepted
+    unused: enough to show it appears in no log line, ``status`` or ``/healthz``."""
+    serve(site)
+    secret = "pw-never-shown-7f3a"
+    with_password = dsn.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    assert secret in with_password, "tests/postgres.py gives postgresql://postgres@…"
+    configure(project, site, receiver, with_password)
+    port = free_port()
+    project.settings["daemon"] = {"tick": "0.2s"}
+    project.settings["http"] = {"listen": f"127.0.0.1:{port}"}
+    daemon = project.popen("run")
+    try:
+        receiver.wait_for(2)
+        health = get(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 200
+        database = health.json()["database"]
+        assert database["backend"] == "postgresql" and database["connected"]
+        assert database["location"].startswith("postgresql://postgres:***@127.0.0.1")
+        assert secret not in health.text
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, stderr
+    assert "postgresql://postgres:***@" in stderr and secret not in stderr
+    status = project.cli("status", check=True)
+    assert "(postgresql)" in status.stdout and "RSS One" in status.stdout
+    assert secret not in status.stdout + status.stderr
