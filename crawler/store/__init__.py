@@ -13,8 +13,9 @@ expire. Both backends keep the same contract and pass the same suite,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from crawler.store.opening import backend, open_store
-from crawler.store.postgres import PostgresStore
 from crawler.store.protocol import Store
 from crawler.store.records import (
     DeliveryResult,
@@ -38,3 +39,15 @@ __all__ = ["DeliveryResult", "FoundArticle", "LearnedRule", "Mute", "Muted", "Ne
            "OutboxRow", "PollRecord", "PostgresStore", "QueuedAlert", "SQLiteStore",
            "SourceState", "Store", "StoredArticle", "StoryContext", "StoryRules",
            "ThreadedStore", "backend", "open_store"]
+
+if TYPE_CHECKING:
+    from crawler.store.postgres import PostgresStore
+
+
+def __getattr__(name: str) -> object:
+    """``PostgresStore`` on first use: psycopg is imported only when it is needed."""
+    if name == "PostgresStore":
+        from crawler.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
