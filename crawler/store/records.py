@@ -71,6 +71,15 @@ class OutboxRow:
     """The (watchlist, watch) pairs the alert names: what its story is alerted for."""
 
 
+def stored_article(r: Mapping[str, Any]) -> Article:
+    """An ``articles`` row (any backend) as the ``Article`` matching reads."""
+    return Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
+                   title=r["title"] or "", guid=r["guid"],
+                   published_at=datetime.fromisoformat(r["published_at"])
+                   if r["published_at"] else None,
+                   summary=r["summary"] or "", text=r["text"] or "")
+
+
 def outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
                kind: str = "alert") -> dict[str, Any]:
     """The ``outbox`` columns of a row to queue (every backend stores the same)."""

@@ -22,6 +22,7 @@ from crawler.store.records import (
     Planner,
     StoredArticle,
     StoryRules,
+    stored_article,
 )
 
 
@@ -68,7 +69,7 @@ class Articles(Connected):
                     f"ON a.id = m.article_id WHERE a.fetched_at >= %(since)s{narrow}",
                     values):
                 stored.setdefault(article_id, set()).add((watchlist, name))
-            return [(_article(r), stored.get(r["id"], set())) for r in rows(
+            return [(stored_article(r), stored.get(r["id"], set())) for r in rows(
                 conn, "SELECT * FROM articles a WHERE a.fetched_at >= %(since)s"
                 f"{narrow} ORDER BY a.fetched_at, a.id", values)]
 
@@ -85,7 +86,7 @@ class Articles(Connected):
             row = found[0]
             matched = frozenset((r[0], r[1]) for r in conn.execute(
                 "SELECT watchlist, watch FROM matches WHERE article_id = %s", [row["id"]]))
-        return FoundArticle(row["id"], _article(row), row["story_id"], row["story_key"],
+        return FoundArticle(row["id"], stored_article(row), row["story_id"], row["story_key"],
                             matched, row["pruned_at"] is not None)
 
     @wrap_exceptions
@@ -212,15 +213,6 @@ class Articles(Connected):
                              "pruned_at = %s WHERE id = ANY(%s::bigint[])", [iso(now), ids])
                 pruned += len(ids)
         return pruned
-
-
-def _article(r: dict[str, Any]) -> Article:
-    """An ``articles`` row as the ``Article`` matching reads (title, summary, text)."""
-    return Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
-                   title=r["title"] or "", guid=r["guid"],
-                   published_at=datetime.fromisoformat(r["published_at"])
-                   if r["published_at"] else None,
-                   summary=r["summary"] or "", text=r["text"] or "")
 
 
 def _match_filter(watchlist: str | None, watch: str | None, source: str | None,

@@ -26,7 +26,7 @@ class Sources(Connected):
         """Make the source rows match the config: new ones due now, removed ones inactive."""
         with self._tx() as conn:
             stored = {r["name"]: r for r in rows(
-                conn, "SELECT name, config_url, kind, active FROM sources FOR UPDATE")}
+                conn, "SELECT name, config_url, kind, active FROM sources")}
             fresh, moved, revived = [], [], []
             for source in sources:
                 row = stored.get(source.name)
