@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from crawler.core.redact import dsn_shown
+
 DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -33,7 +35,8 @@ def unreachable() -> str | None:
         with psycopg.connect(server(), connect_timeout=3, autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return (f"no PostgreSQL server at {server()} ({str(exc).strip()[:200]}); "
+        why = " ".join(str(exc).split())[:200]
+        return (f"no PostgreSQL server at {dsn_shown(server())} ({why}); "
                 "set NEWSWATCH_TEST_POSTGRES to a DSN")
     return None
 

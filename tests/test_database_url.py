@@ -88,3 +88,14 @@ def test_a_password_is_hidden_wherever_the_url_puts_it() -> None:
     assert dsn_shown("postgresql://u:p%40ss@h:5/d?sslmode=require&password=x") == \
         "postgresql://u:***@h:5/d?sslmode=require&password=***"
     assert dsn_shown("postgresql://h/d") == "postgresql://h/d"
+
+
+def test_every_postgresql_method_turns_driver_errors_into_store_errors() -> None:
+    """As on SQLite (tests/store/test_sqlite.py): each method of the contract is wrapped,
+    so a driver error leaves it as a ``StoreError`` with the password scrubbed."""
+    from crawler.store import PostgresStore, Store
+
+    public = {n for n in dir(Store) if not n.startswith("_")}
+    unwrapped = {n for n in public - {"close", "location", "writable"}
+                 if not hasattr(getattr(PostgresStore, n), "__wrapped__")}
+    assert unwrapped == set()

@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.helpers import free_port
-from tests.test_observability import get
 from tests.postgres import fresh_database
 from tests.servers import Page, Receiver, Site
+from tests.test_observability import get
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
