@@ -17,7 +17,7 @@ from crawler.store import PostgresStore, Store
 from crawler.store.postgres import ingest
 from crawler.store.postgres.schema import STEPS
 from crawler.store.sqlite import STEPS as SQLITE_STEPS
-from tests.contract.conftest import NOW, article, match, new, plan_one, source
+from tests.contract.conftest import NOW, article, match, new, plan_one, source, varied
 from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -105,17 +105,53 @@ def test_lock_buckets_are_few_and_sorted() -> None:
     assert found == sorted(set(found)) and len(found) <= ingest.BUCKETS
 
 
-def test_source_claims_skip_rows_another_daemon_is_claiming(dsn: str) -> None:
-    """A claim in flight holds its rows (FOR UPDATE): another claim takes the others
-    instead of waiting, then neither holds what the other has."""
-    one, two = PostgresStore(dsn), PostgresStore(dsn)
-    one.sync_sources([source(f"S{n}") for n in range(6)], NOW)
-    first = one.claim_sources("one", NOW, timedelta(minutes=5), limit=3)
-    second = two.claim_sources("two", NOW, timedelta(minutes=5))
-    assert {s.name for s in first} | {s.name for s in second} == {f"S{n}" for n in range(6)}
-    assert not {s.name for s in first} & {s.name for s in second}
-    one.close()
-    two.close()
+def test_claims_skip_rows_another_transaction_holds_instead_of_waiting(dsn: str) -> None:
+    """A claim in flight elsewhere holds its rows (FOR UPDATE): a claim now takes the
+    others at once (SKIP LOCKED), for sources and for alerts alike."""
+    store = PostgresStore(dsn)
+    store.sync_sources([source(f"S{n}") for n in range(3)], NOW)
+    store.add_articles([new(article("S0", n, varied(n)), [match()]) for n in range(2)],
+                       NOW, "v1", plan_one())
+    with psycopg.connect(dsn) as other:  # one transaction, held open
+        other.execute("SET lock_timeout = '5s'")
+        other.execute("SELECT 1 FROM sources WHERE name = 'S1' FOR UPDATE")
+        other.execute("SELECT 1 FROM outbox WHERE id = (SELECT min(id) FROM outbox) "
+                      "FOR UPDATE")
+        claimed = store.claim_sources("me", NOW, timedelta(minutes=5))
+        alerts = store.claim_alerts("me", NOW, timedelta(minutes=5), ["hook"])
+        assert sorted(s.name for s in claimed) == ["S0", "S2"]
+        assert len(alerts) == 1
+        other.rollback()
+    assert [s.name for s in store.claim_sources("me", NOW, timedelta(minutes=5))] == ["S1"]
+    assert len(store.claim_alerts("me", NOW, timedelta(minutes=5), ["hook"])) == 1
+    store.close()
+
+
+def test_two_daemons_storing_one_article_at_once_store_it_once(dsn: str) -> None:
+    stores: list[Store] = [PostgresStore(dsn) for _ in range(2)]
+    stores[0].sync_sources([source("A")], NOW)
+    start = threading.Barrier(2)
+    stored: list[int] = []
+    failed: list[BaseException] = []
+
+    def ingest_it(store: Store) -> None:
+        start.wait(timeout=30)
+        try:
+            stored.extend(s.id for s in store.add_articles(
+                [new(article("A", n), [match()]) for n in range(20)], NOW, "v1",
+                plan_one()))
+        except BaseException as exc:  # the assertion below shows it
+            failed.append(exc)
+
+    threads = [threading.Thread(target=ingest_it, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failed == [] and len(stored) == 20, "each article stored by one daemon"
+    assert len(stores[0].archive(NOW - timedelta(days=1))) == 20
+    for store in stores:
+        store.close()
 
 
 def test_backup_is_a_pg_dump(dsn: str, tmp_path: Path) -> None:
