@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?Z?")
 
 
-def serve(site: Site) -> None:
+def serve(site: Site, extra: list[Item] | None = None) -> None:
     now = datetime.now(UTC) - timedelta(minutes=5)
     base = site.url("")
     text = ("Ahmad Massoud met elders in Panjshir to discuss the winter aid convoy and the "
@@ -38,6 +38,7 @@ def serve(site: Site) -> None:
         Item("احمد مسعود در پنجشیر", f"{base}/a/4", "احمد مسعود با بزرگان دیدار کرد.", "r4",
              now),
         Item("Weather in Kabul", f"{base}/a/5", "Snow is expected.", "r5", now),
+        *(extra or []),
     ]))
 
 
@@ -89,6 +90,15 @@ def test_once_on_postgresql_prints_what_sqlite_prints(tmp_path: Path, site: Site
 
     on_postgres.cli("once", check=True)
     assert len(receiver.delivered()) == 2 * delivered, "a second pass sends nothing"
+
+    # a later poll: new stories are numbered on from the last, on both
+    later = datetime.now(UTC)
+    serve(site, [Item("Dostum and Atta Mohammad Noor sign a declaration", site.url("/a/6"),
+                      "The two leaders signed in Mazar-i-Sharif.", "r6", later),
+                 Item("Rain in Herat", site.url("/a/7"), "Floods are feared.", "r7", later)])
+    for project in (on_postgres, on_sqlite):
+        project.cli("once", check=True)
+    assert shown(on_postgres, "stories", "--json") == shown(on_sqlite, "stories", "--json")
 
 
 def test_a_daemon_on_postgresql_reports_its_database_and_never_its_password(

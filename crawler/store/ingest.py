@@ -70,8 +70,11 @@ class Batch(Protocol):
     def known_keys(self, keys: Collection[str]) -> set[str]:
         """Which of these dedup keys are stored."""
 
-    def ids(self, articles: int, stories: int) -> tuple[list[int], list[int]]:
-        """Ids for up to this many new articles and stories."""
+    def article_ids(self, count: int) -> list[int]:
+        """Ids for this many new articles."""
+
+    def story_ids(self, count: int) -> list[int]:
+        """Ids for this many new stories."""
 
     def outbox_ids(self, count: int) -> list[int]:
         """Ids for this many new outbox rows."""
@@ -149,8 +152,7 @@ def add(db: Batch, batch: Sequence[NewArticle], now: datetime, config_version: s
             taken.update(new.keys)
     if not kept:
         return []
-    article_ids, story_ids = db.ids(len(kept), len(kept))
-    placed = _place(db, kept, article_ids, story_ids, now, rules)
+    placed = _place(db, kept, db.article_ids(len(kept)), now, rules)
     sent = _stored_stories(db, placed)
     muted = _mutes(db, placed, now)
     stored: list[StoredArticle] = []
@@ -176,10 +178,12 @@ def add(db: Batch, batch: Sequence[NewArticle], now: datetime, config_version: s
 
 
 def _place(db: Batch, kept: Sequence[NewArticle], article_ids: Sequence[int],
-           story_ids: Sequence[int], now: datetime, rules: StoryRules) -> list[_Placed]:
+           now: datetime, rules: StoryRules) -> list[_Placed]:
     """Each article in the story ``stories.place`` chooses among the recent stored
     articles sharing a band key with it and the articles before it in the batch, or in
-    a story of its own."""
+    a story of its own. A story started here has a stand-in id (negative) until the
+    placing is done, then as many ids are taken as stories were started: no id is
+    spent on a story that was not made."""
     by_band, candidates = _candidates(db, {b for new in kept for b in new.fingerprint.bands},
                                       now, rules)
     known: dict[int, _Story] = {}
@@ -191,9 +195,9 @@ def _place(db: Batch, kept: Sequence[NewArticle], article_ids: Sequence[int],
         placement = stories.place(fp, [candidates[i] for i in sorted(sharing)
                                        if i in candidates], rules.threshold)
         if placement is None:
-            story = _Story(story_ids[started], story_subject(new.article.url), first_seen,
-                           first=new, first_id=article_id)
             started += 1
+            story = _Story(-started, story_subject(new.article.url), first_seen,
+                           first=new, first_id=article_id)
             known[story.id] = story
         else:
             story = known.setdefault(placement.story_id, _Story(placement.story_id, "",
@@ -204,6 +208,10 @@ def _place(db: Batch, kept: Sequence[NewArticle], article_ids: Sequence[int],
             for b in fp.bands:
                 by_band.setdefault(b, []).append(article_id)
         decided.append((new, article_id, story, placement))
+    begun = [s for s in known.values() if s.first is not None]
+    for story, story_id in zip(begun, db.story_ids(len(begun)) if begun else [],
+                               strict=True):
+        story.id = story_id
     stored = [s for s in known.values() if s.first is None]
     _load(db, stored, {s.id for s in stored} & {
         p.story_id for new, _, _, p in decided if p is not None and new.matches})

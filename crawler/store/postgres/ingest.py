@@ -73,17 +73,20 @@ class _Batch:
     def known_keys(self, keys: Collection[str]) -> set[str]:
         return known_keys(self.conn, keys)
 
-    def ids(self, articles: int, stories: int) -> tuple[list[int], list[int]]:
-        found = self.conn.execute(
-            "SELECT array(SELECT nextval('articles_id_seq') FROM generate_series(1, %s)), "
-            "array(SELECT nextval('stories_id_seq') FROM generate_series(1, %s))",
-            [articles, stories]).fetchone()
-        assert found is not None
-        return list(found[0]), list(found[1])
+    def article_ids(self, count: int) -> list[int]:
+        return self._next("articles_id_seq", count)
+
+    def story_ids(self, count: int) -> list[int]:
+        return self._next("stories_id_seq", count)
 
     def outbox_ids(self, count: int) -> list[int]:
+        return self._next("outbox_id_seq", count)
+
+    def _next(self, sequence: str, count: int) -> list[int]:
+        """``count`` numbers of ``sequence``, in order, in one statement."""
         return [r[0] for r in self.conn.execute(
-            "SELECT nextval('outbox_id_seq') FROM generate_series(1, %s)", [count])]
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s) ORDER BY 1",
+            [sequence, count])]
 
     def bands(self, keys: Sequence[int]) -> list[tuple[int, int]]:
         return self.conn.execute(

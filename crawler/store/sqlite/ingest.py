@@ -49,18 +49,20 @@ class _Batch:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.last_outbox = 0
+        self.last_story = self.last_outbox = 0
 
     def known_keys(self, keys: Collection[str]) -> set[str]:
         return known_keys(self.conn, keys)
 
-    def ids(self, articles: int, stories: int) -> tuple[list[int], list[int]]:
-        last_article, last_story, self.last_outbox = self.conn.execute(
+    def article_ids(self, count: int) -> list[int]:
+        last_article, self.last_story, self.last_outbox = self.conn.execute(
             "SELECT (SELECT coalesce(max(id), 0) FROM articles), "
             "(SELECT coalesce(max(id), 0) FROM stories), "
             "(SELECT coalesce(max(id), 0) FROM outbox)").fetchone()
-        return (list(range(last_article + 1, last_article + 1 + articles)),
-                list(range(last_story + 1, last_story + 1 + stories)))
+        return list(range(last_article + 1, last_article + 1 + count))
+
+    def story_ids(self, count: int) -> list[int]:
+        return list(range(self.last_story + 1, self.last_story + 1 + count))
 
     def outbox_ids(self, count: int) -> list[int]:
         return list(range(self.last_outbox + 1, self.last_outbox + 1 + count))
