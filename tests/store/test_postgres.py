@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from crawler.core.errors import SchemaTooNewError, StoreError
-from crawler.store import PostgresStore, Store
+from crawler.store import PollRecord, PostgresStore, Store
 from crawler.store.postgres import ingest
 from crawler.store.postgres.schema import STEPS
 from crawler.store.sqlite import STEPS as SQLITE_STEPS
@@ -211,4 +211,17 @@ def test_a_poll_takes_the_same_statements_for_ten_articles_or_two_hundred(
         assert len(stored) == size and stored[1].story_id == 1, "joined a stored story"
         calls.append(seen)
     assert 10 <= len(calls[0]) == len(calls[1]) <= 25, calls
+    store.close()
+
+
+def test_text_postgresql_cannot_hold_is_stored_with_a_replacement_character(
+        dsn: str) -> None:
+    """NUL and lone surrogates (which remote servers' messages may carry) become U+FFFD
+    rather than failing the write (SQLite keeps a NUL as it is)."""
+    store = PostgresStore(dsn)
+    store.sync_sources([source("A")], NOW)
+    assert len(store.claim_sources("me", NOW, timedelta(minutes=5))) == 1
+    store.record_poll("A", "me", NOW, PollRecord(NOW, error="bad\x00 byte \ud800 here"))
+    [row] = store.sources()
+    assert row["last_error"] == "bad\ufffd byte \ufffd here"
     store.close()

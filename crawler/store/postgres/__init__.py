@@ -23,7 +23,7 @@ from crawler.core.errors import StoreError
 from crawler.core.redact import dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.postgres.articles import Articles
-from crawler.store.postgres.base import WAIT_S, Conn, translate
+from crawler.store.postgres.base import WAIT_S, Conn, configure, translate
 from crawler.store.postgres.maintenance import Maintenance
 from crawler.store.postgres.outbox import Outbox
 from crawler.store.postgres.schema import MIGRATION_LOCK, STEPS, Target
@@ -61,6 +61,7 @@ class PostgresStore(Sources, Articles, Outbox, Tuning, Maintenance):
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=int(WAIT_S),
                                  application_name="newswatch") as conn:
+                configure(conn)
                 conn.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
                 try:
                     was = migrate(Target(conn, self._location), steps,
@@ -75,7 +76,8 @@ class PostgresStore(Sources, Articles, Outbox, Tuning, Maintenance):
         self._pool = psycopg_pool.ConnectionPool(
             dsn, min_size=1, max_size=POOL_SIZE, timeout=WAIT_S, open=False,
             kwargs={"autocommit": True, "application_name": "newswatch"},
-            check=psycopg_pool.ConnectionPool.check_connection, name="newswatch")
+            check=psycopg_pool.ConnectionPool.check_connection, configure=configure,
+            name="newswatch")
         try:
             self._pool.open(wait=True, timeout=WAIT_S)
         except psycopg_pool.PoolTimeout as exc:

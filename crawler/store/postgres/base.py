@@ -9,13 +9,16 @@ Each method is one transaction on a connection from the pool (``_tx``).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg.abc import Buffer
 from psycopg.rows import dict_row
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 
 from crawler.core.errors import (
     DatabaseBusyError,
@@ -37,6 +40,40 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 
 _BUSY = {"40001", "40P01", "55P03", "57014"}  # serialisation, deadlock, lock, timeout
 _DAMAGED = {"XX001", "XX002"}  # data_corrupted, index_corrupted
+
+
+#: What PostgreSQL text cannot hold: NUL, and lone surrogates (no UTF-8 for them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with each character PostgreSQL cannot store as U+FFFD: remote text (a
+    JSON feed's ``\\u0000``, a server's error message) must not fail a write for ever."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _dump_storable(dump: Callable[[str], Buffer | None], obj: str) -> Buffer | None:
+    """``dump`` of ``obj``, made storable first (only when it needs it)."""
+    try:
+        return dump(storable(obj) if "\x00" in obj else obj)
+    except UnicodeEncodeError:
+        return dump(storable(obj))
+
+
+class _Text(StrDumperUnknown):
+    def dump(self, obj: str) -> Buffer | None:
+        return _dump_storable(super().dump, obj)
+
+
+class _BinaryText(StrBinaryDumper):
+    def dump(self, obj: str) -> Buffer | None:
+        return _dump_storable(super().dump, obj)
+
+
+def configure(conn: Conn) -> None:
+    """Every connection's text goes through ``storable``."""
+    conn.adapters.register_dumper(str, _Text)
+    conn.adapters.register_dumper(str, _BinaryText)
 
 
 def translate(exc: BaseException, location: str, secrets: dict[str, str]) -> StoreError:

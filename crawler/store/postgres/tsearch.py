@@ -10,7 +10,10 @@ backends must return the same articles. A token is a run of letters and digits (
 separates on punctuation and on ``_``). Each field's positions follow the previous
 field's after a gap, so a phrase never runs from the title into the summary (an FTS5
 phrase stays in one column). A vector keeps 256 positions per token and positions up to
-16383: in a longer text, phrases past that point are not found (single words are).
+16383: in a longer text, phrases past that point are not found (single words are). It
+takes no word over 2,047 bytes and at most 1 MB of distinct words: remote text beyond
+that (a blob of base64, a page of random tokens) is left out of the index, never a
+reason for the poll to fail.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from crawler.process.search import Query, Term
 _TOKEN = re.compile(r"[^\W_]+")
 MAX_POS = 16383
 MAX_PER_TOKEN = 256
+MAX_WORD_BYTES = 2047
+#: Under PostgreSQL's 1 MiB of distinct words per vector, with room for their quoting.
+MAX_WORDS_BYTES = 900_000
 
 
 def tokens(text: str) -> list[str]:
@@ -37,11 +43,17 @@ def vector(title: str, summary: str, text: str) -> str:
     """An article's ``tsvector`` literal (for ``%s::tsvector``) from its comparable
     fields; the text when it is the summary adds nothing."""
     positions: dict[str, list[int]] = {}
-    at = 0
+    at = size = 0
     for field in (title, summary) if text == summary else (title, summary, text):
         for word in tokens(field):
             at += 1
-            found = positions.setdefault(word, [])
+            found = positions.get(word)
+            if found is None:
+                length = len(word.encode("utf-8", "surrogatepass"))
+                if length > MAX_WORD_BYTES or size + length > MAX_WORDS_BYTES:
+                    continue
+                size += length
+                found = positions[word] = []
             if at <= MAX_POS and len(found) < MAX_PER_TOKEN:
                 found.append(at)
         at += 1  # the gap between fields
