@@ -35,7 +35,7 @@ from crawler.core.article import Article
 from crawler.core.clock import Clock
 from crawler.process import dedup
 from crawler.process.match import Matcher
-from crawler.store import SQLiteStore
+from crawler.store import Store, open_store
 
 SECRET = "whsec_" + base64.b64encode(b"newswatch-test-secret-0123456789").decode()
 
@@ -206,8 +206,9 @@ class Project:
     def config(self) -> Config:
         return load_config(self.write())
 
-    def store(self) -> SQLiteStore:
-        return SQLiteStore(self.config().database_path)
+    def store(self) -> Store:
+        """The project's store, on whichever backend its ``database`` selects."""
+        return open_store(self.config())
 
     def cli(self, *args: str, check: bool = False, write: bool = True,
             input: str | None = None,
@@ -222,7 +223,7 @@ class Project:
     def once(self, clock: Clock | None = None) -> OnceReport:
         """One in-process pass over the config, on its own store."""
         config = self.config()
-        store = SQLiteStore(config.database_path)
+        store = open_store(config)
         try:
             return asyncio.run(Runner(config, store, clock=clock).once())
         finally:

@@ -272,7 +272,9 @@ class Runner:
         return json_answer(200 if alive and database is None else 503, {
             "status": "ok" if alive and database is None else "failing",
             "scheduler": {"alive": alive, "seconds_since_tick": round(since, 3)},
-            "database": {"writable": database is None, "error": database},
+            "database": {"backend": "postgresql" if self.config.database_url else "sqlite",
+                         "location": self.store.location, "connected": database is None,
+                         "writable": database is None, "error": database},
             "outbox": {"pending": pending, "oldest_pending_seconds": round(oldest, 3)},
         })
 
@@ -530,10 +532,10 @@ class _ConfigWatcher:
                 log.error("config reload rejected: %s", problem)
             log.error("keeping the running config (version %s)", old.version)
             return
-        if new.database_path != old.database_path:
+        if (new.database_url or new.database_path) != (old.database_url or old.database_path):
             log.error("config reload rejected: database changed from %s to %s; that needs "
                       "a restart. Keeping the running config (version %s)",
-                      old.database_path, new.database_path, old.version)
+                      old.database_shown, new.database_shown, old.version)
             return
         if new.version == old.version:
             return

@@ -27,7 +27,7 @@ from crawler.config import (
 )
 from crawler.core.clock import SystemClock, parse_iso
 from crawler.core.errors import ConfigError, StoreError
-from crawler.store import LearnedRule, SQLiteStore, Store
+from crawler.store import LearnedRule, Store, open_store
 
 EXIT_CONFIG = 1
 EXIT_DATABASE = 2
@@ -94,10 +94,10 @@ class Context:
         """The learned rules in the database (crawler.app.tuning), for the commands that
         compile watchlists; none when there is no database yet (none is created), and a
         warning, not a failure, when it cannot be read."""
-        if not config.database_path.exists():
+        if config.database_url is None and not config.database_path.exists():
             return []
         try:
-            store = SQLiteStore(config.database_path)
+            store = open_store(config)
             try:
                 return store.rules()
             finally:
@@ -110,7 +110,7 @@ class Context:
     @contextmanager
     def store(self, config: Config) -> Iterator[Store]:
         try:
-            store: Store = SQLiteStore(config.database_path)
+            store: Store = open_store(config)
         except StoreError as exc:
             click.echo(f"database error: {exc}", err=True)
             raise SystemExit(EXIT_DATABASE) from exc

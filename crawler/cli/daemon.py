@@ -26,6 +26,7 @@ from crawler.config import (
 )
 from crawler.core.clock import SystemClock
 from crawler.process import health
+from crawler.store import backend
 
 
 @cli.command()
@@ -46,7 +47,7 @@ def check(obj: Context, as_json: bool) -> None:
                        f"{rule.id}`", err=True)
     summary = {
         "config": str(config.directory), "version": config.version,
-        "database": str(config.database_path),
+        "database": config.database_shown, "backend": backend(config),
         "sources": [{"name": s.name, "kind": s.kind, "feed": s.feed, "url": source_key(s),
                      "enabled": s.enabled} for s in config.sources],
         "watchlists": [{"name": w.name, "items": len(w.watch), "channels": w.channels}
@@ -63,7 +64,7 @@ def check(obj: Context, as_json: bool) -> None:
         return
     out.print(f"[green]config OK[/green] {escape(str(config.directory))} "
               f"(version {config.version})")
-    out.print(f"database: {config.database_path}", markup=False)
+    out.print(f"database: {config.database_shown} ({backend(config)})", markup=False)
     out.print(f"{len(config.active_sources())} active source(s) of {len(config.sources)}, "
               f"{len(config.watchlists)} watchlist(s) with "
               f"{sum(len(w.watch) for w in config.watchlists)} watch item(s)")
@@ -152,7 +153,7 @@ def backup(obj: Context, destination: Path) -> None:
         raise click.ClickException(f"{destination} exists; choose a new file")
     with obj.store(config) as store:
         store.backup(destination)
-    out.print(f"backed up {config.database_path} to {destination}")
+    out.print(f"backed up {config.database_shown} to {destination}", markup=False)
 
 
 @cli.command()
@@ -214,8 +215,10 @@ def status(obj: Context, as_json: bool) -> None:
         row["daily_rate"] = round(health.figures(row, now).daily_rate, 2)
         row["state"] = health.state(row, now)
     if as_json:
-        print_json({"sources": rows, "alerts": counts})
+        print_json({"database": config.database_shown, "backend": backend(config),
+                    "sources": rows, "alerts": counts})
         return
+    out.print(f"database: {config.database_shown} ({backend(config)})", markup=False)
     show_table("sources", ["source", "kind", "state", "last success", "failures", "last error",
                        "24h", "usual/day", "next poll"],
                [(r["name"], r["kind"], r["state"], (r["last_success_at"] or "never")[:16],

@@ -36,6 +36,7 @@ from crawler.config.models import (
 from crawler.config.source import Source, source_key
 from crawler.config.yamlfile import KeyPath, LoadedFile, read_yaml
 from crawler.core.errors import ConfigError, ConfigProblem
+from crawler.core.redact import DATABASE_URL, dsn_shown
 
 M = TypeVar("M", bound="BaseModel")
 
@@ -52,9 +53,24 @@ class Config:
     warnings: tuple[ConfigProblem, ...] = ()
 
     @property
+    def database_url(self) -> str | None:
+        """The server database's URL (``postgresql://…``); None for a SQLite file."""
+        value = self.settings.database
+        return value if DATABASE_URL.match(value) else None
+
+    @property
     def database_path(self) -> Path:
+        """The SQLite file; a database URL is never taken for one (a ``ValueError``)."""
+        if self.database_url is not None:
+            raise ValueError("database is a URL, not a file")
         path = Path(os.path.expanduser(self.settings.database))
         return path if path.is_absolute() else (self.directory / path).resolve()
+
+    @property
+    def database_shown(self) -> str:
+        """The database as messages show it: the path, or the URL without its password."""
+        url = self.database_url
+        return str(self.database_path) if url is None else dsn_shown(url)
 
     @property
     def atom_directory(self) -> Path | None:

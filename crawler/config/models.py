@@ -30,6 +30,7 @@ from crawler.config.units import (
     non_empty,
     optional_http_url,
 )
+from crawler.core.redact import DATABASE_URL
 
 SETTINGS_FILE = "newswatch.yaml"
 SOURCES_FILE = "sources.yaml"
@@ -237,10 +238,28 @@ class AtomSettings(_Model):
     entries: int = Field(default=50, ge=1, le=1000)
 
 
+#: The URL schemes of the PostgreSQL backend (libpq reads both).
+DATABASE_SCHEMES = ("postgresql", "postgres")
+
+
+def _database(value: Any) -> str:
+    """A SQLite file path or a ``postgresql://`` URL; any other URL is an error, never a
+    file name. The message never repeats the value: it may hold a password."""
+    text = non_empty(value)
+    if DATABASE_URL.match(text):
+        scheme = text.split(":", 1)[0].lower()
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(f"a {scheme}:// URL is not a database newswatch can use: give a "
+                             "file path (SQLite) or postgresql://USER@HOST:PORT/NAME")
+        if not text.startswith(tuple(f"{s}://" for s in DATABASE_SCHEMES)):
+            raise ValueError("write the URL scheme in lower case: postgresql://")
+    return text
+
+
 class Settings(_Model):
     """newswatch.yaml."""
 
-    database: Text = "newswatch.db"
+    database: Annotated[str, BeforeValidator(_database)] = "newswatch.db"
     defaults: Defaults = Defaults()
     alert_max_age: Duration = 48 * 3600.0
     allow_private_networks: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: An http(s) URL in running text; closing punctuation after it is not part of it.
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -47,3 +47,26 @@ def _shown_match(match: re.Match[str]) -> str:
     if _SHOWN.fullmatch(url):
         return url + rest
     return shown_url(url) + rest
+
+
+#: A database URL: ``scheme://``; anything else in ``database:`` is a file path.
+DATABASE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def dsn_shown(url: str) -> str:
+    """A database URL as logs, ``check``, ``status`` and ``/healthz`` may show it: user,
+    host, port and database name kept (an operator needs them to tell databases apart),
+    a password in the user-info or a ``password=`` parameter replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            netloc = f"{user}{':***' if colon else ''}@{hostport}"
+        query = urlencode([(k, "***" if k.lower() == "password" else v)
+                           for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                          safe="*")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # unparsable: show no more than the scheme
+        return f"{url.split(':', 1)[0]}://…"

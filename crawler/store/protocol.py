@@ -59,7 +59,8 @@ class Store(Protocol):
 
     @property
     def location(self) -> str:
-        """Where the data lives, for log lines (a path; never a password)."""
+        """Where the data lives, for log lines (a path, or a URL with its password as
+        ``***``)."""
 
     def close(self) -> None: ...
 

@@ -6,12 +6,14 @@ and not in ``alerts``: the store writes and reads them, and the store sits below
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from crawler.core.article import Article
+from crawler.core.clock import iso
 from crawler.process import stories
 from crawler.process.match import Match
 
@@ -67,6 +69,27 @@ class OutboxRow:
     hold_until: datetime | None = None
     items: tuple[tuple[str, str], ...] = ()
     """The (watchlist, watch) pairs the alert names: what its story is alerted for."""
+
+
+def stored_article(r: Mapping[str, Any]) -> Article:
+    """An ``articles`` row (any backend) as the ``Article`` matching reads."""
+    return Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
+                   title=r["title"] or "", guid=r["guid"],
+                   published_at=datetime.fromisoformat(r["published_at"])
+                   if r["published_at"] else None,
+                   summary=r["summary"] or "", text=r["text"] or "")
+
+
+def outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
+               kind: str = "alert") -> dict[str, Any]:
+    """The ``outbox`` columns of a row to queue (every backend stores the same)."""
+    return {
+        "key": row.key, "message_id": row.message_id, "watchlist": row.watchlist,
+        "channel": row.channel, "subject": row.subject, "article_id": article_id,
+        "payload": json.dumps(row.payload, ensure_ascii=False), "kind": kind,
+        "priority": int(row.priority), "held": int(row.hold_until is not None),
+        "next_attempt_at": iso(row.hold_until or now), "created_at": iso(now),
+    }
 
 
 @dataclass(frozen=True, slots=True)

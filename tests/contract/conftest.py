@@ -1,12 +1,14 @@
 """The storage contract suite: every backend passes it (``crawler/store/protocol.py``).
 
 Tests here speak only through the ``Store`` Protocol, with times passed in: no SQL, no
-backend types. ``backend`` opens handles on one fresh database, as two processes would;
-a new backend (PostgreSQL) adds its name to ``BACKENDS`` and a branch to ``backend``.
+backend types. ``backend`` opens handles on one fresh database, as two processes would:
+a SQLite file, or a PostgreSQL database created for the test and dropped after
+(``tests/postgres.py``; those runs are marked ``postgres``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +21,18 @@ from crawler.config import Source
 from crawler.core.article import Article
 from crawler.process import dedup, search, stories
 from crawler.process.match import Match
-from crawler.store import NewArticle, OutboxRow, SQLiteStore, Store, StoryContext
+from crawler.store import (
+    NewArticle,
+    OutboxRow,
+    PostgresStore,
+    SQLiteStore,
+    Store,
+    StoryContext,
+)
 from crawler.store.records import story_subject
+from tests.postgres import fresh_database
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -34,18 +44,17 @@ Opener = Callable[[], Store]
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens another handle on the same fresh database."""
     opened: list[Store] = []
+    with contextlib.ExitStack() as stack:
+        dsn = stack.enter_context(fresh_database()) if request.param == "postgres" else ""
 
-    def open_store() -> Store:
-        if request.param == "sqlite":
-            store: Store = SQLiteStore(tmp_path / "contract.db")
-        else:  # pragma: no cover - the next backend goes here
-            raise NotImplementedError(request.param)
-        opened.append(store)
-        return store
+        def open_store() -> Store:
+            store: Store = PostgresStore(dsn) if dsn else SQLiteStore(tmp_path / "contract.db")
+            opened.append(store)
+            return store
 
-    yield open_store
-    for store in opened:
-        store.close()
+        yield open_store
+        for store in opened:
+            store.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import Any
 
 from crawler.app.daemon import OnceReport, Runner
 from crawler.config import load_config
-from crawler.store import SQLiteStore
+from crawler.store import open_store
 
 FEEDS = {"kabul-daily.xml": "Kabul Daily", "north-wire.xml": "North Wire",
          "aid-monitor.json": "Aid Monitor"}
@@ -114,7 +114,7 @@ def run(show: Callable[[str, OnceReport, list[dict[str, Any]]], None]) -> int:
                 for name, title in FEEDS.items()]}))
             (config_dir / "watchlists.yaml").write_text(_bundled("watchlists.yaml"))
             config = load_config(config_dir)
-            store = SQLiteStore(config.database_path)
+            store = open_store(config)
             try:
                 passes = [("first pass: every feed is new", None),
                           ("a new item appears in Kabul Daily", "kabul-daily.xml"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlite_utils
 
 from crawler.core.errors import StoreError
+from crawler.core.redact import DATABASE_URL, dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite.articles import Articles
 from crawler.store.sqlite.base import BUSY_TIMEOUT_S, connect, translate
@@ -37,7 +38,11 @@ class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads,
 
     def __init__(self, path: Path | str,
                  steps: Sequence[Step[sqlite_utils.Database]] = STEPS) -> None:
-        """Open (creating) the file and bring its schema up to the last of ``steps``."""
+        """Open (creating) the file and bring its schema up to the last of ``steps``. A
+        database URL is refused: it would otherwise become a file of that name."""
+        if DATABASE_URL.match(str(path)):
+            raise StoreError(f"{dsn_shown(str(path))} is a database URL, not a SQLite "
+                             "file")
         self.path = Path(path)
         try:
             self._conn = connect(path)

@@ -21,6 +21,7 @@ from crawler.store.records import (
     Planner,
     StoredArticle,
     StoryRules,
+    stored_article,
 )
 from crawler.store.sqlite import fts, ingest
 from crawler.store.sqlite.base import Connected, wrap_exceptions
@@ -73,7 +74,7 @@ class Articles(Connected):
                 f"JOIN articles a ON a.id = m.article_id WHERE a.fetched_at >= :since{narrow}",
                 values):
             stored.setdefault(row["article_id"], set()).add((row["watchlist"], row["watch"]))
-        return [(_article(r), stored.get(r["id"], set())) for r in self._db.query(
+        return [(stored_article(r), stored.get(r["id"], set())) for r in self._db.query(
             "SELECT * FROM articles a WHERE a.fetched_at >= :since"
             f"{narrow} ORDER BY a.fetched_at, a.id", values)]
 
@@ -108,7 +109,7 @@ class Articles(Connected):
                     (row["watchlist"], row["watch"]))
         last = rows[-1] if len(rows) == limit else None
         return ArchivePage(
-            [(_article(r), stored.get(r["id"], set())) for r in rows],
+            [(stored_article(r), stored.get(r["id"], set())) for r in rows],
             [datetime.fromisoformat(r["fetched_at"]) for r in rows],
             ArchiveMark(last["fetched_at"], last["id"])
             if last else None)
@@ -126,7 +127,7 @@ class Articles(Connected):
             "ON s.id = a.story_id WHERE a.id = ?", [row[0]]))
         matched = frozenset((r[0], r[1]) for r in self._db.execute(
             "SELECT watchlist, watch FROM matches WHERE article_id = ?", [found["id"]]))
-        return FoundArticle(found["id"], _article(found), found["story_id"],
+        return FoundArticle(found["id"], stored_article(found), found["story_id"],
                             found["story_key"], matched, found["pruned_at"] is not None)
 
     @wrap_exceptions
@@ -259,15 +260,6 @@ class Articles(Connected):
                            f"WHERE id IN ({marks})", [iso(now), *ids])
                 pruned += len(ids)
         return pruned
-
-
-def _article(r: dict[str, Any]) -> Article:
-    """An ``articles`` row as the ``Article`` matching reads (title, summary, text)."""
-    return Article(source=r["source"], url=r["url"], link=r["link"] or r["url"],
-                   title=r["title"] or "", guid=r["guid"],
-                   published_at=datetime.fromisoformat(r["published_at"])
-                   if r["published_at"] else None,
-                   summary=r["summary"] or "", text=r["text"] or "")
 
 
 def _match_filter(watchlist: str | None, watch: str | None, source: str | None,

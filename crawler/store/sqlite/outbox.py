@@ -10,25 +10,19 @@ from typing import Any
 
 from crawler.core.clock import iso, parse_iso
 from crawler.process import throttle
-from crawler.store.records import DeliveryResult, DigestBuilder, OutboxRow, QueuedAlert
+from crawler.store.records import (
+    DeliveryResult,
+    DigestBuilder,
+    OutboxRow,
+    QueuedAlert,
+    outbox_row,
+)
 from crawler.store.sqlite.base import Connected, wrap_exceptions
 from crawler.store.sqlite.tuning import mute_waiting
 
 STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
           "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "
           "ELSE o.status END")
-
-
-def outbox_row(row: OutboxRow, now: datetime, article_id: int | None,
-               kind: str = "alert") -> dict[str, Any]:
-    """The ``outbox`` columns of a row to queue."""
-    return {
-        "key": row.key, "message_id": row.message_id, "watchlist": row.watchlist,
-        "channel": row.channel, "subject": row.subject, "article_id": article_id,
-        "payload": json.dumps(row.payload, ensure_ascii=False), "kind": kind,
-        "priority": int(row.priority), "held": int(row.hold_until is not None),
-        "next_attempt_at": iso(row.hold_until or now), "created_at": iso(now),
-    }
 
 
 class Outbox(Connected):
