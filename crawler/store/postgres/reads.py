@@ -122,15 +122,19 @@ def _story_ids(conn: Conn, f: StoryFilter, before: int | None, after: int | None
         where += ["d.source = %(source)s", "d.story_id IS NOT NULL"]
     else:
         driver, column = "stories d", "d.id"
+    # OFFSET 0 keeps each check a probe per row (a semi-join would be planned as a merge
+    # join walking every match from the newest story down to the page, however deep)
     if f.source is not None and driver != "articles d":
         where.append(f"EXISTS (SELECT 1 FROM articles a WHERE a.story_id = {column} "
-                     "AND a.source = %(source)s)")
+                     "AND a.source = %(source)s OFFSET 0)")
     if driver != "matches d":
-        where.append(f"EXISTS (SELECT 1 FROM matches m WHERE m.story_id = {column})")
+        where.append(f"EXISTS (SELECT 1 FROM matches m WHERE m.story_id = {column} "
+                     "OFFSET 0)")
     where += [f"{column} {op} %({name})s" for op, name in (("<", "before"), (">", "after"))
               if values[name] is not None]
-    if f.since is not None:  # no older story is read: a bound on the driving index
-        where.append(f"{column} >= (SELECT coalesce(min(id), 0) FROM stories "
+    if f.since is not None:  # no older story is read: a bound on the driving index,
+        # found on stories_first_seen (+id: not by walking the ids up from the first)
+        where.append(f"{column} >= (SELECT coalesce(min(+id), 0) FROM stories "
                      "WHERE first_seen_at >= %(since)s)")
     story = "d" if driver == "stories d" else "s"
     checks = [f"{story}.script = %(script)s"] if f.script is not None else []
