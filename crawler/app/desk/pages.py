@@ -1,4 +1,5 @@
-"""The desk's pages: sign in and out, the stories list, search.
+"""The desk's pages: sign in and out, the stories list (search, timelines, sources and
+the outbox: ``browse``).
 
 Every page needs a session (else a redirect to /login?next=…); every state change is a
 POST carrying the CSRF token (else 403). ``acting_user`` names who did something, for
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,18 +24,17 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from crawler.app.desk import auth
+from crawler.app.desk import auth, browse
 from crawler.app.desk.host import Host
 from crawler.config import HttpSettings
 from crawler.core.clock import parse_iso
-from crawler.core.errors import StoreError
-from crawler.process.search import QueryError, parse_query
 
 TEMPLATES = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True, undefined=jinja2.StrictUndefined))
 #: what the nav links to; a page of a later round adds its entry here
-NAV = [("/", "Stories"), ("/search", "Search")]
+NAV = [("/", "Stories"), ("/search", "Search"), ("/sources", "Sources"),
+       ("/outbox", "Outbox")]
 STORIES_SINCE = timedelta(days=7)
 
 
@@ -107,11 +107,13 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             "here": request.url.path, "q": request.query_params.get("q", ""), **context},
             status_code=status)
 
-    def when(text: str | None) -> str:
-        if not text:
+    def when(moment: str | datetime | None) -> str:
+        """A stored time in the configured zone, as pages show it."""
+        if not moment:
             return ""
         zone = ZoneInfo(host.config().settings.timezone)
-        return parse_iso(text).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+        found = parse_iso(moment) if isinstance(moment, str) else moment
+        return found.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
     async def login_form(request: Request, status: int = 200, error: str = "") -> Response:
         nonce = auth.new_token()
@@ -179,23 +181,8 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             story["first_seen"] = when(story["first_seen_at"])
         return render(request, "stories.html", stories=found)
 
-    @page
-    async def search(request: Request) -> Response:
-        text = request.query_params.get("q", "").strip()
-        results: list[dict[str, Any]] = []
-        error = ""
-        if text:
-            try:
-                results = await host.store.call(host.store.sync.search, parse_query(text),
-                                                limit=50)
-            except (QueryError, StoreError) as exc:
-                error = str(exc)
-        for row in results:
-            row["when"] = when(row["published_at"] or row["fetched_at"])
-        return render(request, "search.html", results=results, error=error, searched=text)
-
     return [Route("/", stories, methods=["GET"]),
-            Route("/search", search, methods=["GET"]),
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
-            Route("/logout", logout, methods=["POST"])]
+            Route("/logout", logout, methods=["POST"]),
+            *browse.routes(host, browse.Kit(page, action, render, when))]
