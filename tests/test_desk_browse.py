@@ -201,3 +201,34 @@ def test_the_nav_links_sources_and_outbox(desk: Browse) -> None:
         html = browser.get("/sources").text
     assert '<a href="/sources" aria-current="page">Sources</a>' in html
     assert '<a href="/outbox">Outbox</a>' in html
+
+
+def test_the_listeners_connections_send_without_waiting_for_acks() -> None:
+    """TCP_NODELAY on each connection (asyncio sets it for a socket of IPPROTO_TCP):
+    without it, each answer on a kept-alive connection waited 40 ms for a delayed ACK."""
+    import asyncio
+    import socket
+
+    from crawler.app.desk import server as desk_server
+
+    async def main() -> int:
+        seen: list[int] = []
+
+        async def accepted(reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listening = desk_server.bind("127.0.0.1", 0)
+        server = await asyncio.start_server(accepted, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname())
+            for _ in range(500):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+        return seen[0]
+
+    assert asyncio.run(main()) != 0
