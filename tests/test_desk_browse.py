@@ -152,7 +152,8 @@ def test_poll_now_needs_csrf_and_makes_the_source_due(desk: Browse, project: Pro
             page = browser.get("/sources")
             assert page.status_code == 200
             assert re.search(r'<th scope="row" dir="auto">Kabul</th>\s*<td><span class='
-                             r'"state state-failing">failing</span> \(1 failure\)', page.text)
+                             r'"state state-failing">failing \(1 in a row\)</span>', page.text)
+            assert '<span class="state state-ok">never polled</span>' in page.text
             assert "HTTP 503" in page.text
             assert 'aria-label="Poll now: Kabul"' in page.text
             assert browser.post("/sources/Kabul/poll").status_code == 403

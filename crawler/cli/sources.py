@@ -57,10 +57,8 @@ def sources_list(obj: Context, as_json: bool) -> None:
     for entry in config.sources:
         row = rows.get(entry.name, {})
         source = active.get(entry.name)
-        state = health.state(row, now) if row.get("last_checked_at") else ""
         shown = ("disabled" if not entry.enabled else
-                 "never polled" if not state else
-                 f"failing ({row['error_count']} in a row)" if state == "failing" else state)
+                 health.view(row, now)["health"] if row else "never polled")
         listed.append({
             "name": entry.name, "kind": entry.kind, "url": row.get("url") or "",
             "interval_s": source.interval if source else None, "health": shown,
