@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from crawler.app.desk.watchlists import item_url
 from tests.desk import PASSWORD
 from tests.helpers import WATCHLIST
 from tests.test_desk_browse import DARI_TITLE, Browse, desk  # noqa: F401 (the fixture)
@@ -123,6 +124,7 @@ def test_axe_finds_no_serious_or_critical_violation(desk: Browse,  # noqa: F811
     sign_in(page, desk.base)
     timeline = "/watch/" + quote(WATCHLIST["name"]) + "/" + quote("Ahmad Massoud")
     for path in ("/", "/search?q=Ahmad+Massoud", "/search?q=massoud+AND", timeline,
-                 "/sources", "/outbox"):
+                 "/sources", "/outbox", "/watchlists",
+                 item_url(WATCHLIST["name"], "Ahmad Massoud")):
         problems += violations(path)
     assert problems == [], "\n".join(problems)
