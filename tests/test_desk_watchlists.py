@@ -5,6 +5,7 @@ refused (changed since, invalid, read-only with the YAML to copy, forged)."""
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,7 +151,8 @@ def test_a_preview_of_a_term_the_schema_refuses_says_why(editor: Editor) -> None
 
 
 def test_a_save_writes_the_item_keeping_the_rest_of_the_file_and_confirms(
-        editor: Editor) -> None:
+        editor: Editor, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="crawler.app.desk.watchlists")
     page = editor.browser.get(MASSOUD)
     saved = editor.browser.post(MASSOUD, data=form(page, aliases=EDITED_ALIASES))
     assert saved.status_code == 303, saved.text
@@ -165,6 +167,7 @@ def test_a_save_writes_the_item_keeping_the_rest_of_the_file_and_confirms(
             "`newswatch check`") in confirmed.text
     assert "the daemon picks it up at its next reload" in confirmed.text
     assert form(confirmed)["aliases"] == EDITED_ALIASES.strip()
+    assert "desk: ana saved watch item afghan-opposition / Ahmad Massoud in " in caplog.text
     # a saved= of another version confirms nothing
     assert "Saved" not in editor.browser.get(f"{MASSOUD}?saved=0123456789abcdef").text
 

@@ -137,7 +137,8 @@ def routes(host: Host, kit: Kit) -> list[BaseRoute]:
             return None, "the archive could not be read"
         rows = [{"headline": r.article.title or r.article.url,
                  "dir": direction(script(r.article.title or r.article.url)),
-                 "url": r.article.url, "outlet": r.article.source,
+                 "url": r.article.url if r.article.url.startswith(("https://", "http://"))
+                 else "", "outlet": r.article.source,
                  "when": kit.when(r.fetched_at), "status": r.status, "why": r.why}
                 for r in batch.rows]
         return {"rows": rows, "counts": batch.counts, "scanned": batch.scanned,
