@@ -40,7 +40,7 @@ class Editor:
     path: Path
 
 
-def stored(config: Config, titles: list[str]) -> None:
+def stored(config: Config, titles: list[str], first: int = 0) -> None:
     """The titles stored as articles of source S an hour ago, one a minute, with what the
     config matched then."""
     store = SQLiteStore(config.database_path)
@@ -48,7 +48,7 @@ def stored(config: Config, titles: list[str]) -> None:
     try:
         store.sync_sources([Source("S", "https://e.org/feed", 600, 20, "ua", 1000)], now)
         matcher = Matcher.for_config(config)
-        for n, title in enumerate(titles):
+        for n, title in enumerate(titles, first):
             article = Article("S", f"https://e.org/{n}", f"https://e.org/{n}", title)
             store.add_articles([stored_form(article, matcher.match(article))],
                                now + timedelta(minutes=n), config.version, no_alerts)
@@ -142,6 +142,16 @@ def test_the_preview_counts_new_unchanged_and_lost_over_the_archive(editor: Edit
                                   headers={"HX-Request": "true"})
     assert "<html" not in partial.text
     assert editor.path.read_text(encoding="utf-8") == FIXTURE  # a preview saves nothing
+
+
+def test_a_preview_shows_remote_headlines_as_text(editor: Editor) -> None:
+    stored(editor.config, ["<script>alert('x')</script> Massud <b>bold</b>"], first=10)
+    page = editor.browser.get(MASSOUD)
+    answer = editor.browser.post(f"{MASSOUD}/preview", data=form(page, aliases="Massud"),
+                                 headers={"HX-Request": "true"})
+    assert ("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Massud &lt;b&gt;bold&lt;/b&gt;"
+            in answer.text)
+    assert "<script>" not in answer.text and "<b>" not in answer.text
 
 
 def test_a_preview_of_a_term_the_schema_refuses_says_why(editor: Editor) -> None:
