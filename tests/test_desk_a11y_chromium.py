@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from crawler.app.desk.watchlists import item_url
 from tests.desk import PASSWORD
 from tests.helpers import WATCHLIST
 from tests.test_desk_browse import DARI_TITLE, Browse, desk  # noqa: F401 (the fixture)
@@ -110,8 +111,12 @@ def test_axe_finds_no_serious_or_critical_violation(desk: Browse,  # noqa: F811
     page = context.new_page()
     script = AXE.read_text(encoding="utf-8")
 
-    def violations(path: str) -> list[str]:
+    def violations(path: str, then: str = "") -> list[str]:
         page.goto(desk.base + path)
+        if then:  # a button pressed first: what it shows is checked too
+            page.get_by_role("button", name=then).click()
+            page.get_by_role("region", name="Preview results").get_by_role(
+                "table").wait_for()
         page.add_script_tag(content=script)
         found = page.evaluate("async () => (await axe.run(document, "
                               "{resultTypes: ['violations']})).violations")
@@ -123,6 +128,8 @@ def test_axe_finds_no_serious_or_critical_violation(desk: Browse,  # noqa: F811
     sign_in(page, desk.base)
     timeline = "/watch/" + quote(WATCHLIST["name"]) + "/" + quote("Ahmad Massoud")
     for path in ("/", "/search?q=Ahmad+Massoud", "/search?q=massoud+AND", timeline,
-                 "/sources", "/outbox"):
+                 "/sources", "/outbox", "/watchlists",
+                 item_url(WATCHLIST["name"], "Ahmad Massoud")):
         problems += violations(path)
+    problems += violations(item_url(WATCHLIST["name"], "Ahmad Massoud"), then="Preview")
     assert problems == [], "\n".join(problems)

@@ -29,7 +29,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from crawler.app.desk import auth, browse, stories
+from crawler.app.desk import auth, browse, stories, watchlists
 from crawler.app.desk.host import Host
 from crawler.app.desk.kit import Kit, Page
 from crawler.config import HttpSettings
@@ -40,7 +40,7 @@ TEMPLATES = Jinja2Templates(env=jinja2.Environment(
     autoescape=True, undefined=jinja2.StrictUndefined))
 #: what the nav links to; a page of a later round adds its entry here
 NAV = [("/", "Stories"), ("/search", "Search"), ("/sources", "Sources"),
-       ("/outbox", "Outbox"), ("/mutes", "Mutes")]
+       ("/outbox", "Outbox"), ("/watchlists", "Watchlists"), ("/mutes", "Mutes")]
 
 
 @dataclass(frozen=True)
@@ -198,4 +198,5 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
-            *browse.routes(host, kit)]
+            *browse.routes(host, kit),
+            *watchlists.routes(host, kit)]
