@@ -23,6 +23,12 @@ while another process stores a poll of ``--writer-batch`` new articles every
 ``--writer-pause`` seconds, as a daemon does.
 ``--database postgresql://…`` runs it on PostgreSQL instead (an empty database, built
 as above then analysed, or one a run built before, reused).
+
+The HTTP pass: the desk's app served by uvicorn on 127.0.0.1 in a process of its own (as
+``newswatch desk`` serves it, its clock at the archive's last day), signed in with a
+session, times ``--queries`` GETs of the stories page and of ``/search`` over the same
+query mix (the page's default last 30 days, and widened to everything), whole responses
+as a browser gets them, idle and while the writer ingests.
 The issue's target is p95 under 300 ms for the stories page and search; this reports
 figures and asserts nothing.
 """
@@ -30,9 +36,11 @@ figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -43,17 +51,29 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
+from argon2 import PasswordHasher
 
 from benchmarks.archive import generate, watched
 from benchmarks.matching import FA_WORDS, corpus, people
-from crawler.config import Source, WatchItem, WatchlistConfig
+from crawler.app.desk import app as desk_app
+from crawler.app.desk import server as desk_server
+from crawler.app.desk.host import Answer, Host, json_answer
+from crawler.config import Source, WatchItem, WatchlistConfig, load_config
 from crawler.core.article import Article
 from crawler.core.redact import DATABASE_URL
 from crawler.process import dedup, search, stories
 from crawler.process.match import Matcher
 from crawler.process.search import parse_query
-from crawler.store import NewArticle, PostgresStore, SQLiteStore, Store
+from crawler.store import (
+    NewArticle,
+    PostgresStore,
+    SQLiteStore,
+    Store,
+    ThreadedStore,
+    open_store,
+)
 from crawler.store.desk import StoryFilter
 
 WATCHLISTS = ("opposition", "officials", "regional")
@@ -62,6 +82,9 @@ DARI_OUTLETS = 8
 START = datetime(2026, 9, 1, tzinfo=UTC)
 #: The watch items the articles name; the others are never named.
 MENTIONED = 200
+#: The common words of the query mix.
+WORDS = ["province", "officials", "security", "border", "trade", "minister", "election",
+         "schools", "police", "ceasefire", "market", "water"]
 
 _matcher: Matcher | None = None
 
@@ -174,6 +197,98 @@ def writer(path: str, made: list[Article], items: list[dict[str, Any]], batch: i
     store.close()
 
 
+USER, PASSWORD = "bench", "a benchmark password"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def desk_config(root: Path, database: Path | str, items: list[dict[str, Any]]) -> Path:
+    """A config directory for the desk over the benchmark's database and watch items."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "newswatch.yaml").write_text(json.dumps({
+        "database": str(database), "timezone": "UTC",
+        "http": {"listen": "127.0.0.1:9108", "desk": True}}))
+    (root / "sources.yaml").write_text(json.dumps({"sources": [
+        {"name": s.name, "feed": s.urls[0]} for s in sources()]}))
+    (root / "watchlists.yaml").write_text(json.dumps({"watchlists": [
+        {"name": w.name, "watch": [{"name": i.name, "aliases": i.aliases} for i in w.watch]}
+        for w in watchlists(items)]}, ensure_ascii=False))
+    store = opened(database)
+    # a cheap argon2id hash: the pass times pages, not the one sign-in
+    store.add_user(USER, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+                   .hash(PASSWORD), START)
+    store.close()
+    return root
+
+
+class _Fixed:
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+
+def serve(config_dir: str, now: datetime, port: Any, stop: Any) -> None:
+    """The desk's app on uvicorn on 127.0.0.1, its clock at ``now``, until ``stop``."""
+    config = load_config(Path(config_dir))
+
+    async def main() -> None:
+        store = ThreadedStore(open_store(config))
+
+        async def healthz() -> Answer:
+            return json_answer(200, {"status": "ok"})
+
+        host = Host(config=lambda: config, store=store, clock=_Fixed(now), healthz=healthz)
+        serving = await desk_server.serve(desk_app.build(host, desk=True), "127.0.0.1", 0)
+        port.value = serving.port
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await serving.stop()
+        store.shutdown()
+        store.sync.close()
+
+    asyncio.run(main())
+
+
+def signed_in(base: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, trust_env=False, timeout=60, follow_redirects=True)
+    form = client.get("/login")
+    token = _CSRF.search(form.text)
+    assert token, "no CSRF token on the login page"
+    done = client.post("/login", data={"csrf": token.group(1), "username": USER,
+                                       "password": PASSWORD, "next": "/"})
+    assert done.status_code == 200 and done.url.path == "/", "sign-in failed"
+    return client
+
+
+def measure_http(base: str, items: list[dict[str, Any]], queries: int,
+                 seed: int) -> dict[str, dict[str, float]]:
+    """GETs of the stories page and of search, whole responses, signed in."""
+    rng = random.Random(seed)
+    names = [i["name"] for i in items[:MENTIONED]]
+
+    def query() -> str:  # half rare names, half common words, as ``measure``
+        return f'"{rng.choice(names)}"' if rng.random() < 0.5 else rng.choice(WORDS)
+
+    def get(path: str, **params: str) -> None:
+        answer = client.get(path, params=params)
+        assert answer.status_code == 200, (path, params, answer.status_code)
+
+    client = signed_in(base)
+    reads: dict[str, Callable[[], object]] = {
+        "http_stories_page": lambda: get("/"),
+        "http_search_30_days": lambda: get("/search", q=query()),
+        "http_search_everything": lambda: get("/search", q=query(), within="all"),
+    }
+    try:
+        get("/")  # warm: templates compiled, the watch items' spellings folded
+        get("/search", q="warm")
+        return {name: figures([timed(read) for _ in range(queries)])
+                for name, read in reads.items()}
+    finally:
+        client.close()
+
+
 def timed(work: Callable[[], object]) -> float:
     started = time.perf_counter()
     work()
@@ -196,12 +311,10 @@ def measure(path: Path | str, items: list[dict[str, Any]], queries: int, seed: i
     shown = [r.id for r in store.story_list(limit=200).rows] or [0]
     names = [i["name"] for i in items[:MENTIONED]]  # each in a few hundred articles
     never = [i["name"] for i in items[MENTIONED:]] or names
-    words = ["province", "officials", "security", "border", "trade", "minister",
-             "election", "schools", "police", "ceasefire", "market", "water"]
 
     def query() -> search.Query:  # half rare names, half common words
         return parse_query(f'"{rng.choice(names)}"' if rng.random() < 0.5
-                           else rng.choice(words))
+                           else rng.choice(WORDS))
 
     reads: dict[str, Callable[[], object]] = {
         "stories_first_page": lambda: store.story_list(),
@@ -258,21 +371,37 @@ def main() -> None:
             made = articles(args.articles, args.seed, items, args.dari_every)
             build_s = build(path, made, items, args.batch, args.days)
         idle = measure(path, items, args.queries, args.seed, now)
+        config_dir = desk_config(Path(tmp) / "config", path, items)
+        port, serving = multiprocessing.Value("i", 0), multiprocessing.Event()
+        server = multiprocessing.Process(target=serve, args=(str(config_dir), now, port,
+                                                             serving), daemon=True)
+        server.start()
+        deadline = time.monotonic() + 60
+        while port.value == 0 and server.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert port.value, "the desk did not start"
+        base = f"http://127.0.0.1:{port.value}"
+        http_idle = measure_http(base, items, args.queries, args.seed)
         fresh = articles(max(args.writer_batch * 400, 1000), args.seed + 1, items,
                          args.dari_every, salt=f"/live-{time.time_ns()}")
         stop, stored = multiprocessing.Event(), multiprocessing.Value("i", 0)
         process = multiprocessing.Process(target=writer, args=(
             str(path), fresh, items, args.writer_batch, args.writer_pause, now, stop,
             stored))
+        process.daemon = True  # a failed pass leaves no process behind
         process.start()
         deadline = time.monotonic() + 120
         while stored.value == 0 and process.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)  # its first poll stored: it is ingesting
         started, before = time.perf_counter(), stored.value
         busy = measure(path, items, args.queries, args.seed + 1, now)
+        http_busy = measure_http(base, items, args.queries, args.seed + 1)
         rate = (stored.value - before) / (time.perf_counter() - started)
         stop.set()
         process.join(timeout=120)
+        serving.set()
+        server.join(timeout=30)
+    idle, busy = {**idle, **http_idle}, {**busy, **http_busy}
     report = {"articles": args.articles, "watch_items": len(items),
               "build_seconds": round(build_s, 1) if build_s else None,
               "queries_per_read": args.queries, "idle": idle,

@@ -8,12 +8,14 @@ receiver, and ``newswatch run`` on a fresh database with the HTTP listener on. W
 runs it samples the resident memory of the daemon and its worker processes; at the end
 it scrapes /metrics and reports articles/s, alerts/s, CPU time per poll (the daemon's
 and its workers'), the share of polls answered 304, and memory over time with its slope
-over the last two thirds of the run.
+over the last two thirds of the run. CPU per poll is given for the whole run and for its
+*steady state*, after ``--warm-up`` seconds: the first round stores every feed's 20 items
+(10,000 articles at the defaults), which a daemon does once, not at every poll.
 
 Beside it, in the same run, a bare conditional-GET poller (httpx, no parsing, no
 storage) polls the same feeds for ``--floor-seconds``: its CPU time per poll is the
-floor, and the report gives the daemon's cost as a ratio of it, since absolute times
-drift on a shared machine.
+floor (whole, and after its own first round for the steady state), and the report gives
+the daemon's cost as a ratio of it, since absolute times drift on a shared machine.
 """
 
 from __future__ import annotations
@@ -172,10 +174,13 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-async def bare_poller(port: int, feeds: int, interval: float, seconds: float) -> int:
-    """The floor: conditional GETs of every feed every ``interval``, nothing else."""
+async def bare_poller(port: int, feeds: int, interval: float,
+                      seconds: float) -> tuple[int, int, float]:
+    """The floor: conditional GETs of every feed every ``interval``, nothing else. Its
+    polls, and the polls and CPU seconds after its first round."""
     etags: dict[int, str] = {}
     polls = 0
+    first: tuple[int, float] | None = None
     deadline = time.monotonic() + seconds
     limit = asyncio.Semaphore(8)
     async with httpx.AsyncClient(trust_env=False) as client:
@@ -194,8 +199,12 @@ async def bare_poller(port: int, feeds: int, interval: float, seconds: float) ->
         while time.monotonic() < deadline:
             started = time.monotonic()
             await asyncio.gather(*(one(n) for n in range(feeds)))
+            if first is None:
+                first = (polls, time.process_time())
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-    return polls
+    if first is None:
+        return polls, 0, 0.0
+    return polls, polls - first[0], time.process_time() - first[1]
 
 
 def main() -> None:
@@ -207,13 +216,15 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=0.05,
                         help="probability that a request finds a new item")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--warm-up", type=float, default=90,
+                        help="seconds before the steady state is measured")
     parser.add_argument("--bare-poller", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_poller:
         cpu_start = time.process_time()
-        count = asyncio.run(bare_poller(args.bare_poller, args.feeds, args.interval,
-                                        args.floor_seconds))
-        print(json.dumps([count, time.process_time() - cpu_start]))
+        count, steady, steady_cpu = asyncio.run(bare_poller(
+            args.bare_poller, args.feeds, args.interval, args.floor_seconds))
+        print(json.dumps([count, time.process_time() - cpu_start, steady, steady_cpu]))
         return
 
     feeds = Feeds(args.feeds, args.change, args.seed)
@@ -243,10 +254,15 @@ def main() -> None:
          "run"], cwd=ROOT, stderr=subprocess.DEVNULL)
     started = time.monotonic()
     memory: list[tuple[float, float]] = []
+    warm: tuple[float, float] | None = None  # polls and CPU seconds at the warm-up's end
     time.sleep(2)
     try:
         while (elapsed := time.monotonic() - started) < args.seconds:
             memory.append((elapsed, rss_mib(daemon.pid)))
+            if warm is None and elapsed >= args.warm_up:
+                warm = (metric(httpx.get(f"http://127.0.0.1:{listen}/metrics",
+                                         timeout=10).text, "newswatch_fetches_total"),
+                        cpu_seconds(daemon.pid))
             time.sleep(5)
         metrics = httpx.get(f"http://127.0.0.1:{listen}/metrics", timeout=10).text
         cpu = cpu_seconds(daemon.pid)
@@ -263,12 +279,17 @@ def main() -> None:
         [sys.executable, __file__, "--bare-poller", str(port), "--feeds", str(args.feeds),
          "--interval", str(args.interval), "--floor-seconds", str(args.floor_seconds)],
         capture_output=True, text=True, check=True)
-    floor_polls, floor_cpu = (float(v) for v in json.loads(floor.stdout))
+    floor_polls, floor_cpu, floor_steady, floor_steady_cpu = (
+        float(v) for v in json.loads(floor.stdout))
     server.shutdown()
 
     tail = [p for p in memory if p[0] >= args.seconds / 3]
     daemon_per_poll = cpu / polls * 1000 if polls else float("nan")
     floor_per_poll = floor_cpu / floor_polls * 1000 if floor_polls else float("nan")
+    steady_per_poll = (cpu - warm[1]) / (polls - warm[0]) * 1000 if warm and polls > warm[0] \
+        else float("nan")
+    floor_steady_per_poll = floor_steady_cpu / floor_steady * 1000 if floor_steady \
+        else float("nan")
     report = {
         "feeds": args.feeds, "seconds": args.seconds, "polls": int(polls),
         "articles_per_s": round(articles / args.seconds, 2),
@@ -277,6 +298,10 @@ def main() -> None:
         "cpu_ms_per_poll": round(daemon_per_poll, 3),
         "floor_cpu_ms_per_poll": round(floor_per_poll, 3),
         "cpu_ratio_vs_floor": round(daemon_per_poll / floor_per_poll, 2),
+        "steady_after_s": args.warm_up,
+        "steady_cpu_ms_per_poll": round(steady_per_poll, 3),
+        "floor_steady_cpu_ms_per_poll": round(floor_steady_per_poll, 3),
+        "steady_cpu_ratio_vs_floor": round(steady_per_poll / floor_steady_per_poll, 2),
         "rss_mib_start": memory[0][1] if memory else None,
         "rss_mib_end": memory[-1][1] if memory else None,
         "rss_mib_max": max(m for _, m in memory) if memory else None,

@@ -40,6 +40,7 @@ class Hit:
     body: bytes
     status: int = 0
     at: float = field(default_factory=time.monotonic)
+    peer: int = 0  # the client's port: one per connection
 
 
 class _Server(ThreadingHTTPServer):
@@ -67,7 +68,8 @@ class _Base:
                 length = int(self.headers.get("content-length") or 0)
                 hit = Hit(self.command, self.path, {k.lower(): v for k, v in
                                                      self.headers.items()},
-                          self.rfile.read(length) if length else b"")
+                          self.rfile.read(length) if length else b"",
+                          peer=self.client_address[1])
                 if len(hit.body) < length:
                     # The client hung up mid-request (a killed daemon): nothing arrived,
                     # and answering 200 would count a delivery that did not happen.

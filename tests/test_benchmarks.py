@@ -64,7 +64,7 @@ def test_the_latency_benchmark_runs_tiny() -> None:
 
 
 @pytest.mark.slow  # a database built by a worker pool, then a writer process: about 12 s
-def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests() -> None:
+def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests_and_over_http() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.desk", "--articles", "300",
                            "--batch", "50", "--watch-items", "30", "--queries", "2",
                            "--writer-batch", "5", "--writer-pause", "0"], cwd=ROOT,
@@ -74,5 +74,6 @@ def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests() -> None:
     assert report["articles"] == 300 and report["build_seconds"] > 0
     for timings in (report["idle"], report["while_ingesting"]):
         assert {"stories_first_page", "stories_by_watch_item", "stories_deep_page",
-                "search_30_days"} <= set(timings)
+                "search_30_days", "http_stories_page", "http_search_30_days",
+                "http_search_everything"} <= set(timings)
         assert all(t["p95_ms"] >= t["p50_ms"] >= 0 for t in timings.values())

@@ -286,3 +286,17 @@ def test_extract_fills_plain_text_and_falls_back_to_summary() -> None:
     assert (a.title, a.summary, a.text) == ("A & B", "Short summary", "Short summary")
     b = extract(make_article(summary_html="s", content_html="<div>Full <b>body</b></div>"), NOW)
     assert b.text == "Full body"
+
+
+def test_a_watch_items_spelling_in_a_query_finds_its_other_spellings() -> None:
+    from crawler.process.search import parse_query, spellings, with_spellings
+
+    known = spellings([["Ahmad Massoud", "احمد مسعود"], ["Taliban", "طالبان"], ["  "]])
+    whole = with_spellings(parse_query("ahmad MASSOUD"), known)
+    assert whole.terms == ("ahmad massoud", "احمد مسعود", "ahmad", "massoud"), \
+        "the name first: its highlight is the whole name"
+    mixed = with_spellings(parse_query('"احمد مسعود" AND NOT taliban*'), known)
+    assert [str(p) for p in mixed.parts] == ["(", "ahmad massoud", "OR", "احمد مسعود", ")",
+                                             "AND", "NOT", "taliban*"], "a prefix stays"
+    other = parse_query("kabul ahmad")
+    assert with_spellings(other, known) == other

@@ -206,3 +206,32 @@ def test_match_url_fetches_the_page_as_a_poll_does(project: Project, site: Site)
     assert "robots.txt" in refused.stderr and site.requests_to("/private/1") == []
     assert missing.returncode == 3
     assert f"cannot fetch {site.url('/a/none')}: HTTP 404" in missing.stderr
+
+
+def test_sources_poll_makes_a_source_due_now(project: Project) -> None:
+    from datetime import timedelta
+
+    from crawler.store import PollRecord, SQLiteStore
+    project.hook("")  # the watchlist's channel, disabled
+    project.sources = [{"name": "First", "feed": "http://127.0.0.2/feed.xml"}]
+    config = project.config()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    store = SQLiteStore(config.database_path)
+    try:
+        store.sync_sources(config.active_sources(), datetime.now(UTC))
+        store.claim_sources("p", datetime.now(UTC), timedelta(minutes=1))
+        store.record_poll("First", "p", datetime.now(UTC), PollRecord(later))
+        done = project.cli("sources", "poll", "First", write=False)
+        assert done.returncode == 0, done.stderr
+        assert "source First is due now: a running daemon polls it at its next tick " \
+               "(every 5s)" in done.stdout
+        assert [s.name for s in store.claim_sources("p", datetime.now(UTC),
+                                                    timedelta(minutes=1))] == ["First"]
+        typo = project.cli("sources", "poll", "Frist", write=False)
+        assert typo.returncode == 2 and "did you mean 'First'?" in typo.stderr
+        store.record_poll("First", "p", datetime.now(UTC),
+                          PollRecord(later, error="HTTP 410", retire=True))
+        retired = project.cli("sources", "poll", "First", write=False)
+        assert retired.returncode == 1 and "is retired" in retired.stderr
+    finally:
+        store.close()

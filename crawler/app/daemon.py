@@ -251,7 +251,8 @@ class Runner:
         address, _, port = http.listen.rpartition(":")
         store = ThreadedStore(await asyncio.to_thread(open_store, self.config))
         host = Host(config=lambda: self.config, store=store, clock=self.clock,
-                    healthz=functools.partial(self._healthz, work), metrics=self._metrics)
+                    healthz=functools.partial(self._healthz, work), metrics=self._metrics,
+                    wake=work.poll_tick)
         try:
             serving = await desk_server.serve(desk_app.build(host, desk=http.desk),
                                               address.strip("[]"), int(port))

@@ -209,11 +209,8 @@ def status(obj: Context, as_json: bool) -> None:
     now = SystemClock().now()
     with obj.store(config) as store:
         store.sync_sources(config.active_sources(), now)
-        rows = store.source_health(now)
+        rows = [health.view(row, now) for row in store.source_health(now)]
         counts = store.alert_counts()
-    for row in rows:
-        row["daily_rate"] = round(health.figures(row, now).daily_rate, 2)
-        row["state"] = health.state(row, now)
     if as_json:
         print_json({"database": config.database_shown, "backend": backend(config),
                     "sources": rows, "alerts": counts})
@@ -223,7 +220,7 @@ def status(obj: Context, as_json: bool) -> None:
                        "24h", "usual/day", "next poll"],
                [(r["name"], r["kind"], r["state"], (r["last_success_at"] or "never")[:16],
              r["error_count"], r["last_error"], r["articles_24h"], r["daily_rate"],
-             "—" if r["retired_at"] or not r["active"] else (r["next_check_at"] or "")[:16])
+             (r["next_poll"] or "—")[:16])
             for r in rows])
     out.print("alerts: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                             or "none yet"))

@@ -1,4 +1,4 @@
-"""The ``sources`` command group: list, test, add, import, export."""
+"""The ``sources`` command group: list, poll, test, add, import, export."""
 
 from __future__ import annotations
 
@@ -57,10 +57,8 @@ def sources_list(obj: Context, as_json: bool) -> None:
     for entry in config.sources:
         row = rows.get(entry.name, {})
         source = active.get(entry.name)
-        state = health.state(row, now) if row.get("last_checked_at") else ""
         shown = ("disabled" if not entry.enabled else
-                 "never polled" if not state else
-                 f"failing ({row['error_count']} in a row)" if state == "failing" else state)
+                 health.view(row, now)["health"] if row else "never polled")
         listed.append({
             "name": entry.name, "kind": entry.kind, "url": row.get("url") or "",
             "interval_s": source.interval if source else None, "health": shown,
@@ -72,6 +70,25 @@ def sources_list(obj: Context, as_json: bool) -> None:
     show_table("sources", ["source", "kind", "interval", "health", "last success", "last error"],
                [(s["name"], s["kind"], duration_text(s["interval_s"]), s["health"],
              (s["last_success_at"] or "never")[:19], s["last_error"]) for s in listed])
+
+
+@sources.command("poll")
+@click.argument("name")
+@click.pass_obj
+def sources_poll(obj: Context, name: str) -> None:
+    """Make source NAME due now: a running daemon polls it at its next tick
+    (``daemon.tick``, 5 s by default), as the desk's Poll now button does."""
+    config = obj.config()
+    known_name(name, [s.name for s in config.active_sources()], "NAME", "enabled source")
+    now = SystemClock().now()
+    with obj.store(config) as store:
+        store.sync_sources(config.active_sources(), now)
+        if not store.poll_now(name, now):
+            click.echo(f"source {name} is retired (it answered as gone): it is polled "
+                       "again only when its address in sources.yaml changes", err=True)
+            raise SystemExit(1)
+    out.print(f"source {name} is due now: a running daemon polls it at its next tick "
+              f"(every {duration_text(config.settings.daemon.tick)})", markup=False)
 
 
 @sources.command("test")

@@ -130,6 +130,9 @@ def make_client(*, allow_private_networks: bool,
 
 
 MAX_REDIRECTS = 5
+#: The most of an unwanted body (a redirect's, an error page's) read to keep its
+#: connection for the next request.
+DRAIN_BYTES = 64 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 
@@ -228,6 +231,7 @@ async def _follow(client: httpx.AsyncClient, request: Request,
             answer_headers = {k.lower(): v for k, v in answer.headers.items()}
             location = answer.headers.get("location")
             if status in REDIRECT_STATUSES and location and not request.follow_redirects:
+                await _drain(answer)
                 return Response(url, status, answer_headers, b"", tuple(hops))
             if status in REDIRECT_STATUSES and location:
                 target = urljoin(url, location)
@@ -237,16 +241,32 @@ async def _follow(client: httpx.AsyncClient, request: Request,
                     raise RedirectError(request.source, f"more than {MAX_REDIRECTS} "
                                         f"redirects from {request.url}")
                 hops.append((status, target))
+                await _drain(answer)
                 url = target
                 continue
             if status == 304:
+                await _drain(answer)
                 return Response(url, 304, answer_headers, b"", tuple(hops))
             if not 200 <= status < 300:
+                await _drain(answer)
                 error = GoneError if status == 410 else HTTPStatusError
                 raise error(request.source, status, url, parse_retry_after(
                     answer.headers.get("retry-after"), datetime.now(UTC)))
             body = await _read_bounded(answer, request, url)
             return Response(url, status, answer_headers, body, tuple(hops))
+
+
+async def _drain(answer: httpx.Response) -> None:
+    """Read the rest of an answer whose body is not wanted (a 304's is empty, a redirect's
+    or an error page's small) so that its connection goes back to the pool: one left
+    unread is closed, and the source's next poll, a conditional GET answered 304 most of
+    the time, would pay a new connection. A body past ``DRAIN_BYTES`` is left unread
+    (its connection closed) rather than downloaded for nothing."""
+    read = 0
+    async for raw in answer.aiter_raw():
+        read += len(raw)
+        if read > DRAIN_BYTES:
+            return
 
 
 async def _read_bounded(answer: httpx.Response, request: Request, url: str) -> bytes:

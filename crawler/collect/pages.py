@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urljoin
 
-import charset_normalizer
 import httpx
 from w3lib.encoding import html_to_unicode
 
@@ -120,20 +119,8 @@ async def _get(client: httpx.AsyncClient, politeness: Politeness, source: Source
 
 def decode(answer: fetch.Response) -> str:
     """The page as a browser reads it: BOM, then the HTTP charset, then ``<meta charset>``
-    or ``http-equiv``, then detection. Older Dari and Pashto sites declare windows-1256
-    only in ``<meta>``."""
+    or ``http-equiv``, then valid UTF-8 (a page cut at the size cap may end mid
+    character), then Firefox's guess from the bytes and the host's top-level domain
+    (w3lib). Older Dari and Pashto sites declare windows-1256 only in ``<meta>``."""
     return html_to_unicode(answer.headers.get("content-type"), answer.body,
-                           auto_detect_fun=_detect)[1]
-
-
-def _detect(body: bytes) -> str | None:
-    """UTF-8 when the bytes are valid UTF-8 (a page cut at the size cap may end mid
-    character), else charset_normalizer's best guess."""
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.reason == "unexpected end of data":
-            return "utf-8"
-        guess = charset_normalizer.from_bytes(body).best()
-        return guess.encoding if guess else None
-    return "utf-8"
+                           url=answer.url)[1]

@@ -75,3 +75,17 @@ def state(row: Mapping[str, Any], now: datetime) -> str:
     if not row["active"]:
         return "inactive"
     return incident(figures(row, now), now) or ("failing" if row["error_count"] else "ok")
+
+
+def view(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A ``Store.source_health`` row as ``newswatch status``, ``sources list`` and the
+    desk's Sources page show it: with its ``state``, its ``health`` in words as ``sources
+    list`` says it (``never polled``, ``failing (N in a row)``), usual ``daily_rate`` and
+    ``next_poll`` (None when it is not polled: retired or inactive)."""
+    polled = not row["retired_at"] and row["active"]
+    found = state(row, now)
+    return {**row, "state": found,
+            "health": "never polled" if not row["last_checked_at"] else
+            f"failing ({row['error_count']} in a row)" if found == "failing" else found,
+            "daily_rate": round(figures(row, now).daily_rate, 2),
+            "next_poll": row["next_check_at"] if polled else None}

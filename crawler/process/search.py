@@ -111,6 +111,43 @@ def any_phrase(phrases: Iterable[str]) -> Query:
                        for part in ((term,) if i == 0 else ("OR", term))))
 
 
+Spellings = dict[tuple[str, ...], Query]
+
+
+def spellings(items: Iterable[Iterable[str]]) -> Spellings:
+    """For each watch item's spellings (its name and aliases), each of them in comparable
+    words mapped to the query for them all (``any_phrase``): see ``with_spellings``."""
+    found: Spellings = {}
+    for names in items:
+        try:
+            every = any_phrase(names)
+        except QueryError:
+            continue
+        for term in every.parts:
+            if isinstance(term, Term) and not term.prefix:
+                found.setdefault(term.words, every)
+    return found
+
+
+def with_spellings(query: Query, known: Spellings) -> Query:
+    """The query with each term that spells a watch item (or, for a query of plain words
+    only, all its words together) also finding the item's other spellings, as the
+    matcher does: "Ahmad Massoud" finds the Dari احمد مسعود where that is an alias."""
+    plain = all(isinstance(p, Term) and not p.prefix for p in query.parts)
+    if plain and len(query.parts) > 1:
+        joined = tuple(w for p in query.parts if isinstance(p, Term) for w in p.words)
+        if joined in known:
+            # the name first: its highlight is the whole name, not its first word
+            return Query(("(", *known[joined].parts, ")", "OR", "(", *query.parts, ")"))
+    parts: list[Term | str] = []
+    for part in query.parts:
+        if isinstance(part, Term) and not part.prefix and part.words in known:
+            parts.extend(("(", *known[part.words].parts, ")"))
+        else:
+            parts.append(part)
+    return Query(tuple(parts))
+
+
 def both(first: Query, second: Query) -> Query:
     """Articles that match both queries."""
     return Query(("(", *first.parts, ")", "AND", "(", *second.parts, ")"))

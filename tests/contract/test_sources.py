@@ -86,3 +86,22 @@ def test_health_figures_and_notices(store: Store) -> None:
     [row] = store.source_health(NOW)
     assert (row["name"], row["notice"], row["articles_24h"], row["last_article_at"]) == \
         ("A", "quiet", 0, None)
+
+
+def test_poll_now_makes_an_active_source_due_and_no_other(store: Store) -> None:
+    store.sync_sources([source("A"), source("B")], NOW)
+    for name in ("A", "B"):
+        store.claim_sources("p", NOW, LEASE, names=[name])
+        store.record_poll(name, "p", NOW, PollRecord(NOW + timedelta(hours=1)))
+    later = NOW + timedelta(minutes=1)
+    assert store.claim_sources("p", later, LEASE) == [], "neither due for an hour"
+    assert store.poll_now("A", later)
+    assert [s.name for s in store.claim_sources("p", later, LEASE)] == ["A"]
+    assert {r["name"]: r["next_check_at"][:16] for r in store.sources()}["A"] == \
+        later.isoformat()[:16]
+    assert not store.poll_now("nobody", later), "an unknown source"
+    store.sync_sources([source("A")], later)  # B leaves the config: inactive
+    assert not store.poll_now("B", later)
+    store.record_poll("A", "p", later, PollRecord(later, error="gone", retire=True))
+    assert not store.poll_now("A", later), "a retired source"
+    assert store.claim_sources("p", later, LEASE) == []

@@ -1,4 +1,5 @@
-"""The desk's pages: sign in and out, the stories list, search.
+"""The desk's pages: sign in and out, the stories list (search, timelines, sources and
+the outbox: ``browse``).
 
 Every page needs a session (else a redirect to /login?next=…); every state change is a
 POST carrying the CSRF token (else 403). ``acting_user`` names who did something, for
@@ -28,19 +29,18 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from crawler.app.desk import auth, stories
+from crawler.app.desk import auth, browse, stories, watchlists
 from crawler.app.desk.host import Host
 from crawler.app.desk.kit import Kit, Page
 from crawler.config import HttpSettings
 from crawler.core.clock import parse_iso
-from crawler.core.errors import StoreError
-from crawler.process.search import QueryError, parse_query
 
 TEMPLATES = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True, undefined=jinja2.StrictUndefined))
 #: what the nav links to; a page of a later round adds its entry here
-NAV = [("/", "Stories"), ("/search", "Search"), ("/mutes", "Mutes")]
+NAV = [("/", "Stories"), ("/search", "Search"), ("/sources", "Sources"),
+       ("/outbox", "Outbox"), ("/watchlists", "Watchlists"), ("/mutes", "Mutes")]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
             status_code=status)
 
     def when(moment: datetime | str | None) -> str:
+        """A stored time in the configured zone, as pages show it."""
         if not moment:
             return ""
         zone = ZoneInfo(host.config().settings.timezone)
@@ -192,24 +193,10 @@ def routes(host: Host, http: HttpSettings) -> list[BaseRoute]:
                                samesite="strict", secure=http.secure_cookies)
         return response
 
-    @page
-    async def search(request: Request) -> Response:
-        text = request.query_params.get("q", "").strip()
-        results: list[dict[str, Any]] = []
-        error = ""
-        if text:
-            try:
-                results = await host.store.call(host.store.sync.search, parse_query(text),
-                                                limit=50)
-            except (QueryError, StoreError) as exc:
-                error = str(exc)
-        for row in results:
-            row["when"] = when(row["published_at"] or row["fetched_at"])
-        return render(request, "search.html", results=results, error=error, searched=text)
-
     kit = Kit(page, action, render, when, acting_user, http.secure_cookies)
     return [*stories.routes(host, kit),
-            Route("/search", search, methods=["GET"]),
             Route("/login", login_page, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
-            Route("/logout", logout, methods=["POST"])]
+            Route("/logout", logout, methods=["POST"]),
+            *browse.routes(host, kit),
+            *watchlists.routes(host, kit)]

@@ -217,7 +217,8 @@ class Articles(Connected):
         try:
             return self._rows(
                 "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
-                "a.fetched_at, a.story_id FROM (SELECT %s::tsquery AS q) q, article_search f "
+                "a.fetched_at, a.story_id, a.language FROM (SELECT %s::tsquery AS q) q, "
+                "article_search f "
                 f"JOIN articles a ON a.id = f.article_id WHERE {' AND '.join(where)} "
                 f"ORDER BY {ordering} LIMIT %s", [*values, limit])
         except psycopg.errors.SyntaxError as exc:

@@ -220,7 +220,7 @@ class Articles(Connected):
         try:
             return list(self._db.query(
                 "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
-                "a.fetched_at, a.story_id FROM articles_fts JOIN articles a "
+                "a.fetched_at, a.story_id, a.language FROM articles_fts JOIN articles a "
                 f"ON a.id = articles_fts.rowid WHERE {' AND '.join(where)} "
                 f"ORDER BY {ordering} LIMIT ?", [*values, limit]))
         except sqlite3.OperationalError as exc:

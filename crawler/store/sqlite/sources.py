@@ -104,6 +104,17 @@ class Sources(Connected):
                                    [iso(record.defer_host_until), row["name"]])
 
     @wrap_exceptions
+    def poll_now(self, name: str, now: datetime) -> bool:
+        """Make an active source due at ``now`` (the desk's and ``sources poll``'s "poll
+        now"); a running daemon claims it at its next tick. False when no such source is
+        active (unknown, removed from the config, or retired). A poll in flight is left
+        alone: its own next check replaces this one when it ends."""
+        with self._write() as db:
+            return bool(db.execute(
+                "UPDATE sources SET next_check_at = ? WHERE name = ? AND active = 1 "
+                "AND retired_at IS NULL", [iso(now), name]).rowcount)
+
+    @wrap_exceptions
     def release(self, owner: str, source: str | None = None) -> None:
         """Give back every lease this process holds (a clean shutdown), or only its lease
         on ``source`` (a source that left the config before its poll began)."""
