@@ -21,6 +21,8 @@ the desk's default last 30 days and widened to everything, and newest published 
 (``newswatch search``'s order, which sorts every hit) in the last 30 days. Then again
 while another process stores a poll of ``--writer-batch`` new articles every
 ``--writer-pause`` seconds, as a daemon does.
+``--database postgresql://…`` runs it on PostgreSQL instead (an empty database, built
+as above then analysed, or one a run built before, reused).
 
 The HTTP pass: the desk's app served by uvicorn on 127.0.0.1 in a process of its own (as
 ``newswatch desk`` serves it, its clock at the archive's last day), signed in with a
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from argon2 import PasswordHasher
 
 from benchmarks.archive import generate, watched
@@ -59,10 +62,18 @@ from crawler.app.desk import server as desk_server
 from crawler.app.desk.host import Answer, Host, json_answer
 from crawler.config import Source, WatchItem, WatchlistConfig, load_config
 from crawler.core.article import Article
+from crawler.core.redact import DATABASE_URL
 from crawler.process import dedup, search, stories
 from crawler.process.match import Matcher
 from crawler.process.search import parse_query
-from crawler.store import NewArticle, SQLiteStore, ThreadedStore
+from crawler.store import (
+    NewArticle,
+    PostgresStore,
+    SQLiteStore,
+    Store,
+    ThreadedStore,
+    open_store,
+)
 from crawler.store.desk import StoryFilter
 
 WATCHLISTS = ("opposition", "officials", "regional")
@@ -128,6 +139,22 @@ def articles(count: int, seed: int, items: list[dict[str, Any]], dari_every: int
     return made
 
 
+def opened(where: Path | str) -> Store:
+    """The store at ``where``: a PostgreSQL URL, or a SQLite file."""
+    return PostgresStore(str(where)) if DATABASE_URL.match(str(where)) else SQLiteStore(where)
+
+
+def built(where: Path | str) -> bool:
+    """Whether ``where`` holds a database a run built before (reused as it is)."""
+    if not DATABASE_URL.match(str(where)):
+        return Path(where).exists()
+    store = opened(where)
+    try:
+        return store.count_archive(START - timedelta(days=1)) > 0
+    finally:
+        store.close()
+
+
 def sources() -> list[Source]:
     names = [f"outlet-{n}" for n in range(OUTLETS)] + \
         [f"dari-{n}" for n in range(DARI_OUTLETS)]
@@ -135,10 +162,10 @@ def sources() -> list[Source]:
             for name in names]
 
 
-def build(path: Path, made: list[Article], items: list[dict[str, Any]], batch: int,
+def build(path: Path | str, made: list[Article], items: list[dict[str, Any]], batch: int,
           days: int) -> float:
     """Store ``made`` in polls of ``batch``, spread evenly over ``days`` days; seconds."""
-    store = SQLiteStore(path)
+    store = opened(path)
     store.sync_sources(sources(), START)
     step = timedelta(days=days) / max(1, len(made) // batch)
     started = time.perf_counter()
@@ -148,6 +175,10 @@ def build(path: Path, made: list[Article], items: list[dict[str, Any]], batch: i
             store.add_articles(prepared, START + n * step, "bench", lambda *_: [])
     seconds = time.perf_counter() - started
     store.close()
+    if DATABASE_URL.match(str(path)):  # the statistics autovacuum would have gathered
+        # (a test server may run without it): the planner's choices depend on them
+        with psycopg.connect(str(path), autocommit=True) as conn:
+            conn.execute("ANALYZE")
     return seconds
 
 
@@ -155,7 +186,7 @@ def writer(path: str, made: list[Article], items: list[dict[str, Any]], batch: i
            pause: float, now: datetime, stop: Any, stored: Any) -> None:
     """A daemon's ingest: a poll of ``batch`` new articles, then ``pause`` seconds."""
     _init(items)
-    store = SQLiteStore(path)
+    store = opened(path)
     n = 0
     while not stop.is_set() and n < len(made):
         polled = [ready(a) for a in made[n:n + batch]]
@@ -170,7 +201,7 @@ USER, PASSWORD = "bench", "a benchmark password"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def desk_config(root: Path, database: Path, items: list[dict[str, Any]]) -> Path:
+def desk_config(root: Path, database: Path | str, items: list[dict[str, Any]]) -> Path:
     """A config directory for the desk over the benchmark's database and watch items."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "newswatch.yaml").write_text(json.dumps({
@@ -181,7 +212,7 @@ def desk_config(root: Path, database: Path, items: list[dict[str, Any]]) -> Path
     (root / "watchlists.yaml").write_text(json.dumps({"watchlists": [
         {"name": w.name, "watch": [{"name": i.name, "aliases": i.aliases} for i in w.watch]}
         for w in watchlists(items)]}, ensure_ascii=False))
-    store = SQLiteStore(database)
+    store = opened(database)
     # a cheap argon2id hash: the pass times pages, not the one sign-in
     store.add_user(USER, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
                    .hash(PASSWORD), START)
@@ -202,7 +233,7 @@ def serve(config_dir: str, now: datetime, port: Any, stop: Any) -> None:
     config = load_config(Path(config_dir))
 
     async def main() -> None:
-        store = ThreadedStore(SQLiteStore(config.database_path))
+        store = ThreadedStore(open_store(config))
 
         async def healthz() -> Answer:
             return json_answer(200, {"status": "ok"})
@@ -270,10 +301,10 @@ def figures(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ordered), 2), "p95_ms": round(p95, 2)}
 
 
-def measure(path: Path, items: list[dict[str, Any]], queries: int, seed: int,
+def measure(path: Path | str, items: list[dict[str, Any]], queries: int, seed: int,
             now: datetime) -> dict[str, dict[str, float]]:
     """Each read ``queries`` times on a connection of its own (the desk's)."""
-    store = SQLiteStore(path)
+    store = opened(path)
     rng = random.Random(seed)
     every = store.story_list(limit=1)
     top = every.newest or 0
@@ -328,13 +359,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261207)
     parser.add_argument("--keep", type=Path, metavar="DB",
                         help="keep the built database here (reused when it exists)")
+    parser.add_argument("--database", metavar="URL",
+                        help="a PostgreSQL database to run on instead of a SQLite file")
     args = parser.parse_args()
     items = watched(args.watch_items, args.seed)
     now = START + timedelta(days=args.days)
     with tempfile.TemporaryDirectory(prefix="newswatch-desk-") as tmp:
-        path = args.keep or Path(tmp) / "desk.db"
+        path: Path | str = args.database or args.keep or Path(tmp) / "desk.db"
         build_s = None
-        if not path.exists():
+        if not built(path):
             made = articles(args.articles, args.seed, items, args.dari_every)
             build_s = build(path, made, items, args.batch, args.days)
         idle = measure(path, items, args.queries, args.seed, now)

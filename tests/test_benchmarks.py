@@ -3,12 +3,15 @@ until someone needs its figures. Their timings are never asserted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import fresh_database
 
 ROOT = Path(__file__).parent.parent
 
@@ -64,11 +67,17 @@ def test_the_latency_benchmark_runs_tiny() -> None:
 
 
 @pytest.mark.slow  # a database built by a worker pool, then a writer process: about 12 s
-def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests_and_over_http() -> None:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.desk", "--articles", "300",
-                           "--batch", "50", "--watch-items", "30", "--queries", "2",
-                           "--writer-batch", "5", "--writer-pause", "0"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=110, check=False)
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param(
+    "postgres", marks=pytest.mark.postgres)])
+def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests_and_over_http(
+        backend: str) -> None:
+    with contextlib.ExitStack() as stack:
+        on = ["--database", stack.enter_context(fresh_database())] \
+            if backend == "postgres" else []
+        done = subprocess.run([sys.executable, "-m", "benchmarks.desk", "--articles", "300",
+                               "--batch", "50", "--watch-items", "30", "--queries", "2",
+                               "--writer-batch", "5", "--writer-pause", "0", *on], cwd=ROOT,
+                              capture_output=True, text=True, timeout=110, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert report["articles"] == 300 and report["build_seconds"] > 0

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tests.desk import client, csrf, make_desk, sign_in
+from tests.desk import Desk, client, csrf, make_desk, sign_in
 from tests.feeds import Item, rss
 from tests.helpers import Project, free_port, wait_until
 from tests.servers import Page, Site
@@ -61,6 +61,9 @@ def test_the_desks_poll_now_wakes_the_daemon_serving_it(project: Project,
     daemon = project.popen("run")
     try:
         assert wait_until(lambda: len(site.requests_to("/feed.xml")) == 1), "first poll"
+        # ended, not only started: a poll in flight would write its own next check (an
+        # hour on) over the one Poll now makes
+        assert wait_until(lambda: _polled(desk)), "the first poll never ended"
         base = f"http://127.0.0.1:{port}"
         assert wait_until(lambda: _up(base)), "the desk never answered"
         with client(base) as browser:
@@ -73,6 +76,16 @@ def test_the_desks_poll_now_wakes_the_daemon_serving_it(project: Project,
             "the daemon did not poll at once (its next tick is 10 minutes away)"
     finally:
         _stop(daemon)
+
+
+def _polled(desk: Desk) -> bool:
+    """Whether the source's first poll has ended (recorded, its lease given back)."""
+    store = desk.store()
+    try:
+        live = {r["name"]: r for r in store.sources()}["Live"]
+    finally:
+        store.close()
+    return bool(live["last_checked_at"]) and live["lease_owner"] is None
 
 
 def _up(base: str) -> bool:

@@ -45,7 +45,7 @@ from crawler.core.clock import Clock, SystemClock, parse_iso
 from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
-from crawler.store import SourceState, SQLiteStore, Store
+from crawler.store import SourceState, Store, open_store
 from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ class Runner:
         if http is None:
             return None
         address, _, port = http.listen.rpartition(":")
-        store = ThreadedStore(await asyncio.to_thread(SQLiteStore, self.config.database_path))
+        store = ThreadedStore(await asyncio.to_thread(open_store, self.config))
         host = Host(config=lambda: self.config, store=store, clock=self.clock,
                     healthz=functools.partial(self._healthz, work), metrics=self._metrics,
                     wake=work.poll_tick)

@@ -1,6 +1,7 @@
 """The PostgreSQL backend's own promises (its behaviour is tests/contract/'s): SQLite's
-schema numbers, one migrating process under an advisory lock, a refusal of a newer
-schema, concurrent ingest making one story, and the password never shown."""
+schema numbers, one migrating process under an advisory lock, the upgrade from its first
+schema (11), a refusal of a newer schema, concurrent ingest making one story, and the
+password never shown."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from crawler.core.clock import iso
 from crawler.core.errors import SchemaTooNewError, StoreError
 from crawler.store import PollRecord, PostgresStore, Store
+from crawler.store.desk import StoryFilter
 from crawler.store.postgres import ingest
 from crawler.store.postgres.schema import STEPS
 from crawler.store.sqlite import STEPS as SQLITE_STEPS
+from crawler.store.sqlite.schema import DESK_INDEXES
 from tests.contract.conftest import NOW, article, match, new, plan_one, source, varied
 from tests.postgres import fresh_database
 
@@ -66,6 +70,47 @@ def test_an_older_newswatch_refuses_a_newer_schema(dsn: str) -> None:
                      [len(STEPS) + 1])
     with pytest.raises(SchemaTooNewError, match="newer than this newswatch knows"):
         PostgresStore(dsn)
+
+
+def test_a_schema_11_database_upgrades_to_the_desk_with_its_rows(dsn: str) -> None:
+    """Steps 12 and 13 on a database of the first PostgreSQL release: the desk's tables,
+    each stored match given its story and each story its script, the desk's indexes; the
+    stories list, a story's page and the users then work on the old rows."""
+    PostgresStore(dsn, STEPS[:11]).close()
+    with psycopg.connect(dsn) as conn:  # what schema 11's ingest left: no story_id/script
+        conn.execute("INSERT INTO sources (name, url, next_check_at, created_at) VALUES "
+                     "('Kabul', 'https://kabul.example/feed', %(at)s, %(at)s)",
+                     {"at": iso(NOW)})
+        for n, title in enumerate(["Massoud in Panjshir", "دیدار احمد مسعود در پنجشیر"], 1):
+            conn.execute(
+                "INSERT INTO stories (id, key, first_article_id, title, first_seen_at, "
+                "last_seen_at, articles, outlets) VALUES (%(n)s, %(key)s, %(n)s, %(title)s, "
+                "%(at)s, %(at)s, 1, 1)",
+                {"n": n, "key": f"story:https://kabul.example/{n}", "title": title,
+                 "at": iso(NOW)})
+            conn.execute(
+                "INSERT INTO articles (id, url, source, title, summary, fetched_at, "
+                "story_id) VALUES (%(n)s, %(url)s, 'Kabul', %(title)s, %(title)s, %(at)s, "
+                "%(n)s)", {"n": n, "url": f"https://kabul.example/{n}", "title": title,
+                           "at": iso(NOW)})
+        conn.execute("INSERT INTO matches (article_id, watchlist, watch, field, created_at) "
+                     "VALUES (2, 'opposition', 'Ahmad Massoud', 'title', %s)",
+                     [iso(NOW)])
+    store = PostgresStore(dsn)
+    assert store.schema_version() == len(SQLITE_STEPS)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT article_id, story_id FROM matches").fetchall() == [(2, 2)]
+        assert conn.execute("SELECT id, script FROM stories ORDER BY id").fetchall() == [
+            (1, "latin"), (2, "arabic")]
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
+    assert set(DESK_INDEXES) <= indexes
+    [story] = store.story_list(StoryFilter(watch="Ahmad Massoud", script="arabic")).rows
+    assert (story.id, story.direction, story.outlets) == (2, "rtl", ("Kabul",))
+    detail = store.story_detail(2, NOW)
+    assert detail is not None and [m.watch for m in detail.copies[0].mentions] == [
+        "Ahmad Massoud"]
+    assert store.add_user("editor", "hash", NOW) and store.password_hash("editor") == "hash"
+    store.close()
 
 
 def test_two_daemons_storing_copies_of_one_story_at_once_make_one_story_and_one_alert(

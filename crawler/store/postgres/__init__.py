@@ -2,7 +2,8 @@
 
 Selected by ``database: postgresql://USER@HOST:PORT/NAME`` (``crawler.store.open_store``).
 psycopg 3 with a small connection pool (the daemon's store calls all run on one thread,
-``ThreadedStore``; the pool replaces a connection the server dropped). Each method is one
+``ThreadedStore``; the pool replaces a connection the server dropped). The class is put
+together from one part per domain, as ``SQLiteStore`` is. Each method is one
 transaction; work is claimed with ``FOR UPDATE SKIP LOCKED`` leases, and a poll's
 articles are stored under advisory locks on their dedup and band keys
 (``crawler.store.postgres.ingest``). The schema is migrated by one process at a time,
@@ -24,8 +25,10 @@ from crawler.core.redact import dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.postgres.articles import Articles
 from crawler.store.postgres.base import WAIT_S, Conn, configure, translate
+from crawler.store.postgres.desk import Desk
 from crawler.store.postgres.maintenance import Maintenance
 from crawler.store.postgres.outbox import Outbox
+from crawler.store.postgres.reads import DeskReads
 from crawler.store.postgres.schema import MIGRATION_LOCK, STEPS, Target
 from crawler.store.postgres.sources import Sources
 from crawler.store.postgres.tuning import Tuning
@@ -47,7 +50,7 @@ def password(dsn: str) -> str | None:
     return unquote(found) if found else None
 
 
-class PostgresStore(Sources, Articles, Outbox, Tuning, Maintenance):
+class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Maintenance):
     """One PostgreSQL database, connected and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 

@@ -17,6 +17,8 @@ from crawler.process.search import Query
 from crawler.store.postgres import ingest, tsearch
 from crawler.store.postgres.base import Connected, rows, wrap_exceptions
 from crawler.store.records import (
+    ArchiveMark,
+    ArchivePage,
     FoundArticle,
     NewArticle,
     Planner,
@@ -72,6 +74,39 @@ class Articles(Connected):
             return [(stored_article(r), stored.get(r["id"], set())) for r in rows(
                 conn, "SELECT * FROM articles a WHERE a.fetched_at >= %(since)s"
                 f"{narrow} ORDER BY a.fetched_at, a.id", values)]
+
+    @wrap_exceptions
+    def count_archive(self, since: datetime) -> int:
+        """How many articles ``archive`` and ``archive_page`` give since ``since``."""
+        with self._tx() as conn:
+            found = conn.execute("SELECT count(*) FROM articles WHERE fetched_at >= %s",
+                                 [iso(since)]).fetchone()
+        return int(found[0]) if found else 0
+
+    @wrap_exceptions
+    def archive_page(self, since: datetime, *, before: ArchiveMark | None = None,
+                     limit: int = 500) -> ArchivePage:
+        """Up to ``limit`` articles fetched since ``since``, newest first, after
+        ``before`` (the previous page's ``next``), each with its stored (watchlist,
+        watch) pairs; as ``SQLiteStore.archive_page``."""
+        where = "a.fetched_at >= %(since)s"
+        values: dict[str, Any] = {"since": iso(since), "limit": int(limit)}
+        if before is not None:
+            where += " AND (a.fetched_at, a.id) < (%(at)s, %(id)s)"
+            values.update(at=before.at, id=before.id)
+        stored: dict[int, set[tuple[str, str]]] = {}
+        with self._tx() as conn:
+            found = rows(conn, f"SELECT * FROM articles a WHERE {where} "
+                         "ORDER BY a.fetched_at DESC, a.id DESC LIMIT %(limit)s", values)
+            for article_id, watchlist, watch in conn.execute(
+                    "SELECT article_id, watchlist, watch FROM matches "
+                    "WHERE article_id = ANY(%s::bigint[])", [[r["id"] for r in found]]):
+                stored.setdefault(article_id, set()).add((watchlist, watch))
+        last = found[-1] if len(found) == limit else None
+        return ArchivePage(
+            [(stored_article(r), stored.get(r["id"], set())) for r in found],
+            [datetime.fromisoformat(r["fetched_at"]) for r in found],
+            ArchiveMark(last["fetched_at"], last["id"]) if last else None)
 
     @wrap_exceptions
     def find_article(self, url: str) -> FoundArticle | None:
@@ -152,10 +187,14 @@ class Articles(Connected):
     @wrap_exceptions
     def search(self, query: Query, *, since: datetime | None = None,
                source: str | None = None, watchlist: str | None = None,
-               order: Literal["newest", "rank"] = "newest",
+               order: Literal["newest", "rank", "stored"] = "newest",
                limit: int = 20) -> list[dict[str, Any]]:
-        """Articles whose search vector matches ``query`` (``tsearch.tsquery``), newest
-        first or best ranked (``ts_rank``) first."""
+        """Articles whose search vector matches ``query`` (``tsearch.tsquery``): newest
+        published first, best ranked (``ts_rank``) first, or last stored first
+        (``stored``, the desk's order: by article id, which the vectors' primary key
+        keeps in order, so for a common word the planner walks it backwards, testing
+        each vector, and stops at ``limit`` rather than sorting every hit; a rare word
+        is still found through the GIN index)."""
         try:
             text = tsearch.tsquery(query)
         except tsearch.QuerySyntaxError as exc:
@@ -172,14 +211,16 @@ class Articles(Connected):
             where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id "
                          "AND m.watchlist = %s)")
             values.append(watchlist)
-        ordering = ("ts_rank(f.doc, q.q) DESC" if order == "rank"
-                    else "coalesce(a.published_at, a.fetched_at) DESC")
+        ordering = {"rank": "ts_rank(f.doc, q.q) DESC, a.id DESC",
+                    "newest": "coalesce(a.published_at, a.fetched_at) DESC, a.id DESC",
+                    "stored": "f.article_id DESC"}[order]
         try:
             return self._rows(
                 "SELECT a.id, a.url, a.title, a.summary, a.text, a.source, a.published_at, "
-                "a.fetched_at, a.story_id FROM (SELECT %s::tsquery AS q) q, article_search f "
+                "a.fetched_at, a.story_id, a.language FROM (SELECT %s::tsquery AS q) q, "
+                "article_search f "
                 f"JOIN articles a ON a.id = f.article_id WHERE {' AND '.join(where)} "
-                f"ORDER BY {ordering}, a.id DESC LIMIT %s", [*values, limit])
+                f"ORDER BY {ordering} LIMIT %s", [*values, limit])
         except psycopg.errors.SyntaxError as exc:
             raise StoreError(f"cannot search for {text!r}: {exc}") from exc
 

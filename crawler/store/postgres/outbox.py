@@ -22,10 +22,7 @@ from crawler.store.records import (
     QueuedAlert,
     outbox_row,
 )
-
-_STATE = ("CASE WHEN o.status = 'pending' AND o.held = 1 THEN 'held' "
-          "WHEN o.status = 'pending' AND o.attempts > 0 THEN 'retrying' "
-          "ELSE o.status END")
+from crawler.store.sqlite.outbox import STATE
 
 _COLUMNS = ("key", "message_id", "watchlist", "channel", "subject", "article_id", "payload",
             "kind", "priority", "held", "next_attempt_at", "created_at")
@@ -203,12 +200,12 @@ class Outbox(Connected):
         delivered, dead, muted) or a state (held for a digest, retrying); each row has both."""
         where = ""
         if status in ("held", "retrying"):
-            where = f"WHERE {_STATE} = %(status)s"
+            where = f"WHERE {STATE} = %(status)s"
         elif status:
             where = "WHERE o.status = %(status)s"
         return self._rows(
             f"SELECT o.id, o.message_id, o.kind, o.watchlist, o.channel, o.status, "
-            f"{_STATE} AS state, o.attempts, o.next_attempt_at, o.last_error, "
+            f"{STATE} AS state, o.attempts, o.next_attempt_at, o.last_error, "
             "o.created_at, o.delivered_at, o.priority, o.digest_id, a.title, a.url "
             f"FROM outbox o LEFT JOIN articles a ON a.id = o.article_id {where} "
             "ORDER BY o.id DESC LIMIT %(limit)s", {"status": status, "limit": limit})
@@ -227,4 +224,4 @@ class Outbox(Connected):
     def alert_counts(self) -> dict[str, int]:
         """How many alerts are in each state."""
         return {r["state"]: r["n"] for r in self._rows(
-            f"SELECT {_STATE} AS state, count(*) AS n FROM outbox o GROUP BY 1")}
+            f"SELECT {STATE} AS state, count(*) AS n FROM outbox o GROUP BY 1")}

@@ -118,6 +118,15 @@ class Sources(Connected):
                              "WHERE name = ANY(%s::text[])", [until, same])
 
     @wrap_exceptions
+    def poll_now(self, name: str, now: datetime) -> bool:
+        """Make an active source due at ``now``; False when no such source is active
+        (unknown, removed from the config, or retired); as ``SQLiteStore.poll_now``."""
+        with self._tx() as conn:
+            return bool(conn.execute(
+                "UPDATE sources SET next_check_at = %s WHERE name = %s AND active = 1 "
+                "AND retired_at IS NULL", [iso(now), name]).rowcount)
+
+    @wrap_exceptions
     def release(self, owner: str, source: str | None = None) -> None:
         """Give back every lease this process holds (a clean shutdown), or only its lease
         on ``source`` (a source that left the config before its poll began)."""

@@ -1,6 +1,6 @@
 """The web desk's reads (``crawler.store.desk``): the stories list, a story's page, a watch
-item's timeline, the outbox. Read-only; plain SQL that PostgreSQL also speaks (row
-lists as ``?`` placeholders, no JSON functions), over the indexes of step 13.
+item's timeline, the outbox. Read-only SQL over the indexes of step 13; the records are
+built from the rows by ``crawler.store.views``, as PostgreSQL's are.
 
 The stories list pages by story id, newest first (the order stories were stored): each
 filter drives the query from an index already in that order (a watch item's or
@@ -11,54 +11,32 @@ filter.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from crawler.core.clock import iso, parse_iso
-from crawler.process import sentences
-from crawler.process.fold import excerpt_span
-from crawler.process.script import Script, direction, script
+from crawler.core.clock import iso
+from crawler.store import views
 from crawler.store.desk import (
     EVERY_STORY,
-    PAGE_MAX,
     WAITING,
     ActiveMute,
-    Attempt,
-    Chip,
     Copy,
-    DayCount,
-    Mention,
-    OutboxEntry,
     OutboxPage,
     OutboxState,
-    Passage,
     StoryAlert,
     StoryDetail,
     StoryFilter,
     StoryPage,
     StoryRow,
     Timeline,
-    cut,
 )
 from crawler.store.sqlite.base import Connected, wrap_exceptions
 from crawler.store.sqlite.outbox import STATE
 from crawler.store.sqlite.tuning import ACTIVE
 
-#: The stored statuses each outbox state is found among.
-_STATUSES = {"pending": "pending", "retrying": "pending", "held": "pending",
-             "muted": "muted", "dead": "dead", "digested": "digested",
-             "delivered": "delivered"}
-
 
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
-
-
-def _when(value: str | None) -> datetime | None:
-    return parse_iso(value) if value else None
 
 
 class DeskReads(Connected):
@@ -67,11 +45,9 @@ class DeskReads(Connected):
                    after: int | None = None, limit: int = 50) -> StoryPage:
         """Stories with a match passing ``where``, newest first: those older than the
         cursor ``before``, or newer than ``after`` (what a page polls for)."""
-        limit = max(1, min(limit, PAGE_MAX))
+        limit = views.page_limit(limit)
         ids = self._story_ids(where, before, after, limit + 1)
-        rows = self._story_rows(ids[:limit])
-        return StoryPage(tuple(rows), ids[limit - 1] if len(ids) > limit else None,
-                         rows[0].id if rows else None)
+        return views.story_page(ids, self._story_rows(ids[:limit]), limit)
 
     def _story_ids(self, f: StoryFilter, before: int | None, after: int | None,
                    limit: int) -> list[int]:
@@ -117,29 +93,18 @@ class DeskReads(Connected):
         if not ids:
             return []
         marks = _marks(ids)
-        outlets: dict[int, list[str]] = {i: [] for i in ids}
-        for story_id, source in self._conn.execute(
-                f"SELECT story_id, source FROM articles WHERE story_id IN ({marks}) "
-                "GROUP BY story_id, source ORDER BY story_id, min(id)", list(ids)):
-            outlets[story_id].append(source)
-        chips: dict[int, list[Chip]] = {i: [] for i in ids}
-        for story_id, watchlist, watch in self._conn.execute(
-                "SELECT DISTINCT story_id, watchlist, watch FROM matches "
-                f"WHERE story_id IN ({marks}) ORDER BY story_id, watchlist, watch",
-                list(ids)):
-            chips[story_id].append(Chip(watchlist, watch))
-        rows = {}
-        for r in self._db.query(
+        return views.story_rows(
+            ids, self._db.query(
                 "SELECT s.id, s.key, s.title, s.first_seen_at, s.last_seen_at, s.articles, "
                 "s.script, a.url, a.link FROM stories s LEFT JOIN articles a "
-                f"ON a.id = s.first_article_id WHERE s.id IN ({marks})", list(ids)):
-            written: Script = r["script"] or "other"
-            url = r["url"] or r["key"].removeprefix("story:")
-            rows[r["id"]] = StoryRow(
-                r["id"], r["key"], r["title"] or url, url, r["link"] or url,
-                parse_iso(r["first_seen_at"]), parse_iso(r["last_seen_at"]), r["articles"],
-                tuple(outlets[r["id"]]), written, direction(written), tuple(chips[r["id"]]))
-        return [rows[i] for i in ids if i in rows]
+                f"ON a.id = s.first_article_id WHERE s.id IN ({marks})", list(ids)),
+            self._conn.execute(
+                f"SELECT story_id, source FROM articles WHERE story_id IN ({marks}) "
+                "GROUP BY story_id, source ORDER BY story_id, min(id)", list(ids)),
+            self._conn.execute(
+                "SELECT DISTINCT story_id, watchlist, watch FROM matches "
+                f"WHERE story_id IN ({marks}) ORDER BY story_id, watchlist, watch",
+                list(ids)))
 
     @wrap_exceptions
     def story_detail(self, story_id: int, now: datetime) -> StoryDetail | None:
@@ -155,30 +120,15 @@ class DeskReads(Connected):
                            tuple(self._story_mutes(story_id, row.outlets, now)))
 
     def _copies(self, story_id: int) -> list[Copy]:
-        mentions: dict[int, list[dict[str, Any]]] = {}
-        for m in self._db.query(
-                "SELECT id, article_id, watchlist, watch, alias, matched, field, start, "
-                "\"end\", snippet, highlight, context, created_at FROM matches "
-                "WHERE story_id = ? ORDER BY id", [story_id]):
-            mentions.setdefault(m["article_id"], []).append(m)
-        copies = []
-        for a in self._db.query(
+        return views.copies(
+            self._db.query(
                 "SELECT id, source, title, summary, text, url, link, published_at, "
                 "fetched_at, language, similarity, pruned_at FROM articles "
-                "WHERE story_id = ? ORDER BY id", [story_id]):
-            found = mentions.get(a["id"], [])
-            written = script(a["title"] or "", a["summary"] or "", a["text"] or "",
-                             language=a["language"] or "")
-            copies.append(Copy(
-                a["id"], a["source"], a["title"] or a["url"], a["url"], a["link"] or a["url"],
-                _when(a["published_at"]), parse_iso(a["fetched_at"]), a["language"] or "",
-                written, direction(written), a["similarity"], a["pruned_at"] is not None,
-                tuple(Mention(m["id"], m["watchlist"], m["watch"], m["alias"] or "",
-                              m["matched"] or "", m["field"],
-                              tuple(json.loads(m["context"] or "[]")),
-                              parse_iso(m["created_at"])) for m in found),
-                tuple(_passages(a, found))))
-        return copies
+                "WHERE story_id = ? ORDER BY id", [story_id]),
+            self._db.query(
+                "SELECT id, article_id, watchlist, watch, alias, matched, field, start, "
+                "\"end\", snippet, highlight, context, created_at FROM matches "
+                "WHERE story_id = ? ORDER BY id", [story_id]))
 
     def _story_alerts(self, story_id: int) -> list[StoryAlert]:
         alerts = list(self._db.query(
@@ -186,44 +136,31 @@ class DeskReads(Connected):
             "o.attempts, o.created_at, o.delivered_at, o.last_error, o.digest_id, "
             "o.mute_id FROM outbox o JOIN articles a ON a.id = o.article_id "
             "WHERE a.story_id = ? ORDER BY o.id", [story_id]))
-        ids = [r["id"] for r in alerts]
-        sent = sorted({*ids, *(r["digest_id"] for r in alerts if r["digest_id"])})
-        items: dict[int, list[Chip]] = {}
-        attempts: dict[int, list[Attempt]] = {}
-        if ids:
-            for outbox_id, watchlist, watch in self._conn.execute(
-                    "SELECT outbox_id, watchlist, watch FROM outbox_items "
-                    f"WHERE outbox_id IN ({_marks(ids)}) ORDER BY 1, 2, 3", ids):
-                items.setdefault(outbox_id, []).append(Chip(watchlist, watch))
-            for r in self._db.query(
-                    "SELECT outbox_id, attempted_at, outcome, status_code, error, duration_ms "
-                    f"FROM delivery_attempts WHERE outbox_id IN ({_marks(sent)}) "
-                    "ORDER BY id", sent):
-                attempts.setdefault(r["outbox_id"], []).append(Attempt(
-                    parse_iso(r["attempted_at"]), r["outcome"], r["status_code"], r["error"],
-                    r["duration_ms"]))
-        return [StoryAlert(
-            r["id"], r["article_id"], r["channel"], r["watchlist"], r["status"], r["state"],
-            r["attempts"], parse_iso(r["created_at"]), _when(r["delivered_at"]),
-            r["last_error"], r["digest_id"], r["mute_id"], tuple(items.get(r["id"], [])),
-            tuple(attempts.get(r["digest_id"] or r["id"], [])))
-            for r in alerts]
+        if not alerts:
+            return []
+        ids, sent = [r["id"] for r in alerts], views.sent_ids(alerts)
+        return views.story_alerts(
+            alerts, self._conn.execute(
+                "SELECT outbox_id, watchlist, watch FROM outbox_items "
+                f"WHERE outbox_id IN ({_marks(ids)}) ORDER BY 1, 2, 3", ids),
+            self._db.query(
+                "SELECT outbox_id, attempted_at, outcome, status_code, error, duration_ms "
+                f"FROM delivery_attempts WHERE outbox_id IN ({_marks(sent)}) "
+                "ORDER BY id", sent))
 
     def _story_mutes(self, story_id: int, outlets: Sequence[str],
                      now: datetime) -> list[ActiveMute]:
         values: dict[str, object] = {"now": iso(now), "story": story_id}
         values.update({f"o{n}": outlet for n, outlet in enumerate(outlets)})
         sources = ",".join(f":o{n}" for n in range(len(outlets))) or "NULL"
-        return [ActiveMute(r["id"], r["kind"], r["target"], r["watchlist"], r["created_by"],
-                           parse_iso(r["created_at"]), _when(r["until"]))
-                for r in self._db.query(
+        return views.active_mutes(self._db.query(
             "SELECT m.id, m.kind, m.target, m.watchlist, m.created_by, m.created_at, m.until "
             f"FROM mutes m WHERE {ACTIVE} AND ((m.kind = 'story' AND m.story_id = :story) "
             f"OR (m.kind = 'source' AND m.target IN ({sources})) "
             "OR (m.kind = 'watch' AND EXISTS (SELECT 1 FROM matches x "
             "WHERE x.story_id = :story AND x.watch = m.target "
             "AND (m.watchlist IS NULL OR m.watchlist = x.watchlist)))) ORDER BY m.id",
-            values)]
+            values))
 
     @wrap_exceptions
     def watch_timeline(self, watch: str, now: datetime, *, watchlist: str | None = None,
@@ -231,26 +168,18 @@ class DeskReads(Connected):
         """The articles matching ``watch`` (in ``watchlist``, or any) per day over the
         last ``days`` days in ``zone``, counted on the day each was stored, and its latest
         ``stories``."""
-        tz = ZoneInfo(zone)
-        today = now.astimezone(tz).date()
-        first = today - timedelta(days=max(1, days) - 1)
-        start = datetime.combine(first, time(), tz)
+        start, counts = views.timeline_days(now, days, zone)
         values: list[object] = [watch, iso(start), iso(now)]
         narrow = ""
         if watchlist is not None:
             narrow = " AND watchlist = ?"
             values.append(watchlist)
-        counts = {first + timedelta(days=n): 0 for n in range((today - first).days + 1)}
-        for (stored,) in self._conn.execute(
-                "SELECT min(created_at) FROM matches WHERE watch = ? AND created_at >= ? "
-                f"AND created_at <= ?{narrow} GROUP BY article_id", values):
-            day = parse_iso(stored).astimezone(tz).date()
-            if day in counts:
-                counts[day] += 1
+        stored = [r[0] for r in self._conn.execute(
+            "SELECT min(created_at) FROM matches WHERE watch = ? AND created_at >= ? "
+            f"AND created_at <= ?{narrow} GROUP BY article_id", values)]
         page = self.story_list(StoryFilter(watchlist=watchlist, watch=watch),
                                limit=stories)
-        return Timeline(watch, watchlist, tuple(DayCount(d, n) for d, n in counts.items()),
-                        page.rows)
+        return views.timeline(watch, watchlist, zone, counts, stored, page.rows)
 
     @wrap_exceptions
     def outbox_entries(self, states: Iterable[OutboxState] = WAITING, *,
@@ -260,14 +189,14 @@ class DeskReads(Connected):
         wanted = sorted(set(states))
         if not wanted:
             return OutboxPage((), None)
-        limit = max(1, min(limit, PAGE_MAX))
-        statuses = sorted({_STATUSES[s] for s in wanted})
+        limit = views.page_limit(limit)
+        statuses = views.outbox_statuses(wanted)
         values: list[object] = [*statuses, *wanted]
         older = ""
         if before is not None:
             older = " AND o.id < ?"
             values.append(before)
-        found = list(self._db.query(
+        return views.outbox_page(list(self._db.query(
             f"SELECT o.id, o.kind, o.channel, o.watchlist, o.subject, {STATE} AS state, "
             "o.attempts, o.created_at, o.next_attempt_at, o.last_error, o.digest_id, "
             "o.mute_id, o.lease_expires_at, a.story_id, coalesce(s.title, a.title) AS title, "
@@ -275,36 +204,4 @@ class DeskReads(Connected):
             "LEFT JOIN articles a ON a.id = o.article_id "
             "LEFT JOIN stories s ON s.id = a.story_id "
             f"WHERE o.status IN ({_marks(statuses)}) AND {STATE} IN ({_marks(wanted)})"
-            f"{older} ORDER BY o.id DESC LIMIT ?", [*values, limit + 1]))
-        rows = tuple(OutboxEntry(
-            r["id"], r["kind"], r["channel"], r["watchlist"], r["state"], r["attempts"],
-            parse_iso(r["created_at"]), parse_iso(r["next_attempt_at"]), r["last_error"],
-            r["story_id"], r["title"] or r["subject"], r["url"], r["digest_id"],
-            r["mute_id"], r["state"] in ("dead", "pending", "retrying", "held")
-            and r["lease_expires_at"] is None) for r in found[:limit])
-        return OutboxPage(rows, rows[-1].id if len(found) > limit else None)
-
-
-def _passages(article: dict[str, Any], found: Sequence[dict[str, Any]]) -> list[Passage]:
-    """Each sentence of the copy holding mentions, once (a feed's text is often its
-    summary), every mention in it marked: cut from the stored field where it is kept
-    (``sentences.snippets``, as alerts cut theirs), else from the snippet stored with the
-    match."""
-    shown: dict[str, tuple[str, list[str], list[tuple[int, int]]]] = {}
-    for m in found:
-        text = article.get(m["field"]) or ""
-        start, end = m["start"], m["end"]
-        parts = sentences.snippets(text, [(start, end)]) \
-            if isinstance(start, int) and isinstance(end, int) else []
-        if parts and text[start:end]:
-            snippet = parts[0]
-        else:  # pruned: the snippet the match kept, its mention found in it
-            span = excerpt_span(m["snippet"] or "", m["highlight"] or "")
-            snippet = sentences.Snippet(m["snippet"] or "", (span,) if span else ())
-        if not snippet.text:
-            continue
-        _, watches, marks = shown.setdefault(snippet.text, (m["field"], [], []))
-        watches.append(m["watch"])
-        marks.extend(snippet.marks)
-    return [cut(field, watches, sentences.Snippet(text, tuple(marks)))
-            for text, (field, watches, marks) in shown.items()]
+            f"{older} ORDER BY o.id DESC LIMIT ?", [*values, limit + 1])), limit)
