@@ -197,3 +197,24 @@ def test_a_json_feed_item_nested_too_deep_fails_alone(
 ])
 def test_capped_depth_replaces_what_is_nested_too_deep(text: str, capped: str) -> None:
     assert feeds.capped_depth(text, 2) == capped
+
+
+def test_lone_surrogates_in_a_json_feed_are_stored_as_replacement_characters(
+        project: Project, site: Site, receiver: Receiver) -> None:
+    """JSON may escape half a surrogate pair (``\\ud800``), which no UTF-8 database can
+    store: it becomes U+FFFD, and the item and its feed are stored, not failed at every
+    retry."""
+    site.pages["/feed.json"] = Page(
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": ['
+        b'{"id": "1\\udfff", "url": "' + site.url("/a/1").encode() + b'",'
+        b' "title": "Noor in Balkh \\ud800", "summary": "\\udc00 aid",'
+        b' "content_text": "Atta Mohammad Noor met the elders \\ud83d."}]}',
+        "application/feed+json")
+    project.hook(receiver.url("/hook"))
+    project.sources = [{"name": "Local", "feed": site.url("/feed.json")}]
+
+    [poll] = project.once().polls
+
+    assert poll.error is None and (poll.new, poll.matched) == (1, 1)
+    [stored] = project.store().matched_articles()
+    assert stored["title"] == "Noor in Balkh \ufffd"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,17 +145,28 @@ def _parse_json_feed(source: str, body: bytes, url: str) -> list[Article | Rejec
     for item in items:
         if not isinstance(item, dict):
             continue
+        link = item.get("url") or item.get("external_url")
         articles.append(_article(
-            source, url, item.get("url") or item.get("external_url"),
-            title=str(item.get("title") or ""),
-            guid=str(item["id"]) if item.get("id") not in (None, "") else None,
+            source, url, _whole(link) if isinstance(link, str) else link,
+            title=_whole(str(item.get("title") or "")),
+            guid=_whole(str(item["id"])) if item.get("id") not in (None, "") else None,
             published_at=dates.first(_strings(item.get("date_published"),
                                               item.get("date_modified"))),
-            summary_html=str(item.get("summary") or ""),
-            content_html=str(item.get("content_html") or item.get("content_text") or ""),
+            summary_html=_whole(str(item.get("summary") or "")),
+            content_html=_whole(str(item.get("content_html") or item.get("content_text")
+                                    or "")),
         ))
     return articles
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD. JSON may escape half a pair
+    (``\\ud800``), which json.loads keeps and no UTF-8 encoder (the database's, the
+    webhook's) accepts; a whole pair was already joined into one character."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def capped_depth(text: str, limit: int) -> str:
