@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.browser import launched_chromium
 from tests.helpers import SECRET, WATCHLIST, FakeClock, Project
 from tests.servers import Receiver, Site
 from tests.smtp import SmtpServer
@@ -73,3 +75,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-screenshots", action="store_true",
                      help="write docs/email-en.png and docs/email-fa.png from the Chromium "
                           "email tests (tests/test_email_chromium.py)")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium for one test (tests/browser.py), closed after it."""
+    with launched_chromium() as launched:
+        yield launched

@@ -6,8 +6,6 @@ pages. Needs Debian's ``chromium`` (see test_email_chromium.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,32 +16,9 @@ from crawler.app.desk.watchlists import item_url
 from tests.desk import PASSWORD
 from tests.helpers import WATCHLIST
 from tests.test_desk_browse import DARI_TITLE, Browse, desk  # noqa: F401 (the fixture)
-from tests.test_email_chromium import chromium_path
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 AXE = Path(__file__).parent / "data" / "axe" / "axe.min.js"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    executable = chromium_path()
-    required = bool(os.environ.get("NEWSWATCH_REQUIRE_CHROMIUM"))  # set by .ci/run
-    if executable is None:
-        (pytest.fail if required else pytest.skip)(
-            "no Chromium found: install Debian's chromium package "
-            "(apt-get install -y chromium; .ci/run does it as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        (pytest.fail if required else pytest.skip)(
-            "playwright is missing: pip install -e '.[test]'")
-    with sync_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=executable,
-                                          args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def sign_in(page: Any, base: str) -> None:

@@ -4,53 +4,36 @@ Playwright drives it through ``executable_path``; ``playwright install`` is neve
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
+from tests.browser import launched_chromium
 from tests.desk import HEADLINE, PASSWORD, make_desk, served
 from tests.helpers import Project
-from tests.test_email_chromium import chromium_path
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
 
 def test_sign_in_see_the_stories_and_sign_out(project: Project) -> None:
-    executable = chromium_path()
-    required = bool(os.environ.get("NEWSWATCH_REQUIRE_CHROMIUM"))  # set by .ci/run
-    if executable is None:
-        (pytest.fail if required else pytest.skip)(
-            "no Chromium found: install Debian's chromium package "
-            "(apt-get install -y chromium; .ci/run does it as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        (pytest.fail if required else pytest.skip)(
-            "playwright is missing: pip install -e '.[test]'")
     desk = make_desk(project)
     errors: list[str] = []
-    with served(desk.config) as base, sync_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=executable,
-                                         args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page: Any = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(base + "/")
-            assert page.url == base + "/login?next=%2F"
-            page.get_by_label("Username").fill("ana")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(base + "/")
-            story = page.get_by_role("link", name=HEADLINE)
-            assert story.is_visible()
-            assert page.get_by_role("searchbox", name="Search").is_visible()
-            assert page.evaluate("typeof htmx") == "object"  # the vendored htmx loaded
-            page.get_by_role("button", name="Sign out").click()
-            page.wait_for_url(base + "/login")
-            page.goto(base + "/")
-            assert page.get_by_role("button", name="Sign in").is_visible()
-        finally:
-            browser.close()
+    with served(desk.config) as base, launched_chromium() as browser:
+        page: Any = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base + "/")
+        assert page.url == base + "/login?next=%2F"
+        page.get_by_label("Username").fill("ana")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(base + "/")
+        story = page.get_by_role("link", name=HEADLINE)
+        assert story.is_visible()
+        assert page.get_by_role("searchbox", name="Search").is_visible()
+        assert page.evaluate("typeof htmx") == "object"  # the vendored htmx loaded
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(base + "/login")
+        page.goto(base + "/")
+        assert page.get_by_role("button", name="Sign in").is_visible()
     # a CSP violation (an inline script or style) shows as a console error
     assert errors == [], errors

@@ -6,9 +6,7 @@ docs/desk-stories.png and docs/desk-story-fa.png."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +14,9 @@ import pytest
 
 from tests.desk import DARI_TITLE, HEADLINE, NOOR_TITLE, PASSWORD, newsroom, served, store_story
 from tests.helpers import Project
-from tests.test_email_chromium import DOCS, chromium_path
+from tests.test_email_chromium import DOCS
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    executable = chromium_path()
-    required = bool(os.environ.get("NEWSWATCH_REQUIRE_CHROMIUM"))  # set by .ci/run
-    if executable is None:
-        (pytest.fail if required else pytest.skip)(
-            "no Chromium found: install Debian's chromium package "
-            "(apt-get install -y chromium; .ci/run does it as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        (pytest.fail if required else pytest.skip)(
-            "playwright is missing: pip install -e '.[test]'")
-    with sync_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=executable,
-                                          args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def signed_in(browser: Any, base: str, errors: list[str]) -> Any:

@@ -12,14 +12,14 @@ import pytest
 from crawler.app.desk.watchlists import item_url
 from tests.desk import served
 from tests.helpers import Project
-from tests.test_desk_stories_chromium import browser, signed_in  # noqa: F401 (the fixture)
+from tests.test_desk_stories_chromium import signed_in
 from tests.test_desk_watchlists import editor_for
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
 
 def test_an_alias_added_previewed_and_saved(project: Project,
-                                            browser: Any) -> None:  # noqa: F811
+                                            browser: Any) -> None:
     config, path = editor_for(project)
     errors: list[str] = []
     with served(config) as base:

@@ -8,9 +8,7 @@ screenshots in docs/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 from alerts.templates import Renderer, context
 from tests import alerts_v2
+from tests.browser import launched_chromium
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
@@ -29,31 +28,10 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 STORY_ID = re.compile(r"(?<!\d)412(?!\d)")  # tests/alerts_v2.py's story id
 
 
-def chromium_path() -> str | None:
-    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                             "/usr/bin/chromium") if p and Path(p).exists()), None)
-
-
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    executable = chromium_path()
-    required = bool(os.environ.get("NEWSWATCH_REQUIRE_CHROMIUM"))  # set by .ci/run
-    if executable is None:
-        (pytest.fail if required else pytest.skip)(
-            "no Chromium found: install Debian's chromium package "
-            "(apt-get install -y chromium; .ci/run does it as root)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        (pytest.fail if required else pytest.skip)(
-            "playwright is missing: pip install -e '.[test]'")
-    with sync_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=executable,
-                                         args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield browser.new_page(viewport={"width": 820, "height": 900})
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser.new_page(viewport={"width": 820, "height": 900})
 
 
 def show(page: Any, payload: dict[str, Any], name: str, request: pytest.FixtureRequest,
