@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from crawler.core.clock import iso
-from crawler.store import views
+from crawler.store import queries, views
 from crawler.store.desk import (
     EVERY_STORY,
     WAITING,
@@ -106,46 +105,10 @@ class DeskReads(Connected):
 
 def _story_ids(conn: Conn, f: StoryFilter, before: int | None, after: int | None,
                limit: int) -> list[int]:
-    """One page of story ids, driven from the index that keeps the filter's rows in story
-    order; the other filters are checked per story (``crawler.store.sqlite.reads``)."""
-    where: list[str] = []
-    values: dict[str, Any] = {"limit": limit, "watch": f.watch, "watchlist": f.watchlist,
-                              "source": f.source, "script": f.script, "before": before,
-                              "after": after, "since": iso(f.since) if f.since else None,
-                              "until": iso(f.until) if f.until else None}
-    if f.watch is not None or f.watchlist is not None:
-        driver, column = "matches d", "d.story_id"
-        where += [f"d.{name} = %({name})s" for name in ("watch", "watchlist")
-                  if values[name] is not None]
-    elif f.source is not None:
-        driver, column = "articles d", "d.story_id"
-        where += ["d.source = %(source)s", "d.story_id IS NOT NULL"]
-    else:
-        driver, column = "stories d", "d.id"
     # OFFSET 0 keeps each check a probe per row (a semi-join would be planned as a merge
     # join walking every match from the newest story down to the page, however deep)
-    if f.source is not None and driver != "articles d":
-        where.append(f"EXISTS (SELECT 1 FROM articles a WHERE a.story_id = {column} "
-                     "AND a.source = %(source)s OFFSET 0)")
-    if driver != "matches d":
-        where.append(f"EXISTS (SELECT 1 FROM matches m WHERE m.story_id = {column} "
-                     "OFFSET 0)")
-    where += [f"{column} {op} %({name})s" for op, name in (("<", "before"), (">", "after"))
-              if values[name] is not None]
-    if f.since is not None:  # no older story is read: a bound on the driving index,
-        # found on stories_first_seen (+id: not by walking the ids up from the first)
-        where.append(f"{column} >= (SELECT coalesce(min(+id), 0) FROM stories "
-                     "WHERE first_seen_at >= %(since)s)")
-    story = "d" if driver == "stories d" else "s"
-    checks = [f"{story}.script = %(script)s"] if f.script is not None else []
-    checks += [f"{story}.first_seen_at {op} %({name})s"
-               for op, name in ((">=", "since"), ("<", "until")) if values[name] is not None]
-    join = f"JOIN stories s ON s.id = {column}" if checks and story == "s" else ""
-    where += checks
-    return [r[0] for r in conn.execute(
-        f"SELECT DISTINCT {column} FROM {driver} {join} "
-        f"WHERE {' AND '.join(where) or 'TRUE'} ORDER BY {column} DESC LIMIT %(limit)s",
-        values)]
+    sql, values = queries.story_ids(f, before, after, limit, mark="%s", probe=" OFFSET 0")
+    return [r[0] for r in conn.execute(sql, values)]
 
 
 def _story_rows(conn: Conn, ids: Sequence[int]) -> list[StoryRow]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from crawler.core.clock import iso
-from crawler.store import views
+from crawler.store import queries, views
 from crawler.store.desk import (
     EVERY_STORY,
     WAITING,
@@ -51,42 +51,8 @@ class DeskReads(Connected):
 
     def _story_ids(self, f: StoryFilter, before: int | None, after: int | None,
                    limit: int) -> list[int]:
-        """One page of story ids, driven from the index that keeps the filter's rows in
-        story order; the other filters are checked per story."""
-        where: list[tuple[str, list[object]]] = []
-        if f.watch is not None or f.watchlist is not None:
-            driver, column = "matches d", "d.story_id"
-            where += [(f"d.{name} = ?", [value]) for name, value in
-                      (("watch", f.watch), ("watchlist", f.watchlist)) if value is not None]
-        elif f.source is not None:
-            driver, column = "articles d", "d.story_id"
-            where += [("d.source = ?", [f.source]), ("d.story_id IS NOT NULL", [])]
-        else:
-            driver, column = "stories d", "d.id"
-        if f.source is not None and driver != "articles d":
-            where.append((f"EXISTS (SELECT 1 FROM articles a WHERE a.story_id = {column} "
-                          "AND a.source = ?)", [f.source]))
-        if driver != "matches d":
-            where.append((f"EXISTS (SELECT 1 FROM matches m WHERE m.story_id = {column})",
-                          []))
-        where += [(f"{column} {op} ?", [value])
-                  for op, value in (("<", before), (">", after)) if value is not None]
-        if f.since is not None:  # no older story is read: a bound on the driving index,
-            # found on stories_first_seen (+id: not by walking the ids up from the first)
-            where.append((f"{column} >= (SELECT coalesce(min(+id), 0) FROM stories "
-                          "WHERE first_seen_at >= ?)", [iso(f.since)]))
-        story = "d" if driver == "stories d" else "s"
-        checks: list[tuple[str, list[object]]] = \
-            [(f"{story}.script = ?", [f.script])] if f.script is not None else []
-        checks += [(f"{story}.first_seen_at {op} ?", [iso(moment)])
-                   for op, moment in ((">=", f.since), ("<", f.until)) if moment is not None]
-        join = f"JOIN stories s ON s.id = {column}" if checks and story == "s" else ""
-        where += checks
-        sql = (f"SELECT DISTINCT {column} FROM {driver} {join} "
-               f"WHERE {' AND '.join(c for c, _ in where) or '1 = 1'} "
-               f"ORDER BY {column} DESC LIMIT ?")
-        values = [v for _, vs in where for v in vs]
-        return [r[0] for r in self._conn.execute(sql, [*values, limit])]
+        sql, values = queries.story_ids(f, before, after, limit, mark="?")
+        return [r[0] for r in self._conn.execute(sql, values)]
 
     def _story_rows(self, ids: Sequence[int]) -> list[StoryRow]:
         """The stories of ``ids``, in that order, with outlets and chips."""
