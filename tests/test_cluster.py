@@ -171,9 +171,17 @@ def arrived(receiver: Receiver) -> dict[str, set[str]]:
 
 
 def check_alerts(expected: set[str], receiver: Receiver) -> list[str]:
-    """Every alert arrived, each article under one id."""
+    """Every alert arrived, each article and each story under one id."""
     ids = arrived(receiver)
     problems = []
+    stories: dict[int, set[str]] = defaultdict(set)
+    for hit in receiver.delivered():
+        if story := json.loads(hit.body)["data"].get("story"):
+            stories[story["id"]].add(hit.headers["webhook-id"])
+    if split_stories := {story: sorted(found) for story, found in stories.items()
+                         if len(found) > 1}:
+        problems.append(f"{len(split_stories)} stories under several ids: "
+                        f"{list(split_stories.items())[:3]}")
     if missing := expected - set(ids):
         problems.append(f"{len(missing)} of {len(expected)} alerts never arrived, e.g. "
                         f"{sorted(missing)[:3]}")
