@@ -64,9 +64,9 @@ KILLED = "a"
 DELAY_S = 0.2
 INTERVAL_S = 2.0
 TICK_S = 0.2
-#: Short, for a quick takeover, but longer than the event loop of a daemon may stall on two
-#: cores shared with the others (3 s was seen to lapse there, and a lapsed lease is taken
-#: over while its holder still works).
+#: Short, for a quick takeover, but longer than a daemon may stall on two loaded cores: a
+#: 3 s lease renewed every 0.5 s lapsed there in a trial, and another daemon took the
+#: source while its holder still polled it.
 LEASE_S = 5.0
 #: More poll slots than sources, for the survivors together: what is due is claimed at the
 #: next tick, so a takeover waits for the lease and a tick, never for a free slot.
