@@ -5,11 +5,12 @@ and watchlist, but its own ``user_agent`` and its own webhook path, so the serve
 say which daemon made each request), share one database and 120 feeds on four loopback
 hosts (127.0.0.2 … 127.0.0.5, 30 feeds each, ``DELAY_S`` between two requests to a host,
 polled every ``INTERVAL_S``). Every feed item matches the watchlist and is a story of its
-own, so it makes one alert. Once daemon A has polled a while, holds source leases and has
-a webhook in flight (received, not yet answered: the receiver answers after
-``ANSWER_S``), A is SIGKILLed and every feed gets a second item. The run goes on until
-every alert has arrived and the outbox holds nothing undelivered (bounded by
-``DRAIN_S``); then the survivors stop and the servers' own logs are read:
+own, so it makes one alert. Once daemon A has polled a while, holds source leases, and
+has a feed request and a webhook in flight (received, not yet answered: the hosts answer
+after ``FEED_ANSWER_S``, the receiver after ``ANSWER_S``), A is SIGKILLed and every feed
+gets a second item. The run goes on until every alert has arrived and the outbox holds
+nothing undelivered (bounded by ``DRAIN_S``); then the survivors stop and the servers' own
+logs are read:
 
 - every item arrived, each article and each story under one message id;
 - an id arrived twice only if it was *in flight at the kill*: the killed daemon had POSTed
@@ -23,7 +24,8 @@ every alert has arrived and the outbox holds nothing undelivered (bounded by
 - between two requests to one host, as the host logged their arrivals, at least its
   delay passed (less ``EPSILON_S``);
 - every source A held a lease on at the kill was leased by a survivor within the lease
-  plus one tick (plus ``OBSERVE_S``), and then polled.
+  plus one tick (plus ``OBSERVE_S``), and then polled; and the host A was fetching from
+  at the kill, whose turn A held, was asked again by a survivor within that time too.
 
 Every property is checked, and all that fail are reported together with the figures of
 the run.
@@ -71,8 +73,10 @@ LEASE_S = 5.0
 #: More poll slots than sources, for the survivors together: what is due is claimed at the
 #: next tick, so a takeover waits for the lease and a tick, never for a free slot.
 CONCURRENCY = 60
-#: How long the receiver takes to answer a webhook, so that the kill finds some in flight.
+#: How long the receiver takes to answer a webhook, and a host a request: so that the kill
+#: finds some of each in flight.
 ANSWER_S = 0.3
+FEED_ANSWER_S = 0.05
 #: Feed requests A makes before it may be killed: the kill comes mid-run, not at its start.
 POLLS_BEFORE_KILL = 10
 #: The servers stamp arrivals with ``time.monotonic()`` and the daemons schedule with the
@@ -93,6 +97,14 @@ class SlowReceiver(Receiver):
 
     def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
         time.sleep(ANSWER_S)
+        return super().answer(hit)
+
+
+class SlowSite(Site):
+    """Answers every request after ``FEED_ANSWER_S``."""
+
+    def answer(self, hit: Hit) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(FEED_ANSWER_S)
         return super().answer(hit)
 
 
@@ -285,9 +297,28 @@ def check_polled_after(held: set[str], sites: list[Site], killed: Daemon,
     return []
 
 
+def check_hosts_freed(busy: set[str], sites: list[Site], killed: Daemon,
+                      killed_at: float) -> list[str]:
+    """A host A was fetching from at the kill is asked again by a survivor within the
+    lease and a tick: a dead daemon's turn at a host is taken over like its sources."""
+    bound = LEASE_S + TICK_S + OBSERVE_S
+    problems = []
+    for site in sites:
+        if site.host not in busy:
+            continue
+        after = [h.at - killed_at for h in site.hits
+                 if h.at > killed_at and not killed.made(h)]
+        if not after or min(after) > bound:
+            first = f"{min(after):.1f} s" if after else "never"
+            problems.append(f"{site.host}, which A was fetching from at the kill, was next "
+                            f"asked {first} after it, not within {bound:g} s (lease "
+                            f"{LEASE_S:g} s + tick {TICK_S:g} s + {OBSERVE_S:g} s)")
+    return problems
+
+
 @pytest.fixture
 def sites() -> Iterator[list[Site]]:
-    made = [Site(host) for host in HOSTS]
+    made: list[Site] = [SlowSite(host) for host in HOSTS]
     yield made
     for site in made:
         site.close()
@@ -316,19 +347,24 @@ def test_three_daemons_one_killed_nothing_lost_doubled_or_impolite(
         for daemon in daemons:
             daemon.start()
 
+        def fetching() -> set[str]:
+            """The hosts where a request of A's awaits its answer."""
+            return {site.host for site in sites for h in list(site.hits)
+                    if killed.made(h) and h.answered is None}
+
         def a_mid_run() -> bool:
             assert store is not None
-            polls = sum(killed.made(h) for site in sites for h in site.hits)
-            with receiver.lock:
-                sending = any(hook_of(h) == KILLED and h.answered is None
-                              for h in receiver.hits)
-            return polls >= POLLS_BEFORE_KILL and sending and any(
+            polls = sum(killed.made(h) for site in sites for h in list(site.hits))
+            sending = any(hook_of(h) == KILLED and h.answered is None
+                          for h in list(receiver.hits))
+            return polls >= POLLS_BEFORE_KILL and sending and bool(fetching()) and any(
                 killed.owns(r["lease_owner"]) for r in store.sources())
 
-        assert wait_until(a_mid_run, START_S), \
-            "daemon A never held leases with a webhook in flight:\n" + \
+        assert wait_until(a_mid_run, START_S, every=0.01), \
+            "daemon A never held leases with a request and a webhook in flight:\n" + \
             "\n".join(d.tail() for d in daemons)
         assert killed.process is not None
+        busy = fetching()
         killed_at = time.monotonic()
         started_s = killed_at - started
         killed.process.send_signal(signal.SIGKILL)
@@ -375,11 +411,13 @@ def test_three_daemons_one_killed_nothing_lost_doubled_or_impolite(
                                 f"{daemon.tail()}")
 
         figures["polls"] = sum(len(site.hits) for site in sites)
+        figures["hosts_in_request_at_kill"] = sorted(busy)
         problems += [*check_alerts(expected, receiver),
                      *check_duplicates(receiver, killed_at, figures),
                      *check_intervals(sites, killed, killed_at, figures),
                      *check_host_gaps(sites, figures),
-                     *check_polled_after(held, sites, killed, killed_at)]
+                     *check_polled_after(held, sites, killed, killed_at),
+                     *check_hosts_freed(busy, sites, killed, killed_at)]
         print("cluster test:", json.dumps(figures))
         assert not problems, "\n".join([json.dumps(figures), *problems])
     finally:
