@@ -309,10 +309,10 @@ def check_hosts_freed(busy: set[str], sites: list[Site], killed: Daemon,
         after = [h.at - killed_at for h in site.hits
                  if h.at > killed_at and not killed.made(h)]
         if not after or min(after) > bound:
-            first = f"{min(after):.1f} s" if after else "never"
-            problems.append(f"{site.host}, which A was fetching from at the kill, was next "
-                            f"asked {first} after it, not within {bound:g} s (lease "
-                            f"{LEASE_S:g} s + tick {TICK_S:g} s + {OBSERVE_S:g} s)")
+            when = f"only {min(after):.1f} s after it" if after else "never after it"
+            problems.append(f"{site.host}, which A was fetching from at the kill, was asked "
+                            f"again {when}, not within {bound:g} s (lease {LEASE_S:g} s + "
+                            f"tick {TICK_S:g} s + {OBSERVE_S:g} s)")
     return problems
 
 
