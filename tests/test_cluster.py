@@ -257,7 +257,7 @@ def check_intervals(sites: list[Site], killed: Daemon, killed_at: float,
                 if before.at == last_by_killed and after.at > killed_at:
                     in_flight += 1
                     continue
-                early.append(f"{site.host}{path} {after.at - before.at:.3f} s apart "
+                early.append(f"{after.host}{path} {after.at - before.at:.3f} s apart "
                              f"({before.headers['user-agent']}, then "
                              f"{after.headers['user-agent']})")
     figures["repolled_in_flight"] = in_flight
@@ -271,7 +271,7 @@ def check_host_gaps(sites: list[Site], figures: dict[str, Any]) -> list[str]:
     gaps = []
     for site in sites:
         hits = sorted(site.hits, key=lambda h: h.at)
-        gaps += [(after.at - before.at, site.host, before.headers["user-agent"],
+        gaps += [(after.at - before.at, after.host, before.headers["user-agent"],
                   after.headers["user-agent"]) for before, after in pairwise(hits)]
     gaps.sort()
     figures["least_host_gap_ms"] = round(gaps[0][0] * 1000, 1) if gaps else None
@@ -349,7 +349,7 @@ def test_three_daemons_one_killed_nothing_lost_doubled_or_impolite(
 
         def fetching() -> set[str]:
             """The hosts where a request of A's awaits its answer."""
-            return {site.host for site in sites for h in list(site.hits)
+            return {h.host for site in sites for h in list(site.hits)
                     if killed.made(h) and h.answered is None}
 
         def a_mid_run() -> bool:
