@@ -16,7 +16,7 @@ import pytest
 
 from crawler.core.errors import StoreError
 from crawler.store import SQLiteStore
-from crawler.store.copying import CopyError, copy_database
+from crawler.store.copying import NOT_COPIED, CopyError, copy_database, plan
 from crawler.store.sqlite.copying import SQLiteSide
 from crawler.store.sqlite.schema import STEPS
 from tests.conftest import Project
@@ -270,7 +270,7 @@ def test_a_copy_into_sqlite_resumes_and_refuses_other_data(
     older = tmp_path / "older.db"
     SQLiteStore(older, steps=STEPS[:-1]).close()
     result = newswatch("db", "copy", str(older), str(tmp_path / "new.db"))
-    assert result.returncode == 2
+    assert result.returncode == 2 and not (tmp_path / "new.db").exists()
     assert (f"source {older} has schema version {len(STEPS) - 1}, older than this "
             f"newswatch's ({len(STEPS)}): open it with this newswatch first") in result.stderr
     result = newswatch("db", "copy", str(source), str(older))
@@ -281,3 +281,27 @@ def test_a_copy_into_sqlite_resumes_and_refuses_other_data(
         copy_database(str(tmp_path / "missing.db"), str(tmp_path / "new.db"))
     with pytest.raises(CopyError, match="the same database"):
         copy_database(str(source), str(source))
+
+
+def test_tables_are_copied_in_foreign_key_order_with_the_circle_broken(
+        tmp_path: Path) -> None:
+    """Read from the catalog: a table follows those it references; the reference to its
+    own table and the one closing stories ↔ articles (from the smaller table) wait."""
+    SQLiteStore(tmp_path / "new.db").close()
+    side = SQLiteSide(tmp_path / "new.db", must_exist=True)
+    try:
+        shapes = [s for s in side.tables() if s.name not in NOT_COPIED]
+    finally:
+        side.close()
+    order = plan(shapes, {"stories": 10, "articles": 20})
+    names = [p.shape.name for p in order]
+    later = {p.shape.name: p.later for p in order if p.later}
+    assert later == {"stories": ("first_article_id",), "articles": ("similar_to",)}
+    for first, then in (("sources", "articles"), ("stories", "articles"),
+                        ("articles", "matches"), ("outbox", "outbox_items"),
+                        ("users", "sessions")):
+        assert names.index(first) < names.index(then)
+    assert "migrations" not in names and not any(n.startswith("articles_fts") for n in names)
+    # the circle is broken on the side with fewer rows
+    flipped = {p.shape.name: p.later for p in plan(shapes, {"stories": 30, "articles": 20})}
+    assert flipped["articles"] == ("story_id", "similar_to")

@@ -71,5 +71,5 @@ def copy_command(source: str, target: str, batch_size: int, as_json: bool) -> No
                f"{', resumed' if report.resumed else ''})",
                ["table", "rows", "already there", "copied now"],
                [(c.table, c.rows, c.before, c.copied) for c in report.tables])
-    out.print(f"search index rebuilt: {report.indexed} article(s); every table's row count "
-              "matches the source", markup=False)
+    out.print(f"search index: {report.indexed} article(s) indexed by this run; every "
+              "table's row count matches the source", markup=False)

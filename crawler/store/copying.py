@@ -177,34 +177,41 @@ def copy_database(source: str, target: str, *, batch: int = 5000,
             not DATABASE_URL.match(source) and not DATABASE_URL.match(target)
             and Path(source).resolve() == Path(target).resolve()):
         raise CopyError("the source and the target are the same database")
-    with _opened(source, source=True) as src, _opened(target, source=False) as dst, \
-            src.snapshot():
-        _check_versions(src, dst)
-        shapes = _shapes(src, dst)
-        sizes = {s.name: src.count(s.name) for s in shapes}
-        order = plan(shapes, sizes)
-        before = {p.shape.name: dst.count(p.shape.name) for p in order}
-        resumed = any(before.values())
-        if resumed:
-            _check_prefix(src, dst, order, sizes, before)
-        report = CopyReport(src.location, dst.location, src.version(), resumed,
-                            [Copied(p.shape.name, sizes[p.shape.name],
-                                    before[p.shape.name]) for p in order])
-        articles = sizes.get("articles", 0)
-        planned(sum(-(-(sizes[n] - before[n]) // batch) for n in sizes)
-                + sum(-(-sizes[p.shape.name] // batch) for p in order if p.later)
-                + -(-articles // batch))
-        for step, copied in zip(order, report.tables, strict=True):
-            copied.copied = _copy_table(src, dst, step, batch, progress)
-        for step in order:
-            if step.later:
-                _link(src, dst, step, batch, progress)
-        dst.set_counters(src.counters())
-        for added in dst.reindex(batch) if "articles" in sizes else ():
-            report.indexed += added
-            progress("index", "articles")
-        _check_counts(src, dst, report)
-        return report
+    with _opened(source, source=True) as src, src.snapshot():
+        _check_source(src)  # before the target is touched (a new file made)
+        with _opened(target, source=False) as dst:
+            return _copy(src, dst, batch, planned, progress)
+
+
+def _copy(src: Side, dst: Side, batch: int, planned: Planning,
+          progress: Progress) -> CopyReport:
+    """The copy, once the source is open on its snapshot and the target open."""
+    _check_target(dst)
+    shapes = _shapes(src, dst)
+    sizes = {s.name: src.count(s.name) for s in shapes}
+    order = plan(shapes, sizes)
+    before = {p.shape.name: dst.count(p.shape.name) for p in order}
+    resumed = any(before.values())
+    if resumed:
+        _check_prefix(src, dst, order, sizes, before)
+    report = CopyReport(src.location, dst.location, src.version(), resumed,
+                        [Copied(p.shape.name, sizes[p.shape.name],
+                                before[p.shape.name]) for p in order])
+    articles = sizes.get("articles", 0)
+    planned(sum(-(-(sizes[n] - before[n]) // batch) for n in sizes)
+            + sum(-(-sizes[p.shape.name] // batch) for p in order if p.later)
+            + -(-articles // batch))
+    for step, copied in zip(order, report.tables, strict=True):
+        copied.copied = _copy_table(src, dst, step, batch, progress)
+    for step in order:
+        if step.later:
+            _link(src, dst, step, batch, progress)
+    dst.set_counters(src.counters())
+    for added in dst.reindex(batch) if "articles" in sizes else ():
+        report.indexed += added
+        progress("index", "articles")
+    _check_counts(src, dst, report)
+    return report
 
 
 @contextmanager
@@ -216,7 +223,7 @@ def _opened(location: str, *, source: bool) -> Iterator[Side]:
         side.close()
 
 
-def _check_versions(src: Side, dst: Side) -> None:
+def _check_source(src: Side) -> None:
     have = src.version()
     if have != src.current:
         what = "older" if have < src.current else "newer"
@@ -225,6 +232,9 @@ def _check_versions(src: Side, dst: Side) -> None:
                else "copy it with a newswatch as new as the database")
         raise CopyError(f"source {src.location} has schema version {have}, {what} than "
                         f"this newswatch's ({src.current}): {fix}")
+
+
+def _check_target(dst: Side) -> None:
     found = dst.version()
     if found == 0:
         dst.migrate()
