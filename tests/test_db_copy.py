@@ -16,7 +16,8 @@ import pytest
 
 from crawler.core.errors import StoreError
 from crawler.store import SQLiteStore
-from crawler.store.copying import NOT_COPIED, CopyError, copy_database, plan
+from crawler.store.copying import NOT_COPIED, CopyError, Side, copy_database, plan
+from crawler.store.postgres.copying import PostgresSide
 from crawler.store.sqlite.copying import SQLiteSide
 from crawler.store.sqlite.schema import STEPS
 from tests.conftest import Project
@@ -305,3 +306,21 @@ def test_tables_are_copied_in_foreign_key_order_with_the_circle_broken(
     # the circle is broken on the side with fewer rows
     flipped = {p.shape.name: p.later for p in plan(shapes, {"stories": 30, "articles": 20})}
     assert flipped["articles"] == ("story_id", "similar_to")
+
+
+@pytest.mark.postgres
+def test_both_backends_have_the_same_tables_keys_and_references(tmp_path: Path,
+                                                                 dsn: str) -> None:
+    """What the copy reads from each catalog agrees, so every schema step (on both
+    backends, with one number) keeps the databases copyable either way."""
+    SQLiteStore(tmp_path / "new.db").close()
+    sides: list[Side] = [SQLiteSide(tmp_path / "new.db", must_exist=True), PostgresSide(dsn)]
+    try:
+        sides[1].migrate()
+        found = [{s.name: (set(s.columns), s.key, set(s.references)) for s in side.tables()
+                  if s.name not in NOT_COPIED} for side in sides]
+        assert [side.version() for side in sides] == [len(STEPS)] * 2
+    finally:
+        for side in sides:
+            side.close()
+    assert found[0] == found[1]
