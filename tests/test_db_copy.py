@@ -17,6 +17,7 @@ import pytest
 from crawler.core.errors import StoreError
 from crawler.store import SQLiteStore
 from crawler.store.copying import NOT_COPIED, CopyError, Side, copy_database, plan
+from crawler.store.migrate import Step
 from crawler.store.postgres.copying import PostgresSide
 from crawler.store.sqlite.copying import SQLiteSide
 from crawler.store.sqlite.schema import STEPS
@@ -274,10 +275,13 @@ def test_a_copy_into_sqlite_resumes_and_refuses_other_data(
     assert result.returncode == 2 and not (tmp_path / "new.db").exists()
     assert (f"source {older} has schema version {len(STEPS) - 1}, older than this "
             f"newswatch's ({len(STEPS)}): open it with this newswatch first") in result.stderr
-    result = newswatch("db", "copy", str(source), str(older))
+    newer = tmp_path / "newer.db"
+    SQLiteStore(newer, steps=[*STEPS, Step(len(STEPS) + 1, "a later step", lambda _: None)]).close()
+    result = newswatch("db", "copy", str(source), str(newer))
     assert result.returncode == 2
-    assert f"target {older} has schema version {len(STEPS) - 1}, not {len(STEPS)}" \
-        in result.stderr
+    assert (f"target {newer} has schema version {len(STEPS) + 1}, newer than this "
+            f"newswatch's ({len(STEPS)}): copy into an empty database") in result.stderr
+    assert copied(str(source), str(older)) == tables, "an empty older target is migrated"
     with pytest.raises(StoreError, match="does not exist"):
         copy_database(str(tmp_path / "missing.db"), str(tmp_path / "new.db"))
     with pytest.raises(CopyError, match="the same database"):

@@ -235,12 +235,14 @@ def _check_source(src: Side) -> None:
 
 
 def _check_target(dst: Side) -> None:
+    """A new or older target is brought to this schema first (an older SQLite file is
+    copied aside first, as on every migration); a newer one is refused."""
     found = dst.version()
-    if found == 0:
+    if found > dst.current:
+        raise CopyError(f"target {dst.location} has schema version {found}, newer than "
+                        f"this newswatch's ({dst.current}): copy into an empty database")
+    if found < dst.current:
         dst.migrate()
-    elif found != dst.current:
-        raise CopyError(f"target {dst.location} has schema version {found}, not "
-                        f"{dst.current}: it holds another database; give an empty one")
 
 
 def _shapes(src: Side, dst: Side) -> list[TableShape]:
