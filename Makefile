@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency bench-desk clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency bench-desk bench-dbcopy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ bench-latency: $(VENV)/.installed-test  ## one new item in a 30-item feed, 10,00
 
 bench-desk: $(VENV)/.installed-test  ## the desk's stories list and search at 200,000 stored articles, idle and while a writer ingests: p50/p95 (~10 min; not in CI)
 	$(BIN)/python -m benchmarks.desk
+
+bench-dbcopy: $(VENV)/.installed-test  ## db copy of 20,000 generated articles SQLite -> PostgreSQL (127.0.0.1:5432) -> SQLite: seconds, rows/s (~2 min; not in CI)
+	$(BIN)/python -m benchmarks.dbcopy
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import fresh_database
+from tests.postgres import fresh_database, server, unreachable
 
 ROOT = Path(__file__).parent.parent
 
@@ -86,3 +86,18 @@ def test_the_desk_benchmark_runs_tiny_idle_and_while_a_writer_ingests_and_over_h
                 "search_30_days", "http_stories_page", "http_search_30_days",
                 "http_search_everything"} <= set(timings)
         assert all(t["p95_ms"] >= t["p50_ms"] >= 0 for t in timings.values())
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_db_copy_benchmark_runs_tiny_both_ways() -> None:
+    if unreachable():
+        pytest.skip(unreachable() or "")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.dbcopy", "--articles", "200",
+                           "--batch", "100", "--watch-items", "30", "--server", server()],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert report["tables"]["articles"] == 200
+    assert report["indexed"] == {"postgresql": 200, "sqlite": 200}
+    assert report["rows_per_s"]["to_postgresql"] > 0 and report["rows_per_s"]["to_sqlite"] > 0

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from crawler.cli import archive, daemon, desk, matching, sources, tuning, watchlists
+from crawler.cli import (
+    archive,
+    daemon,
+    database,
+    desk,
+    matching,
+    sources,
+    tuning,
+    watchlists,
+)
 from crawler.cli.base import cli
 
 __all__ = ["cli", "main"]
 # importing them registers their commands
-_COMMANDS = (archive, daemon, desk, matching, sources, tuning, watchlists)
+_COMMANDS = (archive, daemon, database, desk, matching, sources, tuning, watchlists)
 
 
 def main() -> None:

@@ -493,7 +493,9 @@ def escape_env(text: str) -> str:
     return text.replace("$", "$$")
 
 
-def _expand_env(text: str, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem]) -> str:
+def expand_env(text: str, missing: Callable[[str], None]) -> str:
+    """``text`` with each ``${VAR}`` (or ``${VAR:-default}``) read from the environment
+    and ``$$`` as ``$``; ``missing(NAME)`` for each variable unset with no default."""
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
@@ -503,9 +505,13 @@ def _expand_env(text: str, path: KeyPath, loaded: LoadedFile, problems: list[Con
             return value
         if default is not None:
             return default
-        problems.append(loaded.problem(
-            path, f"environment variable {name} is not set: set it, or write "
-                  f"${{{name}:-default}} to give a default"))
+        missing(name)
         return ""
 
     return _ENV.sub(substitute, text)
+
+
+def _expand_env(text: str, path: KeyPath, loaded: LoadedFile, problems: list[ConfigProblem]) -> str:
+    return expand_env(text, lambda name: problems.append(loaded.problem(
+        path, f"environment variable {name} is not set: set it, or write "
+              f"${{{name}:-default}} to give a default")))

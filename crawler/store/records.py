@@ -287,3 +287,17 @@ class LoginFailures:
     address: int
     user_oldest: datetime | None
     address_oldest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableShape:
+    """One table as ``newswatch db copy`` sees it in a database's catalog: its columns in
+    order, its primary key (the order rows are copied and resumed in), the tables its
+    foreign keys name (column → table) and whether its key draws from a sequence
+    (PostgreSQL) or ``AUTOINCREMENT`` (SQLite), which the copy sets past the copied ids."""
+
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    references: tuple[tuple[str, str], ...] = ()
+    counter: bool = False

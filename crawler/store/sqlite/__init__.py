@@ -19,7 +19,7 @@ from crawler.core.errors import StoreError
 from crawler.core.redact import DATABASE_URL, dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite.articles import Articles
-from crawler.store.sqlite.base import BUSY_TIMEOUT_S, connect, translate
+from crawler.store.sqlite.base import BUSY_TIMEOUT_S, opened, translate
 from crawler.store.sqlite.desk import Desk
 from crawler.store.sqlite.maintenance import Maintenance
 from crawler.store.sqlite.outbox import Outbox
@@ -44,12 +44,7 @@ class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads,
             raise StoreError(f"{dsn_shown(str(path))} is a database URL, not a SQLite "
                              "file")
         self.path = Path(path)
-        try:
-            self._conn = connect(path)
-        except OSError as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise translate(exc, path) from exc
+        self._conn = opened(path)
         self._db = sqlite_utils.Database(self._conn)
         try:
             migrate(Target(self, self._keep_copy), steps, lambda: datetime.now(UTC))

@@ -81,6 +81,16 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+def opened(path: Path | str) -> sqlite3.Connection:
+    """``connect``, its failures as ``StoreError``s."""
+    try:
+        return connect(path)
+    except OSError as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from exc
+
+
 def translate(exc: sqlite3.Error, path: Path | str) -> StoreError:
     """The ``StoreError`` for a driver error, by its SQLite result code."""
     code = getattr(exc, "sqlite_errorcode", None)

@@ -37,18 +37,30 @@ def rows(stored: Iterable[Stored]) -> list[tuple[int, str, str, str]]:
             for article_id, title, summary, text in stored]
 
 
+def index_after(conn: sqlite3.Connection, last: int, chunk: int) -> tuple[int, int]:
+    """Index up to ``chunk`` articles whose text is kept, after id ``last``; returns how
+    many, and the last one indexed (``last`` when none was left)."""
+    found = conn.execute("SELECT id, title, summary, text FROM articles WHERE id > ? "
+                         "AND pruned_at IS NULL ORDER BY id LIMIT ?", [last, chunk]).fetchall()
+    conn.executemany(INSERT, rows(found))
+    return len(found), int(found[-1][0]) if found else last
+
+
+def last_indexed(conn: sqlite3.Connection) -> int:
+    """The highest article id in the index (0 when empty): FTS5 walks rowids in order."""
+    found = conn.execute("SELECT rowid FROM articles_fts ORDER BY rowid DESC LIMIT 1"
+                         ).fetchone()
+    return int(found[0]) if found else 0
+
+
 def reindex(conn: sqlite3.Connection, chunk: int = 1000) -> int:
     """Fill an empty index from the articles whose text is kept; returns how many."""
     done, last = 0, 0
     while True:
-        found = conn.execute("SELECT id, title, summary, text FROM articles WHERE id > ? "
-                             "AND pruned_at IS NULL ORDER BY id LIMIT ?",
-                             [last, chunk]).fetchall()
-        if not found:
+        added, last = index_after(conn, last, chunk)
+        if not added:
             return done
-        conn.executemany(INSERT, rows(found))
-        done += len(found)
-        last = found[-1][0]
+        done += added
 
 
 def fts5(query: Query) -> str:
