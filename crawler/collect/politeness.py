@@ -52,8 +52,8 @@ HOLD_S = 60.0
 RENEW_S = 20.0
 #: How often a host another daemon holds is asked for again (it frees it when done).
 HELD_RETRY_S = 0.25
-#: The longest a request waits while other daemons hold its host: longer than a crawl's
-#: budget (10 minutes by default) and its last hold, so only a stuck holder reaches it.
+#: The longest a request waits for its turn while other daemons hold its host: longer
+#: than a crawl's budget (10 minutes by default), so only a stuck holder reaches it.
 MAX_HELD_WAIT_S = 3600.0
 
 
@@ -145,14 +145,12 @@ class Politeness:
     async def _take(self, key: str, source: str) -> None:
         """Wait (bounded) until the shared turns give this process ``key``."""
         assert self._turns is not None
-        held_since = time.monotonic()
+        deadline = time.monotonic() + MAX_HELD_WAIT_S
         while (busy := await self._turns.take(key, HOLD_S)) is not None:
             if busy.wait > MAX_WAIT_S:
                 raise HostDeferredError(source, f"{key} asked to wait {busy.wait:.0f}s "
                                         "more (Retry-After); not fetched now")
-            if not busy.held:
-                held_since = time.monotonic()
-            elif time.monotonic() - held_since > MAX_HELD_WAIT_S:
+            if time.monotonic() >= deadline:
                 raise HostDeferredError(source, f"{key} held by another daemon for more "
                                         f"than {MAX_HELD_WAIT_S:g}s; not fetched now")
             await asyncio.sleep(max(busy.wait, HELD_RETRY_S) if busy.held else busy.wait)
