@@ -127,20 +127,17 @@ class Politeness:
                                         "(Retry-After); not fetched now")
             if wait > 0:
                 await asyncio.sleep(wait)
-            if self._turns is None:
-                try:
-                    yield
-                finally:
-                    host.not_before = max(host.not_before, time.monotonic() + delay)
-                return
-            await self._take(key, source)
-            renewing = asyncio.create_task(self._renew(key))
+            renewing = None
+            if self._turns is not None:
+                await self._take(key, source)
+                renewing = asyncio.create_task(self._renew(key))
             try:
                 yield
             finally:
-                renewing.cancel()
                 host.not_before = max(host.not_before, time.monotonic() + delay)
-                await self._free(key, delay)
+                if renewing is not None:
+                    renewing.cancel()
+                    await self._free(key, delay)
 
     async def _take(self, key: str, source: str) -> None:
         """Wait (bounded) until the shared turns give this process ``key``."""
