@@ -31,6 +31,7 @@ from crawler.app.configure import load_checked_config
 from crawler.app.desk import app as desk_app
 from crawler.app.desk import server as desk_server
 from crawler.app.desk.host import Answer, Host, json_answer
+from crawler.app.hostturns import StoreTurns
 from crawler.app.pipeline import Pipeline, PollResult
 from crawler.app.workers import Hook, InProcess, Pool, Work
 from crawler.collect.fetch import make_client
@@ -358,7 +359,9 @@ class Runner:
                                   trust_env=False) as deliver:
             for owner in await self.db.release_orphans(owner_is_dead):
                 log.warning("took back the leases of %s, which no longer runs", owner)
-            politeness = Politeness()  # shared by every pipeline of this run: hosts take turns
+            # shared by every pipeline of this run (and through the database, by every
+            # daemon on it): hosts take turns
+            politeness = Politeness(StoreTurns(self.db, self.clock, self.owner))
             # and so are the workers: each task names the config (and rules) version it
             # matches with, so a reload needs no new ones
             work: Work = Pool(self.workers, self._worker_hook) if self.workers \

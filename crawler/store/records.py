@@ -55,6 +55,21 @@ class PollRecord:
     defer_host_until: datetime | None = None
 
 
+#: How long ``maintain`` keeps a host's row after its last turn (or its hold's end).
+HOST_ROWS_KEPT = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostBusy:
+    """Why a host's turn was not given (``Store.take_host``): no request may start before
+    ``next_at`` (the delay after the last one, a Crawl-delay or a Retry-After), and
+    ``held_until`` is set while another owner holds the host (its request or crawl runs;
+    the hold lapses then unless renewed)."""
+
+    next_at: datetime
+    held_until: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     """One alert to deliver on one channel, with the event data captured now."""

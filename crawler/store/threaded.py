@@ -27,6 +27,7 @@ from crawler.store.protocol import Store
 from crawler.store.records import (
     DeliveryResult,
     DigestBuilder,
+    HostBusy,
     LearnedRule,
     NewArticle,
     OutboxRow,
@@ -98,6 +99,22 @@ class ThreadedStore:
 
     async def set_notice(self, name: str, notice: str | None) -> None:
         return await self._run(self.sync.set_notice, name, notice)
+
+    # --- turns at remote hosts
+    async def take_host(self, host: str, owner: str, now: datetime,
+                        hold: timedelta) -> HostBusy | None:
+        return await self._run(self.sync.take_host, host, owner, now, hold)
+
+    async def renew_hosts(self, hosts: Sequence[str], owner: str, now: datetime,
+                          hold: timedelta) -> list[str]:
+        return await self._run(self.sync.renew_hosts, hosts, owner, now, hold)
+
+    async def free_host(self, host: str, owner: str, now: datetime,
+                        delay: timedelta) -> None:
+        return await self._run(self.sync.free_host, host, owner, now, delay)
+
+    async def defer_host(self, host: str, until: datetime) -> None:
+        return await self._run(self.sync.defer_host, host, until)
 
     # --- articles
     async def source_urls(self, source: str) -> list[str]:

@@ -26,6 +26,7 @@ from crawler.store.migrate import Step, migrate
 from crawler.store.postgres.articles import Articles
 from crawler.store.postgres.base import WAIT_S, Conn, configure, translate
 from crawler.store.postgres.desk import Desk
+from crawler.store.postgres.hosts import Hosts
 from crawler.store.postgres.maintenance import Maintenance
 from crawler.store.postgres.outbox import Outbox
 from crawler.store.postgres.reads import DeskReads
@@ -50,7 +51,8 @@ def password(dsn: str) -> str | None:
     return unquote(found) if found else None
 
 
-class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Maintenance):
+class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts,
+                     Maintenance):
     """One PostgreSQL database, connected and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 

@@ -21,6 +21,7 @@ from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite.articles import Articles
 from crawler.store.sqlite.base import BUSY_TIMEOUT_S, opened, translate
 from crawler.store.sqlite.desk import Desk
+from crawler.store.sqlite.hosts import Hosts
 from crawler.store.sqlite.maintenance import Maintenance
 from crawler.store.sqlite.outbox import Outbox
 from crawler.store.sqlite.reads import DeskReads
@@ -31,7 +32,7 @@ from crawler.store.sqlite.tuning import Tuning
 __all__ = ["BUSY_TIMEOUT_S", "STEPS", "SQLiteStore"]
 
 
-class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads,
+class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts,
                   Maintenance):
     """One SQLite database file, opened and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
