@@ -23,7 +23,7 @@ from tests.contract.conftest import source
 from tests.feeds import Item, rss
 from tests.helpers import FakeClock
 from tests.postgres import fresh_database
-from tests.servers import Page, Receiver, Site
+from tests.servers import Page, Receiver, Site, TricklingReceiver
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=2)
@@ -111,6 +111,34 @@ def test_a_crashed_poll_is_renewed_no_more_and_its_lease_runs_out(store: Store) 
     assert [s.name for s in store.claim_sources("other", later, LEASE)] == ["A"]
 
 
+def two_daemons(project: Project, done: Callable[[Store], bool]) -> list[Runner]:
+    """Run two daemons in this process on the project's database until ``done`` holds
+    for it (bounded), then a second longer, in which a second claim could come."""
+    config = project.config()
+    stores = [open_store(config), open_store(config)]
+    runners = [Runner(config, s) for s in stores]
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        daemons = [asyncio.create_task(r.run(stop)) for r in runners]
+        try:
+            for _ in range(int(BOUND_S * 2 / 0.1)):
+                if await runners[0].db.call(done, stores[0]):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*daemons), BOUND_S)
+
+    try:
+        asyncio.run(main())
+    finally:
+        for s in stores:
+            s.close()
+    return runners
+
+
 SLOW_S = 6.0
 
 
@@ -144,30 +172,10 @@ def test_a_poll_longer_than_its_lease_is_never_claimed_twice(
     with fresh_database() if backend == "postgres" else contextlib.nullcontext("") as dsn:
         if dsn:
             project.settings["database"] = dsn
-        config = project.config()
-        stores = [open_store(config), open_store(config)]
-        runners = [Runner(config, s) for s in stores]
-
-        async def main() -> None:
-            stop = asyncio.Event()
-            daemons = [asyncio.create_task(r.run(stop)) for r in runners]
-            try:
-                for _ in range(int(BOUND_S * 2 / 0.1)):
-                    if any(r["last_success_at"] for r in await runners[0].db.sources()):
-                        break
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(1)  # ticks enough for a second claim, were it possible
-            finally:
-                stop.set()
-                await asyncio.wait_for(asyncio.gather(*daemons), BOUND_S)
-
-        try:
-            with caplog.at_level(logging.INFO):
-                asyncio.run(main())
-            [row] = stores[0].sources()
-        finally:
-            for s in stores:
-                s.close()
+        with caplog.at_level(logging.INFO):
+            runners = two_daemons(project, lambda s: any(r["last_success_at"] for r in s.sources()))
+        with contextlib.closing(project.store()) as store:
+            [row] = store.sources()
     assert row["last_success_at"] and row["error_count"] == 0
     assert len(site.requests_to("/slow.xml")) == 1
     polls = [r.metrics.render({}).count('newswatch_fetches_total{outcome="ok",source="Slow"}'
@@ -175,6 +183,36 @@ def test_a_poll_longer_than_its_lease_is_never_claimed_twice(
     assert sorted(polls) == [0, 1], "one daemon polled it, once; the other never did"
     assert sum(r.leases.renewals for r in runners) >= 2, "renewed while it ran"
     assert not [r for r in caplog.records if "lease passed" in r.message]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite",
+                                     pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_send_longer_than_its_lease_is_sent_once(
+        project: Project, site: Site, backend: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The receiver takes 10 s over its answer, leases last 2 s: the daemon sending renews
+    the alert's lease, and the other, claiming at every tick, never sends it too."""
+    receiver = TricklingReceiver(slow=1)
+    base = site.url("")
+    site.pages["/feed.xml"] = Page(rss([Item("Ahmad Massoud in Panjshir", f"{base}/a/1",
+                                             "Talks.", "t1", datetime.now(UTC))]))
+    project.hook(receiver.url("/hook"))
+    project.settings["daemon"] = {"tick": "200ms", "lease": "2s", "workers": 0}
+    project.settings["defaults"] = {"full_text": False, "interval": "1h"}
+    project.sources = [{"name": "Feed", "feed": site.url("/feed.xml")}]
+    try:
+        with fresh_database() if backend == "postgres" else contextlib.nullcontext("") as dsn:
+            if dsn:
+                project.settings["database"] = dsn
+            with caplog.at_level(logging.INFO):
+                runners = two_daemons(project, lambda s: s.alert_counts() == {"delivered": 1})
+        assert len(receiver.hits) == 1, "one POST: the other daemon never sent it"
+        assert len(receiver.delivered()) == 1
+        assert sum(r.leases.renewals for r in runners) >= 2, "renewed while it was sent"
+        assert not [r for r in caplog.records if "lease passed" in r.message]
+    finally:
+        receiver.close()
 
 
 @pytest.mark.parametrize(("daemon", "error"), [
