@@ -52,7 +52,7 @@ class Leases:
     sources: dict[str, _Held] = field(default_factory=dict)
     alerts: dict[int, _Held] = field(default_factory=dict)
     renewals: int = 0  # rounds done (the tests wait on it)
-    _loop: asyncio.Task[None] | None = None
+    _loop: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def hold(self, work: Coroutine[Any, Any, T], *, source: str | None = None,
                    alert: int | None = None) -> T | None:
@@ -81,6 +81,8 @@ class Leases:
             me = asyncio.current_task()
             if not entry.lost or (me is not None and me.cancelling()):
                 raise
+        finally:
+            work.close()  # cancelled before it began (a shutdown): no "never awaited"
         log.warning("its lease passed to another process while it ran: stopped, and its "
                     "outcome is not recorded", extra={"source": source} if source is not
                     None else {"alert": str(alert)})
