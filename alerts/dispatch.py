@@ -144,7 +144,8 @@ class Dispatcher:
     async def _settle(self, alert: QueuedAlert, report: DeliveryReport) -> bool:
         """Send one claimed alert, its lease renewed meanwhile; a lost lease stops it (the
         new holder sends it, under the same id)."""
-        settled = await self.leases.hold(self._send(alert, report), alert=alert.id)
+        settled = await self.leases.hold(self._send(alert, report), alert=alert.id, about={
+            "channel": alert.channel, "alert": alert.message_id})
         return True if settled is None else settled
 
     async def _send(self, alert: QueuedAlert, report: DeliveryReport) -> bool:

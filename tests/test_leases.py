@@ -239,3 +239,48 @@ def test_the_default_lease_takes_over_a_dead_daemon_within_two_minutes(
     assert daemon.lease + daemon.tick <= 120
     project.settings["daemon"] = {"tick": "500ms", "lease": "2s"}
     assert project.config().settings.daemon.lease == 2.0
+
+
+def test_a_send_whose_lease_was_taken_is_stopped_and_records_nothing(
+        project: Project, site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon stalled longer than its lease while a receiver took its time: another
+    process claimed the alert meanwhile. The renewal finds it gone and stops the send,
+    which records nothing: the alert is the other process's to send."""
+    receiver = TricklingReceiver(slow=1)
+    site.pages["/feed.xml"] = Page(rss([Item("Ahmad Massoud in Panjshir", site.url("/a/1"),
+                                             "Talks.", "t1", datetime.now(UTC))]))
+    project.hook(receiver.url("/hook"))
+    project.settings["daemon"] = {"tick": "1s", "lease": "2s"}
+    project.settings["defaults"] = {"full_text": False}
+    project.sources = [{"name": "Feed", "feed": site.url("/feed.xml")}]
+    config = project.config()
+    store, thief = open_store(config), open_store(config)
+    clock = FakeClock()
+    runner = Runner(config, store, clock=clock)
+
+    async def main() -> int:
+        once = asyncio.ensure_future(runner.once())
+        for _ in range(int(BOUND_S / 0.05)):
+            if receiver.hits or once.done():
+                break
+            await asyncio.sleep(0.05)
+        taken = await asyncio.to_thread(thief.claim_alerts, "thief",
+                                        clock.now() + LEASE * 2, LEASE, ["hook"])
+        assert len(taken) == 1, "the alert, its lease run out, is the thief's"
+        return (await asyncio.wait_for(once, BOUND_S)).delivery.delivered
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert asyncio.run(main()) == 0
+        [alert] = thief.alerts()
+        assert (alert["status"], alert["attempts"]) == ("pending", 0), "nothing recorded"
+        assert thief.renew_leases("thief", clock.now(), LEASE, alerts=[alert["id"]]) == \
+            ([], []), "still the thief's"
+    finally:
+        store.close()
+        thief.close()
+        receiver.close()
+    assert len(receiver.hits) == 1
+    # stopped mid-send, not sent to the end and then refused (which logs "logged only")
+    assert any("stopped, and its outcome is not recorded" in r.message
+               and getattr(r, "channel", None) == "hook" for r in caplog.records)

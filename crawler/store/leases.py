@@ -55,10 +55,12 @@ class Leases:
     _loop: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def hold(self, work: Coroutine[Any, Any, T], *, source: str | None = None,
-                   alert: int | None = None) -> T | None:
+                   alert: int | None = None, about: dict[str, str] | None = None,
+                   ) -> T | None:
         """Run ``work`` on a source or alert claimed already, its lease renewed until the
-        work ends; None when the lease was lost and the work cancelled. The work's own
-        errors, and a cancellation of the caller (a shutdown), go through."""
+        work ends; None when the lease was lost and the work cancelled (logged with
+        ``about``, the source by default). The work's own errors, and a cancellation of
+        the caller (a shutdown), go through."""
         held: dict[Any, _Held] = self.sources if source is not None else self.alerts
         key = source if source is not None else alert
 
@@ -84,8 +86,7 @@ class Leases:
         finally:
             work.close()  # cancelled before it began (a shutdown): no "never awaited"
         log.warning("its lease passed to another process while it ran: stopped, and its "
-                    "outcome is not recorded", extra={"source": source} if source is not
-                    None else {"alert": str(alert)})
+                    "outcome is not recorded", extra=about or {"source": str(key)})
         return None
 
     async def _renew(self) -> None:
