@@ -47,6 +47,7 @@ from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
 from crawler.store import SourceState, Store, open_store
+from crawler.store.leases import Leases
 from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,10 @@ class Runner:
         self.db = ThreadedStore(store)  # every call from the loop goes through its thread
         self.clock = clock or SystemClock()
         self.owner = process_owner()
+        # every claim lasts daemon.lease, renewed while its work runs (a restart applies
+        # a new one, as for the rest of daemon:)
+        self.leases = Leases(self.db, self.owner, self.clock,
+                             timedelta(seconds=config.settings.daemon.lease))
         self.workers = workers
         self._worker_hook = worker_hook
         self._collect_transport = collect_transport
@@ -237,6 +242,7 @@ class Runner:
                     serving.host.store.sync.close()
                 scheduler.shutdown(wait=False)
                 await work.cancel()
+                await self.leases.close()
                 if not fatal:
                     await self.db.release(self.owner)  # (on a full disk, leases just expire)
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
@@ -334,13 +340,13 @@ class Runner:
 
     async def _poll(self, pipeline: Pipeline, *, due_only: bool,
                     progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
-        claimed = await self.db.claim_sources(self.owner, self.clock.now(), pipeline.lease(),
-                                           due_only=due_only, names=list(pipeline.sources))
+        claimed = await self.db.claim_sources(self.owner, self.clock.now(), self.leases.lease,
+                                              due_only=due_only, names=list(pipeline.sources))
         limit = asyncio.Semaphore(self.config.settings.daemon.concurrency)
 
         async def one(state: SourceState) -> PollResult | None:
             async with limit:
-                result = await pipeline.poll(state)
+                result = await self.leases.hold(pipeline.poll(state), source=state.name)
             if progress and result:
                 progress(result)
             return result
@@ -373,12 +379,13 @@ class Runner:
                                  self.metrics, politeness, work),
                         Dispatcher(self.db, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
-                                   metrics=self.metrics))
+                                   metrics=self.metrics, leases=self.leases))
 
             try:
                 await work.start()
                 yield build
             finally:  # the store's thread ends once its queued calls have run
+                await self.leases.close()
                 await work.close()
                 await asyncio.to_thread(self.db.shutdown)
 
@@ -412,8 +419,8 @@ class _Work:
             return
         idle = [n for n in self.pipeline.sources if n not in self.polls]
         try:
-            claimed = await r.db.claim_sources(r.owner, r.clock.now(), self.pipeline.lease(),
-                                            names=idle, limit=free)
+            claimed = await r.db.claim_sources(r.owner, r.clock.now(), r.leases.lease,
+                                               names=idle, limit=free)
         except DiskFullError as exc:
             self.fatal(exc)
             return
@@ -430,8 +437,9 @@ class _Work:
             del self.polls[name]
 
     async def _poll(self, state: SourceState) -> None:
-        try:
-            result = await self.pipeline.poll(state)
+        try:  # renewed while it runs; a lost lease cancels it (None), a crash lets it go
+            result = await self.runner.leases.hold(self.pipeline.poll(state),
+                                                   source=state.name)
         except DiskFullError as exc:
             self.fatal(exc)
             return

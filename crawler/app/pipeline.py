@@ -112,10 +112,6 @@ class Pipeline:
         self.story_rules = StoryRules(timedelta(seconds=config.settings.stories.window),
                                       config.settings.stories.threshold)
 
-    def lease(self) -> timedelta:
-        slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
-        return timedelta(seconds=slowest)
-
     async def poll(self, state: SourceState) -> PollResult | None:
         """Run the chain for one claimed source and record the outcome on its row.
 

@@ -85,6 +85,12 @@ class ThreadedStore:
                           record: PollRecord) -> None:
         return await self._run(self.sync.record_poll, name, owner, now, record)
 
+    async def renew_leases(self, owner: str, now: datetime, lease: timedelta, *,
+                           sources: Iterable[str] = (), alerts: Iterable[int] = (),
+                           ) -> tuple[list[str], list[int]]:
+        return await self._run(self.sync.renew_leases, owner, now, lease,
+                               sources=list(sources), alerts=list(alerts))
+
     async def release(self, owner: str, source: str | None = None) -> None:
         return await self._run(self.sync.release, owner, source)
 

@@ -1,7 +1,9 @@
 """The outbox: alerts, digests and notices queued, claimed under a lease, delivered,
 retried or dead; the attempts behind them, and the operator incidents they open.
 
-Due alerts are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (as sources are).
+Due alerts are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (as sources are); the
+claims of a channel with ``max_per_hour`` take a transaction advisory lock first, so
+two daemons cannot both see room under its limit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from crawler.store.records import (
     outbox_row,
 )
 from crawler.store.sqlite.outbox import STATE
+
+#: The transaction advisory lock of a throttled channel's claims (with its name's hash).
+THROTTLE_LOCK = 0x6E7D
 
 _COLUMNS = ("key", "message_id", "watchlist", "channel", "subject", "article_id", "payload",
             "kind", "priority", "held", "next_attempt_at", "created_at")
@@ -76,6 +81,11 @@ class Outbox(Connected):
             return []
         throttles = throttles or {}
         with self._tx() as conn:
+            # a throttled channel's claims one at a time, across daemons: each counts
+            # what the one before it claimed (SQLite's BEGIN IMMEDIATE does as much)
+            conn.execute(f"SELECT count(pg_advisory_xact_lock({THROTTLE_LOCK}, "
+                         "hashtext(c))) FROM unnest(%s::text[]) AS u(c)",
+                         [sorted(set(throttles) & set(names))])
             found = {r["id"]: r for r in rows(
                 conn, "SELECT id, message_id, channel, watchlist, payload, attempts, "
                 "created_at, kind, priority, first_attempt_at FROM outbox "

@@ -79,6 +79,24 @@ class Sources(Connected):
         return [SourceState(**row) for row in claimed]
 
     @wrap_exceptions
+    def renew_leases(self, owner: str, now: datetime, lease: timedelta, *,
+                     sources: Iterable[str] = (), alerts: Iterable[int] = (),
+                     ) -> tuple[list[str], list[int]]:
+        """Extend the leases ``owner`` still holds on these sources and outbox rows; those
+        it holds no more come back (as ``SQLiteStore.renew_leases``)."""
+        names, ids = sorted(set(sources)), sorted(set(alerts))
+        until = iso(now + lease)
+        with self._tx() as conn:
+            kept = {r[0] for r in conn.execute(
+                "UPDATE sources SET lease_expires_at = %s WHERE name = ANY(%s::text[]) "
+                "AND lease_owner = %s RETURNING name", [until, names, owner])}
+            held = {r[0] for r in conn.execute(
+                "UPDATE outbox SET lease_expires_at = %s WHERE id = ANY(%s::bigint[]) "
+                "AND lease_owner = %s AND status = 'pending' RETURNING id",
+                [until, ids, owner])}
+        return [n for n in names if n not in kept], [i for i in ids if i not in held]
+
+    @wrap_exceptions
     def record_poll(self, name: str, owner: str, now: datetime, record: PollRecord) -> None:
         """End a poll held under ``owner``'s lease; a report from a lost lease is ignored."""
         with self._tx() as conn:
