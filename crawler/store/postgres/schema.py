@@ -170,6 +170,10 @@ def _v13(conn: Conn) -> None:
         conn.execute(f"CREATE INDEX {name} ON {on}")
 
 
+def _v14(conn: Conn) -> None:
+    """Reserved for another branch's step 14 (merged before this one); nothing here."""
+
+
 STEPS: list[Step[Conn]] = [
     Step(1, "every table as of schema 11 (PostgreSQL support began there)", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _recorded),
@@ -187,6 +191,7 @@ STEPS: list[Step[Conn]] = [
     Step(11, "article_search: a tsvector per article, GIN-indexed", _recorded),
     Step(12, "desk users, sessions, login failures and secrets", _v12),
     Step(13, "the desk's reads: matches.story_id, stories.script and their indexes", _v13),
+    Step(14, "reserved for another branch's step 14", _v14),
 ]
 
 

@@ -295,6 +295,10 @@ def _v13(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE INDEX {name} ON {on}")
 
 
+def _v14(db: sqlite_utils.Database) -> None:
+    """Reserved for another branch's step 14 (merged before this one); nothing here."""
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -309,6 +313,7 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(11, "articles_fts contentless: the index keeps no copy of the text", _v11),
     Step(12, "desk users, sessions, login failures and secrets", _v12),
     Step(13, "the desk's reads: matches.story_id, stories.script and their indexes", _v13),
+    Step(14, "reserved for another branch's step 14", _v14),
 ]
 
 
