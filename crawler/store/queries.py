@@ -1,4 +1,4 @@
-"""SQL both backends run, written once: the web desk's stories list.
+"""SQL both backends run, written once: the web desk's stories list, the daemons' rows.
 
 Each backend supplies its parameter mark (``?`` for SQLite, ``%s`` for psycopg) and how
 an ``EXISTS`` check stays a probe per row (PostgreSQL needs ``OFFSET 0``, or it plans a
@@ -7,8 +7,11 @@ semi-join as a merge join that walks every match from the newest story down).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from crawler.core.clock import iso
 from crawler.store.desk import StoryFilter
+from crawler.store.records import DaemonFacts
 
 
 def story_ids(f: StoryFilter, before: int | None, after: int | None, limit: int, *,
@@ -50,3 +53,22 @@ def story_ids(f: StoryFilter, before: int | None, after: int | None, limit: int,
            f"WHERE {' AND '.join(c for c, _ in where) or '1 = 1'} "
            f"ORDER BY {column} DESC LIMIT {mark}")
     return sql, [*(v for _, vs in where for v in vs), limit]
+
+
+def daemon_seen(owner: str, now: datetime, facts: DaemonFacts, *,
+                mark: str) -> tuple[str, list[object]]:
+    """Upsert daemon ``owner``'s row: seen at ``now``, with ``facts`` (its start stays)."""
+    columns = ("owner", "host", "pid", "started_at", "seen_at", "config_version", "version",
+               "workers")
+    changed = ("seen_at", "config_version", "version", "workers")
+    return (f"INSERT INTO daemons ({', '.join(columns)}) VALUES "
+            f"({', '.join([mark] * len(columns))}) ON CONFLICT (owner) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in changed),
+            [owner, facts.host, facts.pid, iso(facts.started_at), iso(now),
+             facts.config_version, facts.version, facts.workers])
+
+
+def daemons(now: datetime, within: timedelta, *, mark: str) -> tuple[str, list[object]]:
+    """Every daemon's row, by host and pid, with ``live``: seen within ``within``."""
+    return (f"SELECT *, seen_at >= {mark} AS live FROM daemons ORDER BY host, pid, owner",
+            [iso(now - within)])

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from crawler.core.clock import iso
+from crawler.store import queries
 from crawler.store.postgres.base import Connected, wrap_exceptions
 from crawler.store.postgres.wakeups import Listener
 from crawler.store.records import Closer, DaemonFacts
@@ -20,16 +20,7 @@ class Daemons(Connected):
     def daemon_seen(self, owner: str, now: datetime, facts: DaemonFacts) -> None:
         """Record that daemon ``owner`` runs at ``now``; as ``SQLiteStore.daemon_seen``."""
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO daemons (owner, host, pid, started_at, seen_at, config_version, "
-                "version, workers) VALUES (%(owner)s, %(host)s, %(pid)s, %(started)s, "
-                "%(now)s, %(config)s, %(version)s, %(workers)s) ON CONFLICT (owner) DO "
-                "UPDATE SET seen_at = %(now)s, config_version = %(config)s, "
-                "version = %(version)s, workers = %(workers)s",
-                {"owner": owner, "host": facts.host, "pid": facts.pid,
-                 "started": iso(facts.started_at), "now": iso(now),
-                 "config": facts.config_version, "version": facts.version,
-                 "workers": facts.workers})
+            conn.execute(*queries.daemon_seen(owner, now, facts, mark="%s"))
 
     @wrap_exceptions
     def daemon_gone(self, owner: str) -> bool:
@@ -41,8 +32,7 @@ class Daemons(Connected):
     @wrap_exceptions
     def daemons(self, now: datetime, within: timedelta) -> list[dict[str, Any]]:
         """Every daemon's row, by host and pid, with ``live``; as ``SQLiteStore.daemons``."""
-        return self._rows("SELECT *, seen_at >= %s AS live FROM daemons "
-                          "ORDER BY host, pid, owner", [iso(now - within)])
+        return self._rows(*queries.daemons(now, within, mark="%s"))
 
     @wrap_exceptions
     def listen(self, callback: Callable[[str], None]) -> Closer:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from crawler.core.clock import iso
+from crawler.store import queries
 from crawler.store.records import Closer, DaemonFacts, NoWakeups
 from crawler.store.sqlite.base import Connected, wrap_exceptions
 
@@ -17,15 +17,7 @@ class Daemons(Connected):
         """Record that daemon ``owner`` runs at ``now``, with ``facts`` (its config version
         may have changed since: a reload)."""
         with self._write() as db:
-            db.execute(
-                "INSERT INTO daemons (owner, host, pid, started_at, seen_at, config_version, "
-                "version, workers) VALUES (:owner, :host, :pid, :started, :now, :config, "
-                ":version, :workers) ON CONFLICT (owner) DO UPDATE SET seen_at = :now, "
-                "config_version = :config, version = :version, workers = :workers",
-                {"owner": owner, "host": facts.host, "pid": facts.pid,
-                 "started": iso(facts.started_at), "now": iso(now),
-                 "config": facts.config_version, "version": facts.version,
-                 "workers": facts.workers})
+            db.execute(*queries.daemon_seen(owner, now, facts, mark="?"))
 
     @wrap_exceptions
     def daemon_gone(self, owner: str) -> bool:
@@ -38,9 +30,8 @@ class Daemons(Connected):
         """Every daemon's row, by host and pid, with ``live``: seen within ``within`` of
         ``now``. A daemon that stopped without saying so (killed, its host lost) keeps
         its row, not live: readers show it as gone rather than forget it."""
-        return [{**row, "live": bool(row["live"])} for row in self._db.query(
-            "SELECT *, seen_at >= ? AS live FROM daemons ORDER BY host, pid, owner",
-            [iso(now - within)])]
+        return [{**row, "live": bool(row["live"])}
+                for row in self._db.query(*queries.daemons(now, within, mark="?"))]
 
     @wrap_exceptions
     def listen(self, callback: Callable[[str], None]) -> Closer:
