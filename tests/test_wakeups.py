@@ -12,12 +12,15 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crawler.app.daemon import process_owner
+from crawler.core.clock import SystemClock
+from crawler.store.records import DaemonFacts
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.helpers import free_port, wait_until
@@ -176,18 +179,39 @@ def _daemons(project: Project) -> list[dict[str, Any]]:
     return daemons
 
 
+def _seed(project: Project) -> None:
+    """Rows a daemon finds at its start: one of a process of this host that has ended
+    (forgotten at once), one of another host last seen two days ago (forgotten), one
+    of another host gone ten minutes ago (kept, shown gone)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead = f"{process_owner().partition(':')[0]}:{ended.pid}:dead00"  # this host's
+    store = project.store()
+    now = SystemClock().now()
+    try:
+        for owner, host, ago in ((dead, "here", timedelta(0)),
+                                 ("far/1:7:old", "far", timedelta(days=2)),
+                                 ("far/1:8:new", "far", timedelta(minutes=10))):
+            store.daemon_seen(owner, now - ago, DaemonFacts(host, 7, now - ago, "v", "0.1", 0))
+    finally:
+        store.close()
+
+
 def test_a_daemon_says_which_config_it_runs_and_leaves_no_row_at_a_clean_stop(
         project: Project, site: Site, database: str) -> None:
     port = free_port()
     project.hook("")
     project.sources = [{"name": "Live", "feed": _feed(site, "/feed.xml"), "interval": "1h"}]
     _on(project, database, http={"listen": f"127.0.0.1:{port}"})
+    _seed(project)
     first = project.config().version
     daemon = project.popen("run")
     try:
-        assert wait_until(lambda: len(_daemons(project)) == 1)
-        [row] = _daemons(project)
-        assert (row["pid"], row["config_version"], row["live"]) == (daemon.pid, first, True)
+        assert wait_until(lambda: len(_daemons(project)) == 2)
+        by_pid = {d["pid"]: d for d in _daemons(project)}
+        row, gone = by_pid[daemon.pid], by_pid[7]
+        assert (row["config_version"], row["live"]) == (first, True)
+        assert (gone["owner"], gone["live"]) == ("far/1:8:new", False)
         health = get(f"http://127.0.0.1:{port}/healthz").json()
         assert health["config_version"] == first
 
@@ -195,9 +219,10 @@ def test_a_daemon_says_which_config_it_runs_and_leaves_no_row_at_a_clean_stop(
         project.write()  # reloaded by the daemon's watcher: its row says so at once
         second = project.config().version
         assert second != first
-        assert wait_until(lambda: [d["config_version"] for d in _daemons(project)]
-                          == [second]), "the row still names the old config"
+        assert wait_until(lambda: {d["pid"]: d["config_version"] for d in _daemons(project)}
+                          == {daemon.pid: second, 7: "v"}), "the row names the old config"
         assert get(f"http://127.0.0.1:{port}/healthz").json()["config_version"] == second
     finally:
         _stop(daemon)
-    assert _daemons(project) == [], "a clean stop removes the row"
+    assert [d["owner"] for d in _daemons(project)] == ["far/1:8:new"], \
+        "a clean stop removes the daemon's row"
