@@ -210,7 +210,6 @@ class Runner:
             watcher = _ConfigWatcher(self, work, build, reloaded=presence.beat)
             wakeups = Wakeups(asyncio.get_running_loop(), {WAKE_SOURCES: work.poll_tick,
                                                            WAKE_ALERTS: work.deliver_tick})
-            listening = await self.db.listen(wakeups.notify)
             settled()
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -232,6 +231,7 @@ class Runner:
                      f"{self.workers} worker process(es)" if self.workers
                      else "no worker processes", self.store.location, self.config.version)
             serving = await self._listen(work)
+            listening = await self.db.listen(wakeups.notify)
             try:
                 while not stop.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()),
