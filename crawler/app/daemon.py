@@ -31,6 +31,7 @@ from crawler.app.configure import load_checked_config
 from crawler.app.desk import app as desk_app
 from crawler.app.desk import server as desk_server
 from crawler.app.desk.host import Answer, Host, json_answer
+from crawler.app.fleet import HEARTBEAT_S, Presence, Wakeups
 from crawler.app.hostturns import StoreTurns
 from crawler.app.pipeline import Pipeline, PollResult
 from crawler.app.workers import Hook, InProcess, Pool, Work
@@ -48,6 +49,7 @@ from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
 from crawler.store import SourceState, Store, open_store
 from crawler.store.leases import Leases
+from crawler.store.records import WAKE_ALERTS, WAKE_SOURCES
 from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,9 @@ class Runner:
 
         Besides the poll and delivery ticks, a watcher reloads the config when its files
         change (debounced: editors write and rename) or when ``reload_requested`` is set
-        (SIGHUP).
+        (SIGHUP). Wake-ups from the store (``Store.listen``: PostgreSQL's NOTIFY) bring
+        a tick forward when another process makes work due early, and the daemon's row
+        in the database (``crawler.app.fleet``) says it runs, with which config.
         """
         tick = self.config.settings.daemon.tick
         self._report_disabled(self.config)
@@ -205,7 +209,13 @@ class Runner:
 
         async with self._clients() as build:
             work = _Work(self, *await build(self.config), stop_safely)
-            watcher = _ConfigWatcher(self, work, build)
+            presence = Presence(self.db, self.clock, self.owner, self.workers,
+                                lambda: self.config.version)
+            await presence.tidy(owner_is_dead)
+            await presence.beat()
+            watcher = _ConfigWatcher(self, work, build, reloaded=presence.beat)
+            wakeups = Wakeups(asyncio.get_running_loop(), {WAKE_SOURCES: work.poll_tick,
+                                                           WAKE_ALERTS: work.deliver_tick})
             settled()
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -218,12 +228,16 @@ class Runner:
             scheduler.add_job(self.check_health, "interval", seconds=HEALTH_CHECK_S,
                               next_run_time=now, id="health")
             scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
+            scheduler.add_job(presence.beat, "interval", seconds=HEARTBEAT_S, id="presence")
+            scheduler.add_job(presence.tidy, "interval", args=[owner_is_dead],
+                              seconds=MAINTENANCE_S, id="tidy")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, %s, database %s, config "
                      "version %s", len(work.pipeline.sources), tick,
                      f"{self.workers} worker process(es)" if self.workers
                      else "no worker processes", self.store.location, self.config.version)
             serving = await self._listen(work)
+            listening = await self.db.listen(wakeups.notify)
             try:
                 while not stop.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()),
@@ -236,6 +250,8 @@ class Runner:
                         log.info("SIGHUP: reloading the config")
                         await watcher.reload()
             finally:
+                await asyncio.to_thread(listening.close)
+                await wakeups.close()
                 if serving is not None:
                     await serving.serving.stop()
                     await asyncio.to_thread(serving.host.store.shutdown)
@@ -245,6 +261,7 @@ class Runner:
                 await self.leases.close()
                 if not fatal:
                     await self.db.release(self.owner)  # (on a full disk, leases just expire)
+                    await presence.gone()
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
         if fatal:
             raise fatal[0]
@@ -284,6 +301,7 @@ class Runner:
                          "location": self.store.location, "connected": database is None,
                          "writable": database is None, "error": database},
             "outbox": {"pending": pending, "oldest_pending_seconds": round(oldest, 3)},
+            "config_version": self.config.version,
         })
 
     async def _metrics(self) -> Answer:
@@ -498,11 +516,12 @@ class _ConfigWatcher:
     the running config stays in force; a new ``database:`` is refused until restart.
     """
 
-    def __init__(self, runner: Runner, work: _Work,
-                 build: Builder) -> None:
+    def __init__(self, runner: Runner, work: _Work, build: Builder, *,
+                 reloaded: Callable[[], Awaitable[None]] | None = None) -> None:
         self.runner = runner
         self.work = work
         self.build = build
+        self.reloaded = reloaded  # told once a new config is in force
         self.seen = self._fingerprint()
         self.pending: tuple[tuple[int, int], ...] | None = None
 
@@ -560,3 +579,5 @@ class _ConfigWatcher:
         runner._report_disabled(new)
         log.info("config reloaded (version %s): %d source(s), %d watchlist(s)",
                  new.version, len(self.work.pipeline.sources), len(new.watchlists))
+        if self.reloaded is not None:
+            await self.reloaded()

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from crawler.core.article import Article
 from crawler.core.clock import iso
@@ -316,3 +316,33 @@ class TableShape:
     key: tuple[str, ...]
     references: tuple[tuple[str, str], ...] = ()
     counter: bool = False
+class DaemonFacts:
+    """What a running daemon tells the others about itself (``Store.daemon_seen``):
+    enough for ``status`` to show who runs where, and which config."""
+
+    host: str
+    pid: int
+    started_at: datetime
+    config_version: str
+    version: str
+    workers: int
+
+
+#: What ``Store.listen`` calls back with: work became due early (``poll_now``, a new or
+#: revived source), or alerts were requeued.
+WAKE_SOURCES = "sources"
+WAKE_ALERTS = "alerts"
+
+
+class Closer(Protocol):
+    """Stops what ``Store.listen`` started; closing twice is harmless."""
+
+    def close(self) -> None: ...
+
+
+class NoWakeups:
+    """The closer of a backend that sends no wake-ups: its daemons find early work at
+    their next tick."""
+
+    def close(self) -> None:
+        """Nothing was started."""

@@ -25,6 +25,8 @@ from crawler.config import Source
 from crawler.process.throttle import Throttle
 from crawler.store.protocol import Store
 from crawler.store.records import (
+    Closer,
+    DaemonFacts,
     DeliveryResult,
     DigestBuilder,
     HostBusy,
@@ -176,6 +178,19 @@ class ThreadedStore:
 
     async def outbox_backlog(self, now: datetime) -> tuple[int, float]:
         return await self._run(self.sync.outbox_backlog, now)
+
+    # --- the daemons
+    async def daemon_seen(self, owner: str, now: datetime, facts: DaemonFacts) -> None:
+        return await self._run(self.sync.daemon_seen, owner, now, facts)
+
+    async def daemon_gone(self, owner: str) -> bool:
+        return await self._run(self.sync.daemon_gone, owner)
+
+    async def daemons(self, now: datetime, within: timedelta) -> list[dict[str, Any]]:
+        return await self._run(self.sync.daemons, now, within)
+
+    async def listen(self, callback: Callable[[str], None]) -> Closer:
+        return await self._run(self.sync.listen, callback)
 
     # --- looking after it
     async def maintain(self, now: datetime, keep_delivered: timedelta) -> int:

@@ -17,7 +17,9 @@ from crawler.core.clock import iso, parse_iso
 from crawler.process import throttle
 from crawler.store.postgres.base import Conn, Connected, rows, wrap_exceptions
 from crawler.store.postgres.tuning import mute_waiting
+from crawler.store.postgres.wakeups import notify
 from crawler.store.records import (
+    WAKE_ALERTS,
     DeliveryResult,
     DigestBuilder,
     OutboxRow,
@@ -149,8 +151,9 @@ class Outbox(Connected):
 
     @wrap_exceptions
     def requeue(self, now: datetime, ids: Iterable[int] = (), *, dead: bool = False) -> int:
-        """Send dead (or any undelivered) alerts again with a fresh set of attempts; as
-        ``SQLiteStore.requeue``. Returns how many rows were requeued."""
+        """Send dead (or any undelivered) alerts again with a fresh set of attempts,
+        waking the idle daemons; as ``SQLiteStore.requeue``. Returns how many rows were
+        requeued."""
         with self._tx() as conn:
             targets = sorted({r[0] for r in conn.execute(
                 "SELECT coalesce(digest_id, id) FROM outbox WHERE id = ANY(%s::bigint[]) "
@@ -163,6 +166,8 @@ class Outbox(Connected):
                 {"now": iso(now), "ids": targets}).rowcount
             conn.execute("UPDATE outbox SET status = 'digested' WHERE "
                          "digest_id = ANY(%s::bigint[]) AND status = 'dead'", [targets])
+            if count:
+                notify(conn, WAKE_ALERTS)
         return count
 
     @wrap_exceptions

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from crawler.config import Source
 from crawler.core.clock import iso
 from crawler.store.postgres.base import Connected, rows, wrap_exceptions
-from crawler.store.records import PollRecord, SourceState
+from crawler.store.postgres.wakeups import notify
+from crawler.store.records import WAKE_SOURCES, PollRecord, SourceState
 
 _UNLEASE = "lease_owner = NULL, lease_expires_at = NULL"
 
@@ -51,6 +52,8 @@ class Sources(Connected):
                             "WHERE name = %s", revived)
             gone = sorted(set(stored) - {s.name for s in sources})
             conn.execute("UPDATE sources SET active = 0 WHERE name = ANY(%s::text[])", [gone])
+            if fresh or moved or revived:  # due now: wake the idle daemons
+                notify(conn, WAKE_SOURCES)
 
     @wrap_exceptions
     def claim_sources(self, owner: str, now: datetime, lease: timedelta, *,
@@ -137,12 +140,16 @@ class Sources(Connected):
 
     @wrap_exceptions
     def poll_now(self, name: str, now: datetime) -> bool:
-        """Make an active source due at ``now``; False when no such source is active
-        (unknown, removed from the config, or retired); as ``SQLiteStore.poll_now``."""
+        """Make an active source due at ``now``, waking the idle daemons; False when no
+        such source is active (unknown, removed from the config, or retired); as
+        ``SQLiteStore.poll_now``."""
         with self._tx() as conn:
-            return bool(conn.execute(
+            done = bool(conn.execute(
                 "UPDATE sources SET next_check_at = %s WHERE name = %s AND active = 1 "
                 "AND retired_at IS NULL", [iso(now), name]).rowcount)
+            if done:
+                notify(conn, WAKE_SOURCES)
+            return done
 
     @wrap_exceptions
     def release(self, owner: str, source: str | None = None) -> None:
