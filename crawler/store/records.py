@@ -316,6 +316,9 @@ class TableShape:
     key: tuple[str, ...]
     references: tuple[tuple[str, str], ...] = ()
     counter: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonFacts:
     """What a running daemon tells the others about itself (``Store.daemon_seen``):
     enough for ``status`` to show who runs where, and which config."""
