@@ -126,13 +126,16 @@ def test_a_reload_on_one_daemon_wakes_another(tmp_path: Path, site: Site,
                                               dsn: str) -> None:
     """Daemon B's config is edited to enable source S2; daemon A, idle, polls it at
     once. B cannot: its one slot (``concurrency: 1``) is held by a feed that does not
-    answer. B's config starts with S2 disabled, which B's start makes inactive."""
+    answer. B's config starts with S2 disabled, which B's start makes inactive. That feed
+    is on another host: B holds its host's turn while it hangs, and every daemon waits
+    for a host's turn (the hosts table), so on S2's host it would hold A back too."""
     release = threading.Event()
 
     def hang(write: Callable[[bytes], None]) -> None:
         release.wait(60)  # bounded: B's poll of it ends when the test does
 
-    site.pages["/hang.xml"] = Page(b"", stream=hang)
+    elsewhere = Site("127.0.0.2")
+    elsewhere.pages["/hang.xml"] = Page(b"", stream=hang)
     s1, s2 = _feed(site, "/s1.xml"), _feed(site, "/s2.xml", "Weather in Kabul")
     a = _on(Project(tmp_path / "a"), dsn)
     a.hook("")
@@ -142,7 +145,7 @@ def test_a_reload_on_one_daemon_wakes_another(tmp_path: Path, site: Site,
     b.hook("")
     b.sources = [{"name": "S1", "feed": s1, "interval": "1h"},
                  {"name": "S2", "feed": s2, "interval": "1h", "enabled": False},
-                 {"name": "Hang", "feed": site.url("/hang.xml"), "interval": "1h",
+                 {"name": "Hang", "feed": elsewhere.url("/hang.xml"), "interval": "1h",
                   "timeout": "2m"}]
     first = a.popen("run")
     second: subprocess.Popen[str] | None = None
@@ -150,18 +153,19 @@ def test_a_reload_on_one_daemon_wakes_another(tmp_path: Path, site: Site,
         assert wait_until(_polled(site, "/s1.xml", 1)) and wait_until(_polled(site, "/s2.xml", 1))
         assert wait_until(_ended(a, "S2"))
         second = b.popen("run")
-        assert wait_until(_polled(site, "/hang.xml", 1)), "B holds its one slot"
+        assert wait_until(_polled(elsewhere, "/hang.xml", 1)), "B holds its one slot"
         b.sources[1]["enabled"] = True
         b.write()  # B's watcher reloads it: S2 is active again, and due now
         assert wait_until(_polled(site, "/s2.xml", 2), timeout=WOKEN_S), \
             "A was not woken (its next tick is 50 s after its start; B is busy)"
-        assert not release.is_set() and len(site.requests_to("/hang.xml")) == 1, \
+        assert not release.is_set() and len(elsewhere.requests_to("/hang.xml")) == 1, \
             "B was still busy: A polled S2"
     finally:
         release.set()
         _stop(first)
         if second is not None:
             _stop(second)
+        elsewhere.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
