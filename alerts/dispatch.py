@@ -26,6 +26,7 @@ from crawler.core.clock import Clock, iso
 from crawler.core.errors import DeliveryError
 from crawler.core.metrics import Metrics
 from crawler.process.throttle import Throttle
+from crawler.store.leases import Leases
 from crawler.store.records import DeliveryResult, DigestBuilder, QueuedAlert
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class OutboxStore(Protocol):
                            ) -> list[QueuedAlert]: ...
     async def record_delivery(self, alert_id: int, owner: str, now: datetime,
                               result: DeliveryResult) -> bool: ...
+    async def renew_leases(self, owner: str, now: datetime, lease: timedelta, *,
+                           sources: list[str], alerts: list[int],
+                           ) -> tuple[list[str], list[int]]: ...
     async def failing_channels(self) -> dict[str, tuple[datetime, str | None]]: ...
     async def open_incident(self, key: str, kind: str, channel: str, since: datetime,
                             now: datetime, message: str, notice: OutboxRow | None
@@ -62,11 +66,15 @@ class DeliveryReport:
 
 
 class Dispatcher:
-    """Sends what the outbox holds for the enabled channels, at most ``concurrency`` at once."""
+    """Sends what the outbox holds for the enabled channels, at most ``concurrency`` at once.
+
+    Each send holds its alert's lease through ``leases`` (the daemon's, shared with its
+    polls; one of its own otherwise): ``daemon.lease``, renewed while it is sent.
+    """
 
     def __init__(self, store: OutboxStore, config: Config, client: httpx.AsyncClient, clock: Clock,
                  owner: str, *, concurrency: int = 8, rng: random.Random | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, leases: Leases | None = None) -> None:
         self.store = store
         self.settings = config.settings
         self.channels = config.enabled_channels()
@@ -79,10 +87,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
         self._one_at_a_time = asyncio.Lock()
-
-    def lease(self) -> timedelta:
-        slowest = max((c.timeout for c in self.channels.values()), default=15.0)
-        return timedelta(seconds=slowest * 2 + 60)
+        self.leases = leases or Leases(store, owner, clock,
+                                       timedelta(seconds=config.settings.daemon.lease))
 
     def _throttles(self, now: datetime) -> dict[str, Throttle]:
         return {n: Throttle(c.max_per_hour, digest.next_slot(c.digest or digest.HOURLY,
@@ -116,9 +122,9 @@ class Dispatcher:
         failed = False
         for _ in range(MAX_ROUNDS):
             now = self.clock.now()
-            claimed = await self.store.claim_alerts(self.owner, now, self.lease(), self.channels,
-                                              limit=self.concurrency,
-                                              throttles=self._throttles(now))
+            claimed = await self.store.claim_alerts(self.owner, now, self.leases.lease,
+                                                    self.channels, limit=self.concurrency,
+                                                    throttles=self._throttles(now))
             if not claimed:
                 # throttling may have held rows whose digest is already due
                 made = await self.store.fold_digests(self.clock.now(), self.channels,
@@ -136,6 +142,13 @@ class Dispatcher:
         return failed
 
     async def _settle(self, alert: QueuedAlert, report: DeliveryReport) -> bool:
+        """Send one claimed alert, its lease renewed meanwhile; a lost lease stops it (the
+        new holder sends it, under the same id)."""
+        settled = await self.leases.hold(self._send(alert, report), alert=alert.id, about={
+            "channel": alert.channel, "alert": alert.message_id})
+        return True if settled is None else settled
+
+    async def _send(self, alert: QueuedAlert, report: DeliveryReport) -> bool:
         """Send one claimed alert and record the outcome at once, so a crash or a slow
         neighbour in the batch cannot send an alert that already went out again."""
         result = await self._attempt(alert)

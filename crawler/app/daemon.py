@@ -31,6 +31,8 @@ from crawler.app.configure import load_checked_config
 from crawler.app.desk import app as desk_app
 from crawler.app.desk import server as desk_server
 from crawler.app.desk.host import Answer, Host, json_answer
+from crawler.app.fleet import HEARTBEAT_S, Presence, Wakeups
+from crawler.app.hostturns import StoreTurns
 from crawler.app.pipeline import Pipeline, PollResult
 from crawler.app.workers import Hook, InProcess, Pool, Work
 from crawler.collect.fetch import make_client
@@ -46,6 +48,8 @@ from crawler.core.errors import ConfigError, DeliveryError, DiskFullError
 from crawler.core.metrics import CONTENT_TYPE, Metrics
 from crawler.process import health
 from crawler.store import SourceState, Store, open_store
+from crawler.store.leases import Leases
+from crawler.store.records import WAKE_ALERTS, WAKE_SOURCES
 from crawler.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -166,6 +170,10 @@ class Runner:
         self.db = ThreadedStore(store)  # every call from the loop goes through its thread
         self.clock = clock or SystemClock()
         self.owner = process_owner()
+        # every claim lasts daemon.lease, renewed while its work runs (a restart applies
+        # a new one, as for the rest of daemon:)
+        self.leases = Leases(self.db, self.owner, self.clock,
+                             timedelta(seconds=config.settings.daemon.lease))
         self.workers = workers
         self._worker_hook = worker_hook
         self._collect_transport = collect_transport
@@ -186,7 +194,9 @@ class Runner:
 
         Besides the poll and delivery ticks, a watcher reloads the config when its files
         change (debounced: editors write and rename) or when ``reload_requested`` is set
-        (SIGHUP).
+        (SIGHUP). Wake-ups from the store (``Store.listen``: PostgreSQL's NOTIFY) bring
+        a tick forward when another process makes work due early, and the daemon's row
+        in the database (``crawler.app.fleet``) says it runs, with which config.
         """
         tick = self.config.settings.daemon.tick
         self._report_disabled(self.config)
@@ -199,7 +209,13 @@ class Runner:
 
         async with self._clients() as build:
             work = _Work(self, *await build(self.config), stop_safely)
-            watcher = _ConfigWatcher(self, work, build)
+            presence = Presence(self.db, self.clock, self.owner, self.workers,
+                                lambda: self.config.version)
+            await presence.tidy(owner_is_dead)
+            await presence.beat()
+            watcher = _ConfigWatcher(self, work, build, reloaded=presence.beat)
+            wakeups = Wakeups(asyncio.get_running_loop(), {WAKE_SOURCES: work.poll_tick,
+                                                           WAKE_ALERTS: work.deliver_tick})
             settled()
             scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -212,12 +228,16 @@ class Runner:
             scheduler.add_job(self.check_health, "interval", seconds=HEALTH_CHECK_S,
                               next_run_time=now, id="health")
             scheduler.add_job(work.maintain, "interval", seconds=MAINTENANCE_S, id="maintain")
+            scheduler.add_job(presence.beat, "interval", seconds=HEARTBEAT_S, id="presence")
+            scheduler.add_job(presence.tidy, "interval", args=[owner_is_dead],
+                              seconds=MAINTENANCE_S, id="tidy")
             scheduler.start()
             log.info("daemon started: %d source(s), tick %gs, %s, database %s, config "
                      "version %s", len(work.pipeline.sources), tick,
                      f"{self.workers} worker process(es)" if self.workers
                      else "no worker processes", self.store.location, self.config.version)
             serving = await self._listen(work)
+            listening = await self.db.listen(wakeups.notify)
             try:
                 while not stop.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()),
@@ -230,14 +250,18 @@ class Runner:
                         log.info("SIGHUP: reloading the config")
                         await watcher.reload()
             finally:
+                await asyncio.to_thread(listening.close)
+                await wakeups.close()
                 if serving is not None:
                     await serving.serving.stop()
                     await asyncio.to_thread(serving.host.store.shutdown)
                     serving.host.store.sync.close()
                 scheduler.shutdown(wait=False)
                 await work.cancel()
+                await self.leases.close()
                 if not fatal:
                     await self.db.release(self.owner)  # (on a full disk, leases just expire)
+                    await presence.gone()
                 log.info("daemon stopped; undelivered alerts stay in the outbox")
         if fatal:
             raise fatal[0]
@@ -277,6 +301,7 @@ class Runner:
                          "location": self.store.location, "connected": database is None,
                          "writable": database is None, "error": database},
             "outbox": {"pending": pending, "oldest_pending_seconds": round(oldest, 3)},
+            "config_version": self.config.version,
         })
 
     async def _metrics(self) -> Answer:
@@ -333,13 +358,13 @@ class Runner:
 
     async def _poll(self, pipeline: Pipeline, *, due_only: bool,
                     progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
-        claimed = await self.db.claim_sources(self.owner, self.clock.now(), pipeline.lease(),
-                                           due_only=due_only, names=list(pipeline.sources))
+        claimed = await self.db.claim_sources(self.owner, self.clock.now(), self.leases.lease,
+                                              due_only=due_only, names=list(pipeline.sources))
         limit = asyncio.Semaphore(self.config.settings.daemon.concurrency)
 
         async def one(state: SourceState) -> PollResult | None:
             async with limit:
-                result = await pipeline.poll(state)
+                result = await self.leases.hold(pipeline.poll(state), source=state.name)
             if progress and result:
                 progress(result)
             return result
@@ -358,7 +383,9 @@ class Runner:
                                   trust_env=False) as deliver:
             for owner in await self.db.release_orphans(owner_is_dead):
                 log.warning("took back the leases of %s, which no longer runs", owner)
-            politeness = Politeness()  # shared by every pipeline of this run: hosts take turns
+            # shared by every pipeline of this run (and through the database, by every
+            # daemon on it): hosts take turns
+            politeness = Politeness(StoreTurns(self.db, self.clock, self.owner))
             # and so are the workers: each task names the config (and rules) version it
             # matches with, so a reload needs no new ones
             work: Work = Pool(self.workers, self._worker_hook) if self.workers \
@@ -370,12 +397,13 @@ class Runner:
                                  self.metrics, politeness, work),
                         Dispatcher(self.db, config, deliver, self.clock, self.owner,
                                    concurrency=config.settings.daemon.concurrency,
-                                   metrics=self.metrics))
+                                   metrics=self.metrics, leases=self.leases))
 
             try:
                 await work.start()
                 yield build
             finally:  # the store's thread ends once its queued calls have run
+                await self.leases.close()
                 await work.close()
                 await asyncio.to_thread(self.db.shutdown)
 
@@ -409,8 +437,8 @@ class _Work:
             return
         idle = [n for n in self.pipeline.sources if n not in self.polls]
         try:
-            claimed = await r.db.claim_sources(r.owner, r.clock.now(), self.pipeline.lease(),
-                                            names=idle, limit=free)
+            claimed = await r.db.claim_sources(r.owner, r.clock.now(), r.leases.lease,
+                                               names=idle, limit=free)
         except DiskFullError as exc:
             self.fatal(exc)
             return
@@ -427,8 +455,9 @@ class _Work:
             del self.polls[name]
 
     async def _poll(self, state: SourceState) -> None:
-        try:
-            result = await self.pipeline.poll(state)
+        try:  # renewed while it runs; a lost lease cancels it (None), a crash lets it go
+            result = await self.runner.leases.hold(self.pipeline.poll(state),
+                                                   source=state.name)
         except DiskFullError as exc:
             self.fatal(exc)
             return
@@ -487,11 +516,12 @@ class _ConfigWatcher:
     the running config stays in force; a new ``database:`` is refused until restart.
     """
 
-    def __init__(self, runner: Runner, work: _Work,
-                 build: Builder) -> None:
+    def __init__(self, runner: Runner, work: _Work, build: Builder, *,
+                 reloaded: Callable[[], Awaitable[None]] | None = None) -> None:
         self.runner = runner
         self.work = work
         self.build = build
+        self.reloaded = reloaded  # told once a new config is in force
         self.seen = self._fingerprint()
         self.pending: tuple[tuple[int, int], ...] | None = None
 
@@ -549,3 +579,5 @@ class _ConfigWatcher:
         runner._report_disabled(new)
         log.info("config reloaded (version %s): %d source(s), %d watchlist(s)",
                  new.version, len(self.work.pipeline.sources), len(new.watchlists))
+        if self.reloaded is not None:
+            await self.reloaded()

@@ -112,10 +112,6 @@ class Pipeline:
         self.story_rules = StoryRules(timedelta(seconds=config.settings.stories.window),
                                       config.settings.stories.threshold)
 
-    def lease(self) -> timedelta:
-        slowest = max((s.lease_seconds for s in self.sources.values()), default=120.0)
-        return timedelta(seconds=slowest)
-
     async def poll(self, state: SourceState) -> PollResult | None:
         """Run the chain for one claimed source and record the outcome on its row.
 
@@ -260,10 +256,10 @@ class Pipeline:
         # Scrapy reads robots.txt but not its Crawl-delay: a longer one than ours is kept
         spec["delay"] = max([spec["delay"], *[await self._crawl_delay(source, url)
                                               for url in entries]])
-        async with self.politeness.hold(entries, source.delay):
+        async with self.politeness.hold(entries, source.delay, source.name):
             report = await crawl.run(spec, source.budget, source.max_bytes)
         for event in report.retry_after:
-            self.politeness.retry_after(event.url, event.seconds)
+            await self.politeness.retry_after(event.url, event.seconds)
         rejects = Rejects(source.name)
         collected = rejects.each(report.pages, lambda page: _page_article(source.name, page),
                                  lambda page: page.url)

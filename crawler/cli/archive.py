@@ -228,8 +228,8 @@ def alerts_retry(obj: Context, ids: tuple[int, ...], dead: bool) -> None:
     """Requeue alerts by ID (from `newswatch alerts`), or all dead ones with --dead.
 
     A requeued alert gets a fresh set of attempts and goes out on the next pass under the
-    same id; an alert that was part of a digest is requeued as that digest. Delivered
-    alerts are never sent again.
+    same id (on PostgreSQL the idle daemons are woken for it at once); an alert that was
+    part of a digest is requeued as that digest. Delivered alerts are never sent again.
     """
     if not ids and not dead:
         raise click.UsageError("give alert IDs or --dead")

@@ -15,7 +15,7 @@ import click
 from rich.markup import escape
 
 from alerts.payload import story_data
-from crawler.app import tuning
+from crawler.app import fleet, tuning
 from crawler.app.daemon import OnceReport, Runner, send_test_alert
 from crawler.app.workers import cores
 from crawler.cli.base import Context, cli, err, out, print_json, show_table
@@ -204,18 +204,35 @@ def test_alert(obj: Context, channel: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
-    """Every source's health: state, last success and error, articles, next poll."""
+    """Every source's health: state, last success and error, articles, next poll; the
+    daemons running on the database, with the config version each runs (a warning when
+    they differ)."""
     config = obj.config()
     now = SystemClock().now()
     with obj.store(config) as store:
         store.sync_sources(config.active_sources(), now)
         rows = [health.view(row, now) for row in store.source_health(now)]
         counts = store.alert_counts()
+        daemons = store.daemons(now, fleet.GONE_AFTER)
+    warning = fleet.different_configs(daemons)
     if as_json:
         print_json({"database": config.database_shown, "backend": backend(config),
-                    "sources": rows, "alerts": counts})
+                    "config_version": config.version, "sources": rows, "alerts": counts,
+                    "daemons": daemons, "warnings": [warning] if warning else []})
         return
     out.print(f"database: {config.database_shown} ({backend(config)})", markup=False)
+    if daemons:
+        show_table("daemons", ["daemon", "state", "started", "last seen", "config",
+                               "newswatch", "workers"],
+                   [(fleet.name(d), "running" if d["live"] else "gone",
+                     d["started_at"][:19], d["seen_at"][:19],
+                     d["config_version"] + (" (this config)"
+                                            if d["config_version"] == config.version else ""),
+                     d["version"], d["workers"]) for d in daemons])
+    else:
+        out.print("daemons: none running")
+    if warning:
+        err.print(f"warning: {warning}", style="yellow", markup=False)
     show_table("sources", ["source", "kind", "state", "last success", "failures", "last error",
                        "24h", "usual/day", "next poll"],
                [(r["name"], r["kind"], r["state"], (r["last_success_at"] or "never")[:16],

@@ -76,8 +76,9 @@ def sources_list(obj: Context, as_json: bool) -> None:
 @click.argument("name")
 @click.pass_obj
 def sources_poll(obj: Context, name: str) -> None:
-    """Make source NAME due now: a running daemon polls it at its next tick
-    (``daemon.tick``, 5 s by default), as the desk's Poll now button does."""
+    """Make source NAME due now, as the desk's Poll now button does: on PostgreSQL the
+    idle daemons are woken at once; on SQLite a running daemon polls it at its next
+    tick (``daemon.tick``, 5 s by default)."""
     config = obj.config()
     known_name(name, [s.name for s in config.active_sources()], "NAME", "enabled source")
     now = SystemClock().now()
@@ -87,8 +88,10 @@ def sources_poll(obj: Context, name: str) -> None:
             click.echo(f"source {name} is retired (it answered as gone): it is polled "
                        "again only when its address in sources.yaml changes", err=True)
             raise SystemExit(1)
-    out.print(f"source {name} is due now: a running daemon polls it at its next tick "
-              f"(every {duration_text(config.settings.daemon.tick)})", markup=False)
+    when = ("the running daemons are woken to poll it" if config.database_url is not None else
+            "a running daemon polls it at its next tick (every "
+            f"{duration_text(config.settings.daemon.tick)})")
+    out.print(f"source {name} is due now: {when}", markup=False)
 
 
 @sources.command("test")

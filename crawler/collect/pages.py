@@ -98,14 +98,14 @@ async def _get(client: httpx.AsyncClient, politeness: Politeness, source: Source
     while True:
         try:
             delay = max(source.delay, politeness.crawl_delay(url, source.user_agent) or 0.0)
-            async with politeness.turn(url, delay):
+            async with politeness.turn(url, delay, source.name):
                 return await fetch.fetch(client, fetch.Request(
                     source.name, url, source.timeout, source.user_agent, source.max_bytes,
                     accept=fetch.PAGE_ACCEPT, follow_redirects=False))
         except HTTPStatusError as exc:
             retryable = exc.status == 429 or exc.status >= 500
             if exc.retry_after is not None:
-                politeness.retry_after(url, exc.retry_after)
+                await politeness.retry_after(url, exc.retry_after)
             wait = exc.retry_after if exc.retry_after is not None else 2.0 ** attempt
             if (not retryable or attempt >= source.retries or wait > MAX_WAIT_S
                     or time.monotonic() + wait >= deadline):

@@ -16,6 +16,7 @@ from crawler.collect import fetch
 from crawler.collect.feeds import Feed, parse_feed
 from crawler.collect.politeness import Politeness
 from crawler.config import Source
+from crawler.core.errors import HTTPStatusError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +43,17 @@ async def fetch_feed_body(client: httpx.AsyncClient, politeness: Politeness, sou
                           url: str, etag: str | None = None,
                           last_modified: str | None = None) -> fetch.Response:
     """The answer at the feed URL ``url``, fetched in its host's turn, not yet parsed (the
-    daemon parses in a worker process: ``crawler/app/workers.py``)."""
-    async with politeness.turn(url, source.delay):
-        return await fetch.fetch(client, fetch.Request(
-            source.name, url, source.timeout, source.user_agent, source.max_bytes, etag,
-            last_modified))
+    daemon parses in a worker process: ``crawler/app/workers.py``). A Retry-After holds
+    the host back for every later fetch (page fetches too), not only this source's."""
+    try:
+        async with politeness.turn(url, source.delay, source.name):
+            return await fetch.fetch(client, fetch.Request(
+                source.name, url, source.timeout, source.user_agent, source.max_bytes, etag,
+                last_modified))
+    except HTTPStatusError as exc:
+        if exc.retry_after is not None:
+            await politeness.retry_after(url, exc.retry_after)
+        raise
 
 
 async def check_entries(client: httpx.AsyncClient, politeness: Politeness,
@@ -55,7 +62,7 @@ async def check_entries(client: httpx.AsyncClient, politeness: Politeness,
     one's answer, or SourceError naming the first that cannot be had."""
     answers = []
     for url in source.urls:
-        async with politeness.turn(url, source.delay):
+        async with politeness.turn(url, source.delay, source.name):
             answers.append(await fetch.fetch(client, fetch.Request(
                 source.name, url, source.timeout, source.user_agent, source.max_bytes,
                 accept=fetch.PAGE_ACCEPT)))

@@ -178,14 +178,34 @@ class AppriseChannel(_Channel):
 Channel = Annotated[WebhookChannel | EmailChannel | AppriseChannel, Field(discriminator="type")]
 
 
+MIN_LEASE = 2.0
+MAX_LEASE = 60.0
+
+
 class DaemonSettings(_Model):
-    """How the daemon looks for due work."""
+    """How the daemon looks for due work, and how long its claims on it last."""
 
     tick: Duration = 5.0
+    #: how long a claim on a source or an alert lasts; renewed every third of it while
+    #: the work runs, so a dead daemon's work is taken over within lease + tick
+    lease: Duration = MAX_LEASE
     concurrency: int = Field(default=8, ge=1, le=256)
     #: worker processes for parsing, extraction, matching and fingerprints; None is one
     #: per core, 0 runs them in the daemon's own process (crawler/app/workers.py)
     workers: StrictInt | None = Field(default=None, ge=0, le=256)
+
+    @model_validator(mode="after")
+    def _takeover_bounded(self) -> DaemonSettings:
+        # tick < lease <= 60 s keeps the takeover of a dead daemon's work (lease + tick)
+        # under two minutes, and a renewal (every lease / 3) well inside its lease
+        if not MIN_LEASE <= self.lease <= MAX_LEASE:
+            raise ValueError(f"lease is {self.lease:g}s: it must be from {MIN_LEASE:g}s to "
+                             f"{MAX_LEASE:g}s (a dead daemon's work waits for it to expire)")
+        if self.tick >= self.lease:
+            raise ValueError(f"tick ({self.tick:g}s) must be shorter than lease "
+                             f"({self.lease:g}s): a dead daemon's work is taken over within "
+                             "lease + tick")
+        return self
 
 
 def _listen(value: Any) -> str:

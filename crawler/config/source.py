@@ -48,11 +48,6 @@ class Source:
             return (urljoin(self.site, "/robots.txt"),)
         return (self.sitemap or self.key,)
 
-    @property
-    def lease_seconds(self) -> float:
-        """How long a claim on this source lasts: its budget and three fetch deadlines."""
-        return self.budget + self.timeout * 3 + 60
-
 
 def source_key(source: SourceConfig) -> str:
     """The identity a source row keeps (see ``Source.key``): the feed or sitemap URL,

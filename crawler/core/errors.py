@@ -14,7 +14,8 @@
     │   │   │   └── GoneError         410: the source is retired
     │   │   ├── RedirectError         a redirect loop, or too many redirects
     │   │   ├── BodyTooLargeError
-    │   │   └── FetchTimeoutError
+    │   │   ├── FetchTimeoutError
+    │   │   └── HostDeferredError   the host's turn is further off than a poll waits
     │   ├── ParseError       the body is not a feed we can read
     │   ├── CrawlError       a crawl's child process failed or overran its budget
     │   └── WorkerDiedError  the worker process doing the poll's parsing or matching died
@@ -99,6 +100,11 @@ class SourceError(NewswatchError):
 
 class FetchError(SourceError):
     """The source could not be fetched."""
+
+
+class HostDeferredError(FetchError):
+    """The host's next turn is further off than a poll waits (a long Retry-After, or
+    another daemon holding the host): the request is not made."""
 
 
 class BlockedAddressError(FetchError):

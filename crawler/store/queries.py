@@ -1,5 +1,6 @@
-"""SQL both backends run, written once: the web desk's stories list, and the reads and
-writes of ``newswatch db copy`` (rows in primary-key order, by any table's key).
+"""SQL both backends run, written once: the web desk's stories list, the daemons' rows,
+and the reads and writes of ``newswatch db copy`` (rows in primary-key order, by any
+table's key).
 
 Each backend supplies its parameter mark (``?`` for SQLite, ``%s`` for psycopg) and how
 an ``EXISTS`` check stays a probe per row (PostgreSQL needs ``OFFSET 0``, or it plans a
@@ -9,10 +10,12 @@ semi-join as a merge join that walks every match from the newest story down).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from crawler.core.clock import iso
 from crawler.store.desk import StoryFilter
+from crawler.store.records import DaemonFacts
 
 
 def story_ids(f: StoryFilter, before: int | None, after: int | None, limit: int, *,
@@ -162,3 +165,20 @@ class KeyedReads:
                  columns: Sequence[str]) -> tuple[Any, ...] | None:
         """The highest key of a row with any of ``columns`` set, or None."""
         return self._one(last_set(table, key, columns))
+def daemon_seen(owner: str, now: datetime, facts: DaemonFacts, *,
+                mark: str) -> tuple[str, list[object]]:
+    """Upsert daemon ``owner``'s row: seen at ``now``, with ``facts`` (its start stays)."""
+    columns = ("owner", "host", "pid", "started_at", "seen_at", "config_version", "version",
+               "workers")
+    changed = ("seen_at", "config_version", "version", "workers")
+    return (f"INSERT INTO daemons ({', '.join(columns)}) VALUES "
+            f"({', '.join([mark] * len(columns))}) ON CONFLICT (owner) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in changed),
+            [owner, facts.host, facts.pid, iso(facts.started_at), iso(now),
+             facts.config_version, facts.version, facts.workers])
+
+
+def daemons(now: datetime, within: timedelta, *, mark: str) -> tuple[str, list[object]]:
+    """Every daemon's row, by host and pid, with ``live``: seen within ``within``."""
+    return (f"SELECT *, seen_at >= {mark} AS live FROM daemons ORDER BY host, pid, owner",
+            [iso(now - within)])

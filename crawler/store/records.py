@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from crawler.core.article import Article
 from crawler.core.clock import iso
@@ -53,6 +53,21 @@ class PollRecord:
     move_to: str | None = None
     retire: bool = False
     defer_host_until: datetime | None = None
+
+
+#: How long ``maintain`` keeps a host's row after its last turn (or its hold's end).
+HOST_ROWS_KEPT = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostBusy:
+    """Why a host's turn was not given (``Store.take_host``): no request may start before
+    ``next_at`` (the delay after the last one, a Crawl-delay or a Retry-After), and
+    ``held_until`` is set while another owner holds the host (its request or crawl runs;
+    the hold lapses then unless renewed)."""
+
+    next_at: datetime
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,3 +316,36 @@ class TableShape:
     key: tuple[str, ...]
     references: tuple[tuple[str, str], ...] = ()
     counter: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonFacts:
+    """What a running daemon tells the others about itself (``Store.daemon_seen``):
+    enough for ``status`` to show who runs where, and which config."""
+
+    host: str
+    pid: int
+    started_at: datetime
+    config_version: str
+    version: str
+    workers: int
+
+
+#: What ``Store.listen`` calls back with: work became due early (``poll_now``, a new or
+#: revived source), or alerts were requeued.
+WAKE_SOURCES = "sources"
+WAKE_ALERTS = "alerts"
+
+
+class Closer(Protocol):
+    """Stops what ``Store.listen`` started; closing twice is harmless."""
+
+    def close(self) -> None: ...
+
+
+class NoWakeups:
+    """The closer of a backend that sends no wake-ups: its daemons find early work at
+    their next tick."""
+
+    def close(self) -> None:
+        """Nothing was started."""

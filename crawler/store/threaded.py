@@ -25,8 +25,11 @@ from crawler.config import Source
 from crawler.process.throttle import Throttle
 from crawler.store.protocol import Store
 from crawler.store.records import (
+    Closer,
+    DaemonFacts,
     DeliveryResult,
     DigestBuilder,
+    HostBusy,
     LearnedRule,
     NewArticle,
     OutboxRow,
@@ -84,6 +87,12 @@ class ThreadedStore:
                           record: PollRecord) -> None:
         return await self._run(self.sync.record_poll, name, owner, now, record)
 
+    async def renew_leases(self, owner: str, now: datetime, lease: timedelta, *,
+                           sources: Iterable[str] = (), alerts: Iterable[int] = (),
+                           ) -> tuple[list[str], list[int]]:
+        return await self._run(self.sync.renew_leases, owner, now, lease,
+                               sources=list(sources), alerts=list(alerts))
+
     async def release(self, owner: str, source: str | None = None) -> None:
         return await self._run(self.sync.release, owner, source)
 
@@ -98,6 +107,22 @@ class ThreadedStore:
 
     async def set_notice(self, name: str, notice: str | None) -> None:
         return await self._run(self.sync.set_notice, name, notice)
+
+    # --- turns at remote hosts
+    async def take_host(self, host: str, owner: str, now: datetime,
+                        hold: timedelta) -> HostBusy | None:
+        return await self._run(self.sync.take_host, host, owner, now, hold)
+
+    async def renew_hosts(self, hosts: Sequence[str], owner: str, now: datetime,
+                          hold: timedelta) -> list[str]:
+        return await self._run(self.sync.renew_hosts, hosts, owner, now, hold)
+
+    async def free_host(self, host: str, owner: str, now: datetime,
+                        delay: timedelta) -> None:
+        return await self._run(self.sync.free_host, host, owner, now, delay)
+
+    async def defer_host(self, host: str, until: datetime) -> None:
+        return await self._run(self.sync.defer_host, host, until)
 
     # --- articles
     async def source_urls(self, source: str) -> list[str]:
@@ -153,6 +178,19 @@ class ThreadedStore:
 
     async def outbox_backlog(self, now: datetime) -> tuple[int, float]:
         return await self._run(self.sync.outbox_backlog, now)
+
+    # --- the daemons
+    async def daemon_seen(self, owner: str, now: datetime, facts: DaemonFacts) -> None:
+        return await self._run(self.sync.daemon_seen, owner, now, facts)
+
+    async def daemon_gone(self, owner: str) -> bool:
+        return await self._run(self.sync.daemon_gone, owner)
+
+    async def daemons(self, now: datetime, within: timedelta) -> list[dict[str, Any]]:
+        return await self._run(self.sync.daemons, now, within)
+
+    async def listen(self, callback: Callable[[str], None]) -> Closer:
+        return await self._run(self.sync.listen, callback)
 
     # --- looking after it
     async def maintain(self, now: datetime, keep_delivered: timedelta) -> int:

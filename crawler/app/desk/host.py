@@ -30,7 +30,8 @@ class Host:
     healthz: Handler
     metrics: Handler | None = None  # None: no /metrics (``newswatch desk``)
     #: the daemon's poll tick, run at once after "Poll now" (None: ``newswatch desk``,
-    #: whose daemons find the source due at their next tick)
+    #: whose daemons are woken by the store on PostgreSQL, else find the source due at
+    #: their next tick)
     wake: Callable[[], Awaitable[None]] | None = None
     kept: dict[str, bytes] = field(default_factory=dict)
 

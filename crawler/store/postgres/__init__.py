@@ -8,6 +8,8 @@ transaction; work is claimed with ``FOR UPDATE SKIP LOCKED`` leases, and a poll'
 articles are stored under advisory locks on their dedup and band keys
 (``crawler.store.postgres.ingest``). The schema is migrated by one process at a time,
 under an advisory lock, with SQLite's version numbers (``crawler.store.postgres.schema``).
+Changes that make work due early wake the other daemons with LISTEN/NOTIFY
+(``crawler.store.postgres.wakeups``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from crawler.core.redact import dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.postgres.articles import Articles
 from crawler.store.postgres.base import WAIT_S, Conn, configure, translate
+from crawler.store.postgres.daemons import Daemons
 from crawler.store.postgres.desk import Desk
+from crawler.store.postgres.hosts import Hosts
 from crawler.store.postgres.maintenance import Maintenance
 from crawler.store.postgres.outbox import Outbox
 from crawler.store.postgres.reads import DeskReads
@@ -50,7 +54,8 @@ def password(dsn: str) -> str | None:
     return unquote(found) if found else None
 
 
-class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Maintenance):
+class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts, Daemons,
+                    Maintenance):
     """One PostgreSQL database, connected and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 

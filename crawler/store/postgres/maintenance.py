@@ -13,6 +13,7 @@ from crawler.core.clock import iso
 from crawler.core.errors import StoreError
 from crawler.core.redact import scrub
 from crawler.store.postgres.base import Connected, wrap_exceptions
+from crawler.store.records import HOST_ROWS_KEPT
 
 #: How long ``backup`` lets pg_dump run.
 BACKUP_TIMEOUT_S = 3600
@@ -54,6 +55,8 @@ class Maintenance(Connected):
             cutoff = {"cutoff": iso(now - keep_delivered)}
             for table in ("delivery_attempts", "outbox_items"):
                 conn.execute(f"DELETE FROM {table} WHERE outbox_id IN ({old})", cutoff)
+            conn.execute("DELETE FROM hosts WHERE next_at < %(gone)s AND coalesce(held_until, "
+                         "next_at) < %(gone)s", {"gone": iso(now - HOST_ROWS_KEPT)})
             return conn.execute(f"DELETE FROM outbox WHERE id IN ({old})", cutoff).rowcount
 
     @wrap_exceptions

@@ -1,7 +1,9 @@
 """The outbox: alerts, digests and notices queued, claimed under a lease, delivered,
 retried or dead; the attempts behind them, and the operator incidents they open.
 
-Due alerts are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (as sources are).
+Due alerts are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (as sources are); the
+claims of a channel with ``max_per_hour`` take a transaction advisory lock first, so
+two daemons cannot both see room under its limit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from crawler.core.clock import iso, parse_iso
 from crawler.process import throttle
 from crawler.store.postgres.base import Conn, Connected, rows, wrap_exceptions
 from crawler.store.postgres.tuning import mute_waiting
+from crawler.store.postgres.wakeups import notify
 from crawler.store.records import (
+    WAKE_ALERTS,
     DeliveryResult,
     DigestBuilder,
     OutboxRow,
@@ -23,6 +27,9 @@ from crawler.store.records import (
     outbox_row,
 )
 from crawler.store.sqlite.outbox import STATE
+
+#: The transaction advisory lock of a throttled channel's claims (with its name's hash).
+THROTTLE_LOCK = 0x6E7D
 
 _COLUMNS = ("key", "message_id", "watchlist", "channel", "subject", "article_id", "payload",
             "kind", "priority", "held", "next_attempt_at", "created_at")
@@ -76,6 +83,11 @@ class Outbox(Connected):
             return []
         throttles = throttles or {}
         with self._tx() as conn:
+            # a throttled channel's claims one at a time, across daemons: each counts
+            # what the one before it claimed (SQLite's BEGIN IMMEDIATE does as much)
+            conn.execute(f"SELECT count(pg_advisory_xact_lock({THROTTLE_LOCK}, "
+                         "hashtext(c))) FROM unnest(%s::text[]) AS u(c)",
+                         [sorted(set(throttles) & set(names))])
             found = {r["id"]: r for r in rows(
                 conn, "SELECT id, message_id, channel, watchlist, payload, attempts, "
                 "created_at, kind, priority, first_attempt_at FROM outbox "
@@ -139,8 +151,9 @@ class Outbox(Connected):
 
     @wrap_exceptions
     def requeue(self, now: datetime, ids: Iterable[int] = (), *, dead: bool = False) -> int:
-        """Send dead (or any undelivered) alerts again with a fresh set of attempts; as
-        ``SQLiteStore.requeue``. Returns how many rows were requeued."""
+        """Send dead (or any undelivered) alerts again with a fresh set of attempts,
+        waking the idle daemons; as ``SQLiteStore.requeue``. Returns how many rows were
+        requeued."""
         with self._tx() as conn:
             targets = sorted({r[0] for r in conn.execute(
                 "SELECT coalesce(digest_id, id) FROM outbox WHERE id = ANY(%s::bigint[]) "
@@ -153,6 +166,8 @@ class Outbox(Connected):
                 {"now": iso(now), "ids": targets}).rowcount
             conn.execute("UPDATE outbox SET status = 'digested' WHERE "
                          "digest_id = ANY(%s::bigint[]) AND status = 'dead'", [targets])
+            if count:
+                notify(conn, WAKE_ALERTS)
         return count
 
     @wrap_exceptions

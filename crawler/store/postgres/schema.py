@@ -170,6 +170,22 @@ def _v13(conn: Conn) -> None:
         conn.execute(f"CREATE INDEX {name} ON {on}")
 
 
+def _v14(conn: Conn) -> None:
+    """Turns at remote hosts, as SQLite's step 14 (``crawler.store.postgres.hosts``)."""
+    conn.execute(f"CREATE TABLE hosts (host {T} PRIMARY KEY, next_at {T} NOT NULL, "
+                 f"held_by {T}, held_until {T})")
+
+
+def _v15(conn: Conn) -> None:
+    """Who runs, as SQLite's step 15."""
+    conn.execute(f"""
+CREATE TABLE daemons (
+    owner {T} PRIMARY KEY, host {T} NOT NULL, pid integer NOT NULL,
+    started_at {T} NOT NULL, seen_at {T} NOT NULL, config_version {T} NOT NULL,
+    version {T} NOT NULL, workers integer NOT NULL);
+""")
+
+
 STEPS: list[Step[Conn]] = [
     Step(1, "every table as of schema 11 (PostgreSQL support began there)", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _recorded),
@@ -187,6 +203,8 @@ STEPS: list[Step[Conn]] = [
     Step(11, "article_search: a tsvector per article, GIN-indexed", _recorded),
     Step(12, "desk users, sessions, login failures and secrets", _v12),
     Step(13, "the desk's reads: matches.story_id, stories.script and their indexes", _v13),
+    Step(14, "hosts: turns at remote hosts shared by every daemon", _v14),
+    Step(15, "daemons: who runs where, with which config version", _v15),
 ]
 
 

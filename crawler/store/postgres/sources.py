@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from crawler.config import Source
 from crawler.core.clock import iso
 from crawler.store.postgres.base import Connected, rows, wrap_exceptions
-from crawler.store.records import PollRecord, SourceState
+from crawler.store.postgres.wakeups import notify
+from crawler.store.records import WAKE_SOURCES, PollRecord, SourceState
 
 _UNLEASE = "lease_owner = NULL, lease_expires_at = NULL"
 
@@ -51,6 +52,8 @@ class Sources(Connected):
                             "WHERE name = %s", revived)
             gone = sorted(set(stored) - {s.name for s in sources})
             conn.execute("UPDATE sources SET active = 0 WHERE name = ANY(%s::text[])", [gone])
+            if fresh or moved or revived:  # due now: wake the idle daemons
+                notify(conn, WAKE_SOURCES)
 
     @wrap_exceptions
     def claim_sources(self, owner: str, now: datetime, lease: timedelta, *,
@@ -77,6 +80,24 @@ class Sources(Connected):
                          "WHERE name = ANY(%s::text[])",
                          [owner, iso(now + lease), [r["name"] for r in claimed]])
         return [SourceState(**row) for row in claimed]
+
+    @wrap_exceptions
+    def renew_leases(self, owner: str, now: datetime, lease: timedelta, *,
+                     sources: Iterable[str] = (), alerts: Iterable[int] = (),
+                     ) -> tuple[list[str], list[int]]:
+        """Extend the leases ``owner`` still holds on these sources and outbox rows; those
+        it holds no more come back (as ``SQLiteStore.renew_leases``)."""
+        names, ids = sorted(set(sources)), sorted(set(alerts))
+        until = iso(now + lease)
+        with self._tx() as conn:
+            kept = {r[0] for r in conn.execute(
+                "UPDATE sources SET lease_expires_at = %s WHERE name = ANY(%s::text[]) "
+                "AND lease_owner = %s RETURNING name", [until, names, owner])}
+            held = {r[0] for r in conn.execute(
+                "UPDATE outbox SET lease_expires_at = %s WHERE id = ANY(%s::bigint[]) "
+                "AND lease_owner = %s AND status = 'pending' RETURNING id",
+                [until, ids, owner])}
+        return [n for n in names if n not in kept], [i for i in ids if i not in held]
 
     @wrap_exceptions
     def record_poll(self, name: str, owner: str, now: datetime, record: PollRecord) -> None:
@@ -119,12 +140,16 @@ class Sources(Connected):
 
     @wrap_exceptions
     def poll_now(self, name: str, now: datetime) -> bool:
-        """Make an active source due at ``now``; False when no such source is active
-        (unknown, removed from the config, or retired); as ``SQLiteStore.poll_now``."""
+        """Make an active source due at ``now``, waking the idle daemons; False when no
+        such source is active (unknown, removed from the config, or retired); as
+        ``SQLiteStore.poll_now``."""
         with self._tx() as conn:
-            return bool(conn.execute(
+            done = bool(conn.execute(
                 "UPDATE sources SET next_check_at = %s WHERE name = %s AND active = 1 "
                 "AND retired_at IS NULL", [iso(now), name]).rowcount)
+            if done:
+                notify(conn, WAKE_SOURCES)
+            return done
 
     @wrap_exceptions
     def release(self, owner: str, source: str | None = None) -> None:

@@ -3,7 +3,7 @@
 Several processes may share the file: writes are ``BEGIN IMMEDIATE`` transactions, and
 work is claimed with leases inside them. The class is put together from one part per
 domain (sources, articles, outbox, mutes and rules, desk users, the desk's reads,
-maintenance) over a shared connection.
+maintenance, the daemons' rows) over a shared connection.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from crawler.core.redact import DATABASE_URL, dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.sqlite.articles import Articles
 from crawler.store.sqlite.base import BUSY_TIMEOUT_S, opened, translate
+from crawler.store.sqlite.daemons import Daemons
 from crawler.store.sqlite.desk import Desk
+from crawler.store.sqlite.hosts import Hosts
 from crawler.store.sqlite.maintenance import Maintenance
 from crawler.store.sqlite.outbox import Outbox
 from crawler.store.sqlite.reads import DeskReads
@@ -31,7 +33,7 @@ from crawler.store.sqlite.tuning import Tuning
 __all__ = ["BUSY_TIMEOUT_S", "STEPS", "SQLiteStore"]
 
 
-class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads,
+class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts, Daemons,
                   Maintenance):
     """One SQLite database file, opened and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from crawler.core.clock import iso
 from crawler.core.errors import StoreError
+from crawler.store.records import HOST_ROWS_KEPT
 from crawler.store.sqlite.base import Connected, private, wrap_exceptions
 
 
@@ -41,6 +42,8 @@ class Maintenance(Connected):
                            {"cutoff": cutoff})
             removed = db.execute(f"DELETE FROM outbox WHERE id IN ({old})",
                                  {"cutoff": cutoff}).rowcount
+            db.execute("DELETE FROM hosts WHERE next_at < :gone AND coalesce(held_until, "
+                       "next_at) < :gone", {"gone": iso(now - HOST_ROWS_KEPT)})
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return int(removed)
 

@@ -295,6 +295,23 @@ def _v13(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE INDEX {name} ON {on}")
 
 
+def _v14(db: sqlite_utils.Database) -> None:
+    """Turns at remote hosts, shared by every process on the database
+    (``crawler.store.sqlite.hosts``)."""
+    db.execute("CREATE TABLE hosts (host TEXT PRIMARY KEY, next_at TEXT NOT NULL, "
+               "held_by TEXT, held_until TEXT)")
+
+
+def _v15(db: sqlite_utils.Database) -> None:
+    """Who runs: one row per running daemon, the config version it runs included, so
+    ``status`` can tell daemons that did not pick up an edit (``Store.daemon_seen``)."""
+    db.table("daemons").create({
+        "owner": str, "host": str, "pid": int, "started_at": str, "seen_at": str,
+        "config_version": str, "version": str, "workers": int,
+    }, pk="owner", not_null={"host", "pid", "started_at", "seen_at", "config_version",
+                             "version", "workers"})
+
+
 STEPS: list[Step[sqlite_utils.Database]] = [
     Step(1, "sources, articles, article_keys, matches, outbox, delivery_attempts", _v1),
     Step(2, "source redirects, retirement, full fetches and health notices", _v2),
@@ -309,6 +326,8 @@ STEPS: list[Step[sqlite_utils.Database]] = [
     Step(11, "articles_fts contentless: the index keeps no copy of the text", _v11),
     Step(12, "desk users, sessions, login failures and secrets", _v12),
     Step(13, "the desk's reads: matches.story_id, stories.script and their indexes", _v13),
+    Step(14, "hosts: turns at remote hosts shared by every daemon", _v14),
+    Step(15, "daemons: who runs where, with which config version", _v15),
 ]
 
 

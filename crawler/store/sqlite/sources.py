@@ -64,6 +64,24 @@ class Sources(Connected):
         return [SourceState(**row) for row in rows]
 
     @wrap_exceptions
+    def renew_leases(self, owner: str, now: datetime, lease: timedelta, *,
+                     sources: Iterable[str] = (), alerts: Iterable[int] = (),
+                     ) -> tuple[list[str], list[int]]:
+        """Extend to ``now + lease`` the leases ``owner`` still holds on these sources and
+        outbox rows (work in flight); returns those it holds no more (another process
+        claimed them, or nobody holds them), whose work must stop. A lease that ran out
+        but nobody claimed is still the owner's: nobody can have started that work."""
+        names, ids = sorted(set(sources)), sorted(set(alerts))
+        with self._write() as db:
+            lost_sources = [n for n in names if db.execute(
+                "UPDATE sources SET lease_expires_at = ? WHERE name = ? AND lease_owner = ?",
+                [iso(now + lease), n, owner]).rowcount == 0]
+            lost_alerts = [i for i in ids if db.execute(
+                "UPDATE outbox SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? "
+                "AND status = 'pending'", [iso(now + lease), i, owner]).rowcount == 0]
+        return lost_sources, lost_alerts
+
+    @wrap_exceptions
     def record_poll(self, name: str, owner: str, now: datetime, record: PollRecord) -> None:
         """End a poll held under ``owner``'s lease; a report from a lost lease is ignored."""
         with self._write() as db:
