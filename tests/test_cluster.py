@@ -49,7 +49,6 @@ from typing import Any
 
 import pytest
 
-from crawler.config.models import DaemonSettings
 from crawler.process.dedup import canonical_url
 from crawler.store import Store
 from tests.feeds import Item, rss
@@ -122,15 +121,12 @@ class Daemon:
         return f"newswatch-cluster-test/{self.name}"
 
     def configure(self, dsn: str, sites: list[Site], receiver: Receiver) -> None:
-        daemon: dict[str, Any] = {"tick": f"{TICK_S}s", "concurrency": CONCURRENCY,
-                                  "workers": 0}
-        if "lease" in DaemonSettings.model_fields:  # until the leases branch is on main
-            daemon["lease"] = f"{LEASE_S}s"
         self.project.settings.update({
             "database": dsn,
             "defaults": {"delay": f"{DELAY_S}s", "interval": f"{INTERVAL_S}s",
                          "timeout": "5s", "user_agent": self.user_agent},
-            "daemon": daemon,
+            "daemon": {"tick": f"{TICK_S}s", "lease": f"{LEASE_S}s",
+                       "concurrency": CONCURRENCY, "workers": 0},
             "channels": {"hook": {
                 "type": "webhook", "url": receiver.url(f"/hook/{self.name}"),
                 "secret": SECRET, "timeout": "5s",
@@ -309,9 +305,9 @@ def check_hosts_freed(busy: set[str], sites: list[Site], killed: Daemon,
         after = [h.at - killed_at for h in site.hits
                  if h.at > killed_at and not killed.made(h)]
         if not after or min(after) > bound:
-            when = f"only {min(after):.1f} s after it" if after else "never after it"
+            when = f"only {min(after):.1f} s after it" if after else "not once after it"
             problems.append(f"{site.host}, which A was fetching from at the kill, was asked "
-                            f"again {when}, not within {bound:g} s (lease {LEASE_S:g} s + "
+                            f"{when}, not within {bound:g} s (lease {LEASE_S:g} s + "
                             f"tick {TICK_S:g} s + {OBSERVE_S:g} s)")
     return problems
 
