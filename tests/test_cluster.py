@@ -62,7 +62,7 @@ HOSTS = tuple(f"127.0.0.{n}" for n in range(2, 6))
 FEEDS_PER_HOST = 30
 DAEMONS = ("a", "b", "c")
 KILLED = "a"
-DELAY_S = 0.2
+DELAY_S = 0.1
 INTERVAL_S = 2.0
 TICK_S = 0.2
 #: Short, for a quick takeover, but longer than a daemon may stall on two loaded cores: a
