@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import threading
@@ -34,6 +33,11 @@ class Page:
 
 @dataclass
 class Hit:
+    """One request, logged when it has been read (``at``, monotonic), before it is
+    answered: ``status`` stays 0 until the server chose its answer (and for ever when
+    the client hung up mid-request), ``answered`` None until the whole answer was handed
+    to the socket."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -41,6 +45,8 @@ class Hit:
     status: int = 0
     at: float = field(default_factory=time.monotonic)
     peer: int = 0  # the client's port: one per connection
+    host: str = ""  # the address the request came to (one of 127.0.0.x)
+    answered: float | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -69,18 +75,16 @@ class _Base:
                 hit = Hit(self.command, self.path, {k.lower(): v for k, v in
                                                      self.headers.items()},
                           self.rfile.read(length) if length else b"",
-                          peer=self.client_address[1])
+                          peer=self.client_address[1], host=owner.host)
+                with owner.lock:
+                    owner.hits.append(hit)
                 if len(hit.body) < length:
                     # The client hung up mid-request (a killed daemon): nothing arrived,
                     # and answering 200 would count a delivery that did not happen.
-                    with owner.lock:
-                        owner.hits.append(hit)
                     self.close_connection = True
                     return
                 status, headers, body = owner.answer(hit)
                 hit.status = status
-                with owner.lock:
-                    owner.hits.append(hit)
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -94,13 +98,17 @@ class _Base:
                         self.wfile.write(data)
                         self.wfile.flush()
 
-                    with contextlib.suppress(OSError):  # the client gave up, as it should
+                    try:
                         stream(write)
+                    except OSError:  # the client gave up, as it should
+                        return
+                    hit.answered = time.monotonic()
                     return
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
+                hit.answered = time.monotonic()
 
             do_GET = do_POST = do_HEAD = _serve
 

@@ -43,15 +43,17 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def daemons(database: str, count: int = 2) -> AsyncIterator[list[Politeness]]:
-    """``count`` politeness states, each a daemon of its own on ``database``."""
+async def daemons(database: str, count: int = 2,
+                  hold: float = polite.HOLD_S) -> AsyncIterator[list[Politeness]]:
+    """``count`` politeness states, each a daemon of its own on ``database``, holding a
+    host ``hold`` seconds at a time."""
     stores: list[ThreadedStore] = []
     try:
         for _ in range(count):
             opened: Store = (PostgresStore(database) if database.startswith("postgresql:")
                              else SQLiteStore(database))
             stores.append(ThreadedStore(opened))
-        yield [Politeness(StoreTurns(db, SystemClock(), f"daemon{n}"))
+        yield [Politeness(StoreTurns(db, SystemClock(), f"daemon{n}"), hold)
                for n, db in enumerate(stores)]
     finally:
         for db in stores:
@@ -126,13 +128,11 @@ def test_a_short_retry_after_is_waited_for_by_the_other_daemon(database: str,
 
 @pytest.mark.slow
 def test_a_crawls_hold_keeps_the_other_daemons_pages_off_its_host(
-  database: str, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+  database: str, site: Site) -> None:
     async def main() -> None:
-        # holds of 1 s renewed every 0.3 s: a crawl of 2 s outlives its first hold
-        monkeypatch.setattr(polite, "HOLD_S", 1.0)
-        monkeypatch.setattr(polite, "RENEW_S", 0.3)
+        # holds of 1 s renewed every third of it: a crawl of 2 s outlives its first hold
         site.pages["/page"] = FEED
-        async with daemons(database) as (crawler, fetcher), \
+        async with daemons(database, hold=1.0) as (crawler, fetcher), \
                 make_client(allow_private_networks=True) as client:
             async with crawler.hold([site.url("/")], DELAY, "S"):
                 waiting = asyncio.create_task(get(client, fetcher, site.url("/page")))

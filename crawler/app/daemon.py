@@ -385,7 +385,8 @@ class Runner:
                 log.warning("took back the leases of %s, which no longer runs", owner)
             # shared by every pipeline of this run (and through the database, by every
             # daemon on it): hosts take turns
-            politeness = Politeness(StoreTurns(self.db, self.clock, self.owner))
+            politeness = Politeness(StoreTurns(self.db, self.clock, self.owner),
+                                    hold=settings.daemon.lease)
             # and so are the workers: each task names the config (and rules) version it
             # matches with, so a reload needs no new ones
             work: Work = Pool(self.workers, self._worker_hook) if self.workers \

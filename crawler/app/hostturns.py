@@ -4,7 +4,7 @@ layer's ``HostTurns``, for one daemon: its politeness is then every daemon's.
 Times come from the daemon's clock and are compared with other daemons' in the
 database: across machines this assumes clocks kept in step (NTP). A clock off by more
 than a host's delay lets two daemons fetch from the host closer together than the
-delay; the holds (``HOLD_S``, 60 s) absorb a skew of some seconds.
+delay; the holds (``daemon.lease``, 60 s by default) absorb a skew of some seconds.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ apply to later page fetches.
 
 Given :class:`HostTurns` (the daemon gives the database's, ``crawler/app/hostturns.py``),
 the turns are shared by every daemon on the database: a host's turn is taken there too,
-held while the request (or the whole crawl, renewed every ``RENEW_S``) runs, and freed
-with the delay after, and a ``Retry-After`` is written there, so N daemons never fetch
+held while the request (or the whole crawl) runs, renewed every third of its hold, and
+freed with the delay after, and a ``Retry-After`` is written there, so N daemons never fetch
 from one host faster than one would. The asyncio lock per host stays, so only one
 coroutine per process asks the database for a host. A turn further off than
 ``MAX_WAIT_S`` (a long ``Retry-After``) is not waited for: the request is not made
@@ -45,11 +45,11 @@ MAX_WAIT_S = 120.0
 #: robots.txt ``Crawl-delay`` is kept up to this; a larger (or infinite) one would stop
 #: every fetch from the host, its first included.
 MAX_CRAWL_DELAY_S = 60.0
-#: A turn taken in the shared turns lasts this long unless renewed, and is renewed this
-#: often while its request or crawl runs: a daemon that dies holding a host (SIGKILL, a
-#: lost machine) keeps the others from it for at most ``HOLD_S``.
+#: A turn taken in the shared turns lasts this long unless renewed, and is renewed every
+#: third of it while its request or crawl runs: a daemon that dies holding a host
+#: (SIGKILL, a lost machine) keeps the others from it for at most that. The daemon gives
+#: its ``daemon.lease`` instead, so a host is taken over with the rest of its work.
 HOLD_S = 60.0
-RENEW_S = 20.0
 #: How often a host another daemon holds is asked for again (it frees it when done).
 HELD_RETRY_S = 0.25
 #: The longest a request waits for its turn while other daemons hold its host: longer
@@ -102,11 +102,13 @@ class _Host:
 
 class Politeness:
     """Per-host state shared by every fetch of one process, and through ``turns`` (when
-    given) by every daemon. Times here are monotonic."""
+    given) by every daemon, each turn there held ``hold`` seconds at a time. Times here
+    are monotonic."""
 
-    def __init__(self, turns: HostTurns | None = None) -> None:
+    def __init__(self, turns: HostTurns | None = None, hold: float = HOLD_S) -> None:
         self._hosts: dict[str, _Host] = {}
         self._turns = turns
+        self._hold = hold
 
     def _host(self, url: str) -> _Host:
         return self._hosts.setdefault(host_of(url), _Host())
@@ -143,7 +145,7 @@ class Politeness:
         """Wait (bounded) until the shared turns give this process ``key``."""
         assert self._turns is not None
         deadline = time.monotonic() + MAX_HELD_WAIT_S
-        while (busy := await self._turns.take(key, HOLD_S)) is not None:
+        while (busy := await self._turns.take(key, self._hold)) is not None:
             if busy.wait > MAX_WAIT_S:
                 raise HostDeferredError(source, f"{key} asked to wait {busy.wait:.0f}s "
                                         "more (Retry-After); not fetched now")
@@ -153,12 +155,12 @@ class Politeness:
             await asyncio.sleep(max(busy.wait, HELD_RETRY_S) if busy.held else busy.wait)
 
     async def _renew(self, key: str) -> None:
-        """Renew this process's hold on ``key`` every ``RENEW_S`` until cancelled."""
+        """Renew this process's hold on ``key`` every third of it until cancelled."""
         assert self._turns is not None
         while True:
-            await asyncio.sleep(RENEW_S)
+            await asyncio.sleep(self._hold / 3)
             try:
-                await self._turns.renew([key], HOLD_S)
+                await self._turns.renew([key], self._hold)
             except Exception as exc:  # the hold lapses at worst; the request goes on
                 log.warning("cannot renew the turn at %s: %s", key, exc)
 
@@ -169,7 +171,7 @@ class Politeness:
             await asyncio.shield(self._turns.free(key, delay))
         except Exception as exc:
             log.warning("cannot free the turn at %s (it lapses within %gs): %s", key,
-                        HOLD_S, exc)
+                        self._hold, exc)
 
     @asynccontextmanager
     async def hold(self, urls: Iterable[str], delay: float,
