@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 
 UNIT = Path(__file__).parent.parent / "deploy" / "newswatch.service"
 DESK_UNIT = UNIT.with_name("newswatch-desk.service")
@@ -38,7 +38,7 @@ POSTGRES_HOST = "@postgres:5432/"
 
 
 def _compose() -> dict[str, Any]:
-    loaded = yaml.safe_load(COMPOSE.read_text())  # merge keys (<<: *newswatch) resolved
+    loaded = YAML(typ="safe").load(COMPOSE.read_text())  # merge keys (<<:) resolved
     assert isinstance(loaded, dict)
     return loaded
 
