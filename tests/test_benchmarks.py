@@ -104,20 +104,21 @@ def test_the_db_copy_benchmark_runs_tiny_both_ways() -> None:
     assert report["rows_per_s"]["to_postgresql"] > 0 and report["rows_per_s"]["to_sqlite"] > 0
 
 
-@pytest.mark.slow  # five daemons, one or two setups at a time, with workers: about 40 s
+@pytest.mark.slow  # four daemons, one or two at a time, with workers: about a minute
 @pytest.mark.postgres
+@pytest.mark.timeout(300)  # a loaded machine makes each daemon's start and first round slow
 def test_the_scale_benchmark_runs_tiny_on_postgres_and_sqlite_and_reports_its_targets() -> None:
     if unreachable():
-        pytest.skip(unreachable())
+        pytest.skip(unreachable() or "")
     done = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--sources", "12",
-                           "--hosts", "3", "--duration", "4", "--warm-up", "1",
-                           "--setups", "sqlite:1x2,postgres:1x2,postgres:1x1,postgres:2x1",
+                           "--hosts", "3", "--duration", "3", "--warm-up", "1",
+                           "--setups", "sqlite:1x2,postgres:1x2,postgres:2x1",
                            "--server", server()], cwd=ROOT, capture_output=True,
-                          text=True, timeout=170, check=False)
+                          text=True, timeout=280, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert [s["setup"] for s in report["setups"]] == [
-        "sqlite:1x2", "postgres:1x2", "postgres:1x1", "postgres:2x1"]
+        "sqlite:1x2", "postgres:1x2", "postgres:2x1"]
     # Every feed was polled (the warm-up waits for it) and alerts reached the receiver;
     # how many fall in the short window (or in one setup) depends on the machine.
     assert sum(setup["run_alerts"] for setup in report["setups"]) > 0
@@ -142,4 +143,4 @@ def test_the_scale_benchmark_runs_tiny_on_postgres_and_sqlite_and_reports_its_ta
     with psycopg.connect(with_database(server(), "postgres"), autocommit=True) as conn:
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = ANY(%s)",
                             [made]).fetchone()
-    assert len(set(made)) == 3 and left == (0,)
+    assert len(set(made)) == 2 and left == (0,)
