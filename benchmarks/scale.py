@@ -482,8 +482,8 @@ def projection(results: dict[str, dict[str, Any]], machine_cores: float, db_core
             "efficiency says how far that held here",
             "feeds answer at once and hosts are many: the per-host delay caps one host "
             "at 1/delay requests/s, however many daemons",
-            "connections: up to 4 per daemon (its pool); the server's max_connections "
-            "(100 by default) must cover 4 x the daemons",
+            "connections: up to 5 per daemon (its pool of 4, one for wake-ups); the "
+            "server's max_connections (100 by default) must cover 5 x the daemons",
         ],
     }
 
