@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency bench-desk bench-dbcopy clean
+.PHONY: help run once check test test-all lint fuzz bench bench-archive bench-config bench-extract bench-ingest bench-matching bench-soak bench-workers bench-latency bench-desk bench-dbcopy bench-scale clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ lint: $(VENV)/.installed-test  ## ruff, mypy and the import layer rule
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers bench-latency bench-desk  ## run every benchmark in benchmarks/ (not the soak)
+bench: bench-extract bench-matching bench-archive bench-ingest bench-config bench-workers bench-latency bench-desk  ## run every benchmark in benchmarks/ (not the soak, nor bench-scale: it needs PostgreSQL)
 
 bench-extract: $(VENV)/.installed-test  ## full-text extraction vs plain tag stripping
 	$(BIN)/python benchmarks/bench_extract.py
@@ -88,6 +88,9 @@ bench-desk: $(VENV)/.installed-test  ## the desk's stories list and search at 20
 
 bench-dbcopy: $(VENV)/.installed-test  ## db copy of 20,000 generated articles SQLite -> PostgreSQL (127.0.0.1:5432) -> SQLite: seconds, rows/s (~2 min; not in CI)
 	$(BIN)/python -m benchmarks.dbcopy
+
+bench-scale: $(VENV)/.installed-test  ## 1, 2 and 4 daemons on one PostgreSQL database against 2,000 local feeds, beside SQLite; needs a server (NEWSWATCH_TEST_POSTGRES) (~10 min; not in CI)
+	$(BIN)/python -m benchmarks.scale
 
 clean:  ## remove the virtualenv and caches (not data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

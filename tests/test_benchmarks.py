@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.postgres import fresh_database, server, unreachable
+from tests.postgres import fresh_database, server, unreachable, with_database
 
 ROOT = Path(__file__).parent.parent
 
@@ -101,3 +102,45 @@ def test_the_db_copy_benchmark_runs_tiny_both_ways() -> None:
     assert report["tables"]["articles"] == 200
     assert report["indexed"] == {"postgresql": 200, "sqlite": 200}
     assert report["rows_per_s"]["to_postgresql"] > 0 and report["rows_per_s"]["to_sqlite"] > 0
+
+
+@pytest.mark.slow  # four daemons, one or two at a time, with workers: about a minute
+@pytest.mark.postgres
+@pytest.mark.timeout(300)  # a loaded machine makes each daemon's start and first round slow
+def test_the_scale_benchmark_runs_tiny_on_postgres_and_sqlite_and_reports_its_targets() -> None:
+    if unreachable():
+        pytest.skip(unreachable() or "")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--sources", "12",
+                           "--hosts", "3", "--duration", "3", "--warm-up", "1",
+                           "--setups", "sqlite:1x2,postgres:1x2,postgres:2x1",
+                           "--server", server()], cwd=ROOT, capture_output=True,
+                          text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert [s["setup"] for s in report["setups"]] == [
+        "sqlite:1x2", "postgres:1x2", "postgres:2x1"]
+    # Every feed was polled (the warm-up waits for it) and alerts reached the receiver;
+    # how many fall in the short window (or in one setup) depends on the machine.
+    assert sum(setup["run_alerts"] for setup in report["setups"]) > 0
+    for setup in report["setups"]:
+        assert setup["run_polls"] >= 12, setup
+        assert setup["polls"] >= 0 and setup["sources_per_s"] >= 0, setup
+        assert set(setup["stage_ms_per_poll"]) >= {"parse", "dedup", "store"}, setup
+    # The database's load is read for PostgreSQL alone.
+    assert report["setups"][0]["db_active_ms_per_source"] is None
+    assert all(s["db_commits_per_source"] is not None for s in report["setups"][1:])
+    assert set(report["efficiency"]) <= {"postgres:2x1"}
+    # Both targets are reported (met or not: never asserted), with the ratios they read.
+    assert [t["at_least"] for t in report["targets"]] == [0.85, 0.7]
+    assert all(t["result"] in ("pass", "miss", "n/a (no rate measured)")
+               for t in report["targets"])
+    projection = report["projection"]
+    assert projection["assumptions"] and set(projection["machines"]) == {
+        "1", "2", "4", "8", "16"}
+    assert "target: " in done.stdout and "projection: " in done.stdout
+    # Every database it made is gone.
+    made = [s["database"] for s in report["setups"][1:]]
+    with psycopg.connect(with_database(server(), "postgres"), autocommit=True) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = ANY(%s)",
+                            [made]).fetchone()
+    assert len(set(made)) == 2 and left == (0,)
