@@ -270,3 +270,36 @@ def test_text_postgresql_cannot_hold_is_stored_with_a_replacement_character(
     [row] = store.sources()
     assert row["last_error"] == "bad\ufffd byte \ufffd here"
     store.close()
+
+
+def _synchronous_commit(store: PostgresStore) -> str:
+    with store._pool.connection() as conn:
+        found = conn.execute("SHOW synchronous_commit").fetchone()
+    assert found is not None
+    return str(found[0])
+
+
+def test_commits_do_not_wait_for_the_disk_unless_the_dsn_says_so(dsn: str) -> None:
+    """SQLite's trade (WAL, synchronous=NORMAL) by default; a DSN that sets
+    synchronous_commit in its options keeps its own, and its other options stay."""
+    store = PostgresStore(dsn)
+    try:
+        assert _synchronous_commit(store) == "off"
+    finally:
+        store.close()
+    own = f"{dsn}?options=-c%20synchronous_commit%3Don%20-c%20work_mem%3D8MB"
+    store = PostgresStore(own)
+    try:
+        assert _synchronous_commit(store) == "on"
+        with store._pool.connection() as conn:
+            assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
+    finally:
+        store.close()
+    kept = f"{dsn}?options=-c%20work_mem%3D8MB"
+    store = PostgresStore(kept)
+    try:
+        assert _synchronous_commit(store) == "off"
+        with store._pool.connection() as conn:
+            assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
+    finally:
+        store.close()

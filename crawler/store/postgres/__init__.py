@@ -26,7 +26,7 @@ from crawler.core.errors import StoreError
 from crawler.core.redact import dsn_shown
 from crawler.store.migrate import Step, migrate
 from crawler.store.postgres.articles import Articles
-from crawler.store.postgres.base import WAIT_S, Conn, configure, translate
+from crawler.store.postgres.base import WAIT_S, Conn, configure, session_options, translate
 from crawler.store.postgres.daemons import Daemons
 from crawler.store.postgres.desk import Desk
 from crawler.store.postgres.hosts import Hosts
@@ -68,7 +68,8 @@ class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts, D
         self._secrets = {self._password: "***"} if self._password else {}
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=int(WAIT_S),
-                                 application_name="newswatch") as conn:
+                                 application_name="newswatch",
+                                 **session_options(dsn)) as conn:
                 configure(conn)
                 conn.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
                 try:
@@ -83,7 +84,8 @@ class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts, D
                      len(steps))
         self._pool = psycopg_pool.ConnectionPool(
             dsn, min_size=1, max_size=POOL_SIZE, timeout=WAIT_S, open=False,
-            kwargs={"autocommit": True, "application_name": "newswatch"},
+            kwargs={"autocommit": True, "application_name": "newswatch",
+                    **session_options(dsn)},
             check=psycopg_pool.ConnectionPool.check_connection, configure=configure,
             name="newswatch")
         try:

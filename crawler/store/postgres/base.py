@@ -16,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.abc import Buffer
 from psycopg.rows import dict_row
 from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
@@ -68,6 +69,19 @@ class _Text(StrDumperUnknown):
 class _BinaryText(StrBinaryDumper):
     def dump(self, obj: str) -> Buffer | None:
         return _dump_storable(super().dump, obj)
+
+
+def session_options(dsn: str) -> dict[str, str]:
+    """``synchronous_commit = off`` for newswatch's sessions, unless the DSN's ``options``
+    set it: SQLite's own trade (WAL, ``synchronous=NORMAL``). A crash of the server may
+    lose the last fraction of a second of commits, never corrupting anything, and what
+    is lost is done again (an article at its feed's next poll, an alert under the same
+    id); each commit no longer waits for the disk, nor do the advisory locks an ingest
+    holds through it (docs/deployment.md, "Capacity")."""
+    options = str(conninfo_to_dict(dsn).get("options") or "")
+    if "synchronous_commit" in options:
+        return {}
+    return {"options": f"{options} -c synchronous_commit=off".strip()}
 
 
 def configure(conn: Conn) -> None:
