@@ -71,7 +71,7 @@ class _BinaryText(StrBinaryDumper):
         return _dump_storable(super().dump, obj)
 
 
-def session_options(dsn: str) -> dict[str, str]:
+def session_options(dsn: str) -> dict[str, Any]:
     """``synchronous_commit = off`` for newswatch's sessions, unless the DSN's ``options``
     set it: SQLite's own trade (WAL, ``synchronous=NORMAL``). A crash of the server may
     lose the last fraction of a second of commits, never corrupting anything, and what
