@@ -303,3 +303,21 @@ def test_commits_do_not_wait_for_the_disk_unless_the_dsn_says_so(dsn: str) -> No
             assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
     finally:
         store.close()
+
+
+def test_pgoptions_are_kept_and_may_set_synchronous_commit(
+        dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=8MB")
+    store = PostgresStore(dsn)
+    try:
+        assert _synchronous_commit(store) == "off"
+        with store._pool.connection() as conn:
+            assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
+    finally:
+        store.close()
+    monkeypatch.setenv("PGOPTIONS", "-c synchronous_commit=on")
+    store = PostgresStore(dsn)
+    try:
+        assert _synchronous_commit(store) == "on"
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ Each method is one transaction on a connection from the pool (``_tx``).
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -73,12 +74,13 @@ class _BinaryText(StrBinaryDumper):
 
 def session_options(dsn: str) -> dict[str, Any]:
     """``synchronous_commit = off`` for newswatch's sessions, unless the DSN's ``options``
-    set it: SQLite's own trade (WAL, ``synchronous=NORMAL``). A crash of the server may
+    (or ``PGOPTIONS``) set it: SQLite's own trade (WAL, ``synchronous=NORMAL``). A crash of the server may
     lose the last fraction of a second of commits, never corrupting anything, and what
     is lost is done again (an article at its feed's next poll, an alert under the same
     id); each commit no longer waits for the disk, nor do the advisory locks an ingest
     holds through it (docs/deployment.md, "Capacity")."""
-    options = str(conninfo_to_dict(dsn).get("options") or "")
+    # given here, options replace libpq's default from PGOPTIONS: keep what that says
+    options = str(conninfo_to_dict(dsn).get("options") or os.environ.get("PGOPTIONS", ""))
     if "synchronous_commit" in options:
         return {}
     return {"options": f"{options} -c synchronous_commit=off".strip()}
