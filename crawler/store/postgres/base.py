@@ -73,12 +73,13 @@ class _BinaryText(StrBinaryDumper):
 
 
 def session_options(dsn: str) -> dict[str, Any]:
-    """``synchronous_commit = off`` for newswatch's sessions, unless the DSN's ``options``
-    (or ``PGOPTIONS``) set it: SQLite's own trade (WAL, ``synchronous=NORMAL``). A crash of the server may
-    lose the last fraction of a second of commits, never corrupting anything, and what
-    is lost is done again (an article at its feed's next poll, an alert under the same
-    id); each commit no longer waits for the disk, nor do the advisory locks an ingest
-    holds through it (docs/deployment.md, "Capacity")."""
+    """``synchronous_commit = off`` for newswatch's sessions, unless the DSN's
+    ``options`` (or ``PGOPTIONS``) set it: SQLite's own trade (WAL,
+    ``synchronous=NORMAL``). A crash of the server may lose the last fraction of a second
+    of commits, never corrupting anything, and what is lost is done again (an article at
+    its feed's next poll, an alert under the same id); each commit no longer waits for
+    the disk, nor do the advisory locks an ingest holds through it (docs/deployment.md,
+    "Capacity")."""
     # given here, options replace libpq's default from PGOPTIONS: keep what that says
     options = str(conninfo_to_dict(dsn).get("options") or os.environ.get("PGOPTIONS", ""))
     if "synchronous_commit" in options:
