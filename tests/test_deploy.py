@@ -58,7 +58,7 @@ def test_compose_runs_postgres_a_migration_two_daemons_and_the_desk() -> None:
             "/config/newswatch.yaml", "/config/sources.yaml", "/config/watchlists.yaml"}
         # Every one of them points at the postgres service, through the environment.
         assert POSTGRES_HOST in service["environment"]["NEWSWATCH_DATABASE"], name
-    assert services["migrate"]["command"][:2] == ["newswatch", "status"]
+    assert services["migrate"]["command"] == ["newswatch", "db", "migrate"]
     assert services["migrate"]["restart"] == "no"
     for name in ("newswatch-1", "newswatch-2", "desk"):
         assert services[name]["depends_on"]["migrate"] == {

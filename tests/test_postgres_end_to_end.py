@@ -4,6 +4,7 @@ for the same input."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.store.sqlite import STEPS
 from tests.conftest import Project
 from tests.feeds import Item, rss
 from tests.helpers import free_port
@@ -130,3 +132,17 @@ def test_a_daemon_on_postgresql_reports_its_database_and_never_its_password(
     status = project.cli("status", check=True)
     assert "(postgresql)" in status.stdout and "RSS One" in status.stdout
     assert secret not in status.stdout + status.stderr
+
+
+def test_db_migrate_creates_the_schema_on_an_empty_postgresql_database(
+        project: Project, receiver: Receiver, dsn: str) -> None:
+    project.hook(receiver.url("/hook"))
+    project.settings["database"] = dsn
+    first = project.cli("db", "migrate", "--json")
+    assert first.returncode == 0, first.stderr
+    found = json.loads(first.stdout)
+    assert (found["backend"], found["from"], found["to"], found["migrated"]) == (
+        "postgresql", 0, len(STEPS), True)
+    again = project.cli("db", "migrate")
+    assert again.returncode == 0, again.stderr
+    assert f"is at schema {len(STEPS)}, this newswatch's: nothing to do" in again.stdout

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from crawler.config import Source, load_config
 from crawler.store import PollRecord, SQLiteStore
+from crawler.store.records import DaemonFacts
+from crawler.store.sqlite import STEPS as SQLITE_STEPS
 from tests.helpers import Project, newswatch
 
 RELEASE_0_1 = Path(__file__).parent / "fixtures" / "release-0.1"
@@ -89,3 +91,34 @@ def test_source_rows_of_the_previous_release_keep_their_state(project: Project) 
     assert store.claim_sources("new", now + timedelta(minutes=1), timedelta(minutes=5)) == []
     assert {r["name"]: r["url"] for r in before}["Feed"] == f"{site}rss"
     store.close()
+
+
+def test_db_migrate_brings_the_previous_release_database_up_and_says_so(
+        tmp_path: Path) -> None:
+    """The upgrade step between stopping every daemon and starting them: ``db migrate``
+    reports the versions, does nothing the second time, and warns about a daemon still
+    running on the database."""
+    config = copy_config(tmp_path)
+    (tmp_path / "data").mkdir()
+    database = tmp_path / "data" / "newswatch.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "store" / "v6.db", database)
+    current = len(SQLITE_STEPS)
+
+    first = newswatch("--config", str(config), "db", "migrate")
+    assert first.returncode == 0, first.stderr
+    assert f"migrated from schema 6 to {current}" in first.stdout
+    again = newswatch("--config", str(config), "db", "migrate", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) | {"database": ""} == {
+        "database": "", "backend": "sqlite", "from": current, "to": current,
+        "migrated": False, "warnings": []}
+
+    store = SQLiteStore(database)
+    now = datetime.now(UTC)
+    store.daemon_seen("crawler-1/1:4121:abcdef", now, DaemonFacts(
+        "crawler-1", 4121, now, "c59c69daddde", "0.2", 1))
+    store.close()
+    running = newswatch("--config", str(config), "db", "migrate")
+    assert running.returncode == 0, running.stderr
+    assert "nothing to do" in running.stdout
+    assert "1 daemon(s) still running on this database (crawler-1:4121)" in running.stderr
