@@ -470,9 +470,10 @@ def projection(results: dict[str, dict[str, Any]], machine_cores: float, db_core
             f"workers: 1 ({base['setup']}'s figures, this workload: short items, full "
             "text off, a fifth matching); it polls at most the lesser of its CPU "
             f"({machine_cores:g} cores / the daemon's CPU per source) and {daemons} times "
-            "one daemon's measured rate (each daemon's store calls run one at a time: "
-            "its rate is bound by their round trips, not its CPU; measured on this "
-            "machine, with the database on the same cores, so a lower bound)",
+            "one daemon's measured rate (a daemon's store calls run on 3 threads, each a "
+            "round trip to the server: its rate is bound by them as much as by its CPU; "
+            "measured on this machine, with the database on the same cores, so a lower "
+            "bound)",
             f"the database server has {db_cores:g} cores of its own and is CPU-bound at "
             f"{db_cores:g} / its cost per source ({basis}), mean over the PostgreSQL "
             "setups; its disk (one WAL flush a commit), checkpoints and autovacuum, not "

@@ -60,6 +60,9 @@ from crawler.store.records import (
 class Store(Protocol):
     """The storage contract (see the module docstring)."""
 
+    #: How many calls it takes at once from different threads (``ThreadedStore``).
+    concurrent_calls: int
+
     @property
     def location(self) -> str:
         """Where the data lives, for log lines (a path, or a URL with its password as

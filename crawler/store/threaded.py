@@ -3,10 +3,14 @@
 The ``Store`` contract is synchronous (``crawler/store/protocol.py``). The event loop must
 never wait on the database, though: a write can wait up to the busy timeout (30 s) for
 another process's lock, and even a quick query holds everything else on the loop while
-it runs. ``ThreadedStore`` runs every call on one dedicated thread, in the order they
-were made, so fetches, deliveries and the listener go on while the database is busy.
-One thread, not a pool: calls stay in order (a shutdown's ``release`` after the claims
-it gives back), and the backend's connection is used by one thread at a time.
+it runs. ``ThreadedStore`` runs every call on threads of its own, so fetches,
+deliveries and the listener go on while the database is busy. As many threads as the
+backend takes calls at once (``Store.concurrent_calls``): one for SQLite, whose one
+connection is used by one thread at a time, and whose calls then run in the order they
+were made; several for PostgreSQL, whose calls are each a transaction on a connection of
+its pool, so one daemon's round trips to the server overlap (``make bench-scale`` found
+one thread busy all the time, mostly waiting on the server). ``release``, which gives
+back leases, first waits for the calls already made (a claim in flight at shutdown).
 
 A call cut short by cancellation still runs to its end on the thread (its transaction
 commits or rolls back whole); only its result is dropped.
@@ -50,7 +54,9 @@ class ThreadedStore:
 
     def __init__(self, store: Store) -> None:
         self.sync = store
+        self.threads = max(1, store.concurrent_calls)
         self._executor: ThreadPoolExecutor | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
 
     @property
     def location(self) -> str:
@@ -58,9 +64,13 @@ class ThreadedStore:
 
     async def _run(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        return await asyncio.get_running_loop().run_in_executor(
+            self._executor = ThreadPoolExecutor(max_workers=self.threads,
+                                                thread_name_prefix="store")
+        done = asyncio.get_running_loop().run_in_executor(
             self._executor, functools.partial(method, *args, **kwargs))
+        self._pending.add(done)
+        done.add_done_callback(self._pending.discard)
+        return await done
 
     async def call(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Any store method (``self.sync.NAME``) on the thread, for the callers that need
@@ -94,6 +104,8 @@ class ThreadedStore:
                                sources=list(sources), alerts=list(alerts))
 
     async def release(self, owner: str, source: str | None = None) -> None:
+        if source is None and self._pending:  # all of them: after the claims in flight
+            await asyncio.wait(set(self._pending))
         return await self._run(self.sync.release, owner, source)
 
     async def release_orphans(self, is_dead: Callable[[str], bool]) -> list[str]:

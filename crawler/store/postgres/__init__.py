@@ -1,8 +1,9 @@
 """The PostgreSQL backend: many daemons, on any number of hosts, share one database.
 
 Selected by ``database: postgresql://USER@HOST:PORT/NAME`` (``crawler.store.open_store``).
-psycopg 3 with a small connection pool (the daemon's store calls all run on one thread,
-``ThreadedStore``; the pool replaces a connection the server dropped). The class is put
+psycopg 3 with a small connection pool (the daemon's store calls run on up to
+``concurrent_calls`` threads, ``ThreadedStore``; the pool replaces a connection the server
+dropped). The class is put
 together from one part per domain, as ``SQLiteStore`` is. Each method is one
 transaction; work is claimed with ``FOR UPDATE SKIP LOCKED`` leases, and a poll's
 articles are stored under advisory locks on their dedup and band keys
@@ -39,7 +40,8 @@ from crawler.store.postgres.tuning import Tuning
 
 __all__ = ["STEPS", "PostgresStore"]
 
-#: Connections in the pool: the daemon uses one at a time; the rest absorb a reconnect.
+#: Connections in the pool: the daemon's store calls use up to three at once
+#: (``concurrent_calls``); the last absorbs a reconnect.
 POOL_SIZE = 4
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,10 @@ class PostgresStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts, D
                     Maintenance):
     """One PostgreSQL database, connected and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
+
+    #: each call is a transaction on a connection of the pool: all but one of them busy
+    #: at once (the last absorbs a reconnect)
+    concurrent_calls = POOL_SIZE - 1
 
     def __init__(self, dsn: str, steps: Sequence[Step[Conn]] = STEPS) -> None:
         """Connect, bring the schema up to the last of ``steps`` (under the migration

@@ -38,6 +38,9 @@ class SQLiteStore(Sources, Articles, Outbox, Tuning, Desk, DeskReads, Hosts, Dae
     """One SQLite database file, opened and migrated. Methods are transactions; callers
     never see SQL. Synchronous: the daemon reaches it through ``crawler.store.threaded``."""
 
+    #: one connection, used by one thread at a time
+    concurrent_calls = 1
+
     def __init__(self, path: Path | str,
                  steps: Sequence[Step[sqlite_utils.Database]] = STEPS) -> None:
         """Open (creating) the file and bring its schema up to the last of ``steps``. A
