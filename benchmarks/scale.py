@@ -165,6 +165,8 @@ def _server(host: str, feeds: Feeds) -> ThreadingHTTPServer:
         """GET /f<n>.xml: feed n; POST: an alert. Keep-alive, as a real site, and quiet."""
 
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no 40 ms wait for a delayed ACK between
+        # the headers and the body on a kept-alive connection
 
         def log_message(self, format: str, *args: Any) -> None:
             """No line per request on stderr."""

@@ -92,6 +92,8 @@ class Feeds:
 def serve(feeds: Feeds) -> tuple[ThreadingHTTPServer, int]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no 40 ms wait for a delayed ACK between
+        # the headers and the body on a kept-alive connection
 
         def log_message(self, *args: Any) -> None:
             pass
