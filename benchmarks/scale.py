@@ -478,8 +478,8 @@ def projection(results: dict[str, dict[str, Any]], machine_cores: float, db_core
             "bound)",
             f"the database server has {db_cores:g} cores of its own and is CPU-bound at "
             f"{db_cores:g} / its cost per source ({basis}), mean over the PostgreSQL "
-            "setups; its disk (one WAL flush a commit), checkpoints and autovacuum, not "
-            "counted, keep up",
+            "setups; its disk (WAL written behind the commits: synchronous_commit off), "
+            "checkpoints and autovacuum, not counted, keep up",
             "daemons wait on each other no more than here: SKIP LOCKED claims never "
             "do, but the ingest's advisory locks are taken on 1,024 buckets of keys, so "
             "two polls' transactions often share one and commit in turn; the measured "
