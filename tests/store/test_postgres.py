@@ -272,52 +272,32 @@ def test_text_postgresql_cannot_hold_is_stored_with_a_replacement_character(
     store.close()
 
 
-def _synchronous_commit(store: PostgresStore) -> str:
-    with store._pool.connection() as conn:
-        found = conn.execute("SHOW synchronous_commit").fetchone()
+def _session(dsn: str) -> tuple[str, str]:
+    """``synchronous_commit`` and ``work_mem`` of a store's pooled session on ``dsn``."""
+    store = PostgresStore(dsn)
+    try:
+        with store._pool.connection() as conn:
+            found = conn.execute("SELECT current_setting('synchronous_commit'), "
+                                 "current_setting('work_mem')").fetchone()
+    finally:
+        store.close()
     assert found is not None
-    return str(found[0])
+    return str(found[0]), str(found[1])
 
 
 def test_commits_do_not_wait_for_the_disk_unless_the_dsn_says_so(dsn: str) -> None:
     """SQLite's trade (WAL, synchronous=NORMAL) by default; a DSN that sets
     synchronous_commit in its options keeps its own, and its other options stay."""
-    store = PostgresStore(dsn)
-    try:
-        assert _synchronous_commit(store) == "off"
-    finally:
-        store.close()
+    assert _session(dsn)[0] == "off"
     own = f"{dsn}?options=-c%20synchronous_commit%3Don%20-c%20work_mem%3D8MB"
-    store = PostgresStore(own)
-    try:
-        assert _synchronous_commit(store) == "on"
-        with store._pool.connection() as conn:
-            assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
-    finally:
-        store.close()
+    assert _session(own) == ("on", "8MB")
     kept = f"{dsn}?options=-c%20work_mem%3D8MB"
-    store = PostgresStore(kept)
-    try:
-        assert _synchronous_commit(store) == "off"
-        with store._pool.connection() as conn:
-            assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
-    finally:
-        store.close()
+    assert _session(kept) == ("off", "8MB")
 
 
 def test_pgoptions_are_kept_and_may_set_synchronous_commit(
         dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGOPTIONS", "-c work_mem=8MB")
-    store = PostgresStore(dsn)
-    try:
-        assert _synchronous_commit(store) == "off"
-        with store._pool.connection() as conn:
-            assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
-    finally:
-        store.close()
+    assert _session(dsn) == ("off", "8MB")
     monkeypatch.setenv("PGOPTIONS", "-c synchronous_commit=on")
-    store = PostgresStore(dsn)
-    try:
-        assert _synchronous_commit(store) == "on"
-    finally:
-        store.close()
+    assert _session(dsn)[0] == "on"
